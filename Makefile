@@ -1,0 +1,31 @@
+# ringtrace — see README.md. Targets meant for users are listed by `make help`.
+# Everything that touches the kernel needs root: run those as `sudo make …`.
+
+# sudo's secure_path usually lacks Go: find it ourselves.
+GO      ?= $(shell PATH="$$PATH:/usr/local/go/bin" command -v go)
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BIN     := bin/ringtrace
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+
+.PHONY: help build demo test test-short bench-send clean
+
+help: ## list targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/ringtrace (no clang needed: BPF objects are committed)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/ringtrace
+
+demo: build ## (root) the main job: send a TX_RING burst on lo and print the stats
+	./$(BIN) send --ifname lo --frames 256 --count 200000 --size 1500
+
+test: ## (root) unit and root integration tests against the running kernel
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-short: ## unit tests only, no root needed
+	$(GO) test -count=1 -short ./...
+
+bench-send: build ## (root) ringtrace send vs trafgen on one veth, pps ratio
+	$(GO) run ./cmd/ringbench send
+
+clean: ## remove build output
+	rm -rf bin
