@@ -29,7 +29,7 @@ func newApp() *cli.App {
 		Description: "ringtrace follows every TX ring frame through SEND_REQUEST -> SENDING -> AVAILABLE\n" +
 			"with CO-RE eBPF (no debuginfo), and ships a TX_RING load generator.",
 		Commands: []*cli.Command{
-
+			sendCommand(),
 		},
 		HideHelpCommand: true,
 		OnUsageError:    usageError,
