@@ -25,6 +25,7 @@ test-short: ## unit tests only, no root needed
 	$(GO) test -count=1 -short ./...
 
 bench-send: build ## (root) ringtrace send vs trafgen on one veth, pps ratio
+	@command -v trafgen >/dev/null || apt-get install -y netsniff-ng
 	$(GO) run ./cmd/ringbench send
 
 clean: ## remove build output

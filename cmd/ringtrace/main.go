@@ -32,6 +32,12 @@ func newApp() *cli.App {
 			sendCommand(),
 		},
 		HideHelpCommand: true,
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return inputerr.New("unknown command %q (see --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 		OnUsageError:    usageError,
 		// Errors are printed by main, once.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -24,7 +24,7 @@ func sendCommand() *cli.Command {
 		Usage:     "generate TX_RING (or one-sendto-per-frame) load on an interface",
 		UsageText: "ringtrace send --ifname IF [options]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "ifname", Aliases: []string{"i"}, Usage: "egress interface", Required: true},
+			&cli.StringFlag{Name: "ifname", Aliases: []string{"i"}, Usage: "egress interface (required)"},
 			&cli.StringFlag{Name: "netns", Usage: "open the socket in this named network namespace (/run/netns/NAME)"},
 			&cli.StringFlag{Name: "mode", Value: "ring", Usage: "ring: fill frames, one sendto(fd, NULL, 0) per batch; per-packet: one sendto() per frame, no ring"},
 			&cli.StringFlag{Name: "tpacket-version", Aliases: []string{"V"}, Value: "2", Usage: "TPACKET version of the TX ring: 2 or 3"},
@@ -59,6 +59,9 @@ func sendCommand() *cli.Command {
 func sendOptions(c *cli.Context) (txring.Options, func(), error) {
 	var o txring.Options
 	cleanup := func() {}
+	if c.String("ifname") == "" {
+		return o, cleanup, inputerr.New("send needs --ifname IF")
+	}
 	ver, err := txring.ParseVersion(c.String("tpacket-version"))
 	if err != nil {
 		return o, cleanup, err

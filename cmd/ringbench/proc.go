@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, the unit of utime/stime in /proc/PID/stat (100 on
+// every Linux architecture Go supports).
+const clockTicks = 100
+
+// treeCPU returns the user and system CPU seconds used so far by pid and all
+// its live descendants (trafgen forks its workers), from /proc/*/stat.
+func treeCPU(root int) (user, sys float64) {
+	type proc struct{ ppid, ut, st int }
+	procs := map[int]proc{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised comm: state ppid ... utime(14) stime(15).
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.Atoi(f[11])
+		st, _ := strconv.Atoi(f[12])
+		procs[pid] = proc{ppid, ut, st}
+	}
+	in := map[int]bool{root: true}
+	for changed := true; changed; {
+		changed = false
+		for pid, p := range procs {
+			if !in[pid] && in[p.ppid] {
+				in[pid], changed = true, true
+			}
+		}
+	}
+	var ut, st int
+	for pid := range in {
+		ut += procs[pid].ut
+		st += procs[pid].st
+	}
+	return float64(ut) / clockTicks, float64(st) / clockTicks
+}

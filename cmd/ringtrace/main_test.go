@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// buildBinary compiles ringtrace once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	// Not t.TempDir(): its parent is 0700, and one test runs the binary
+	// as nobody.
+	dir, err := os.MkdirTemp("", "ringtrace-test-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "ringtrace")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runBin(t *testing.T, bin string, cred *syscall.Credential, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// checkOneLineError asserts the bad-input contract: exit status 2, exactly
+// one line on stderr starting with "ringtrace:", no panic or stack trace.
+func checkOneLineError(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != 2 {
+		t.Errorf("exit status %d, want 2 (stderr %q)", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "ringtrace: ") {
+		t.Errorf("stderr is not one 'ringtrace: ...' line: %q", r.stderr)
+	}
+	for _, bad := range []string{"panic", "goroutine ", ".go:"} {
+		if strings.Contains(r.stderr+r.stdout, bad) {
+			t.Errorf("output contains %q: %q", bad, r.stderr)
+		}
+	}
+	if want != "" && !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q does not mention %q", r.stderr, want)
+	}
+}
+
+func TestSendBadInput(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the interface checks open packet sockets")
+	}
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no-ifname", []string{"send"}, "ifname"},
+		{"unknown-interface", []string{"send", "-i", "nosuch0"}, "no such interface"},
+		{"unknown-flag", []string{"send", "-i", "lo", "--bogus"}, "bogus"},
+		{"bad-version", []string{"send", "-i", "lo", "--tpacket-version", "1"}, "TPACKET version"},
+		{"bad-mode", []string{"send", "-i", "lo", "--mode", "burst"}, "--mode"},
+		{"bad-block", []string{"send", "-i", "lo", "--block-size", "1000"}, "page size"},
+		{"frames-not-fitting", []string{"send", "-i", "lo", "--frames", "3"}, "multiple of 2"},
+		{"size-over-frame", []string{"send", "-i", "lo", "--size", "4000"}, "does not fit"},
+		{"negative-count", []string{"send", "-i", "lo", "--count", "-5"}, "negative"},
+		{"negative-frames", []string{"send", "-i", "lo", "--frames", "-2"}, "negative"},
+		{"bad-mac", []string{"send", "-i", "lo", "--dst-mac", "zz"}, "MAC"},
+		{"bad-ethertype", []string{"send", "-i", "lo", "--ethertype", "0x123456"}, "16-bit"},
+		{"bad-cpu", []string{"send", "-i", "lo", "--cpu", "4096"}, "--cpu"},
+		{"zero-threads", []string{"send", "-i", "lo", "--threads", "0"}, "threads"},
+		{"force-without-sndbuf", []string{"send", "-i", "lo", "--force-sndbuf"}, "--sndbuf"},
+		{"loop-per-packet", []string{"send", "-i", "lo", "--mode", "per-packet", "--loop"}, "--loop"},
+		{"unknown-netns", []string{"send", "-i", "lo", "--netns", "ringtrace-nonexistent"}, "namespace"},
+		{"unknown-command", []string{"frobnicate"}, "frobnicate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkOneLineError(t, runBin(t, bin, nil, tc.args...), tc.want)
+		})
+	}
+	t.Run("not-root", func(t *testing.T) {
+		r := runBin(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534}, "send", "-i", "lo", "--count", "1")
+		checkOneLineError(t, r, "root")
+	})
+}
+
+func TestSendJSONSummary(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := buildBinary(t)
+	r := runBin(t, bin, nil, "send", "-i", "lo", "--count", "512", "--size", "100", "--json", "-q")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, key := range []string{`"frames":512`, `"bytes":51200`, `"pps":`, `"ENOBUFS":0`, `"EAGAIN":0`} {
+		if !strings.Contains(r.stdout, key) {
+			t.Errorf("JSON summary lacks %s: %s", key, r.stdout)
+		}
+	}
+	if n := strings.Count(strings.TrimSpace(r.stdout), "\n"); n != 0 {
+		t.Errorf("stdout should be one JSON line, got %d lines", n+1)
+	}
+}
