@@ -38,7 +38,7 @@ func newApp() *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
-		OnUsageError:    usageError,
+		OnUsageError: usageError,
 		// Errors are printed by main, once.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -126,7 +126,7 @@ func sendOptions(c *cli.Context) (txring.Options, func(), error) {
 			QdiscBypass: c.Bool("qdisc-bypass"), SndBuf: c.Int("sndbuf"), ForceSndBuf: c.Bool("force-sndbuf"),
 			SndTimeo: c.Duration("sndtimeo"),
 		},
-		Ring: txring.Geometry{Version: ver, Frames: c.Int("frames"), FrameSize: c.Int("frame-size"), BlockSize: c.Int("block-size")},
+		Ring:  txring.Geometry{Version: ver, Frames: c.Int("frames"), FrameSize: c.Int("frame-size"), BlockSize: c.Int("block-size")},
 		Frame: txring.FrameSpec{Dst: dst, Src: src, EtherType: et, Size: c.Int("size")},
 		Mode:  mode, DontWait: c.Bool("dontwait"), Loop: c.Bool("loop"), Batch: c.Int("batch"),
 		Count: c.Int64("count"), Duration: c.Duration("duration"),
