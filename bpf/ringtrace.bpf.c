@@ -1,0 +1,1730 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ringtrace: follow AF_PACKET PACKET_TX_RING frames through
+ * SEND_REQUEST -> SENDING -> AVAILABLE on any kernel, with whatever hooks it
+ * allows. Every program below feeds the same handlers; the Go loader keeps
+ * the programs of the attach plan it chose and deletes the rest before load:
+ *
+ *   class A (fentry/fexit), class B (kprobe/kretprobe): packet_sendmsg,
+ *     tpacket_destruct_skb, __dev_queue_xmit / packet_xmit / __dev_direct_xmit,
+ *     sock_alloc_send_pskb, __packet_set_status where it is still a symbol;
+ *   class C (tracepoints only): syscall tracepoints for sendmsg enter/return
+ *     plus ring status scans, net_dev_queue for SENDING, skb tracepoints and
+ *     status reads for AVAILABLE, and a user-triggered sweep of frames whose
+ *     completion no tracepoint shows;
+ *   all classes: qdisc, driver, sched, softirq and napi tracepoints.
+ *
+ * Programs that scan the ring come in two variants: "_loop" (bpf_loop, 5.17+)
+ * and "_bounded" (a capped bounded loop for older kernels).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "core_fixes.bpf.h"
+#include "ringtrace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_PACKET 17
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define TASK_RUNNING 0
+#define MSG_DONTWAIT 0x40
+#define NET_TX_SOFTIRQ 2
+#define NET_RX_SOFTIRQ 3
+/* Without bpf_loop (before 5.17) the verifier walks loops iteration by
+ * iteration: ring scans cover BOUNDED_SCAN frames, walks that call into
+ * the frame tracking (blocks, untraced frames) BOUNDED_WALK. */
+#define BOUNDED_SCAN 1024
+#define BOUNDED_WALK 16
+#define STACK_DEPTH 16
+
+const volatile struct rt_config cfg = {};
+
+/* Anchors so bpf2go -type finds these types in BTF. */
+const struct rt_event *__rt_event_anchor __attribute__((unused));
+const struct rt_frame_key *__rt_frame_key_anchor __attribute__((unused));
+const struct rt_frame *__rt_frame_anchor __attribute__((unused));
+const struct rt_sweep *__rt_sweep_anchor __attribute__((unused));
+const enum rt_kind *__rt_kind_anchor __attribute__((unused));
+const enum rt_state *__rt_state_anchor __attribute__((unused));
+const enum rt_prec *__rt_prec_anchor __attribute__((unused));
+const enum rt_cause *__rt_cause_anchor __attribute__((unused));
+const enum rt_wait *__rt_wait_anchor __attribute__((unused));
+const enum rt_hook *__rt_hook_anchor __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24); /* resized by the loader */
+} events SEC(".maps");
+
+/* Ring-buffer reservation failures, per event kind: loss is never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 32);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Tracking-map insertion failures (frames, sockets, calls, skbs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} overflow SEC(".maps");
+
+#define OVF_FRAMES 0
+#define OVF_SOCKS 1
+#define OVF_CALLS 2
+#define OVF_SKBS 3
+
+/* A sendmsg call on a TX-ring socket in progress, keyed by thread id. */
+struct call_state {
+	__u64 sk;
+	__u64 ts_enter;
+	__u64 drop_ts;
+	__u64 sleep_ts;
+	__u32 seq;
+	__u32 flags;
+	__u32 head_entry;
+	__u32 run_entry; /* SEND_REQUEST run at entry */
+	__u32 rollback_idx;
+	__u32 n_sent;
+	__u32 sleep_reason;
+	__u8 sleeping;
+	__u8 in_xmit;
+	__u8 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct call_state);
+} calls SEC(".maps");
+
+/* A TX-ring socket ringtrace has seen. */
+struct sock_state {
+	__u64 pg_vec;
+	__u64 last_ts;
+	__u32 pid;
+	__u32 seq; /* sendmsg calls so far */
+	__s32 pending; /* event-sourced SENDING count */
+	__u8 tracked; /* 0: filtered out */
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sock_state);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* resized by the loader (--max-frames) */
+	__type(key, struct rt_frame_key);
+	__type(value, struct rt_frame);
+} frames SEC(".maps");
+
+/* Ring skbs on their way, so asynchronous events find their frame. */
+struct skb_state {
+	__u64 sk;
+	__u64 ph;
+	__u64 darg; /* skb_shinfo(skb)->destructor_arg when it was sent */
+	__u64 ts_start_xmit;
+	__u32 idx;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct skb_state);
+} skbs SEC(".maps");
+
+/* Frame address -> (socket, index), learned when frames are sent. */
+struct ph_state {
+	__u64 sk;
+	__u32 idx;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct ph_state);
+} ph2idx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} softirq_ts SEC(".maps");
+
+/* Frames user space asks the sweep program to re-read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rt_sweep);
+} sweep_req SEC(".maps");
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                            */
+
+static __always_inline void count(void *map, __u32 key)
+{
+	__u64 *c = bpf_map_lookup_elem(map, &key);
+
+	if (c)
+		(*c)++;
+}
+
+static __always_inline struct rt_event *ev_reserve(__u16 kind, __u8 hook)
+{
+	struct rt_event *e;
+	__u64 id;
+
+	if (!(cfg.events & (1u << kind)))
+		return NULL;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&lost, kind);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	id = bpf_get_current_pid_tgid();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->cpu = bpf_get_smp_processor_id();
+	e->kind = kind;
+	e->hook = hook;
+	e->frame = RT_NO_FRAME;
+	e->sndbuf = -1;
+	e->wmem = -1;
+	e->pending = -1;
+	e->old_state = RT_ST_UNKNOWN;
+	e->new_state = RT_ST_UNKNOWN;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+static __always_inline void ev_sock(struct rt_event *e, struct sock *sk)
+{
+	struct sock_state *ss;
+	__u64 key = (__u64)sk;
+
+	e->sk = key;
+	e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
+	e->wmem = sk_wmem(sk);
+	ss = bpf_map_lookup_elem(&socks, &key);
+	if (ss)
+		e->pending = ss->pending;
+}
+
+static __always_inline void ev_dev(struct rt_event *e, struct net_device *dev)
+{
+	if (!dev)
+		return;
+	e->ifindex = BPF_CORE_READ(dev, ifindex);
+	BPF_CORE_READ_STR_INTO(&e->dev, dev, name);
+}
+
+/* Ring geometry of a packet socket's TX ring. */
+struct ring {
+	__u64 pg_vec;
+	__u32 head;
+	__u32 fpb;
+	__u32 fsize;
+	__u32 n;
+	__u32 off; /* tp_status offset in a frame header */
+};
+
+static __always_inline int read_ring(struct packet_sock *po, struct ring *r)
+{
+	enum tpacket_versions v;
+
+	r->pg_vec = (__u64)BPF_CORE_READ(po, tx_ring.pg_vec);
+	if (!r->pg_vec)
+		return -1;
+	r->head = BPF_CORE_READ(po, tx_ring.head);
+	r->fpb = BPF_CORE_READ(po, tx_ring.frames_per_block);
+	r->fsize = BPF_CORE_READ(po, tx_ring.frame_size);
+	r->n = BPF_CORE_READ(po, tx_ring.frame_max) + 1;
+	if (!r->fpb || !r->fsize)
+		return -1;
+	v = BPF_CORE_READ(po, tp_version);
+	/* V1 tp_status is an unsigned long at 0 (low word first on LE);
+	 * V2 a __u32 at 0; V3 a __u32 at 20. */
+	r->off = v == TPACKET_V3 ? 20 : 0;
+	return 0;
+}
+
+static __always_inline __u64 frame_addr(const struct ring *r, __u32 idx)
+{
+	__u64 buf = 0;
+
+	bpf_probe_read_kernel(&buf, sizeof(buf), (void *)(r->pg_vec + (__u64)(idx / r->fpb) * sizeof(__u64)));
+	if (!buf)
+		return 0;
+	return buf + (__u64)(idx % r->fpb) * r->fsize;
+}
+
+static __always_inline __u32 frame_status(__u64 ph, __u32 off)
+{
+	__u32 st = 0xff;
+
+	if (ph)
+		bpf_probe_read_kernel(&st, sizeof(st), (void *)(ph + off));
+	return st;
+}
+
+static __always_inline int is_tx_ring_sock(struct sock *sk)
+{
+	if (!sk)
+		return 0;
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_PACKET)
+		return 0;
+	return BPF_CORE_READ((struct packet_sock *)sk, tx_ring.pg_vec) != 0;
+}
+
+/* b is load-time configuration: keep it volatile, or clang folds the reads
+ * to the zero initializer of the const object. */
+static __always_inline int str16_eq(const char *a, const volatile char *b)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a[i] != b[i])
+			return 0;
+		if (!a[i])
+			return 1;
+	}
+	return 1;
+}
+
+/*
+ * sock_lookup finds (or, from a sendmsg context, starts) the tracking
+ * state of a socket. Filters are evaluated once, when a sendmsg shows who
+ * owns the socket; sockets first seen from another context (a softirq) are
+ * tracked only when no pid/comm filter is set.
+ */
+static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_call)
+{
+	struct sock_state *ss, init = {};
+	__u64 key = (__u64)sk;
+
+	ss = bpf_map_lookup_elem(&socks, &key);
+	if (ss)
+		return ss->tracked ? ss : NULL;
+	if (!from_call && (cfg.filter_pid || cfg.filter_comm_set))
+		return NULL;
+	init.tracked = 1;
+	if (from_call) {
+		__u32 pid = bpf_get_current_pid_tgid() >> 32;
+		char comm[RT_COMM_LEN];
+
+		init.pid = pid;
+		if (cfg.filter_pid && cfg.filter_pid != pid)
+			init.tracked = 0;
+		if (cfg.filter_comm_set) {
+			bpf_get_current_comm(comm, sizeof(comm));
+			if (!str16_eq(comm, cfg.filter_comm))
+				init.tracked = 0;
+		}
+	}
+	if (cfg.filter_ifname_set) {
+		char name[RT_IFNAME_LEN] = {};
+		struct net_device *dev = BPF_CORE_READ((struct packet_sock *)sk, cached_dev);
+
+		if (dev)
+			BPF_CORE_READ_STR_INTO(&name, dev, name);
+		if (!dev || !str16_eq(name, cfg.filter_ifname))
+			init.tracked = 0;
+	}
+	init.pg_vec = (__u64)BPF_CORE_READ((struct packet_sock *)sk, tx_ring.pg_vec);
+	if (bpf_map_update_elem(&socks, &key, &init, BPF_NOEXIST) && !bpf_map_lookup_elem(&socks, &key))
+		count(&overflow, OVF_SOCKS);
+	ss = bpf_map_lookup_elem(&socks, &key);
+	if (ss && ss->tracked)
+		return ss;
+	return NULL;
+}
+
+static __always_inline struct call_state *current_call(__u64 sk)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
+
+	if (c && (!sk || c->sk == sk))
+		return c;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* frame index from a frame address                                  */
+
+struct idx_ctx {
+	__u64 pg_vec;
+	__u64 ph;
+	__u32 fpb;
+	__u32 fsize;
+	__u32 blocks;
+	__u32 idx;
+};
+
+static __always_inline long idx_cb_body(__u32 b, void *data)
+{
+	struct idx_ctx *c = data;
+	__u64 buf = 0;
+
+	if (b >= c->blocks)
+		return 1;
+	bpf_probe_read_kernel(&buf, sizeof(buf), (void *)(c->pg_vec + (__u64)b * sizeof(__u64)));
+	if (buf && c->ph >= buf && c->ph < buf + (__u64)c->fpb * c->fsize) {
+		c->idx = b * c->fpb + (__u32)((c->ph - buf) / c->fsize);
+		return 1;
+	}
+	return 0;
+}
+
+/* bpf_loop callback */
+static long idx_cb(__u32 i, void *data)
+{
+	return idx_cb_body(i, data);
+}
+
+/*
+ * frame_index maps a frame address to its index: the kernel's head when the
+ * event is synchronous with tpacket_snd, the cache filled when frames are
+ * sent, else a walk over the ring's blocks (blocks are not contiguous).
+ */
+static __always_inline __u32 frame_index(struct packet_sock *po, const struct ring *r, __u64 ph, int use_loop)
+{
+	struct ph_state *ps;
+	struct idx_ctx c = {};
+
+	if (frame_addr(r, r->head) == ph)
+		return r->head;
+	ps = bpf_map_lookup_elem(&ph2idx, &ph);
+	if (ps && ps->sk == (__u64)po && ps->idx < r->n)
+		return ps->idx;
+	c.pg_vec = r->pg_vec;
+	c.ph = ph;
+	c.fpb = r->fpb;
+	c.fsize = r->fsize;
+	c.blocks = r->n / r->fpb;
+	c.idx = RT_NO_FRAME;
+	if (use_loop) {
+		bpf_loop(cfg.max_scan, idx_cb, &c, 0);
+	} else {
+		for (__u32 b = 0; b < BOUNDED_WALK; b++)
+			if (idx_cb_body(b, &c))
+				break;
+	}
+	if (c.idx != RT_NO_FRAME) {
+		struct ph_state n = { .sk = (__u64)po, .idx = c.idx };
+
+		bpf_map_update_elem(&ph2idx, &ph, &n, BPF_ANY);
+	}
+	return c.idx;
+}
+
+/* ------------------------------------------------------------------ */
+/* frame state transitions                                            */
+
+static __always_inline void emit_frame_why(struct sock *sk, __u32 idx, __u64 skb, __u8 old, __u8 new, __u8 prec,
+					   __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev, __u64 reason,
+					   __u64 location)
+{
+	struct rt_event *e = ev_reserve(RT_FRAME_STATE, hook);
+
+	if (!e)
+		return;
+	e->a[0] = reason;
+	e->a[1] = location;
+	ev_sock(e, sk);
+	e->frame = idx;
+	e->skb = skb;
+	e->old_state = old;
+	e->new_state = new;
+	e->prec = prec;
+	e->ts_lo = prec == RT_BOUNDED ? ts_lo : 0;
+	e->cause = cause;
+	ev_dev(e, dev);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline struct rt_frame *frame_entry(__u64 sk, __u32 idx, __u64 ph)
+{
+	struct rt_frame_key k = { .sk = sk, .idx = idx };
+	struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+	struct rt_frame init = {};
+
+	if (f)
+		return f;
+	init.ph = ph;
+	init.state = RT_ST_UNKNOWN;
+	if (bpf_map_update_elem(&frames, &k, &init, BPF_NOEXIST) && !bpf_map_lookup_elem(&frames, &k)) {
+		count(&overflow, OVF_FRAMES);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&frames, &k);
+}
+
+static __always_inline void pending_add(__u64 sk, __s32 d)
+{
+	struct sock_state *ss = bpf_map_lookup_elem(&socks, &sk);
+
+	if (ss)
+		__sync_fetch_and_add(&ss->pending, d);
+}
+
+static __always_inline void emit_frame(struct sock *sk, __u32 idx, __u64 skb, __u8 old, __u8 new, __u8 prec,
+				       __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
+{
+	emit_frame_why(sk, idx, skb, old, new, prec, ts_lo, cause, hook, dev, 0, 0);
+}
+
+/* to_sending records SEND_REQUEST -> SENDING for a frame. */
+static __always_inline void to_sending(struct sock *sk, __u32 idx, __u64 ph, __u64 skb, __u8 prec, __u64 ts_lo,
+				       __u8 cause, __u8 hook, struct net_device *dev)
+{
+	struct rt_frame *f = frame_entry((__u64)sk, idx, ph);
+	struct sock_state *ss = bpf_map_lookup_elem(&socks, &sk);
+	struct call_state *c = current_call((__u64)sk);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!f || f->state == RT_ST_SENDING)
+		return;
+	f->state = RT_ST_SENDING;
+	f->ph = ph;
+	f->ts_sending = now;
+	f->ts_seen = now;
+	if (c) {
+		f->call_seq = c->seq;
+		c->n_sent++;
+	} else if (ss) {
+		f->call_seq = ss->seq;
+	}
+	pending_add((__u64)sk, 1);
+	emit_frame(sk, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
+}
+
+/* Lower bound for a transition nobody saw: the socket's current call or,
+ * failing that, its last activity. */
+static __always_inline __u64 unseen_since(__u64 sk)
+{
+	struct call_state *c = current_call(sk);
+	struct sock_state *ss;
+
+	if (c)
+		return c->ts_enter;
+	ss = bpf_map_lookup_elem(&socks, &sk);
+	return ss ? ss->last_ts : 0;
+}
+
+/*
+ * to_available records SENDING -> AVAILABLE. certain: the caller knows the
+ * frame completes now (destructor or free of the ring skb), so a SENDING
+ * nobody saw (qdisc bypass) is emitted first, bounded. Otherwise the frame
+ * must be known SENDING.
+ */
+static __always_inline void to_available_why(struct sock *sk, __u32 idx, __u64 ph, __u64 skb, __u8 prec,
+					     __u64 ts_lo, __u8 cause, __u8 hook, int certain, struct net_device *dev,
+					     __u64 reason, __u64 location)
+{
+	struct rt_frame *f = frame_entry((__u64)sk, idx, ph);
+
+	if (!f)
+		return;
+	if (f->state != RT_ST_SENDING) {
+		if (!certain)
+			return;
+		to_sending(sk, idx, ph, skb, RT_BOUNDED, unseen_since((__u64)sk), RT_C_TAKEN, hook, dev);
+	}
+	f->state = RT_ST_AVAILABLE;
+	f->ts_seen = bpf_ktime_get_ns();
+	pending_add((__u64)sk, -1);
+	emit_frame_why(sk, idx, skb, RT_ST_SENDING, RT_ST_AVAILABLE, prec, ts_lo, cause, hook, dev, reason, location);
+}
+
+static __always_inline void to_available(struct sock *sk, __u32 idx, __u64 ph, __u64 skb, __u8 prec, __u64 ts_lo,
+					 __u8 cause, __u8 hook, int certain, struct net_device *dev)
+{
+	to_available_why(sk, idx, ph, skb, prec, ts_lo, cause, hook, certain, dev, 0, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* ring skbs                                                          */
+
+static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned int end = BPF_CORE_READ(skb, end);
+	struct skb_shared_info *sh = (void *)(head + end);
+
+	return (__u64)BPF_CORE_READ(sh, destructor_arg);
+}
+
+/*
+ * ring_skb recognises an skb carrying a TX-ring frame: destructor form
+ * (skb->destructor == tpacket_destruct_skb, frame = destructor_arg & ~1,
+ * socket = skb->sk) or uarg form (destructor_arg is a struct tpacket_uarg
+ * whose ubuf.ops is &tpacket_ubuf_ops: frame = uarg->ph, socket = uarg->po).
+ * Clones share destructor_arg but not the destructor, so they don't match
+ * in the destructor form; in the uarg form the ops check does the work.
+ */
+static __always_inline int ring_skb(struct sk_buff *skb, struct sock **skp, __u64 *php)
+{
+	__u64 arg;
+
+	if (!skb)
+		return 0;
+	if (!cfg.uarg_form) {
+		if ((__u64)BPF_CORE_READ(skb, destructor) != cfg.destruct_addr || !cfg.destruct_addr)
+			return 0;
+		*skp = BPF_CORE_READ(skb, sk);
+		*php = shinfo_destructor_arg(skb) & ~1ULL;
+		return *skp && *php;
+	}
+	arg = shinfo_destructor_arg(skb);
+	if (!arg || (arg & 1) || !cfg.uarg_ops_addr)
+		return 0;
+	{
+		struct tpacket_uarg *u = (void *)arg;
+		struct ubuf_info___ops *ub = (void *)arg;
+
+		if ((__u64)BPF_CORE_READ(ub, ops) != cfg.uarg_ops_addr)
+			return 0;
+		*skp = (struct sock *)BPF_CORE_READ(u, po);
+		*php = (__u64)BPF_CORE_READ(u, ph);
+	}
+	return *skp && *php;
+}
+
+/* Resolve (socket, index) of a ring skb, from the skb cache or the skb. */
+static __always_inline int skb_frame(struct sk_buff *skb, struct sock **skp, __u64 *php, __u32 *idxp, int use_loop)
+{
+	__u64 key = (__u64)skb;
+	struct skb_state *st;
+	struct ring r;
+
+	if (ring_skb(skb, skp, php)) {
+		if (!sock_lookup(*skp, 0))
+			return 0;
+		if (read_ring((struct packet_sock *)*skp, &r))
+			return 0;
+		*idxp = frame_index((struct packet_sock *)*skp, &r, *php, use_loop);
+		return *idxp != RT_NO_FRAME;
+	}
+	st = bpf_map_lookup_elem(&skbs, &key);
+	if (!st)
+		return 0;
+	*skp = (struct sock *)st->sk;
+	*php = st->ph;
+	*idxp = st->idx;
+	return 1;
+}
+
+static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u64 ph, __u32 idx)
+{
+	__u64 key = (__u64)skb;
+	struct skb_state st = { .sk = (__u64)sk, .ph = ph, .idx = idx };
+	struct ph_state ps = { .sk = (__u64)sk, .idx = idx };
+
+	st.darg = shinfo_destructor_arg(skb);
+
+	if (bpf_map_update_elem(&skbs, &key, &st, BPF_ANY))
+		count(&overflow, OVF_SKBS);
+	bpf_map_update_elem(&ph2idx, &ph, &ps, BPF_ANY);
+}
+
+/*
+ * known_skb finds a ring skb we saw being sent. skb addresses are recycled
+ * at once and not every free has a tracepoint, so the entry only counts if
+ * the skb still carries the same destructor_arg (it survives orphaning).
+ */
+static __always_inline int known_skb(struct sk_buff *skb, struct skb_state **stp)
+{
+	__u64 key = (__u64)skb;
+
+	*stp = bpf_map_lookup_elem(&skbs, &key);
+	if (!*stp)
+		return 0;
+	if (shinfo_destructor_arg(skb) != (*stp)->darg) {
+		bpf_map_delete_elem(&skbs, &key);
+		*stp = NULL;
+		return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* ring scans                                                         */
+
+struct scan_ctx {
+	__u64 pg_vec;
+	__u32 fpb;
+	__u32 fsize;
+	__u32 n;
+	__u32 off;
+	__u32 head;
+	__u32 run_open;
+	struct rt_scan s;
+};
+
+static __always_inline long scan_cb_body(__u32 i, void *data)
+{
+	struct scan_ctx *c = data;
+	struct ring r;
+	__u32 idx, st;
+
+	if (i >= c->n)
+		return 1;
+	idx = c->head + i;
+	if (idx >= c->n)
+		idx -= c->n;
+	r.pg_vec = c->pg_vec;
+	r.fpb = c->fpb;
+	r.fsize = c->fsize;
+	st = frame_status(frame_addr(&r, idx), c->off) & 7;
+	c->s.scanned++;
+	switch (st) {
+	case RT_ST_AVAILABLE:
+		c->s.available++;
+		break;
+	case RT_ST_SEND_REQUEST:
+		c->s.send_request++;
+		break;
+	case RT_ST_SENDING:
+		c->s.sending++;
+		break;
+	case RT_ST_WRONG_FORMAT:
+		c->s.wrong_format++;
+		break;
+	}
+	if (c->run_open) {
+		if (st == RT_ST_SEND_REQUEST)
+			c->s.run_send_request++;
+		else
+			c->run_open = 0;
+	}
+	return 0;
+}
+
+/* bpf_loop callback */
+static long scan_cb(__u32 i, void *data)
+{
+	return scan_cb_body(i, data);
+}
+
+/*
+ * scan_flat is scan_cb without bpf_loop (kernels before 5.17): the verifier
+ * walks every iteration, and a branch per state would multiply its states,
+ * so the body is branch-free: statuses index a counter array and the
+ * SEND_REQUEST run is kept with arithmetic. Failed reads leave 0xff (an
+ * "other" status) instead of being tested.
+ */
+static __always_inline void scan_flat(struct scan_ctx *c)
+{
+	__u32 counts[8] = {};
+	__u32 n = c->n < BOUNDED_SCAN ? c->n : BOUNDED_SCAN;
+
+	for (__u32 i = 0; i < BOUNDED_SCAN; i++) {
+		__u32 idx, st = 0xff;
+		__u64 buf = 0;
+
+		if (i >= n)
+			break;
+		idx = c->head + i;
+		idx -= idx >= c->n ? c->n : 0;
+		bpf_probe_read_kernel(&buf, sizeof(buf), (void *)(c->pg_vec + (__u64)(idx / c->fpb) * sizeof(__u64)));
+		bpf_probe_read_kernel(&st, sizeof(st), (void *)(buf + (__u64)(idx % c->fpb) * c->fsize + c->off));
+		st &= 7;
+		counts[st]++;
+		c->run_open &= ((st ^ RT_ST_SEND_REQUEST) - 1) >> 31; /* stays 1 while st == 1 */
+		c->s.run_send_request += c->run_open;
+	}
+	c->s.scanned = n;
+	c->s.available = counts[RT_ST_AVAILABLE];
+	c->s.send_request = counts[RT_ST_SEND_REQUEST];
+	c->s.sending = counts[RT_ST_SENDING];
+	c->s.wrong_format = counts[RT_ST_WRONG_FORMAT];
+}
+
+static __always_inline void scan_ring(const struct ring *r, struct rt_scan *out, int use_loop)
+{
+	struct scan_ctx c = {};
+
+	c.pg_vec = r->pg_vec;
+	c.fpb = r->fpb;
+	c.fsize = r->fsize;
+	c.n = r->n;
+	c.off = r->off;
+	c.head = r->head;
+	c.run_open = 1;
+	if (use_loop) {
+		bpf_loop(cfg.max_scan, scan_cb, &c, 0);
+	} else {
+		scan_flat(&c);
+	}
+	c.s.head = r->head;
+	c.s.nframes = r->n;
+	*out = c.s;
+}
+
+/* Frames taken by a call whose SENDING no hook showed (qdisc bypass). */
+struct taken_ctx {
+	struct sock *sk;
+	struct ring r;
+	__u64 ts_enter;
+	__u32 from;
+	__u32 count;
+	__u32 seq;
+	__u8 hook;
+};
+
+static __always_inline long taken_cb_body(__u32 i, void *data)
+{
+	struct taken_ctx *c = data;
+	struct rt_frame_key k = { .sk = (__u64)c->sk };
+	struct rt_frame *f;
+	__u32 st;
+	__u64 ph;
+
+	if (i >= c->count)
+		return 1;
+	k.idx = c->from + i;
+	if (k.idx >= c->r.n)
+		k.idx -= c->r.n;
+	f = bpf_map_lookup_elem(&frames, &k);
+	if (f && f->call_seq == c->seq && f->state != RT_ST_UNKNOWN)
+		return 0; /* seen in this call */
+	ph = frame_addr(&c->r, k.idx);
+	st = frame_status(ph, c->r.off) & 7;
+	if (st == RT_ST_SENDING) {
+		to_sending(c->sk, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_TAKEN, c->hook, NULL);
+	} else if (st == RT_ST_AVAILABLE) {
+		/* Sent and completed with no event: both bounded by the call. */
+		to_available(c->sk, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_SCAN, c->hook, 1, NULL);
+	}
+	return 0;
+}
+
+/* bpf_loop callback */
+static long taken_cb(__u32 i, void *data)
+{
+	return taken_cb_body(i, data);
+}
+
+/* ------------------------------------------------------------------ */
+/* sendmsg enter / return                                             */
+
+static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, int use_loop)
+{
+	struct sock_state *ss = sock_lookup(sk, 1);
+	struct call_state c = {};
+	struct rt_event *e;
+	struct rt_scan s = {};
+	struct ring r;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (!ss || read_ring((struct packet_sock *)sk, &r))
+		return;
+	ss->seq++;
+	ss->last_ts = bpf_ktime_get_ns();
+	if (ss->pg_vec != r.pg_vec)
+		ss->pg_vec = r.pg_vec;
+	scan_ring(&r, &s, use_loop);
+	ss->pending = s.sending; /* resynchronise the event-sourced count */
+	c.sk = (__u64)sk;
+	c.ts_enter = ss->last_ts;
+	c.seq = ss->seq;
+	c.flags = flags;
+	c.head_entry = r.head;
+	c.run_entry = s.run_send_request;
+	c.rollback_idx = RT_NO_FRAME;
+	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
+		count(&overflow, OVF_CALLS);
+	e = ev_reserve(RT_SENDMSG_ENTER, hook);
+	if (!e)
+		return;
+	ev_sock(e, sk);
+	e->a[0] = flags;
+	e->a[1] = r.head;
+	e->scan = s;
+	e->frame = r.head;
+	e->ifindex = BPF_CORE_READ((struct packet_sock *)sk, ifindex);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
+	struct rt_scan s = {};
+	struct rt_event *e;
+	struct sock *sk;
+	struct ring r;
+	__u32 taken;
+
+	if (!c)
+		return;
+	sk = (struct sock *)c->sk;
+	if (read_ring((struct packet_sock *)sk, &r))
+		goto out;
+	/* A synchronous drop rolls its frame back to SEND_REQUEST. */
+	if (c->rollback_idx < r.n) {
+		__u64 ph = frame_addr(&r, c->rollback_idx);
+		struct rt_frame *f;
+
+		if ((frame_status(ph, r.off) & 7) == RT_ST_SEND_REQUEST) {
+			f = frame_entry(c->sk, c->rollback_idx, ph);
+			if (f)
+				f->state = RT_ST_SEND_REQUEST;
+			emit_frame(sk, c->rollback_idx, 0, RT_ST_AVAILABLE, RT_ST_SEND_REQUEST, RT_BOUNDED, c->drop_ts,
+				   RT_C_ROLLBACK, hook, NULL);
+		}
+	}
+	/* A frame tpacket_snd refused stops the ring at head. */
+	if ((frame_status(frame_addr(&r, r.head), r.off) & 7) == RT_ST_WRONG_FORMAT) {
+		struct rt_frame *f = frame_entry(c->sk, r.head, frame_addr(&r, r.head));
+
+		if (f && f->state != RT_ST_WRONG_FORMAT) {
+			f->state = RT_ST_WRONG_FORMAT;
+			emit_frame(sk, r.head, 0, RT_ST_SEND_REQUEST, RT_ST_WRONG_FORMAT, RT_BOUNDED, c->ts_enter,
+				   RT_C_BAD_FRAME, hook, NULL);
+		}
+	}
+	/* Frames taken but never seen SENDING (qdisc bypass). */
+	taken = r.head >= c->head_entry ? r.head - c->head_entry : r.head + r.n - c->head_entry;
+	if (taken == 0 && c->run_entry == r.n && (frame_status(frame_addr(&r, r.head), r.off) & 7) != RT_ST_SEND_REQUEST)
+		taken = r.n; /* the whole ring went round */
+	if (taken > c->n_sent) {
+		struct taken_ctx t = {};
+
+		t.sk = sk;
+		t.r = r;
+		t.ts_enter = c->ts_enter;
+		t.from = c->head_entry;
+		t.count = taken;
+		t.seq = c->seq;
+		t.hook = hook;
+		if (use_loop) {
+			bpf_loop(cfg.max_scan, taken_cb, &t, 0);
+		} else {
+			for (__u32 i = 0; i < BOUNDED_WALK; i++)
+				if (taken_cb_body(i, &t))
+					break;
+		}
+	}
+	scan_ring(&r, &s, use_loop);
+	e = ev_reserve(RT_SENDMSG_RETURN, hook);
+	if (e) {
+		ev_sock(e, sk);
+		e->pending = s.sending;
+		e->a[0] = (__u64)ret;
+		e->a[1] = r.head;
+		e->a[2] = c->ts_enter;
+		e->scan = s;
+		e->frame = r.head;
+		e->aux = c->flags & MSG_DONTWAIT ? 1 : 0;
+		bpf_ringbuf_submit(e, 0);
+	}
+out:
+	bpf_map_delete_elem(&calls, &tid);
+}
+
+/* ------------------------------------------------------------------ */
+/* class C: syscall tracepoints                                       */
+
+struct sys_enter_args {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__u64 args[6];
+};
+
+struct sys_exit_args {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__s64 ret;
+};
+
+static __always_inline struct sock *fd_sock(int fd)
+{
+	struct task_struct *t = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **fda, *f = NULL;
+	struct socket *so;
+	struct sock *sk;
+
+	if (fd < 0 || !fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fda = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fda[fd]);
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	so = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(so, sk);
+	return is_tx_ring_sock(sk) ? sk : NULL;
+}
+
+static __always_inline void sys_enter(struct sys_enter_args *ctx, int flags_arg, int use_loop)
+{
+	struct sock *sk;
+
+	if (!cfg.calls_via_syscalls)
+		return;
+	sk = fd_sock((int)ctx->args[0]);
+	if (sk)
+		call_enter(sk, (__u32)ctx->args[flags_arg], RT_H_TRACEPOINT, use_loop);
+}
+
+#define SYSCALL_PROGS(name, flags_arg, variant, use_loop)                      \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                              \
+	int sys_enter_##name##_##variant(struct sys_enter_args *ctx)             \
+	{                                                                        \
+		sys_enter(ctx, flags_arg, use_loop);                             \
+		return 0;                                                        \
+	}                                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                               \
+	int sys_exit_##name##_##variant(struct sys_exit_args *ctx)               \
+	{                                                                        \
+		if (cfg.calls_via_syscalls)                                      \
+			call_return(ctx->ret, RT_H_TRACEPOINT, use_loop);       \
+		return 0;                                                        \
+	}
+
+SYSCALL_PROGS(sendto, 3, loop, 1)
+SYSCALL_PROGS(sendmsg, 2, loop, 1)
+SYSCALL_PROGS(sendmmsg, 3, loop, 1)
+SYSCALL_PROGS(sendto, 3, bounded, 0)
+SYSCALL_PROGS(sendmsg, 2, bounded, 0)
+SYSCALL_PROGS(sendmmsg, 3, bounded, 0)
+
+/* ------------------------------------------------------------------ */
+/* class A / B: packet_sendmsg                                        */
+
+static __always_inline void sendmsg_enter(struct socket *sock, struct msghdr *msg, __u8 hook, int use_loop)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	if (is_tx_ring_sock(sk))
+		call_enter(sk, BPF_CORE_READ(msg, msg_flags), hook, use_loop);
+}
+
+SEC("fentry/packet_sendmsg")
+int BPF_PROG(fentry_packet_sendmsg_loop, struct socket *sock, struct msghdr *msg, __u64 len)
+{
+	sendmsg_enter(sock, msg, RT_H_FENTRY, 1);
+	return 0;
+}
+
+SEC("fexit/packet_sendmsg")
+int BPF_PROG(fexit_packet_sendmsg_loop, struct socket *sock, struct msghdr *msg, __u64 len, int ret)
+{
+	call_return(ret, RT_H_FENTRY, 1);
+	return 0;
+}
+
+SEC("fentry/packet_sendmsg")
+int BPF_PROG(fentry_packet_sendmsg_bounded, struct socket *sock, struct msghdr *msg, __u64 len)
+{
+	sendmsg_enter(sock, msg, RT_H_FENTRY, 0);
+	return 0;
+}
+
+SEC("fexit/packet_sendmsg")
+int BPF_PROG(fexit_packet_sendmsg_bounded, struct socket *sock, struct msghdr *msg, __u64 len, int ret)
+{
+	call_return(ret, RT_H_FENTRY, 0);
+	return 0;
+}
+
+SEC("kprobe/packet_sendmsg")
+int BPF_KPROBE(kprobe_packet_sendmsg_loop, struct socket *sock, struct msghdr *msg)
+{
+	sendmsg_enter(sock, msg, RT_H_KPROBE, 1);
+	return 0;
+}
+
+SEC("kretprobe/packet_sendmsg")
+int BPF_KRETPROBE(kretprobe_packet_sendmsg_loop, int ret)
+{
+	call_return(ret, RT_H_KPROBE, 1);
+	return 0;
+}
+
+SEC("kprobe/packet_sendmsg")
+int BPF_KPROBE(kprobe_packet_sendmsg_bounded, struct socket *sock, struct msghdr *msg)
+{
+	sendmsg_enter(sock, msg, RT_H_KPROBE, 0);
+	return 0;
+}
+
+SEC("kretprobe/packet_sendmsg")
+int BPF_KRETPROBE(kretprobe_packet_sendmsg_bounded, int ret)
+{
+	call_return(ret, RT_H_KPROBE, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* SENDING                                                            */
+
+/*
+ * xmit_entry: a ring skb enters dev_queue_xmit (or the bypass path). Inside
+ * tpacket_snd the frame's status was just set to SENDING and tx_ring.head
+ * still points at it.
+ */
+static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_loop)
+{
+	struct sock *sk;
+	__u64 ph;
+	__u32 idx;
+	struct ring r;
+	struct call_state *c;
+
+	if (!ring_skb(skb, &sk, &ph) || !sock_lookup(sk, 0))
+		return;
+	if (read_ring((struct packet_sock *)sk, &r))
+		return;
+	idx = frame_index((struct packet_sock *)sk, &r, ph, use_loop);
+	if (idx == RT_NO_FRAME)
+		return;
+	remember_skb(skb, sk, ph, idx);
+	c = current_call((__u64)sk);
+	if (c)
+		c->in_xmit = 1;
+	to_sending(sk, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_XMIT, hook, BPF_CORE_READ(skb, dev));
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
+{
+	if (cfg.sending_via_tp)
+		xmit_entry(skb, RT_H_TRACEPOINT, 1);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(tp_net_dev_queue_bounded, struct sk_buff *skb)
+{
+	if (cfg.sending_via_tp)
+		xmit_entry(skb, RT_H_TRACEPOINT, 0);
+	return 0;
+}
+
+static __always_inline void xmit_return(struct sk_buff *skb, __s64 rc, __u8 hook)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
+	struct rt_event *e;
+
+	if (!c || !c->in_xmit)
+		return;
+	c->in_xmit = 0;
+	e = ev_reserve(RT_XMIT_RC, hook);
+	if (!e)
+		return;
+	ev_sock(e, (struct sock *)c->sk);
+	e->skb = (__u64)skb;
+	e->a[0] = (__u64)rc;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* nargs: the function's parameter count; fexit's return value follows them. */
+#define XMIT_PROGS(fn, nargs, name)                                              \
+	SEC("fentry/" #fn)                                                       \
+	int BPF_PROG(fentry_##name, struct sk_buff *skb)                         \
+	{                                                                        \
+		xmit_entry(skb, RT_H_FENTRY, 1);                                 \
+		return 0;                                                        \
+	}                                                                        \
+	SEC("fexit/" #fn)                                                        \
+	int fexit_##name(unsigned long long *ctx)                               \
+	{                                                                        \
+		xmit_return((struct sk_buff *)ctx[0], (int)ctx[nargs], RT_H_FENTRY); \
+		return 0;                                                        \
+	}                                                                        \
+	SEC("kprobe/" #fn)                                                       \
+	int BPF_KPROBE(kprobe_##name, struct sk_buff *skb)                       \
+	{                                                                        \
+		xmit_entry(skb, RT_H_KPROBE, 1);                                 \
+		return 0;                                                        \
+	}                                                                        \
+	SEC("kretprobe/" #fn)                                                    \
+	int BPF_KRETPROBE(kretprobe_##name, int ret)                             \
+	{                                                                        \
+		xmit_return(NULL, ret, RT_H_KPROBE);                             \
+		return 0;                                                        \
+	}
+
+/* __dev_queue_xmit(skb, sb_dev): the qdisc path (dev_queue_xmit is an
+ * inline wrapper on 5.19+ and a real function before). */
+XMIT_PROGS(__dev_queue_xmit, 2, qxmit)
+XMIT_PROGS(dev_queue_xmit, 1, qxmit_legacy)
+/* Bypass: packet_direct_xmit(skb) (3.14-6.3), __dev_direct_xmit(skb, queue_id) (4.19+). */
+XMIT_PROGS(packet_direct_xmit, 1, direct_xmit_legacy)
+XMIT_PROGS(__dev_direct_xmit, 2, direct_xmit)
+
+/* "Frame picked": sock_alloc_send_pskb for the frame at the kernel's head. */
+static __always_inline void alloc_entry(struct sock *sk, __u8 hook)
+{
+	struct call_state *c = current_call((__u64)sk);
+	struct rt_event *e;
+	struct ring r;
+	__u64 ph;
+
+	if (!c || read_ring((struct packet_sock *)sk, &r))
+		return;
+	ph = frame_addr(&r, r.head);
+	if ((frame_status(ph, r.off) & 7) != RT_ST_SEND_REQUEST)
+		return;
+	e = ev_reserve(RT_FRAME_PICKED, hook);
+	if (!e)
+		return;
+	ev_sock(e, sk);
+	e->frame = r.head;
+	e->cause = RT_C_PICKED;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("fentry/sock_alloc_send_pskb")
+int BPF_PROG(fentry_sock_alloc_send_pskb, struct sock *sk)
+{
+	alloc_entry(sk, RT_H_FENTRY);
+	return 0;
+}
+
+SEC("kprobe/sock_alloc_send_pskb")
+int BPF_KPROBE(kprobe_sock_alloc_send_pskb, struct sock *sk)
+{
+	alloc_entry(sk, RT_H_KPROBE);
+	return 0;
+}
+
+/* __packet_set_status(po, frame, status), where it is not inlined: every
+ * kernel write of a TX frame status, exact. */
+static __always_inline void set_status(struct packet_sock *po, __u64 ph, int status, __u8 hook)
+{
+	struct sock *sk = (struct sock *)po;
+	struct rt_frame *f;
+	struct ring r;
+	__u32 idx;
+	__u8 old, new = status & 7;
+
+	if (!sock_lookup(sk, 0) || read_ring(po, &r))
+		return;
+	idx = frame_index(po, &r, ph, 1);
+	if (idx == RT_NO_FRAME)
+		return;
+	f = frame_entry((__u64)sk, idx, ph);
+	if (!f || f->state == new)
+		return;
+	old = frame_status(ph, r.off) & 7;
+	if (new == RT_ST_SENDING) {
+		to_sending(sk, idx, ph, 0, RT_EXACT, 0, RT_C_SET_STATUS, hook, NULL);
+		return;
+	}
+	if (new == RT_ST_AVAILABLE) {
+		to_available(sk, idx, ph, 0, RT_EXACT, 0, RT_C_SET_STATUS, hook, 1, NULL);
+		return;
+	}
+	f->state = new;
+	emit_frame(sk, idx, 0, old, new, RT_EXACT, 0, new == RT_ST_SEND_REQUEST ? RT_C_ROLLBACK : RT_C_BAD_FRAME,
+		   hook, NULL);
+}
+
+SEC("fentry/__packet_set_status")
+int BPF_PROG(fentry_set_status, struct packet_sock *po, void *frame, int status)
+{
+	set_status(po, (__u64)frame, status, RT_H_FENTRY);
+	return 0;
+}
+
+SEC("kprobe/__packet_set_status")
+int BPF_KPROBE(kprobe_set_status, struct packet_sock *po, void *frame, int status)
+{
+	set_status(po, (__u64)frame, status, RT_H_KPROBE);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* AVAILABLE                                                          */
+
+/* tpacket_destruct_skb(skb): the destructor form's completion, exact. */
+static __always_inline void destruct(struct sk_buff *skb, __u8 hook)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	__u64 ph = shinfo_destructor_arg(skb) & ~1ULL;
+	struct ring r;
+	__u32 idx;
+
+	if (!sk || !ph || !sock_lookup(sk, 0) || read_ring((struct packet_sock *)sk, &r))
+		return;
+	idx = frame_index((struct packet_sock *)sk, &r, ph, 1);
+	if (idx != RT_NO_FRAME)
+		to_available(sk, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_DESTRUCT, hook, 1, BPF_CORE_READ(skb, dev));
+}
+
+SEC("fentry/tpacket_destruct_skb")
+int BPF_PROG(fentry_tpacket_destruct_skb, struct sk_buff *skb)
+{
+	destruct(skb, RT_H_FENTRY);
+	return 0;
+}
+
+SEC("kprobe/tpacket_destruct_skb")
+int BPF_KPROBE(kprobe_tpacket_destruct_skb, struct sk_buff *skb)
+{
+	destruct(skb, RT_H_KPROBE);
+	return 0;
+}
+
+/*
+ * tpacket_ubuf_complete(skb, uarg, success): the uarg form's completion.
+ * Only the call that drops the last reference (refcnt == 1 on entry)
+ * releases the frame; success == 0 means the pages were copied out.
+ */
+static __always_inline void ubuf_complete(struct tpacket_uarg *u, int success, __u8 hook)
+{
+	struct sock *sk = (struct sock *)BPF_CORE_READ(u, po);
+	__u64 ph = (__u64)BPF_CORE_READ(u, ph);
+	int refs = 0;
+	struct ring r;
+	__u32 idx;
+
+	bpf_core_read(&refs, sizeof(refs), &u->ubuf.refcnt);
+	if (refs != 1 || !sk || !ph || !sock_lookup(sk, 0) || read_ring((struct packet_sock *)sk, &r))
+		return;
+	idx = frame_index((struct packet_sock *)sk, &r, ph, 1);
+	if (idx != RT_NO_FRAME)
+		to_available(sk, idx, ph, 0, RT_EXACT, 0, success ? RT_C_DESTRUCT : RT_C_COPIED, hook, 1, NULL);
+}
+
+SEC("fentry/tpacket_ubuf_complete")
+int BPF_PROG(fentry_tpacket_ubuf_complete, struct sk_buff *skb, struct tpacket_uarg *u, bool success)
+{
+	ubuf_complete(u, success, RT_H_FENTRY);
+	return 0;
+}
+
+SEC("kprobe/tpacket_ubuf_complete")
+int BPF_KPROBE(kprobe_tpacket_ubuf_complete, struct sk_buff *skb, struct tpacket_uarg *u, bool success)
+{
+	ubuf_complete(u, success, RT_H_KPROBE);
+	return 0;
+}
+
+/* Whether this CPU is inside the NET_RX or NET_TX softirq right now
+ * (softirq_entry/exit keep per-CPU entry times, 0 outside). */
+static __always_inline int in_net_softirq(__u32 vec)
+{
+	__u64 *ts = bpf_map_lookup_elem(&softirq_ts, &vec);
+
+	return ts && *ts;
+}
+
+/*
+ * skb_freed: a ring skb is freed. With its destructor still set the frame
+ * completes right after this tracepoint (exact); a kfree inside the
+ * sender's xmit is a synchronous drop that tpacket_snd will roll back. An
+ * skb we know whose destructor is already gone was orphaned without a
+ * tracepoint: its frame completed in between (bounded).
+ */
+static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 reason, __u64 location)
+{
+	__u64 key = (__u64)skb, ph;
+	struct skb_state *st;
+	struct sock *sk;
+	struct call_state *c;
+	struct ring r;
+	int in_rx, in_tx, sync_drop;
+	__u32 idx;
+
+	if (ring_skb(skb, &sk, &ph)) {
+		if (!sock_lookup(sk, 0) || read_ring((struct packet_sock *)sk, &r))
+			return;
+		idx = frame_index((struct packet_sock *)sk, &r, ph, 1);
+		if (idx == RT_NO_FRAME)
+			return;
+		c = current_call((__u64)sk);
+		/*
+		 * A drop tpacket_snd rolls back happens in the sender's own
+		 * xmit, in process context. A free inside a softirq on the
+		 * sender's stack (veth's peer receiving, bh re-enabled inside
+		 * dev_queue_xmit) is the frame's completion; a kfree in the
+		 * NET_TX softirq is a qdisc drop the sender never learns of.
+		 */
+		in_rx = in_net_softirq(NET_RX_SOFTIRQ);
+		in_tx = in_net_softirq(NET_TX_SOFTIRQ);
+		sync_drop = is_kfree && c && c->in_xmit && !in_rx && !in_tx;
+		if (sync_drop || (is_kfree && in_tx)) {
+			struct rt_event *e = ev_reserve(RT_DROP, RT_H_TRACEPOINT);
+
+			if (sync_drop) {
+				c->rollback_idx = idx;
+				c->drop_ts = bpf_ktime_get_ns();
+			}
+			if (e) {
+				ev_sock(e, sk);
+				e->frame = idx;
+				e->skb = key;
+				e->a[0] = reason;
+				e->a[1] = location;
+				e->aux = sync_drop ? 0 : 1; /* 1: asynchronous */
+				ev_dev(e, BPF_CORE_READ(skb, dev));
+				bpf_ringbuf_submit(e, 0);
+			}
+		}
+		if (cfg.avail_via_tp)
+			to_available_why(sk, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE, RT_H_TRACEPOINT,
+					 1, BPF_CORE_READ(skb, dev), is_kfree ? reason : 0, is_kfree ? location : 0);
+		bpf_map_delete_elem(&skbs, &key);
+		return;
+	}
+	if (!cfg.avail_via_tp || !known_skb(skb, &st))
+		return;
+	{
+		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx };
+		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+
+		if (f && f->state == RT_ST_SENDING && read_ring((struct packet_sock *)st->sk, &r) == 0 &&
+		    (frame_status(st->ph, r.off) & 7) == RT_ST_AVAILABLE)
+			to_available((struct sock *)st->sk, st->idx, st->ph, key, RT_BOUNDED, f->ts_seen,
+				     RT_C_ORPHANED, RT_H_TRACEPOINT, 0, NULL);
+	}
+	bpf_map_delete_elem(&skbs, &key);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location)
+{
+	__u64 reason = 0;
+
+	if (cfg.kfree_has_reason)
+		reason = ctx[2];
+	skb_freed(skb, 1, reason, (__u64)location);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(tp_consume_skb, struct sk_buff *skb)
+{
+	skb_freed(skb, 0, 0, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* qdisc, driver, receive                                             */
+
+static __always_inline void qdisc_event(__u16 kind, struct Qdisc *q, struct sk_buff *skb, int packets)
+{
+	struct skb_state *st;
+	struct rt_event *e;
+
+	if (!skb || !known_skb(skb, &st)) /* qdisc_dequeue: NULL when empty */
+		return;
+	e = ev_reserve(kind, RT_H_TRACEPOINT);
+	if (!e)
+		return;
+	ev_sock(e, (struct sock *)st->sk);
+	e->frame = st->idx;
+	e->skb = (__u64)skb;
+	e->a[0] = BPF_CORE_READ(q, handle);
+	e->a[1] = (__u64)BPF_CORE_READ(q, q.qlen) | (__u64)BPF_CORE_READ(q, qstats.backlog) << 32;
+	e->a[2] = packets;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/qdisc_enqueue")
+int BPF_PROG(tp_qdisc_enqueue, struct Qdisc *q, const struct netdev_queue *txq, struct sk_buff *skb)
+{
+	qdisc_event(RT_QDISC_ENQUEUE, q, skb, 1);
+	return 0;
+}
+
+SEC("tp_btf/qdisc_dequeue")
+int BPF_PROG(tp_qdisc_dequeue, struct Qdisc *q, const struct netdev_queue *txq, int packets, struct sk_buff *skb)
+{
+	qdisc_event(RT_QDISC_DEQUEUE, q, skb, packets);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(tp_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
+{
+	struct skb_state *st;
+	struct rt_event *e;
+
+	if (!known_skb(skb, &st))
+		return 0;
+	st->ts_start_xmit = bpf_ktime_get_ns();
+	e = ev_reserve(RT_XMIT_START, RT_H_TRACEPOINT);
+	if (!e)
+		return 0;
+	ev_sock(e, (struct sock *)st->sk);
+	e->frame = st->idx;
+	e->skb = (__u64)skb;
+	ev_dev(e, dev);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/*
+ * net_dev_xmit: the driver returned. lo and tun orphan the skb inside
+ * ndo_start_xmit, which runs the destructor with no tracepoint: the frame's
+ * status is already AVAILABLE here. Do not dereference the skb: on veth it
+ * may be gone.
+ */
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(tp_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev)
+{
+	__u64 key = (__u64)skb, sk;
+	struct skb_state *st = bpf_map_lookup_elem(&skbs, &key);
+	struct rt_event *e;
+	struct ring r;
+
+	if (!st)
+		return 0;
+	sk = st->sk;
+	e = ev_reserve(RT_XMIT_DONE, RT_H_TRACEPOINT);
+	if (e) {
+		ev_sock(e, (struct sock *)sk);
+		e->frame = st->idx;
+		e->skb = (__u64)skb;
+		e->a[0] = (__u64)(__s64)rc;
+		ev_dev(e, dev);
+		bpf_ringbuf_submit(e, 0);
+	}
+	if (cfg.avail_via_tp && read_ring((struct packet_sock *)sk, &r) == 0 &&
+	    (frame_status(st->ph, r.off) & 7) == RT_ST_AVAILABLE)
+		to_available((struct sock *)sk, st->idx, st->ph, (__u64)skb, RT_BOUNDED,
+			     st->ts_start_xmit, RT_C_DRIVER_ORPHAN, RT_H_TRACEPOINT, 0, dev);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
+{
+	struct skb_state *st;
+	struct rt_event *e;
+	struct sock *sk;
+	__u64 ph;
+	__u32 idx;
+
+	if (!known_skb(skb, &st)) {
+		/* Bypass: the first event of a frame can be its arrival. */
+		if (!skb_frame(skb, &sk, &ph, &idx, 1))
+			return 0;
+		remember_skb(skb, sk, ph, idx);
+		if (!known_skb(skb, &st))
+			return 0;
+	}
+	if (st->sk) {
+		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx };
+		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+
+		if (f)
+			f->ts_seen = bpf_ktime_get_ns();
+	}
+	e = ev_reserve(RT_RX, RT_H_TRACEPOINT);
+	if (!e)
+		return 0;
+	ev_sock(e, (struct sock *)st->sk);
+	e->frame = st->idx;
+	e->skb = (__u64)skb;
+	ev_dev(e, BPF_CORE_READ(skb, dev));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* sender sleeps and wakes                                            */
+
+static __always_inline __u32 stack_reason(void *ctx)
+{
+	__u64 stack[STACK_DEPTH] = {};
+	long n = bpf_get_stack(ctx, stack, sizeof(stack), 0);
+
+	if (n <= 0)
+		return RT_W_OTHER;
+	for (int i = 0; i < STACK_DEPTH; i++) {
+		if (i * 8 >= n)
+			break;
+		for (int j = 0; j < RT_STACK_RANGES; j++) {
+			if (!cfg.stack_ranges[j].start)
+				break;
+			if (stack[i] >= cfg.stack_ranges[j].start && stack[i] < cfg.stack_ranges[j].end)
+				return cfg.stack_ranges[j].reason;
+		}
+	}
+	return RT_W_OTHER;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tp_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 tid = BPF_CORE_READ(prev, pid);
+	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
+	struct rt_event *e;
+	__u32 reason;
+
+	if (!c || c->sleeping)
+		return 0;
+	if (preempt || task_state(prev) == TASK_RUNNING)
+		return 0; /* preempted, still runnable: not waiting for anything */
+	reason = stack_reason(ctx);
+	c->sleeping = 1;
+	c->sleep_ts = bpf_ktime_get_ns();
+	c->sleep_reason = reason;
+	e = ev_reserve(RT_SLEEP, RT_H_TRACEPOINT);
+	if (!e)
+		return 0;
+	ev_sock(e, (struct sock *)c->sk);
+	e->aux = reason;
+	e->a[0] = c->flags;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(tp_sched_waking, struct task_struct *p)
+{
+	__u32 tid = BPF_CORE_READ(p, pid);
+	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
+	struct rt_event *e;
+
+	if (!c || !c->sleeping)
+		return 0;
+	c->sleeping = 0;
+	e = ev_reserve(RT_WAKE, RT_H_TRACEPOINT);
+	if (!e)
+		return 0;
+	ev_sock(e, (struct sock *)c->sk);
+	e->aux = stack_reason(ctx); /* what the waker was doing */
+	e->a[0] = tid; /* the woken sender */
+	e->a[1] = c->sleep_reason;
+	e->ts_lo = c->sleep_ts;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* softirq and napi                                                   */
+
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(tp_softirq_entry, unsigned int vec)
+{
+	__u64 *ts;
+
+	if (vec != NET_TX_SOFTIRQ && vec != NET_RX_SOFTIRQ)
+		return 0;
+	ts = bpf_map_lookup_elem(&softirq_ts, &vec);
+	if (ts)
+		*ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(tp_softirq_exit, unsigned int vec)
+{
+	struct rt_event *e;
+	__u64 *ts;
+
+	if (vec != NET_TX_SOFTIRQ && vec != NET_RX_SOFTIRQ)
+		return 0;
+	ts = bpf_map_lookup_elem(&softirq_ts, &vec);
+	if (!ts || !*ts)
+		return 0;
+	e = ev_reserve(RT_SOFTIRQ, RT_H_TRACEPOINT);
+	if (e) {
+		e->ts_lo = *ts;
+		e->aux = vec;
+		bpf_ringbuf_submit(e, 0);
+	}
+	*ts = 0;
+	return 0;
+}
+
+SEC("tp_btf/napi_poll")
+int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
+{
+	struct rt_event *e = ev_reserve(RT_NAPI_POLL, RT_H_TRACEPOINT);
+
+	if (!e)
+		return 0;
+	e->a[0] = work;
+	e->a[1] = budget;
+	e->a[2] = (__u64)napi;
+	ev_dev(e, BPF_CORE_READ(napi, dev));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* sweep: re-read frames no event completed                           */
+
+/*
+ * Run by user space through BPF_PROG_TEST_RUN after writing, into sweep_req,
+ * frames it found SENDING in the frames map. A frame whose status now reads
+ * AVAILABLE completed without any hook seeing it (an orphan with no
+ * tracepoint, a uarg completion by page copy): emit it, bounded by the last
+ * time it was seen SENDING. A socket whose ring is gone is reported once.
+ */
+SEC("raw_tp")
+int sweep(void *ctx)
+{
+	__u32 zero = 0;
+	struct rt_sweep *req = bpf_map_lookup_elem(&sweep_req, &zero);
+	struct rt_frame_key k;
+	struct rt_frame *f;
+	struct sock_state *ss;
+	struct ring r;
+	__u64 now;
+	__u32 n;
+
+	if (!req)
+		return 0;
+	n = req->n;
+	for (int i = 0; i < RT_SWEEP_BATCH; i++) {
+		if (i >= n)
+			break;
+		k = req->keys[i];
+		f = bpf_map_lookup_elem(&frames, &k);
+		if (!f || f->state != RT_ST_SENDING)
+			continue;
+		ss = bpf_map_lookup_elem(&socks, &k.sk);
+		if (!ss)
+			continue;
+		if (read_ring((struct packet_sock *)k.sk, &r) || r.pg_vec != ss->pg_vec) {
+			struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
+
+			f->state = RT_ST_UNKNOWN;
+			if (e) {
+				e->sk = k.sk;
+				e->frame = k.idx;
+				bpf_ringbuf_submit(e, 0);
+			}
+			continue;
+		}
+		now = bpf_ktime_get_ns();
+		if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
+			to_available((struct sock *)k.sk, k.idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN,
+				     RT_H_SWEEP, 0, NULL);
+		else
+			f->ts_seen = now;
+	}
+	return 0;
+}

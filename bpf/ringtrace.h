@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Types shared by ringtrace's BPF programs and its Go code. bpf2go -type
+ * generates the Go side (tracer/bpfobj): never mirror these by hand.
+ *
+ * Only fixed-width types, no kernel types, so this compiles against the
+ * CO-RE vmlinux.h and reads the same from Go.
+ */
+#ifndef __RINGTRACE_H__
+#define __RINGTRACE_H__
+
+#define RT_COMM_LEN 16
+#define RT_IFNAME_LEN 16
+#define RT_STACK_RANGES 16
+#define RT_SWEEP_BATCH 256
+#define RT_NO_FRAME 0xffffffffu
+
+/* Logical events, independent of the hook that observed them. */
+enum rt_kind {
+	RT_SENDMSG_ENTER = 1, /* a[0]=flags a[1]=head, ring scan in scan */
+	RT_SENDMSG_RETURN = 2, /* a[0]=ret (s64), a[1]=head, scan */
+	RT_FRAME_STATE = 3, /* old -> new state of one frame */
+	RT_QDISC_ENQUEUE = 4, /* a[0]=qdisc handle a[1]=qlen|backlog<<32 */
+	RT_QDISC_DEQUEUE = 5, /* a[0]=qdisc handle a[1]=qlen|backlog<<32 a[2]=packets */
+	RT_XMIT_START = 6, /* driver ndo_start_xmit entered */
+	RT_XMIT_DONE = 7, /* a[0]=driver rc (s64) */
+	RT_DROP = 8, /* synchronous drop: a[0]=reason a[1]=location */
+	RT_SLEEP = 9, /* sender sleeps: aux=rt_wait reason */
+	RT_WAKE = 10, /* sender woken: aux=rt_wait reason of the waker */
+	RT_SOFTIRQ = 11, /* span: ts_lo=entry ts=exit aux=vec */
+	RT_NAPI_POLL = 12, /* a[0]=work a[1]=budget a[2]=napi */
+	RT_RX = 13, /* ring skb received on a device (veth peer, lo) */
+	RT_XMIT_RC = 14, /* dev_queue_xmit / packet_xmit return: a[0]=rc */
+	RT_SOCK_GONE = 15, /* ring of a tracked socket went away */
+	RT_FRAME_PICKED = 16, /* tpacket_snd took the SEND_REQUEST frame at head */
+};
+
+/* Frame states: the tp_status values (low three bits). */
+enum rt_state {
+	RT_ST_AVAILABLE = 0,
+	RT_ST_SEND_REQUEST = 1,
+	RT_ST_SENDING = 2,
+	RT_ST_WRONG_FORMAT = 4,
+	RT_ST_UNKNOWN = 0xff,
+};
+
+/* How precise an event's time is. */
+enum rt_prec {
+	RT_EXACT = 0, /* observed at (or in the same call chain as) the change */
+	RT_BOUNDED = 1, /* happened in [ts_lo, ts] */
+};
+
+/* What made a frame change state (or what an event saw). */
+enum rt_cause {
+	RT_C_NONE = 0,
+	RT_C_XMIT = 1, /* tpacket_snd set SENDING, seen at dev_queue_xmit */
+	RT_C_DESTRUCT = 2, /* tpacket_destruct_skb / uarg completion hook */
+	RT_C_FREE = 3, /* ring skb freed (consume/kfree), destructor follows */
+	RT_C_DROP = 4, /* ring skb dropped synchronously in xmit */
+	RT_C_DRIVER_ORPHAN = 5, /* completed inside the driver (lo, tun) */
+	RT_C_ORPHANED = 6, /* orphaned without a tracepoint, seen later */
+	RT_C_SCAN = 7, /* found by a ring status scan */
+	RT_C_ROLLBACK = 8, /* tpacket_snd wrote SEND_REQUEST back */
+	RT_C_BAD_FRAME = 9, /* tpacket_snd wrote WRONG_FORMAT */
+	RT_C_TAKEN = 10, /* frame taken by the kernel, SENDING not seen */
+	RT_C_PICKED = 11, /* SEND_REQUEST seen at the kernel's head */
+	RT_C_SET_STATUS = 12, /* __packet_set_status hooked directly */
+	RT_C_COPIED = 13, /* uarg: ring pages copied out (success=0) */
+	RT_C_USER = 14, /* user space wrote it; seen by the sendmsg entry scan */
+};
+
+/* Why a sender slept, or what woke it. */
+enum rt_wait {
+	RT_W_OTHER = 0,
+	RT_W_SNDBUF = 1, /* sock_alloc_send_pskb: sk_wmem_alloc >= sk_sndbuf */
+	RT_W_COMPLETION = 2, /* tpacket_snd waits for TX completion */
+	RT_W_PG_VEC_LOCK = 3, /* another sender holds po->pg_vec_lock */
+	RT_W_PREEMPT = 4, /* preempted while running */
+};
+
+/* A ring status scan: counts from the whole ring and the run of
+ * SEND_REQUEST frames starting at the kernel's head. */
+struct rt_scan {
+	__u32 head;
+	__u32 nframes;
+	__u32 run_send_request;
+	__u32 send_request;
+	__u32 sending;
+	__u32 available;
+	__u32 wrong_format;
+	__u32 scanned; /* frames actually scanned (may be capped) */
+};
+
+struct rt_event {
+	__u64 ts; /* bpf_ktime_get_ns: when it was seen (upper bound) */
+	__u64 ts_lo; /* RT_BOUNDED: earliest time it can have happened */
+	__u64 sk; /* struct sock * of the packet socket, 0 if none */
+	__u64 skb;
+	__u64 a[3]; /* kind-specific, see enum rt_kind */
+	struct rt_scan scan; /* SENDMSG_ENTER/RETURN */
+	__u32 pid; /* tgid of current */
+	__u32 tid;
+	__u32 frame; /* ring frame index or RT_NO_FRAME */
+	__u32 cpu;
+	__s32 sndbuf; /* sk_sndbuf at the event, -1 if unknown */
+	__s32 wmem; /* sk_wmem_alloc - 1 (bytes in flight), -1 if unknown */
+	__s32 pending; /* frames this socket has SENDING, -1 if unknown */
+	__u32 ifindex;
+	__u16 kind; /* enum rt_kind */
+	__u8 old_state; /* enum rt_state */
+	__u8 new_state;
+	__u8 prec; /* enum rt_prec */
+	__u8 cause; /* enum rt_cause */
+	__u8 aux; /* kind-specific: wait reason, softirq vec */
+	__u8 hook; /* enum rt_hook: which hook produced it */
+	char comm[RT_COMM_LEN];
+	char dev[RT_IFNAME_LEN];
+};
+
+/* The hook family that produced an event. */
+enum rt_hook {
+	RT_H_TRACEPOINT = 0,
+	RT_H_FENTRY = 1,
+	RT_H_KPROBE = 2,
+	RT_H_SWEEP = 3,
+};
+
+struct rt_stack_range {
+	__u64 start;
+	__u64 end;
+	__u32 reason; /* enum rt_wait */
+	__u32 pad;
+};
+
+/* Load-time configuration, written into .rodata by the Go loader. */
+struct rt_config {
+	__u64 destruct_addr; /* tpacket_destruct_skb */
+	__u64 uarg_ops_addr; /* &tpacket_ubuf_ops on uarg kernels, else 0 */
+	__u32 filter_pid; /* 0: any */
+	__u32 max_scan; /* frames a ring scan looks at */
+	__u32 events; /* bit (1 << rt_kind) set: emit that kind */
+	__u8 filter_comm_set;
+	__u8 filter_ifname_set;
+	__u8 kfree_has_reason; /* tp kfree_skb has the drop reason arg */
+	__u8 avail_via_tp; /* completions from skb tracepoints (no destructor hook) */
+	__u8 sending_via_tp; /* SENDING from net_dev_queue (no xmit hook) */
+	__u8 calls_via_syscalls; /* sendmsg enter/return from syscall tracepoints */
+	__u8 uarg_form; /* frames complete via struct tpacket_uarg */
+	__u8 hook_class; /* enum rt_hook of the frame hooks */
+	char filter_comm[RT_COMM_LEN];
+	char filter_ifname[RT_IFNAME_LEN];
+	struct rt_stack_range stack_ranges[RT_STACK_RANGES];
+};
+
+/* Per-frame tracking, keyed by (socket, frame index). */
+struct rt_frame_key {
+	__u64 sk;
+	__u32 idx;
+	__u32 pad;
+};
+
+struct rt_frame {
+	__u64 ph; /* kernel address of the frame header */
+	__u64 ts_sending; /* when SENDING was emitted */
+	__u64 ts_seen; /* last time it was seen SENDING */
+	__u32 call_seq; /* sendmsg call of its socket that sent it */
+	__u8 state; /* last state emitted (enum rt_state) */
+	__u8 pad[3];
+};
+
+/* One sweep request from user space: frames to re-read. */
+struct rt_sweep {
+	__u32 n;
+	__u32 pad;
+	struct rt_frame_key keys[RT_SWEEP_BATCH];
+};
+
+#endif /* __RINGTRACE_H__ */

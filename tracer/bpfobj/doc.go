@@ -1,0 +1,9 @@
+// Package bpfobj owns ringtrace's compiled CO-RE BPF object: the bpf2go
+// output generated from bpf/ringtrace.bpf.c (committed, so a plain go build
+// needs no clang) and the Go types bpf2go derives from bpf/ringtrace.h.
+//
+// Regenerate with `make generate` (needs clang and libbpf-dev) after editing
+// anything under bpf/.
+package bpfobj
+
+//go:generate go tool bpf2go -tags linux -target amd64 -output-stem ringtrace -type rt_event -type rt_scan -type rt_kind -type rt_state -type rt_prec -type rt_cause -type rt_wait -type rt_hook Ringtrace ../../bpf/ringtrace.bpf.c -- -I../../bpf -I../../bpf/headers -O2 -g -Wall -Werror

@@ -1,0 +1,72 @@
+package bpfobj_test
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+)
+
+// TestTracepointProgramsLoad loads, one by one, every program a class C
+// (tracepoints only) plan can use on this kernel, in both loop variants,
+// so a verifier regression shows up as a named failure rather than as a
+// tracer that will not start.
+func TestTracepointProgramsLoad(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF programs")
+	}
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Skipf("no kernel BTF: %v", err)
+	}
+	haveLoop := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop) == nil
+	spec, err := bpfobj.LoadRingtrace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := bpfobj.RingtraceRtConfig{DestructAddr: 1, MaxScan: 1 << 16, Events: ^uint32(0),
+		AvailViaTp: 1, SendingViaTp: 1, CallsViaSyscalls: 1, KfreeHasReason: 1}
+	if err := spec.Variables["cfg"].Set(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for name, ps := range spec.Programs {
+		if !strings.HasPrefix(name, "tp_") && !strings.HasPrefix(name, "sys_") && name != "sweep" {
+			continue // fentry/kprobe programs are proven in VMs (make vmtest)
+		}
+		if strings.HasSuffix(name, "_loop") && !haveLoop {
+			continue
+		}
+		if name == "tp_qdisc_enqueue" {
+			var td *btf.Typedef
+			if kernel.TypeByName("btf_trace_qdisc_enqueue", &td) != nil {
+				continue
+			}
+		}
+		t.Run(name, func(t *testing.T) {
+			one := spec.Copy()
+			for n := range one.Programs {
+				if n != name {
+					delete(one.Programs, n)
+				}
+			}
+			coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{
+				Programs: ebpf.ProgramOptions{KernelTypes: kernel}})
+			if err != nil {
+				var ve *ebpf.VerifierError
+				if errors.As(err, &ve) {
+					t.Fatalf("%v", ve.Cause)
+				}
+				t.Fatal(err)
+			}
+			coll.Close()
+			_ = ps
+		})
+	}
+}
