@@ -1,0 +1,130 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// Feature is the outcome of one probe: usable, or why not.
+type Feature struct {
+	OK  bool   `json:"ok"`
+	Why string `json:"why,omitempty"`
+}
+
+func featureOf(err error, what string) Feature {
+	if err == nil {
+		return Feature{OK: true}
+	}
+	return Feature{Why: fmt.Sprintf("%s: %v", what, err)}
+}
+
+// Features are the hook families and BPF facilities ringtrace can use.
+type Features struct {
+	RingBuf Feature `json:"ringbuf"`
+	BPFLoop Feature `json:"bpf_loop"`
+	TPBTF   Feature `json:"tp_btf"`
+	Fentry  Feature `json:"fentry"`
+	Kprobe  Feature `json:"kprobe"`
+	// TestRun: BPF_PROG_TEST_RUN of raw_tp programs (the sweep, 5.10+).
+	TestRun Feature `json:"test_run"`
+}
+
+var retZero = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+
+// probeTracing loads (and, for fentry, attaches and detaches) a program that
+// does nothing, at a function that exists on every kernel ringtrace hooks.
+func probeFentry(spec *btf.Spec, fn string) error {
+	if spec == nil {
+		return errors.New("no kernel BTF")
+	}
+	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: fn,
+		Instructions: retZero, License: "GPL",
+	}, ebpf.ProgramOptions{KernelTypes: spec})
+	if err != nil {
+		return explainErrno(err)
+	}
+	defer prog.Close()
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+	if err != nil {
+		return explainErrno(err)
+	}
+	return l.Close()
+}
+
+func probeTPBTF(spec *btf.Spec) error {
+	if spec == nil {
+		return errors.New("no kernel BTF")
+	}
+	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sched_switch",
+		Instructions: retZero, License: "GPL",
+	}, ebpf.ProgramOptions{KernelTypes: spec})
+	if err != nil {
+		return explainErrno(err)
+	}
+	return prog.Close()
+}
+
+func probeKprobe(fn string) error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.Kprobe, Instructions: retZero, License: "GPL"})
+	if err != nil {
+		return explainErrno(err)
+	}
+	defer prog.Close()
+	l, err := link.Kprobe(fn, prog, nil)
+	if err != nil {
+		return explainErrno(err)
+	}
+	return l.Close()
+}
+
+func probeTestRun() error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.RawTracepoint, Instructions: retZero, License: "GPL"})
+	if err != nil {
+		return explainErrno(err)
+	}
+	defer prog.Close()
+	_, err = prog.Run(&ebpf.RunOptions{})
+	return explainErrno(err)
+}
+
+// explainErrno names the errno behind a failed probe; EPERM on a kernel
+// that otherwise works usually means the hook family is administratively
+// refused (lockdown, LSM), not missing.
+func explainErrno(err error) error {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		switch en {
+		case unix.EPERM:
+			return errors.New("refused by the kernel (EPERM)")
+		case unix.Errno(524), unix.EOPNOTSUPP, unix.EINVAL: // 524: ENOTSUPP
+			return fmt.Errorf("not supported by this kernel (%s)", unix.ErrnoName(en))
+		}
+	}
+	return err
+}
+
+// probeFeatures runs every probe. fentryTarget/kprobeTarget name a function
+// that exists on this kernel (packet_sendmsg always does).
+func probeFeatures(spec *btf.Spec, target string, config map[string]string) Features {
+	var f Features
+	f.RingBuf = featureOf(features.HaveMapType(ebpf.RingBuf), "BPF ring buffer (Linux 5.8+)")
+	f.BPFLoop = featureOf(features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop), "bpf_loop helper (Linux 5.17+)")
+	f.TPBTF = featureOf(probeTPBTF(spec), "tp_btf programs (Linux 5.5+ with BTF)")
+	f.Fentry = featureOf(probeFentry(spec, target), "fentry/fexit on "+target)
+	if config["CONFIG_KPROBES"] == "n" {
+		f.Kprobe = Feature{Why: "kprobes: CONFIG_KPROBES is not set in this kernel's config"}
+	} else {
+		f.Kprobe = featureOf(probeKprobe(target), "kprobe on "+target)
+	}
+	f.TestRun = featureOf(probeTestRun(), "BPF_PROG_TEST_RUN for raw_tp (Linux 5.10+)")
+	return f
+}

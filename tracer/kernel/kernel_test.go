@@ -1,0 +1,82 @@
+package kernel
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseRelease(t *testing.T) {
+	for rel, want := range map[string]Version{
+		"6.18.44-fc-v669":            {6, 18, 44},
+		"6.1.0-56-cloud-amd64":       {6, 1, 0},
+		"6.12.117+deb13-cloud-amd64": {6, 12, 117},
+		"5.10":                       {5, 10, 0},
+	} {
+		got, err := ParseRelease(rel)
+		if err != nil || got != want {
+			t.Errorf("%s: %v %v, want %v", rel, got, err, want)
+		}
+	}
+	if _, err := ParseRelease("banana"); err == nil {
+		t.Error("accepted banana")
+	}
+	v, ok := debianPatch("Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-1 (2025-10-01)")
+	if !ok || v != (Version{6, 1, 192}) {
+		t.Errorf("debian patch level: %v %v", v, ok)
+	}
+	if !v.AtLeast(6, 1, 0) || v.AtLeast(6, 2, 0) || !v.AtLeast(5, 17, 0) {
+		t.Error("AtLeast")
+	}
+}
+
+func TestReadKallsyms(t *testing.T) {
+	in := `ffffffff81000000 T _stext
+ffffffff8214cd50 t packet_xmit
+ffffffff8214ce40 t tpacket_destruct_skb
+ffffffff8214cf90 t packet_lookup_frame.isra.0
+ffffffff821fc1b0 t __mutex_lock.constprop.0
+ffffffff821fc3c0 T wait_for_completion_interruptible_timeout
+ffffffff821fc3e0 T something_after
+ffffffffc0000000 t veth_xmit	[veth]
+`
+	got, err := ReadKallsyms(strings.NewReader(in), []string{"tpacket_destruct_skb", "__mutex_lock", "wait_for_completion_interruptible_timeout", "tpacket_snd", "veth_xmit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got["tpacket_destruct_skb"]; s.Addr != 0xffffffff8214ce40 || s.End != 0xffffffff8214cf90 {
+		t.Errorf("tpacket_destruct_skb %+v", s)
+	}
+	if s := got["__mutex_lock"]; s.Name != "__mutex_lock.constprop.0" || s.Size() != 0x210 {
+		t.Errorf("GCC clone: %+v", s)
+	}
+	if _, ok := got["tpacket_snd"]; ok {
+		t.Error("inlined tpacket_snd found")
+	}
+	if s := got["veth_xmit"]; s.Addr != 0xffffffffc0000000 {
+		t.Errorf("module symbol %+v", s)
+	}
+}
+
+// TestProbeThisHost checks the facts of the machine the tests run on are
+// self-consistent (which hook families exist is the kernel's business).
+func TestProbeThisHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	f, spec, err := Probe(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec == nil || !f.Features.RingBuf.OK || !f.Types["packet_sock"] {
+		t.Fatalf("facts %+v", f)
+	}
+	if f.Symbols["tpacket_destruct_skb"].Addr == 0 && f.CompletionForm() == "destructor" {
+		t.Error("destructor form without tpacket_destruct_skb")
+	}
+	for name, feat := range map[string]Feature{"fentry": f.Features.Fentry, "kprobe": f.Features.Kprobe} {
+		if !feat.OK && feat.Why == "" {
+			t.Errorf("%s unavailable without a reason", name)
+		}
+	}
+}

@@ -1,0 +1,521 @@
+// Package plan owns the attach plan: from the kernel's facts (what hooks it
+// allows, which functions are still symbols, which tracepoints exist) it
+// chooses, per logical event, the hook that observes it, says how precise
+// that observation is and why, and lists the BPF programs and attachments
+// the session must load. It is pure: every decision is testable with
+// synthetic facts for kernels this machine cannot run.
+package plan
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+)
+
+// Class is a hook family.
+type Class string
+
+// Hook classes, from most to least direct.
+const (
+	Fentry     Class = "fentry"     // class A: fentry/fexit on kernel functions
+	Kprobe     Class = "kprobe"     // class B: kprobes/kretprobes
+	Tracepoint Class = "tracepoint" // class C: tracepoints + ring status reads
+	Auto       Class = "auto"
+)
+
+// ParseClass accepts auto, fentry, kprobe, tracepoint (and A/B/C).
+func ParseClass(s string) (Class, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return Auto, nil
+	case "fentry", "a":
+		return Fentry, nil
+	case "kprobe", "b":
+		return Kprobe, nil
+	case "tracepoint", "c":
+		return Tracepoint, nil
+	}
+	return "", inputerr.New("unknown --hooks %q (want auto, fentry, kprobe or tracepoint)", s)
+}
+
+// Letter is the class's name in the project's notes (A, B, C).
+func (c Class) Letter() string {
+	switch c {
+	case Fentry:
+		return "A"
+	case Kprobe:
+		return "B"
+	case Tracepoint:
+		return "C"
+	}
+	return "?"
+}
+
+// Attach kinds.
+const (
+	KindTPBTF      = "tp_btf"
+	KindTracepoint = "tracepoint" // perf tracepoint via tracefs
+	KindFentry     = "fentry"
+	KindFexit      = "fexit"
+	KindKprobe     = "kprobe"
+	KindKretprobe  = "kretprobe"
+	KindTestRun    = "test_run" // loaded, run from user space
+)
+
+// Attachment is one program to load and where to attach it.
+type Attachment struct {
+	Program string `json:"program"`
+	Kind    string `json:"kind"`
+	Target  string `json:"target"` // function, tp_btf name, or group/name
+}
+
+// Row is one logical event of the plan table.
+type Row struct {
+	Event     string `json:"event"`
+	Hook      string `json:"hook"`
+	Precision string `json:"precision"` // exact, bounded, unavailable
+	Why       string `json:"why"`
+}
+
+// StackRange classifies a kernel stack frame: a sleeping sender whose stack
+// holds an address in [Start, End) waits for Reason.
+type StackRange struct {
+	Symbol string `json:"symbol"`
+	Start  uint64 `json:"start"`
+	End    uint64 `json:"end"`
+	Reason Wait   `json:"reason"`
+}
+
+// Wait reasons, matching enum rt_wait in bpf/ringtrace.h.
+type Wait uint32
+
+// Wait reasons.
+const (
+	WaitOther      Wait = 0
+	WaitSndbuf     Wait = 1
+	WaitCompletion Wait = 2
+	WaitPgVecLock  Wait = 3
+)
+
+func (w Wait) String() string {
+	switch w {
+	case WaitSndbuf:
+		return "sndbuf"
+	case WaitCompletion:
+		return "tx-completion"
+	case WaitPgVecLock:
+		return "pg_vec_lock"
+	}
+	return "other"
+}
+
+// MarshalText names the reason in JSON.
+func (w Wait) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
+
+// UnmarshalText reads a name written by MarshalText.
+func (w *Wait) UnmarshalText(b []byte) error {
+	for _, x := range []Wait{WaitOther, WaitSndbuf, WaitCompletion, WaitPgVecLock} {
+		if x.String() == string(b) {
+			*w = x
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown wait reason %q", b)
+}
+
+// Config is what the BPF side needs to know at load time (rt_config).
+type Config struct {
+	DestructAddr     uint64       `json:"destruct_addr"`
+	UargOpsAddr      uint64       `json:"uarg_ops_addr"`
+	UseLoop          bool         `json:"bpf_loop"`
+	MaxScan          uint32       `json:"max_scan"`
+	KfreeHasReason   bool         `json:"kfree_has_reason"`
+	AvailViaTP       bool         `json:"avail_via_tp"`
+	SendingViaTP     bool         `json:"sending_via_tp"`
+	CallsViaSyscalls bool         `json:"calls_via_syscalls"`
+	UargForm         bool         `json:"uarg_form"`
+	StackRanges      []StackRange `json:"stack_ranges"`
+}
+
+// Plan is the attach plan for one kernel.
+type Plan struct {
+	Class      Class        `json:"class"`
+	ClassWhy   string       `json:"class_why"`
+	Completion string       `json:"completion"` // "destructor" or "uarg"
+	Rows       []Row        `json:"rows"`
+	Attach     []Attachment `json:"attach"`
+	Config     Config       `json:"config"`
+	Notes      []string     `json:"notes"`
+}
+
+// BoundedScan mirrors BOUNDED_SCAN in bpf/ringtrace.bpf.c: frames a ring
+// scan covers on kernels without bpf_loop.
+const BoundedScan = 1024
+
+// DefaultMaxScan bounds bpf_loop ring scans.
+const DefaultMaxScan = 1 << 16
+
+// Build chooses hooks for the requested class (Auto: the most direct the
+// kernel allows). A forced class the kernel cannot do is an input error.
+func Build(f *kernel.Facts, want Class) (*Plan, error) {
+	p := &Plan{Completion: f.CompletionForm()}
+	switch want {
+	case Auto:
+		switch {
+		case f.Features.Fentry.OK:
+			p.Class, p.ClassWhy = Fentry, "fentry/fexit programs attach on this kernel"
+		case f.Features.Kprobe.OK:
+			p.Class, p.ClassWhy = Kprobe, "fentry unavailable ("+f.Features.Fentry.Why+"); kprobes work"
+		default:
+			p.Class = Tracepoint
+			p.ClassWhy = "fentry unavailable (" + f.Features.Fentry.Why + "); " + f.Features.Kprobe.Why
+		}
+	case Fentry:
+		if !f.Features.Fentry.OK {
+			return nil, inputerr.New("--hooks=fentry: %s", f.Features.Fentry.Why)
+		}
+		p.Class, p.ClassWhy = Fentry, "forced by --hooks=fentry"
+	case Kprobe:
+		if !f.Features.Kprobe.OK {
+			return nil, inputerr.New("--hooks=kprobe: %s", f.Features.Kprobe.Why)
+		}
+		p.Class, p.ClassWhy = Kprobe, "forced by --hooks=kprobe"
+	case Tracepoint:
+		p.Class, p.ClassWhy = Tracepoint, "forced by --hooks=tracepoint"
+	default:
+		return nil, inputerr.New("unknown hook class %q", want)
+	}
+	if !f.Features.TPBTF.OK {
+		return nil, inputerr.New("this kernel cannot attach tp_btf programs (%s): ringtrace needs Linux 5.5+ with BTF", f.Features.TPBTF.Why)
+	}
+	b := builder{f: f, p: p}
+	b.config()
+	b.calls()
+	b.picked()
+	b.sending()
+	b.qdiscAndDriver()
+	b.available()
+	b.rollback()
+	b.sched()
+	b.softirq()
+	b.sweep()
+	return p, nil
+}
+
+type builder struct {
+	f *kernel.Facts
+	p *Plan
+}
+
+func (b *builder) row(event, hook, prec, why string) {
+	b.p.Rows = append(b.p.Rows, Row{Event: event, Hook: hook, Precision: prec, Why: why})
+}
+
+func (b *builder) attach(prog, kind, target string) {
+	b.p.Attach = append(b.p.Attach, Attachment{Program: prog, Kind: kind, Target: target})
+}
+
+// variant picks the bpf_loop or bounded-loop version of a scanning program.
+func (b *builder) variant(prog string) string {
+	if b.p.Config.UseLoop {
+		return prog + "_loop"
+	}
+	return prog + "_bounded"
+}
+
+// fn reports whether a kernel function can be hooked by name: a symbol in
+// kallsyms and, for fentry, a BTF FUNC.
+func (b *builder) fn(name string) bool {
+	if _, ok := b.f.Symbols[name]; !ok {
+		return false
+	}
+	return b.p.Class != Fentry || b.f.Funcs[name]
+}
+
+// hookKinds gives the attach kinds and program-name prefixes of the class's
+// function entry and return hooks.
+func (b *builder) hookKinds() (entry, ret, label, retLabel string) {
+	if b.p.Class == Fentry {
+		return KindFentry, KindFexit, "fentry", "fexit"
+	}
+	return KindKprobe, KindKretprobe, "kprobe", "kretprobe"
+}
+
+func (b *builder) config() {
+	f, c := b.f, &b.p.Config
+	c.UseLoop = f.Features.BPFLoop.OK
+	c.MaxScan = DefaultMaxScan
+	if !c.UseLoop {
+		c.MaxScan = BoundedScan
+		b.p.Notes = append(b.p.Notes, fmt.Sprintf("no bpf_loop (Linux 5.17+): ring scans cover the first %d frames after head", BoundedScan))
+	}
+	c.KfreeHasReason = f.KfreeSkbArgs >= 3
+	c.DestructAddr = f.Symbols["tpacket_destruct_skb"].Addr
+	c.UargForm = b.p.Completion == "uarg"
+	if c.UargForm {
+		c.UargOpsAddr = f.Symbols["tpacket_ubuf_ops"].Addr
+		if c.UargOpsAddr == 0 {
+			b.p.Notes = append(b.p.Notes, "tpacket_ubuf_ops not in kallsyms (CONFIG_KALLSYMS_ALL=n): ring skbs cannot be recognised from tracepoints")
+		}
+	}
+	c.CallsViaSyscalls = b.p.Class == Tracepoint
+	c.SendingViaTP = b.p.Class == Tracepoint
+	c.AvailViaTP = b.p.Class == Tracepoint
+	ranges := []struct {
+		sym    string
+		reason Wait
+	}{
+		{"sock_alloc_send_pskb", WaitSndbuf}, {"sock_wait_for_wmem", WaitSndbuf},
+		{"__wait_for_common", WaitCompletion}, {"wait_for_common", WaitCompletion},
+		{"wait_for_completion_interruptible_timeout", WaitCompletion},
+		{"__mutex_lock", WaitPgVecLock}, {"__mutex_lock_slowpath", WaitPgVecLock},
+		{"mutex_lock", WaitPgVecLock}, {"mutex_lock_interruptible", WaitPgVecLock},
+		// Wakers: a frame's completion wakes the completion wait, freed
+		// sndbuf space the sndbuf wait.
+		{"tpacket_destruct_skb", WaitCompletion}, {"tpacket_ubuf_complete", WaitCompletion},
+		{"sock_def_write_space", WaitSndbuf}, {"sock_wfree", WaitSndbuf},
+	}
+	for _, r := range ranges {
+		s, ok := f.Symbols[r.sym]
+		if !ok || s.Addr == 0 || s.Size() == 0 {
+			continue
+		}
+		c.StackRanges = append(c.StackRanges, StackRange{Symbol: s.Name, Start: s.Addr, End: s.End, Reason: r.reason})
+	}
+}
+
+func (b *builder) calls() {
+	const ev = "sendmsg enter/return"
+	if b.p.Class != Tracepoint {
+		in, out, label, retLabel := b.hookKinds()
+		b.attach(b.variant(label+"_packet_sendmsg"), in, "packet_sendmsg")
+		b.attach(b.variant(retLabel+"_packet_sendmsg"), out, "packet_sendmsg")
+		b.row(ev, label+" packet_sendmsg", "exact", "packet_sendmsg is always a symbol (proto_ops); every path in (sendto, sendmsg, write, io_uring) passes it")
+		return
+	}
+	if !b.f.SyscallTPs {
+		b.row(ev, "-", "unavailable", "no syscall tracepoints (CONFIG_FTRACE_SYSCALLS not set)")
+		return
+	}
+	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} {
+		b.attach(b.variant("sys_enter_"+sc), KindTracepoint, "syscalls/sys_enter_"+sc)
+		b.attach(b.variant("sys_exit_"+sc), KindTracepoint, "syscalls/sys_exit_"+sc)
+	}
+	b.row(ev, "tracepoints syscalls:sys_{enter,exit}_send{to,msg,mmsg}", "exact",
+		"packet_sendmsg cannot be hooked ("+b.whyNoFunctionHooks()+"); fd resolved to a TX-ring socket at entry (write()/io_uring sends are not seen)")
+}
+
+func (b *builder) whyNoFunctionHooks() string {
+	if b.p.ClassWhy == "forced by --hooks=tracepoint" {
+		return "forced tracepoint class"
+	}
+	return "no fentry, no kprobes"
+}
+
+func (b *builder) picked() {
+	const ev = "frame picked (SEND_REQUEST seen)"
+	if b.p.Class != Tracepoint && b.fn("sock_alloc_send_pskb") {
+		in, _, label, _ := b.hookKinds()
+		b.attach(label+"_sock_alloc_send_pskb", in, "sock_alloc_send_pskb")
+		b.row(ev, label+" sock_alloc_send_pskb + status read at tx_ring.head", "exact", "tpacket_snd allocates the skb for the frame at head while it is still SEND_REQUEST")
+		return
+	}
+	b.row(ev, "ring scan at sendmsg entry", "bounded", "user space writes SEND_REQUEST (no kernel event); the run of SEND_REQUEST frames from tx_ring.head is counted when the call starts")
+}
+
+func (b *builder) sending() {
+	const ev = "frame -> SENDING"
+	if b.p.Class != Tracepoint {
+		in, out, label, retLabel := b.hookKinds()
+		if b.fn("__packet_set_status") {
+			b.attach(label+"_set_status", in, "__packet_set_status")
+			b.row("every frame status write", label+" __packet_set_status", "exact", "__packet_set_status is not inlined on this kernel")
+		}
+		switch {
+		case b.fn("__dev_queue_xmit"):
+			b.attach(label+"_qxmit", in, "__dev_queue_xmit")
+			b.attach(retLabel+"_qxmit", out, "__dev_queue_xmit")
+			b.row(ev, label+" __dev_queue_xmit (ring skb: skb->destructor or uarg)", "exact", "tpacket_snd sets SENDING then calls dev_queue_xmit with tx_ring.head still at the frame")
+		case b.fn("dev_queue_xmit"):
+			b.attach(label+"_qxmit_legacy", in, "dev_queue_xmit")
+			b.attach(retLabel+"_qxmit_legacy", out, "dev_queue_xmit")
+			b.row(ev, label+" dev_queue_xmit", "exact", "tpacket_snd sets SENDING then calls dev_queue_xmit")
+		default:
+			b.row(ev, "-", "unavailable", "neither __dev_queue_xmit nor dev_queue_xmit can be hooked")
+		}
+		switch {
+		case b.fn("__dev_direct_xmit"):
+			b.attach(label+"_direct_xmit", in, "__dev_direct_xmit")
+			b.attach(retLabel+"_direct_xmit", out, "__dev_direct_xmit")
+			b.row(ev+" (qdisc bypass)", label+" __dev_direct_xmit", "exact", "PACKET_QDISC_BYPASS sends through dev_direct_xmit")
+		case b.fn("packet_direct_xmit"):
+			b.attach(label+"_direct_xmit_legacy", in, "packet_direct_xmit")
+			b.attach(retLabel+"_direct_xmit_legacy", out, "packet_direct_xmit")
+			b.row(ev+" (qdisc bypass)", label+" packet_direct_xmit", "exact", "PACKET_QDISC_BYPASS sends through po->xmit = packet_direct_xmit (3.14-6.3)")
+		default:
+			b.row(ev+" (qdisc bypass)", "ring scan at sendmsg return", "bounded", "no bypass xmit function can be hooked")
+		}
+		return
+	}
+	if b.tp("net_dev_queue") {
+		b.attach(b.variantTP("tp_net_dev_queue"), KindTPBTF, "net_dev_queue")
+		b.row(ev, "tp_btf net_dev_queue (ring skb: "+b.ringSkbTest()+")", "exact",
+			"tpacket_snd and __packet_set_status are inlined/unhookable; net_dev_queue is the first tracepoint after the status write, with tx_ring.head still at the frame")
+	}
+	b.row(ev+" (qdisc bypass)", "ring scan at sendmsg return, or the frame's first later event", "bounded",
+		"dev_direct_xmit fires no net_dev_*/qdisc tracepoint")
+}
+
+func (b *builder) ringSkbTest() string {
+	if b.p.Config.UargForm {
+		return "uarg ops == tpacket_ubuf_ops"
+	}
+	return "skb->destructor == tpacket_destruct_skb"
+}
+
+func (b *builder) variantTP(prog string) string {
+	if b.p.Config.UseLoop {
+		return prog
+	}
+	return prog + "_bounded"
+}
+
+func (b *builder) tp(name string) bool { return b.f.TPBTF[name] }
+
+func (b *builder) qdiscAndDriver() {
+	if b.tp("qdisc_enqueue") {
+		b.attach("tp_qdisc_enqueue", KindTPBTF, "qdisc_enqueue")
+		b.row("qdisc enqueue", "tp_btf qdisc_enqueue", "exact", "successful enqueues (the empty-queue fast path bypasses the qdisc and fires none)")
+	} else {
+		b.row("qdisc enqueue", "-", "unavailable", "no qdisc_enqueue tracepoint before Linux 5.14")
+	}
+	if b.tp("qdisc_dequeue") {
+		b.attach("tp_qdisc_dequeue", KindTPBTF, "qdisc_dequeue")
+		b.row("qdisc dequeue", "tp_btf qdisc_dequeue", "exact", "")
+	}
+	if b.tp("net_dev_start_xmit") {
+		b.attach("tp_net_dev_start_xmit", KindTPBTF, "net_dev_start_xmit")
+	}
+	if b.tp("net_dev_xmit") {
+		b.attach("tp_net_dev_xmit", KindTPBTF, "net_dev_xmit")
+		b.row("driver xmit (+rc)", "tp_btf net_dev_start_xmit / net_dev_xmit", "exact", "driver entry and its NETDEV_TX_* return code")
+	}
+	if b.p.Class != Tracepoint {
+		_, _, _, retLabel := b.hookKinds()
+		b.row("dev_queue_xmit return", retLabel+" __dev_queue_xmit / __dev_direct_xmit", "exact", "NET_XMIT_* return code tpacket_snd acts on")
+	}
+	if b.tp("kfree_skb") {
+		b.attach("tp_kfree_skb", KindTPBTF, "kfree_skb")
+		why := "ring skb freed in the sender's xmit: the frame is rolled back and sendto returns -ENOBUFS"
+		if !b.p.Config.KfreeHasReason {
+			why += "; no drop reason before Linux 5.17"
+		}
+		b.row("synchronous drop (reason, location)", "tp_btf kfree_skb", "exact", why)
+	}
+	if b.tp("consume_skb") {
+		b.attach("tp_consume_skb", KindTPBTF, "consume_skb")
+	}
+	if b.tp("netif_receive_skb") {
+		b.attach("tp_netif_receive_skb", KindTPBTF, "netif_receive_skb")
+		b.row("frame received (veth peer, lo)", "tp_btf netif_receive_skb", "exact", "")
+	}
+}
+
+func (b *builder) available() {
+	const ev = "frame -> AVAILABLE"
+	if b.p.Class != Tracepoint {
+		in, _, label, _ := b.hookKinds()
+		if b.p.Config.UargForm {
+			if b.fn("tpacket_ubuf_complete") {
+				b.attach(label+"_tpacket_ubuf_complete", in, "tpacket_ubuf_complete")
+				b.row(ev, label+" tpacket_ubuf_complete (uarg refcnt == 1)", "exact", "uarg completion form; success=0 means the ring pages were copied out")
+				return
+			}
+		} else if b.fn("tpacket_destruct_skb") {
+			b.attach(label+"_tpacket_destruct_skb", in, "tpacket_destruct_skb")
+			b.row(ev, label+" tpacket_destruct_skb", "exact", "destructor completion form: every completion path runs it")
+			return
+		}
+		// Fall back to the tracepoint rules below.
+		b.p.Config.AvailViaTP = true
+	}
+	b.row(ev, "tp_btf kfree_skb/consume_skb of a ring skb", "exact", "the completion runs right after the free tracepoint")
+	b.row(ev+" (lo, tun: orphaned in the driver)", "status read at tp_btf net_dev_xmit", "bounded", "skb_orphan() has no tracepoint; bounded by net_dev_start_xmit")
+	b.row(ev+" (orphaned elsewhere, "+map[bool]string{true: "uarg page copies", false: "IP receive"}[b.p.Config.UargForm]+")", "status read at the skb's later free, or the sweep", "bounded", "no tracepoint at the orphan; bounded by the last time the frame was seen SENDING")
+}
+
+func (b *builder) rollback() {
+	if b.p.Class != Tracepoint && b.fn("__packet_set_status") {
+		return // covered by the status-write row
+	}
+	b.row("frame rolled back to SEND_REQUEST", "drop event + status read at sendmsg return", "bounded", "tpacket_snd writes SEND_REQUEST back at out_status after a synchronous drop; no hook at the write")
+	b.row("frame -> WRONG_FORMAT", "status read at sendmsg return", "bounded", "tpacket_snd writes WRONG_FORMAT at out_status (EMSGSIZE); no hook at the write")
+}
+
+func (b *builder) sched() {
+	if b.tp("sched_switch") && b.tp("sched_waking") {
+		b.attach("tp_sched_switch", KindTPBTF, "sched_switch")
+		b.attach("tp_sched_waking", KindTPBTF, "sched_waking")
+		var syms []string
+		seen := map[string]bool{}
+		for _, r := range b.p.Config.StackRanges {
+			if !seen[r.Symbol] {
+				syms = append(syms, r.Symbol)
+				seen[r.Symbol] = true
+			}
+		}
+		sort.Strings(syms)
+		why := "why is read from the kernel stack of the sleeper (and of the waker): " + strings.Join(syms, ", ")
+		if len(syms) == 0 {
+			why = "no kallsyms addresses: sleep reason unknown"
+		}
+		b.row("sender sleeps / wakes (why)", "tp_btf sched_switch / sched_waking + bpf_get_stack", "exact", why)
+	}
+}
+
+func (b *builder) softirq() {
+	if b.tp("softirq_entry") && b.tp("softirq_exit") {
+		b.attach("tp_softirq_entry", KindTPBTF, "softirq_entry")
+		b.attach("tp_softirq_exit", KindTPBTF, "softirq_exit")
+		b.row("NET_RX / NET_TX softirq spans", "tp_btf softirq_entry / softirq_exit", "exact", "")
+	}
+	if b.tp("napi_poll") {
+		b.attach("tp_napi_poll", KindTPBTF, "napi_poll")
+		b.row("napi poll (work/budget)", "tp_btf napi_poll", "exact", "")
+	}
+}
+
+func (b *builder) sweep() {
+	if !b.f.Features.TestRun.OK {
+		b.p.Notes = append(b.p.Notes, "no BPF_PROG_TEST_RUN for raw_tp: frames completed without any event stay SENDING until a later event reads them")
+		return
+	}
+	b.attach("sweep", KindTestRun, "")
+	if b.p.Config.AvailViaTP {
+		b.row("frame -> AVAILABLE (no event at all)", "sweep: status re-read of SENDING frames every interval", "bounded", "catches completions no hook shows; bounded by the previous read")
+	}
+}
+
+// Programs lists the programs the plan loads.
+func (p *Plan) Programs() []string {
+	var out []string
+	for _, a := range p.Attach {
+		out = append(out, a.Program)
+	}
+	return out
+}
+
+// WriteTable prints the plan for `ringtrace probe`.
+func (p *Plan) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOGICAL EVENT\tHOOK\tPRECISION\tWHY")
+	for _, r := range p.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Event, r.Hook, r.Precision, r.Why)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,191 @@
+package plan_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+)
+
+func sym(name string, addr uint64) kernel.Symbol {
+	return kernel.Symbol{Name: name, Addr: addr, End: addr + 0x100, Type: "t"}
+}
+
+// facts builds a kernel: fentry/kprobe usable or not, functions present.
+func facts(fentry, kprobe, loop bool, funcs ...string) *kernel.Facts {
+	f := &kernel.Facts{
+		Release: "6.1.0-test", Version: kernel.Version{Major: 6, Minor: 1},
+		Symbols: map[string]kernel.Symbol{}, Funcs: map[string]bool{}, Types: map[string]bool{},
+		TPBTF: map[string]bool{}, SyscallTPs: true, KfreeSkbArgs: 3,
+	}
+	f.Features.TPBTF.OK = true
+	f.Features.TestRun.OK = true
+	f.Features.RingBuf.OK = true
+	f.Features.Fentry = kernel.Feature{OK: fentry, Why: "fentry: refused"}
+	f.Features.Kprobe = kernel.Feature{OK: kprobe, Why: "kprobes: CONFIG_KPROBES is not set"}
+	f.Features.BPFLoop = kernel.Feature{OK: loop, Why: "no bpf_loop"}
+	for i, n := range funcs {
+		f.Symbols[n] = sym(n, 0xffffffff81000000+uint64(i)*0x1000)
+		f.Funcs[n] = true
+	}
+	for _, tp := range kernel.Tracepoints {
+		f.TPBTF[tp] = true
+	}
+	return f
+}
+
+var modern = []string{"packet_sendmsg", "tpacket_destruct_skb", "__dev_queue_xmit", "__dev_direct_xmit",
+	"sock_alloc_send_pskb", "__wait_for_common", "sock_def_write_space"}
+
+func attached(p *plan.Plan) map[string]string {
+	m := map[string]string{}
+	for _, a := range p.Attach {
+		m[a.Program] = a.Kind + " " + a.Target
+	}
+	return m
+}
+
+func TestClassA(t *testing.T) {
+	p, err := plan.Build(facts(true, true, true, modern...), plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Class != plan.Fentry {
+		t.Fatalf("class %s, want fentry", p.Class)
+	}
+	a := attached(p)
+	for prog, want := range map[string]string{
+		"fentry_packet_sendmsg_loop":  "fentry packet_sendmsg",
+		"fexit_packet_sendmsg_loop":   "fexit packet_sendmsg",
+		"fentry_tpacket_destruct_skb": "fentry tpacket_destruct_skb",
+		"fentry_qxmit":                "fentry __dev_queue_xmit",
+		"fentry_direct_xmit":          "fentry __dev_direct_xmit",
+		"fentry_sock_alloc_send_pskb": "fentry sock_alloc_send_pskb",
+		"tp_kfree_skb":                "tp_btf kfree_skb",
+	} {
+		if a[prog] != want {
+			t.Errorf("%s: %q, want %q", prog, a[prog], want)
+		}
+	}
+	if _, ok := a["tp_net_dev_queue"]; ok {
+		t.Error("class A also attached net_dev_queue for SENDING")
+	}
+	if p.Config.AvailViaTP || p.Config.SendingViaTP || p.Config.CallsViaSyscalls {
+		t.Errorf("class A config uses tracepoint reconstruction: %+v", p.Config)
+	}
+}
+
+func TestClassB(t *testing.T) {
+	p, err := plan.Build(facts(false, true, true, modern...), plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Class != plan.Kprobe || !strings.Contains(p.ClassWhy, "fentry unavailable") {
+		t.Fatalf("class %s (%s), want kprobe", p.Class, p.ClassWhy)
+	}
+	a := attached(p)
+	if a["kprobe_tpacket_destruct_skb"] != "kprobe tpacket_destruct_skb" || a["kretprobe_packet_sendmsg_loop"] != "kretprobe packet_sendmsg" {
+		t.Errorf("attachments %v", a)
+	}
+}
+
+func TestClassCLikeThisHost(t *testing.T) {
+	// tpacket_snd and __packet_set_status inlined, no kprobes, fentry refused.
+	p, err := plan.Build(facts(false, false, true, modern...), plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Class != plan.Tracepoint || !strings.Contains(p.ClassWhy, "CONFIG_KPROBES") {
+		t.Fatalf("class %s (%s)", p.Class, p.ClassWhy)
+	}
+	a := attached(p)
+	for _, prog := range []string{"sys_enter_sendto_loop", "sys_exit_sendto_loop", "tp_net_dev_queue", "tp_kfree_skb", "sweep"} {
+		if _, ok := a[prog]; !ok {
+			t.Errorf("class C plan lacks %s: %v", prog, a)
+		}
+	}
+	if !p.Config.AvailViaTP || !p.Config.SendingViaTP || !p.Config.CallsViaSyscalls {
+		t.Errorf("class C config %+v", p.Config)
+	}
+	bounded := false
+	for _, r := range p.Rows {
+		if r.Event == "frame -> SENDING (qdisc bypass)" && r.Precision == "bounded" {
+			bounded = true
+		}
+	}
+	if !bounded {
+		t.Error("bypass SENDING is not marked bounded in class C")
+	}
+}
+
+func TestNoBPFLoopUsesBoundedVariants(t *testing.T) {
+	p, err := plan.Build(facts(false, false, false, modern...), plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := attached(p)
+	if _, ok := a["sys_enter_sendto_bounded"]; !ok {
+		t.Errorf("pre-5.17 plan: %v", a)
+	}
+	if _, ok := a["tp_net_dev_queue_bounded"]; !ok {
+		t.Errorf("pre-5.17 plan: %v", a)
+	}
+	if p.Config.MaxScan != plan.BoundedScan {
+		t.Errorf("max scan %d", p.Config.MaxScan)
+	}
+}
+
+func TestSetStatusHookedWhereNotInlined(t *testing.T) {
+	p, err := plan.Build(facts(true, true, true, append(modern, "__packet_set_status")...), plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attached(p)["fentry_set_status"] != "fentry __packet_set_status" {
+		t.Errorf("__packet_set_status not hooked: %v", attached(p))
+	}
+}
+
+func TestUargForm(t *testing.T) {
+	f := facts(true, true, true, "packet_sendmsg", "tpacket_ubuf_complete", "__dev_queue_xmit", "sock_alloc_send_pskb")
+	f.Types["tpacket_uarg"] = true
+	f.Symbols["tpacket_ubuf_ops"] = kernel.Symbol{Name: "tpacket_ubuf_ops", Addr: 0xffffffff82000000, Type: "r"}
+	p, err := plan.Build(f, plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Completion != "uarg" || !p.Config.UargForm || p.Config.UargOpsAddr == 0 {
+		t.Errorf("completion %s config %+v", p.Completion, p.Config)
+	}
+	if attached(p)["fentry_tpacket_ubuf_complete"] != "fentry tpacket_ubuf_complete" {
+		t.Errorf("uarg completion not hooked: %v", attached(p))
+	}
+}
+
+func TestForcedClassUnavailable(t *testing.T) {
+	for _, c := range []plan.Class{plan.Fentry, plan.Kprobe} {
+		_, err := plan.Build(facts(false, false, true, modern...), c)
+		if err == nil || !inputerr.Is(err) {
+			t.Errorf("--hooks=%s on a kernel without it: %v", c, err)
+		}
+	}
+	p, err := plan.Build(facts(true, true, true, modern...), plan.Tracepoint)
+	if err != nil || p.Class != plan.Tracepoint || !p.Config.AvailViaTP {
+		t.Errorf("forced tracepoint on a class A kernel: %v %+v", err, p)
+	}
+}
+
+func TestStackRanges(t *testing.T) {
+	p, _ := plan.Build(facts(false, false, true, modern...), plan.Auto)
+	reasons := map[string]plan.Wait{}
+	for _, r := range p.Config.StackRanges {
+		reasons[r.Symbol] = r.Reason
+		if r.End <= r.Start {
+			t.Errorf("%s: empty range", r.Symbol)
+		}
+	}
+	if reasons["sock_alloc_send_pskb"] != plan.WaitSndbuf || reasons["__wait_for_common"] != plan.WaitCompletion {
+		t.Errorf("reasons %v", reasons)
+	}
+}
