@@ -14,11 +14,11 @@ import (
 )
 
 // Do runs fn with the calling OS thread switched to ns. A zero or negative
-// handle (netns.None()) runs fn in the current namespace. If the thread cannot
+// handle (the zero value, or netns.None()) runs fn in the current namespace. If the thread cannot
 // be switched back, it is left locked so the Go runtime retires it instead of
 // reusing a thread in the wrong namespace.
 func Do(ns netns.NsHandle, fn func() error) error {
-	if !ns.IsOpen() {
+	if ns <= 0 {
 		return fn()
 	}
 	runtime.LockOSThread()

@@ -1,0 +1,115 @@
+package event_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+func TestDecodeRoundTrip(t *testing.T) {
+	in := event.Event{Kind: event.FrameState, TS: 42, TSLo: 40, Sk: 0xffff888102bcb000, Frame: 3,
+		Old: event.Sending, New: event.Available, Prec: event.Bounded, Comm: "sender", Dev: "rt-tx",
+		SndBuf: 212992, Wmem: 100, Pending: 1, A: [3]uint64{74, 0xffffffff81e65670, 0}}
+	out, err := event.Decode(event.Encode(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != in {
+		t.Errorf("round trip:\n got %+v\nwant %+v", out, in)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	if _, err := event.Decode(make([]byte, event.RawSize-1)); err == nil {
+		t.Error("short record accepted")
+	}
+	if _, err := event.Decode(make([]byte, event.RawSize)); err == nil {
+		t.Error("record with kind 0 accepted")
+	}
+	b := event.Encode(event.Event{Kind: event.Kind(200)})
+	if _, err := event.Decode(b); err == nil {
+		t.Error("unknown kind accepted")
+	}
+}
+
+// TestFrameStateJSONContract pins the documented shape of frame_state.
+func TestFrameStateJSONContract(t *testing.T) {
+	f := event.NewFormatter(0, event.Names{})
+	e := event.Event{Kind: event.FrameState, TS: 1234, PID: 77, TID: 78, Sk: 0xabc, Frame: 5,
+		Old: event.SendRequest, New: event.Sending, SndBuf: -1, Pending: -1}
+	var m map[string]any
+	if err := json.Unmarshal(f.AppendJSON(nil, &e), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"event": "frame_state", "frame": 5.0, "state": "SENDING", "old_state": "SEND_REQUEST",
+		"ts_ns": 1234.0, "pid": 77.0, "socket": "0xabc", "precision": "exact"}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v (%v)", k, m[k], v, m)
+		}
+	}
+	for _, st := range []event.State{event.Available, event.SendRequest, event.WrongFormat} {
+		e.New = st
+		if err := json.Unmarshal(f.AppendJSON(nil, &e), &m); err != nil || m["state"] != st.String() {
+			t.Errorf("state %v: %v %v", st, m["state"], err)
+		}
+	}
+}
+
+// TestEveryKindFormats: every kind renders as text and as valid JSON.
+func TestEveryKindFormats(t *testing.T) {
+	f := event.NewFormatter(0, event.Names{DropReason: func(uint32) string { return "QDISC_DROP" }})
+	for _, k := range event.Kinds() {
+		e := event.Event{Kind: k, TS: 10, TSLo: 5, Sk: 1, Frame: 2, A: [3]uint64{uint64(1 << 63), 1, 2}}
+		if txt := f.Text(&e); !strings.Contains(txt, "sk1") {
+			t.Errorf("%v: %q", k, txt)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(f.AppendJSON(nil, &e), &m); err != nil {
+			t.Errorf("%v: invalid JSON: %v", k, err)
+		}
+		if m["event"] != k.String() {
+			t.Errorf("%v: event=%v", k, m["event"])
+		}
+	}
+}
+
+func TestNormalizerExpandsAndDedupes(t *testing.T) {
+	n := event.NewNormalizer()
+	var out []event.Event
+	emit := func(e *event.Event) error { out = append(out, *e); return nil }
+	in := []event.Event{
+		{Kind: event.SendmsgEnter, TS: 10, Sk: 1, Scan: event.Scan{Head: 3, Frames: 4, RunSendRequest: 2}},
+		{Kind: event.FrameState, TS: 11, Sk: 1, Frame: 3, Old: event.SendRequest, New: event.Sending},
+		{Kind: event.FrameState, TS: 12, Sk: 1, Frame: 3, Old: event.SendRequest, New: event.Sending}, // raced twin
+		{Kind: event.FrameState, TS: 13, Sk: 1, Frame: 3, Old: event.Sending, New: event.Available},
+		{Kind: event.SendmsgEnter, TS: 20, Sk: 1, Scan: event.Scan{Head: 0, Frames: 4, RunSendRequest: 0}},
+		{Kind: event.SendmsgEnter, TS: 30, Sk: 1, Scan: event.Scan{Head: 3, Frames: 4, RunSendRequest: 1}},
+	}
+	for i := range in {
+		if err := n.Process(&in[i], emit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, e := range out {
+		if e.Kind == event.FrameState {
+			got = append(got, e.New.String()+"#"+string(rune('0'+e.Frame)))
+		}
+	}
+	// Entry at 10: frames 3 and 0 (wrapping) were SEND_REQUEST. Entry at
+	// 30: frame 3 again, written after its AVAILABLE at 13.
+	want := "SEND_REQUEST#3 SEND_REQUEST#0 SENDING#3 AVAILABLE#3 SEND_REQUEST#3"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if n.Duplicates != 1 {
+		t.Errorf("%d duplicates, want 1", n.Duplicates)
+	}
+	last := out[len(out)-1]
+	if last.Prec != event.Bounded || last.TSLo != 13 || last.Old != event.Available {
+		t.Errorf("re-request %+v: want bounded since the AVAILABLE at 13", last)
+	}
+}

@@ -1,0 +1,211 @@
+package event
+
+import (
+	"fmt"
+
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+)
+
+// Kind is a logical event kind (enum rt_kind).
+type Kind uint16
+
+// Kinds, from bpf/ringtrace.h.
+const (
+	SendmsgEnter  = Kind(bpfobj.RingtraceRtKindRT_SENDMSG_ENTER)
+	SendmsgReturn = Kind(bpfobj.RingtraceRtKindRT_SENDMSG_RETURN)
+	FrameState    = Kind(bpfobj.RingtraceRtKindRT_FRAME_STATE)
+	QdiscEnqueue  = Kind(bpfobj.RingtraceRtKindRT_QDISC_ENQUEUE)
+	QdiscDequeue  = Kind(bpfobj.RingtraceRtKindRT_QDISC_DEQUEUE)
+	XmitStart     = Kind(bpfobj.RingtraceRtKindRT_XMIT_START)
+	XmitDone      = Kind(bpfobj.RingtraceRtKindRT_XMIT_DONE)
+	Drop          = Kind(bpfobj.RingtraceRtKindRT_DROP)
+	Sleep         = Kind(bpfobj.RingtraceRtKindRT_SLEEP)
+	Wake          = Kind(bpfobj.RingtraceRtKindRT_WAKE)
+	Softirq       = Kind(bpfobj.RingtraceRtKindRT_SOFTIRQ)
+	NapiPoll      = Kind(bpfobj.RingtraceRtKindRT_NAPI_POLL)
+	RX            = Kind(bpfobj.RingtraceRtKindRT_RX)
+	XmitRC        = Kind(bpfobj.RingtraceRtKindRT_XMIT_RC)
+	SockGone      = Kind(bpfobj.RingtraceRtKindRT_SOCK_GONE)
+	FramePicked   = Kind(bpfobj.RingtraceRtKindRT_FRAME_PICKED)
+	maxKind       = FramePicked
+)
+
+var kindNames = map[Kind]string{
+	SendmsgEnter: "sendmsg_enter", SendmsgReturn: "sendmsg_return", FrameState: "frame_state",
+	QdiscEnqueue: "qdisc_enqueue", QdiscDequeue: "qdisc_dequeue", XmitStart: "xmit_start",
+	XmitDone: "xmit_done", Drop: "drop", Sleep: "sleep", Wake: "wake", Softirq: "softirq",
+	NapiPoll: "napi_poll", RX: "rx", XmitRC: "xmit_rc", SockGone: "sock_gone", FramePicked: "frame_picked",
+}
+
+func (k Kind) String() string {
+	if n, ok := kindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("kind%d", uint16(k))
+}
+
+// Kinds lists every kind.
+func Kinds() []Kind {
+	var ks []Kind
+	for k := Kind(1); k <= maxKind; k++ {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// PerCPU reports whether a kind describes a CPU rather than a socket
+// (softirq spans, napi polls): socket filters do not apply to it.
+func (k Kind) PerCPU() bool { return k == Softirq || k == NapiPoll }
+
+// DefaultKinds is every kind except the per-CPU ones, which are opt-in.
+func DefaultKinds() []Kind {
+	var ks []Kind
+	for _, k := range Kinds() {
+		if !k.PerCPU() {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// ParseKind is the inverse of String.
+func ParseKind(s string) (Kind, bool) {
+	for k, n := range kindNames {
+		if n == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// State is a frame state: the low three bits of tp_status.
+type State uint8
+
+// Frame states.
+const (
+	Available   = State(bpfobj.RingtraceRtStateRT_ST_AVAILABLE)
+	SendRequest = State(bpfobj.RingtraceRtStateRT_ST_SEND_REQUEST)
+	Sending     = State(bpfobj.RingtraceRtStateRT_ST_SENDING)
+	WrongFormat = State(bpfobj.RingtraceRtStateRT_ST_WRONG_FORMAT)
+	Unknown     = State(bpfobj.RingtraceRtStateRT_ST_UNKNOWN)
+)
+
+func (s State) String() string {
+	switch s {
+	case Available:
+		return "AVAILABLE"
+	case SendRequest:
+		return "SEND_REQUEST"
+	case Sending:
+		return "SENDING"
+	case WrongFormat:
+		return "WRONG_FORMAT"
+	case Unknown:
+		return "UNKNOWN"
+	}
+	return fmt.Sprintf("STATUS(%d)", uint8(s))
+}
+
+// ParseState is the inverse of String.
+func ParseState(s string) (State, bool) {
+	for _, st := range []State{Available, SendRequest, Sending, WrongFormat, Unknown} {
+		if st.String() == s {
+			return st, true
+		}
+	}
+	return 0, false
+}
+
+// Precision says whether an event's time is exact or an interval.
+type Precision uint8
+
+// Precisions.
+const (
+	Exact   = Precision(bpfobj.RingtraceRtPrecRT_EXACT)
+	Bounded = Precision(bpfobj.RingtraceRtPrecRT_BOUNDED)
+)
+
+func (p Precision) String() string {
+	if p == Bounded {
+		return "bounded"
+	}
+	return "exact"
+}
+
+// Cause is what made a frame change state.
+type Cause uint8
+
+var causeNames = map[Cause]string{
+	Cause(bpfobj.RingtraceRtCauseRT_C_NONE):          "",
+	Cause(bpfobj.RingtraceRtCauseRT_C_XMIT):          "xmit",
+	Cause(bpfobj.RingtraceRtCauseRT_C_DESTRUCT):      "destructor",
+	Cause(bpfobj.RingtraceRtCauseRT_C_FREE):          "skb-freed",
+	Cause(bpfobj.RingtraceRtCauseRT_C_DROP):          "dropped",
+	Cause(bpfobj.RingtraceRtCauseRT_C_DRIVER_ORPHAN): "orphaned-in-driver",
+	Cause(bpfobj.RingtraceRtCauseRT_C_ORPHANED):      "orphaned",
+	Cause(bpfobj.RingtraceRtCauseRT_C_SCAN):          "status-read",
+	Cause(bpfobj.RingtraceRtCauseRT_C_ROLLBACK):      "rolled-back",
+	Cause(bpfobj.RingtraceRtCauseRT_C_BAD_FRAME):     "bad-frame",
+	Cause(bpfobj.RingtraceRtCauseRT_C_TAKEN):         "taken-unseen",
+	Cause(bpfobj.RingtraceRtCauseRT_C_PICKED):        "picked",
+	Cause(bpfobj.RingtraceRtCauseRT_C_SET_STATUS):    "set-status",
+	Cause(bpfobj.RingtraceRtCauseRT_C_COPIED):        "pages-copied",
+	Cause(bpfobj.RingtraceRtCauseRT_C_USER):          "user-space",
+}
+
+// Cause values used by Go code.
+const (
+	CauseDrop     = Cause(bpfobj.RingtraceRtCauseRT_C_DROP)
+	CauseRollback = Cause(bpfobj.RingtraceRtCauseRT_C_ROLLBACK)
+	CauseCopied   = Cause(bpfobj.RingtraceRtCauseRT_C_COPIED)
+	CausePicked   = Cause(bpfobj.RingtraceRtCauseRT_C_PICKED)
+	CauseScan     = Cause(bpfobj.RingtraceRtCauseRT_C_SCAN)
+	CauseUser     = Cause(bpfobj.RingtraceRtCauseRT_C_USER)
+)
+
+func (c Cause) String() string {
+	if n, ok := causeNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("cause%d", uint8(c))
+}
+
+// Hook is the hook family that produced an event.
+type Hook uint8
+
+func (h Hook) String() string {
+	switch h {
+	case Hook(bpfobj.RingtraceRtHookRT_H_TRACEPOINT):
+		return "tracepoint"
+	case Hook(bpfobj.RingtraceRtHookRT_H_FENTRY):
+		return "fentry"
+	case Hook(bpfobj.RingtraceRtHookRT_H_KPROBE):
+		return "kprobe"
+	case Hook(bpfobj.RingtraceRtHookRT_H_SWEEP):
+		return "sweep"
+	}
+	return fmt.Sprintf("hook%d", uint8(h))
+}
+
+// Wait is why a sender slept (or what woke it).
+type Wait uint8
+
+// Wait reasons.
+const (
+	WaitOther      = Wait(bpfobj.RingtraceRtWaitRT_W_OTHER)
+	WaitSndbuf     = Wait(bpfobj.RingtraceRtWaitRT_W_SNDBUF)
+	WaitCompletion = Wait(bpfobj.RingtraceRtWaitRT_W_COMPLETION)
+	WaitPgVecLock  = Wait(bpfobj.RingtraceRtWaitRT_W_PG_VEC_LOCK)
+)
+
+func (w Wait) String() string {
+	switch w {
+	case WaitSndbuf:
+		return "sndbuf"
+	case WaitCompletion:
+		return "tx-completion"
+	case WaitPgVecLock:
+		return "pg_vec_lock"
+	}
+	return "other"
+}

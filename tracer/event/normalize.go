@@ -1,0 +1,85 @@
+package event
+
+// Normalizer turns the raw event stream into the logical one, the same way
+// live and when a recording is replayed:
+//
+//   - a sendmsg entry's ring scan shows frames user space set to
+//     SEND_REQUEST since the kernel last looked; each becomes a frame_state
+//     SEND_REQUEST event, bounded by when that frame was last seen AVAILABLE
+//     (the write itself has no kernel event);
+//   - frame transitions two hooks raced to report (same frame, same new
+//     state) are reported once.
+//
+// Events must be passed in timestamp order.
+type Normalizer struct {
+	frames     map[frameKey]frameMem
+	Duplicates uint64
+}
+
+type frameKey struct {
+	sk    uint64
+	frame uint32
+}
+
+type frameMem struct {
+	state State
+	ts    uint64 // when state was reached
+}
+
+// NewNormalizer returns an empty normalizer.
+func NewNormalizer() *Normalizer { return &Normalizer{frames: map[frameKey]frameMem{}} }
+
+// Process passes e (and the events it implies) to emit.
+func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
+	switch e.Kind {
+	case SendmsgEnter:
+		if err := emit(e); err != nil {
+			return err
+		}
+		return n.expandScan(e, emit)
+	case FrameState:
+		k := frameKey{e.Sk, e.Frame}
+		if prev, ok := n.frames[k]; ok && prev.state == e.New {
+			n.Duplicates++
+			return nil
+		}
+		n.frames[k] = frameMem{state: e.New, ts: e.TS}
+	case SockGone:
+		for k := range n.frames {
+			if k.sk == e.Sk {
+				delete(n.frames, k)
+			}
+		}
+	}
+	return emit(e)
+}
+
+// expandScan emits SEND_REQUEST for each frame of the entry scan's run that
+// is not already known to be SEND_REQUEST.
+func (n *Normalizer) expandScan(e *Event, emit func(*Event) error) error {
+	s := e.Scan
+	if s.Frames == 0 {
+		return nil
+	}
+	for i := uint32(0); i < s.RunSendRequest && i < s.Frames; i++ {
+		idx := (s.Head + i) % s.Frames
+		k := frameKey{e.Sk, idx}
+		prev, known := n.frames[k]
+		if known && prev.state == SendRequest {
+			continue
+		}
+		old := Unknown
+		var lo uint64
+		if known {
+			old, lo = prev.state, prev.ts
+		}
+		x := Event{Kind: FrameState, TS: e.TS, TSLo: lo, Sk: e.Sk, PID: e.PID, TID: e.TID, CPU: e.CPU,
+			Frame: idx, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending, Old: old, New: SendRequest,
+			Prec: Bounded, Cause: CauseUser, Hook: e.Hook, Comm: e.Comm}
+		n.frames[k] = frameMem{state: SendRequest, ts: e.TS}
+		if err := emit(&x); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+// Package record owns ringtrace's recording file format: the raw event
+// stream of a trace, exactly as the BPF programs wrote it, behind a
+// versioned header that carries what is needed to read it anywhere — the
+// kernel facts, the attach plan, the clock base and the record layout.
+//
+// Layout (all integers little-endian), documented in docs/recording-format.md:
+//
+//	magic    "RTREC\x00\r\n"              8 bytes
+//	version  uint32                       currently 1
+//	hlen     uint32                       length of the header JSON
+//	header   hlen bytes of JSON           Header
+//	records  repeated: uint32 n, n bytes  one struct rt_event each
+//
+// A reader rejects unknown magic, versions newer than it knows, headers or
+// records larger than sane limits, and truncated data, with the offset.
+package record
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+)
+
+// Magic starts every recording.
+const Magic = "RTREC\x00\r\n"
+
+// Version is the format version this package writes and the newest it reads.
+const Version = 1
+
+const (
+	maxHeader = 16 << 20
+	maxRecord = 64 << 10
+)
+
+// Header describes a recording.
+type Header struct {
+	Tool       string        `json:"tool"`         // "ringtrace <version>"
+	Created    time.Time     `json:"created"`      // wall clock when the trace started
+	Monotonic  uint64        `json:"monotonic_ns"` // CLOCK_MONOTONIC at Created: event times are on this clock
+	RecordSize int           `json:"record_size"`  // sizeof(struct rt_event) when recorded
+	Kernel     *kernel.Facts `json:"kernel"`
+	Plan       *plan.Plan    `json:"plan"`
+	Command    []string      `json:"command,omitempty"`
+	Note       string        `json:"note,omitempty"`
+}
+
+// Writer appends records to a recording.
+type Writer struct {
+	w   *bufio.Writer
+	f   io.Closer
+	n   uint64
+	len [4]byte
+}
+
+// Create starts a recording at path.
+func Create(path string, h Header) (*Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, inputerr.New("--record %s: %v", path, err)
+	}
+	w, err := NewWriter(f, h)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w.f = f
+	return w, nil
+}
+
+// NewWriter writes the header to w.
+func NewWriter(w io.Writer, h Header) (*Writer, error) {
+	if h.RecordSize == 0 {
+		h.RecordSize = event.RawSize
+	}
+	hj, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("recording header: %w", err)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var pre [16]byte
+	copy(pre[:8], Magic)
+	binary.LittleEndian.PutUint32(pre[8:], Version)
+	binary.LittleEndian.PutUint32(pre[12:], uint32(len(hj)))
+	bw.Write(pre[:])
+	if _, err := bw.Write(hj); err != nil {
+		return nil, fmt.Errorf("write recording header: %w", err)
+	}
+	return &Writer{w: bw}, nil
+}
+
+// Write appends one raw record.
+func (w *Writer) Write(rec []byte) error {
+	binary.LittleEndian.PutUint32(w.len[:], uint32(len(rec)))
+	w.w.Write(w.len[:])
+	_, err := w.w.Write(rec)
+	w.n++
+	return err
+}
+
+// Count is the number of records written.
+func (w *Writer) Count() uint64 { return w.n }
+
+// Close flushes and closes the file (if Create opened it).
+func (w *Writer) Close() error {
+	err := w.w.Flush()
+	if w.f != nil {
+		if cerr := w.f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Reader reads a recording.
+type Reader struct {
+	Header Header
+	r      *bufio.Reader
+	off    int64
+	buf    []byte
+	f      io.Closer
+}
+
+// Open opens a recording file.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, inputerr.New("recording %s: %v", path, err)
+	}
+	r, err := NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, inputerr.New("recording %s: %v", path, err)
+	}
+	r.f = f
+	return r, nil
+}
+
+// ErrFormat is wrapped by every error about malformed recordings.
+var ErrFormat = errors.New("not a valid ringtrace recording")
+
+// NewReader reads and checks the header.
+func NewReader(in io.Reader) (*Reader, error) {
+	r := &Reader{r: bufio.NewReaderSize(in, 1<<20)}
+	var pre [16]byte
+	if _, err := io.ReadFull(r.r, pre[:]); err != nil {
+		return nil, fmt.Errorf("%w: header truncated (%v)", ErrFormat, err)
+	}
+	if string(pre[:8]) != Magic {
+		return nil, fmt.Errorf("%w: bad magic %q", ErrFormat, pre[:8])
+	}
+	v := binary.LittleEndian.Uint32(pre[8:])
+	if v == 0 || v > Version {
+		return nil, fmt.Errorf("%w: format version %d, this ringtrace reads up to version %d (upgrade ringtrace)", ErrFormat, v, Version)
+	}
+	hlen := binary.LittleEndian.Uint32(pre[12:])
+	if hlen > maxHeader {
+		return nil, fmt.Errorf("%w: header of %d bytes", ErrFormat, hlen)
+	}
+	hj := make([]byte, hlen)
+	if _, err := io.ReadFull(r.r, hj); err != nil {
+		return nil, fmt.Errorf("%w: header truncated (%v)", ErrFormat, err)
+	}
+	if err := json.Unmarshal(hj, &r.Header); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
+	}
+	if r.Header.RecordSize != event.RawSize {
+		return nil, fmt.Errorf("%w: records of %d bytes, this ringtrace decodes %d", ErrFormat, r.Header.RecordSize, event.RawSize)
+	}
+	r.off = int64(16 + hlen)
+	return r, nil
+}
+
+// Next returns the next raw record, or io.EOF at a clean end.
+func (r *Reader) Next() ([]byte, error) {
+	var l [4]byte
+	n, err := io.ReadFull(r.r, l[:])
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: record length truncated at offset %d (%d of 4 bytes)", ErrFormat, r.off, n)
+	}
+	size := binary.LittleEndian.Uint32(l[:])
+	if size == 0 || size > maxRecord {
+		return nil, fmt.Errorf("%w: record of %d bytes at offset %d", ErrFormat, size, r.off)
+	}
+	if cap(r.buf) < int(size) {
+		r.buf = make([]byte, size)
+	}
+	r.buf = r.buf[:size]
+	if n, err := io.ReadFull(r.r, r.buf); err != nil {
+		return nil, fmt.Errorf("%w: record truncated at offset %d (%d of %d bytes)", ErrFormat, r.off+4, n, size)
+	}
+	r.off += 4 + int64(size)
+	return r.buf, nil
+}
+
+// NextEvent decodes the next record.
+func (r *Reader) NextEvent() (event.Event, error) {
+	raw, err := r.Next()
+	if err != nil {
+		return event.Event{}, err
+	}
+	e, err := event.Decode(raw)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("%w: record at offset %d: %v", ErrFormat, r.off-int64(len(raw)), err)
+	}
+	return e, nil
+}
+
+// Close closes the file (if Open opened it).
+func (r *Reader) Close() error {
+	if r.f != nil {
+		return r.f.Close()
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+)
+
+// rtConfig turns the plan's load-time configuration and the filters into
+// the BPF side's struct rt_config.
+func rtConfig(p *plan.Plan, f Filter, events uint32) (bpfobj.RingtraceRtConfig, error) {
+	c := p.Config
+	cfg := bpfobj.RingtraceRtConfig{
+		DestructAddr: c.DestructAddr, UargOpsAddr: c.UargOpsAddr, FilterPid: f.PID,
+		MaxScan: c.MaxScan, Events: events,
+		KfreeHasReason: b2u(c.KfreeHasReason), AvailViaTp: b2u(c.AvailViaTP),
+		SendingViaTp: b2u(c.SendingViaTP), CallsViaSyscalls: b2u(c.CallsViaSyscalls),
+		UargForm: b2u(c.UargForm),
+	}
+	switch p.Class {
+	case plan.Fentry:
+		cfg.HookClass = uint8(bpfobj.RingtraceRtHookRT_H_FENTRY)
+	case plan.Kprobe:
+		cfg.HookClass = uint8(bpfobj.RingtraceRtHookRT_H_KPROBE)
+	}
+	if f.Comm != "" {
+		if len(f.Comm) > 15 {
+			return cfg, fmt.Errorf("--comm %q is longer than the kernel's 15-character task names", f.Comm)
+		}
+		cfg.FilterCommSet = 1
+		copyCString(cfg.FilterComm[:], f.Comm)
+	}
+	if f.Ifname != "" {
+		if len(f.Ifname) > 15 {
+			return cfg, fmt.Errorf("--ifname %q is longer than 15 characters", f.Ifname)
+		}
+		cfg.FilterIfnameSet = 1
+		copyCString(cfg.FilterIfname[:], f.Ifname)
+	}
+	if len(c.StackRanges) > len(cfg.StackRanges) {
+		return cfg, fmt.Errorf("plan has %d stack ranges, BPF side holds %d", len(c.StackRanges), len(cfg.StackRanges))
+	}
+	for i, r := range c.StackRanges {
+		cfg.StackRanges[i].Start, cfg.StackRanges[i].End, cfg.StackRanges[i].Reason = r.Start, r.End, uint32(r.Reason)
+	}
+	return cfg, nil
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func copyCString(dst []int8, s string) {
+	for i := 0; i < len(s) && i < len(dst)-1; i++ {
+		dst[i] = int8(s[i])
+	}
+}
+
+// EventMask turns a set of kinds into the rt_config events bitmap.
+func EventMask(kinds []event.Kind) uint32 {
+	var m uint32
+	for _, k := range kinds {
+		m |= 1 << uint(k)
+	}
+	return m
+}
+
+// load builds the collection the plan asks for: unused programs are dropped
+// from the spec before load (they may reference functions or types this
+// kernel does not have), then the rest is loaded against the kernel BTF.
+func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringSize, maxFrames uint32) (*ebpf.Collection, error) {
+	spec, err := bpfobj.LoadRingtrace()
+	if err != nil {
+		return nil, fmt.Errorf("read embedded BPF object: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, a := range p.Attach {
+		if _, ok := spec.Programs[a.Program]; !ok {
+			return nil, fmt.Errorf("attach plan names program %q, which the BPF object does not have", a.Program)
+		}
+		keep[a.Program] = true
+	}
+	for name := range spec.Programs {
+		if !keep[name] {
+			delete(spec.Programs, name)
+		}
+	}
+	// Kprobe programs carry their target in the section name; the plan
+	// may pick another function of the same role.
+	for _, a := range p.Attach {
+		if a.Kind == plan.KindFentry || a.Kind == plan.KindFexit {
+			spec.Programs[a.Program].AttachTo = a.Target
+		}
+	}
+	if err := spec.Variables["cfg"].Set(cfg); err != nil {
+		return nil, fmt.Errorf("set rt_config: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = ringSize
+	spec.Maps["frames"].MaxEntries = maxFrames
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Programs: ebpf.ProgramOptions{KernelTypes: kernelBTF},
+	})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			// The whole log is long; its tail says why.
+			lines := ve.Log
+			if len(lines) > 8 {
+				lines = lines[len(lines)-8:]
+			}
+			return nil, fmt.Errorf("load BPF programs: %v: %s", ve.Cause, strings.Join(lines, " | "))
+		}
+		return nil, fmt.Errorf("load BPF programs: %w", err)
+	}
+	return coll, nil
+}
+
+// attach makes every attachment of the plan. On error it closes what it
+// attached so far.
+func attach(p *plan.Plan, coll *ebpf.Collection) ([]link.Link, error) {
+	var links []link.Link
+	fail := func(err error) ([]link.Link, error) {
+		for _, l := range links {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, a := range p.Attach {
+		prog := coll.Programs[a.Program]
+		var l link.Link
+		var err error
+		switch a.Kind {
+		case plan.KindTestRun:
+			continue
+		case plan.KindTPBTF, plan.KindFentry, plan.KindFexit:
+			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+		case plan.KindTracepoint:
+			group, name, _ := strings.Cut(a.Target, "/")
+			l, err = link.Tracepoint(group, name, prog, nil)
+		case plan.KindKprobe:
+			l, err = link.Kprobe(a.Target, prog, nil)
+		case plan.KindKretprobe:
+			l, err = link.Kretprobe(a.Target, prog, nil)
+		default:
+			err = fmt.Errorf("unknown attach kind %q", a.Kind)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("attach %s %s (%s): %w", a.Kind, a.Target, a.Program, err))
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}

@@ -1,0 +1,496 @@
+package session_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/nsexec"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/session"
+	"github.com/ringtrace/ringtrace/tracer/txring"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF, network namespaces): run `sudo make test`")
+	}
+}
+
+// collector is a Sink that keeps every event.
+type collector struct {
+	mu  sync.Mutex
+	evs []event.Event
+}
+
+func (c *collector) Event(e *event.Event) error {
+	c.mu.Lock()
+	c.evs = append(c.evs, *e)
+	c.mu.Unlock()
+	return nil
+}
+func (c *collector) Flush() error { return nil }
+
+type tracer struct {
+	sess   *session.Session
+	cancel context.CancelFunc
+	done   chan error
+	col    *collector
+	plan   *plan.Plan
+}
+
+func startTracer(t *testing.T, class plan.Class, f session.Filter) *tracer {
+	t.Helper()
+	needRoot(t)
+	facts, spec, err := kernel.Probe(kernel.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(facts, class)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p, Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: &collector{}, plan: p}
+	go func() { tr.done <- sess.Run(ctx, tr.col, nil) }()
+	t.Cleanup(func() { tr.stop(t) })
+	return tr
+}
+
+// stop ends the trace (once) and returns every event, in order.
+func (tr *tracer) stop(t *testing.T) []event.Event {
+	t.Helper()
+	if tr.cancel != nil {
+		time.Sleep(100 * time.Millisecond) // let asynchronous completions land
+		tr.cancel()
+		if err := <-tr.done; err != nil {
+			t.Errorf("session: %v", err)
+		}
+		st := tr.sess.Stats()
+		if st.Lost != 0 || st.Decode != 0 {
+			t.Errorf("lost %d events, %d decode errors", st.Lost, st.Decode)
+		}
+		tr.sess.Close()
+		tr.cancel = nil
+	}
+	return tr.col.evs
+}
+
+type frameID struct {
+	sk    uint64
+	frame uint32
+}
+
+// frameStates groups frame_state events by frame.
+func frameStates(evs []event.Event) map[frameID][]event.Event {
+	m := map[frameID][]event.Event{}
+	for _, e := range evs {
+		if e.Kind == event.FrameState {
+			k := frameID{e.Sk, e.Frame}
+			m[k] = append(m[k], e)
+		}
+	}
+	return m
+}
+
+func statesOf(evs []event.Event) string {
+	var s []string
+	for _, e := range evs {
+		s = append(s, e.New.String())
+	}
+	return strings.Join(s, ">")
+}
+
+func checkOrdered(t *testing.T, evs []event.Event) {
+	t.Helper()
+	for i := 1; i < len(evs); i++ {
+		if evs[i].TS < evs[i-1].TS {
+			t.Fatalf("event %d (%v at %d) before event %d (%v at %d)", i, evs[i].Kind, evs[i].TS, i-1, evs[i-1].Kind, evs[i-1].TS)
+		}
+	}
+}
+
+// checkLifecycles asserts frames 0..n-1 of the socket each went
+// SEND_REQUEST -> SENDING -> AVAILABLE `rounds` times, and returns the
+// events of that socket.
+func checkLifecycles(t *testing.T, evs []event.Event, pid uint32, n, rounds int) []event.Event {
+	t.Helper()
+	checkOrdered(t, evs)
+	var mine []event.Event
+	var sk uint64
+	for _, e := range evs {
+		if e.Kind == event.SendmsgEnter && e.PID == pid {
+			sk = e.Sk
+			break
+		}
+	}
+	if sk == 0 {
+		t.Fatalf("no sendmsg from pid %d among %d events", pid, len(evs))
+	}
+	for _, e := range evs {
+		if e.Sk == sk {
+			mine = append(mine, e)
+		}
+	}
+	want := strings.TrimSuffix(strings.Repeat("SEND_REQUEST>SENDING>AVAILABLE>", rounds), ">")
+	fs := frameStates(mine)
+	for i := 0; i < n; i++ {
+		got := statesOf(fs[frameID{sk, uint32(i)}])
+		if got != want {
+			t.Errorf("frame %d: %s, want %s", i, got, want)
+		}
+	}
+	if len(fs) != n {
+		t.Errorf("%d frames have events, want %d", len(fs), n)
+	}
+	return mine
+}
+
+func sendRing(t *testing.T, l *lab.Lab, ifname string, o txring.Options) txring.Summary {
+	t.Helper()
+	if l != nil {
+		o.Socket.NetNS = l.SenderNS
+	}
+	o.Socket.Ifname = ifname
+	if o.Ring.Frames == 0 {
+		o.Ring = txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096}
+	}
+	if o.Frame.Size == 0 {
+		o.Frame = txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 300}
+	} else if o.Frame.Dst == nil {
+		o.Frame.Dst, o.Frame.EtherType = txring.BroadcastMAC, txring.EtherTypeLocalExp1
+	}
+	if o.Drain == 0 {
+		o.Drain = 2 * time.Second
+	}
+	sum, err := txring.Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	return sum
+}
+
+func newLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	needRoot(t)
+	l, err := lab.New(lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func returns(evs []event.Event) []int64 {
+	var r []int64
+	for _, e := range evs {
+		if e.Kind == event.SendmsgReturn {
+			r = append(r, e.Ret())
+		}
+	}
+	return r
+}
+
+func TestLoopback(t *testing.T) {
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	sendRing(t, nil, "lo", txring.Options{Count: 8})
+	evs := checkLifecycles(t, tr.stop(t), uint32(os.Getpid()), 8, 1)
+	if r := returns(evs); len(r) != 1 || r[0] != 8*300 {
+		t.Errorf("sendmsg returns %v, want one of %d", r, 8*300)
+	}
+}
+
+func TestVethV2AndV3(t *testing.T) {
+	l := newLab(t)
+	for _, v := range []txring.Version{txring.V2, txring.V3} {
+		t.Run(v.String(), func(t *testing.T) {
+			tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+			sendRing(t, l, l.SenderIf, txring.Options{Count: 64, Ring: txring.Geometry{Version: v, Frames: 32, FrameSize: 2048, BlockSize: 8192}})
+			evs := checkLifecycles(t, tr.stop(t), uint32(os.Getpid()), 32, 2)
+			// On veth the frame completes when the peer frees the skb:
+			// an exact completion, with the frame index learnt at xmit.
+			for _, e := range evs {
+				if e.Kind == event.FrameState && e.New == event.Available && e.Prec != event.Exact {
+					t.Errorf("frame %d completed %v (%v), want exact on veth", e.Frame, e.Prec, e.Cause)
+				}
+			}
+		})
+	}
+}
+
+// TestQdiscDropRollback: a tbf whose queue holds one frame drops the next;
+// the kernel frees the ring skb inside the sender's dev_queue_xmit, the
+// destructor marks the frame AVAILABLE, tpacket_snd writes SEND_REQUEST
+// back and returns -ENOBUFS.
+func TestQdiscDropRollback(t *testing.T) {
+	l := newLab(t)
+	if err := l.Shape(lab.NIC{Rate: 200e3, Burst: 1600, LimitBytes: 1600}); err != nil {
+		t.Fatal(err)
+	}
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
+		txring.Geometry{Version: txring.V2, Frames: 4, FrameSize: 2048, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 1000}.Build()
+	for i := 0; i < 4; i++ {
+		r.Fill(i, pkt)
+		r.SetStatus(i, txring.SendRequest)
+	}
+	n, err := r.Send(unix.MSG_DONTWAIT)
+	if err != unix.ENOBUFS {
+		t.Fatalf("sendto = %d, %v; want ENOBUFS", n, err)
+	}
+	r.WaitAvailable(2 * time.Second)
+	drops, err := l.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := tr.stop(t)
+	checkOrdered(t, evs)
+	var dropEv []event.Event
+	var rollbacks []uint32
+	for _, e := range evs {
+		switch {
+		case e.Kind == event.Drop:
+			dropEv = append(dropEv, e)
+		case e.Kind == event.FrameState && e.New == event.SendRequest && e.Cause == event.CauseRollback:
+			rollbacks = append(rollbacks, e.Frame)
+		}
+	}
+	if uint64(len(dropEv)) != drops || drops == 0 {
+		t.Fatalf("%d drop events, qdiscs counted %d drops", len(dropEv), drops)
+	}
+	d := dropEv[0]
+	if len(rollbacks) != 1 || rollbacks[0] != d.Frame {
+		t.Errorf("drop of frame %d, roll-backs %v", d.Frame, rollbacks)
+	}
+	if d.A[0] != 0 && !strings.Contains(dropReason(d), "QDISC") {
+		t.Errorf("drop reason %s, want a QDISC_* reason", dropReason(d))
+	}
+	if got := returns(evs); len(got) != 1 || got[0] != -int64(unix.ENOBUFS) {
+		t.Errorf("sendmsg returns %v, want -ENOBUFS", got)
+	}
+	// The dropped frame is back in SEND_REQUEST, where the ring shows it.
+	if st := r.Status(int(d.Frame)); st != txring.SendRequest {
+		t.Errorf("ring has dropped frame %d in %v", d.Frame, st)
+	}
+	fs := frameStates(evs)
+	if got := statesOf(fs[frameID{d.Sk, d.Frame}]); got != "SEND_REQUEST>SENDING>AVAILABLE>SEND_REQUEST" {
+		t.Errorf("dropped frame %d went %s", d.Frame, got)
+	}
+}
+
+func dropReason(e event.Event) string {
+	facts, _, err := kernel.Probe(kernel.Options{})
+	if err != nil {
+		return fmt.Sprint(e.A[0])
+	}
+	return facts.DropReasons[uint32(e.A[0])]
+}
+
+func TestQdiscBypass(t *testing.T) {
+	l := newLab(t)
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	sendRing(t, l, l.SenderIf, txring.Options{Count: 16, Socket: txring.SocketConfig{QdiscBypass: true}})
+	evs := checkLifecycles(t, tr.stop(t), uint32(os.Getpid()), 8, 2)
+	for _, e := range evs {
+		switch e.Kind {
+		case event.QdiscEnqueue, event.QdiscDequeue, event.XmitStart:
+			t.Errorf("qdisc bypass produced %v", e.Kind)
+		}
+	}
+}
+
+// TestForeignProcess traces a TX ring owned by another process the same
+// way: here the ringtrace binary's own sender started as a separate
+// process, and trafgen when it is installed.
+func TestForeignProcess(t *testing.T) {
+	l := newLab(t)
+	bin := filepath.Join(t.TempDir(), "ringtrace")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ringtrace").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	senders := []struct {
+		name   string
+		cmd    *exec.Cmd
+		frames int
+	}{
+		{"ringtrace-send", exec.Command(bin, "send", "-i", l.SenderIf, "--frames", "16", "--count", "48", "--size", "200", "-q"), 16},
+	}
+	if tg, err := exec.LookPath("trafgen"); err == nil {
+		senders = append(senders, struct {
+			name   string
+			cmd    *exec.Cmd
+			frames int
+		}{"trafgen", exec.Command(tg, "--dev", l.SenderIf, "--cpus", "1", "-n", "40", "-q", "-Q", "-C",
+			"{ fill(0xff, 6), 0x02, 0, 0, 0, 0, 1, c16(0x88b5), fill(0, 100) }"), 0})
+	} else {
+		t.Log("trafgen not installed (netsniff-ng): only the ringtrace sender is a foreign process here")
+	}
+	for _, s := range senders {
+		t.Run(s.name, func(t *testing.T) {
+			tr := startTracer(t, plan.Auto, session.Filter{})
+			if err := nsexec.Do(l.SenderNS, s.cmd.Start); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.cmd.Wait(); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+			evs := tr.stop(t)
+			pid := uint32(s.cmd.Process.Pid)
+			if s.frames > 0 {
+				checkLifecycles(t, evs, pid, s.frames, 3)
+				return
+			}
+			// trafgen forks its worker: find it by comm, then check
+			// that every frame it sent completed.
+			var sk uint64
+			for _, e := range evs {
+				if e.Kind == event.SendmsgEnter && e.Comm == "trafgen" {
+					sk = e.Sk
+				}
+			}
+			if sk == 0 {
+				t.Fatal("no sendmsg from trafgen")
+			}
+			sending, avail := 0, 0
+			for _, e := range evs {
+				if e.Sk == sk && e.Kind == event.FrameState {
+					switch e.New {
+					case event.Sending:
+						sending++
+					case event.Available:
+						avail++
+					}
+				}
+			}
+			if sending < 40 || avail != sending {
+				t.Errorf("trafgen: %d SENDING, %d AVAILABLE; want >= 40 and equal", sending, avail)
+			}
+		})
+	}
+}
+
+// TestWrongFormat: a frame longer than the MTU allows makes tpacket_snd
+// write WRONG_FORMAT and return -EMSGSIZE.
+func TestWrongFormat(t *testing.T) {
+	l := newLab(t)
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
+		txring.Geometry{Version: txring.V2, Frames: 2, FrameSize: 4096, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Fill(0, txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 1600}.Build())
+	r.SetStatus(0, txring.SendRequest)
+	if _, err := r.Send(0); err != unix.EMSGSIZE {
+		t.Fatalf("sendto: %v, want EMSGSIZE", err)
+	}
+	evs := tr.stop(t)
+	var sk uint64
+	for _, e := range evs {
+		if e.Kind == event.SendmsgEnter {
+			sk = e.Sk
+		}
+	}
+	if got := statesOf(frameStates(evs)[frameID{sk, 0}]); got != "SEND_REQUEST>WRONG_FORMAT" {
+		t.Errorf("frame 0 went %s, want SEND_REQUEST>WRONG_FORMAT", got)
+	}
+}
+
+// TestBlockingSleepsOnCompletion: a blocking send into a slow link sleeps
+// in tpacket_snd's TX-completion wait and is woken by completions.
+func TestBlockingSleepsOnCompletion(t *testing.T) {
+	l := newLab(t)
+	if err := l.Shape(lab.NIC{Rate: 10e6, FifoLimit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	sum := sendRing(t, l, l.SenderIf, txring.Options{Count: 16, Frame: txring.FrameSpec{Size: 1000},
+		Ring: txring.Geometry{Version: txring.V2, Frames: 16, FrameSize: 2048, BlockSize: 4096}})
+	if sum.Frames != 16 {
+		t.Fatalf("sent %d frames", sum.Frames)
+	}
+	evs := checkLifecycles(t, tr.stop(t), uint32(os.Getpid()), 16, 1)
+	reasons := map[event.Wait]int{}
+	wakers := map[event.Wait]int{}
+	for _, e := range evs {
+		switch e.Kind {
+		case event.Sleep:
+			reasons[event.Wait(e.Aux)]++
+		case event.Wake:
+			wakers[event.Wait(e.Aux)]++
+		}
+	}
+	if reasons[event.WaitCompletion] == 0 || wakers[event.WaitCompletion] == 0 {
+		t.Errorf("sleeps %v, wakers %v: want TX-completion waits woken by completions", reasons, wakers)
+	}
+	// 16 x 1000 B at 10 Mbit/s is 12.8 ms on the wire: the call lasts that.
+	var d uint64
+	for _, e := range evs {
+		if e.Kind == event.SendmsgReturn {
+			d = e.TS - e.A[2]
+		}
+	}
+	if d < 8e6 {
+		t.Errorf("blocking call took %v, want about the 12.8ms wire time", time.Duration(d))
+	}
+}
+
+// TestFilters: --comm and --ifname keep only matching sockets.
+func TestFilters(t *testing.T) {
+	l := newLab(t)
+	send := func() {
+		sendRing(t, l, l.SenderIf, txring.Options{Count: 4})
+		sendRing(t, l, "lo", txring.Options{Count: 4})
+	}
+	devsOf := func(evs []event.Event) map[string]bool {
+		m := map[string]bool{}
+		for _, e := range evs {
+			if e.Kind == event.FrameState && e.New == event.Sending {
+				m[e.Dev] = true
+			}
+		}
+		return m
+	}
+	tr := startTracer(t, plan.Auto, session.Filter{Comm: "no-such-comm"})
+	send()
+	if evs := tr.stop(t); len(evs) != 0 {
+		f := event.NewFormatter(0, event.Names{})
+		for _, e := range evs {
+			t.Log(f.Text(&e))
+		}
+		t.Errorf("--comm no-such-comm: %d events", len(evs))
+	}
+	tr = startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid()), Ifname: l.SenderIf})
+	send()
+	if d := devsOf(tr.stop(t)); !d[l.SenderIf] || d["lo"] {
+		t.Errorf("--ifname %s: frames sent on %v", l.SenderIf, d)
+	}
+	comm, _ := os.ReadFile("/proc/self/comm")
+	tr = startTracer(t, plan.Auto, session.Filter{Comm: strings.TrimSpace(string(comm))})
+	send()
+	if d := devsOf(tr.stop(t)); !d[l.SenderIf] || !d["lo"] {
+		t.Errorf("--comm %s: frames sent on %v", comm, d)
+	}
+}

@@ -1,0 +1,86 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+// sweeper finds frames the BPF side last saw SENDING and has the sweep
+// program re-read their status words: a frame whose completion no hook saw
+// (orphaned without a tracepoint, uarg pages copied out) is reported as
+// AVAILABLE, bounded by the previous read.
+type sweeper struct {
+	prog   *ebpf.Program
+	frames *ebpf.Map
+	req    *ebpf.Map
+
+	keys    []bpfobj.RingtraceRtFrameKey
+	vals    []bpfobj.RingtraceRtFrame
+	noBatch bool
+}
+
+const sweepChunk = 4096
+
+// run returns how many frames it asked the kernel to re-read.
+func (w *sweeper) run() (int, error) {
+	sending, err := w.sendingFrames()
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < len(sending); i += len(bpfobj.RingtraceRtSweep{}.Keys) {
+		var req bpfobj.RingtraceRtSweep
+		n := copy(req.Keys[:], sending[i:])
+		req.N = uint32(n)
+		if err := w.req.Put(uint32(0), &req); err != nil {
+			return 0, fmt.Errorf("write sweep request: %w", err)
+		}
+		if _, err := w.prog.Run(&ebpf.RunOptions{}); err != nil {
+			return 0, fmt.Errorf("run sweep program: %w", err)
+		}
+	}
+	return len(sending), nil
+}
+
+func (w *sweeper) sendingFrames() ([]bpfobj.RingtraceRtFrameKey, error) {
+	var out []bpfobj.RingtraceRtFrameKey
+	if !w.noBatch {
+		if w.keys == nil {
+			w.keys = make([]bpfobj.RingtraceRtFrameKey, sweepChunk)
+			w.vals = make([]bpfobj.RingtraceRtFrame, sweepChunk)
+		}
+		var cursor ebpf.MapBatchCursor
+		for {
+			n, err := w.frames.BatchLookup(&cursor, w.keys, w.vals, nil)
+			for i := 0; i < n; i++ {
+				if event.State(w.vals[i].State) == event.Sending {
+					out = append(out, w.keys[i])
+				}
+			}
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return out, nil
+			}
+			if errors.Is(err, ebpf.ErrNotSupported) {
+				w.noBatch = true
+				out = out[:0]
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read frames map: %w", err)
+			}
+		}
+	}
+	var k bpfobj.RingtraceRtFrameKey
+	var v bpfobj.RingtraceRtFrame
+	it := w.frames.Iterate()
+	for it.Next(&k, &v) {
+		if event.State(v.State) == event.Sending {
+			out = append(out, k)
+		}
+	}
+	return out, it.Err()
+}
