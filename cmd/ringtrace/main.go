@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 )
@@ -30,6 +31,8 @@ func newApp() *cli.App {
 			"with CO-RE eBPF (no debuginfo), and ships a TX_RING load generator.",
 		Commands: []*cli.Command{
 			sendCommand(),
+			probeCommand(),
+			traceCommand(),
 		},
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
@@ -77,4 +80,10 @@ func run(args []string) int {
 		return ec.ExitCode()
 	}
 	return 1
+}
+
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
 }

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // buildBinary compiles ringtrace once per test binary run.
@@ -133,5 +136,99 @@ func TestSendJSONSummary(t *testing.T) {
 	}
 	if n := strings.Count(strings.TrimSpace(r.stdout), "\n"); n != 0 {
 		t.Errorf("stdout should be one JSON line, got %d lines", n+1)
+	}
+}
+
+func TestTraceBadInput(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := buildBinary(t)
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, []byte("x"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no-btf", []string{"trace", "--btf", "/nonexistent/vmlinux"}, "BTF"},
+		{"garbage-btf", []string{"trace", "--btf", notDir}, "BTF"},
+		{"tracefs-missing", []string{"trace", "--tracefs", notDir}, "tracefs"},
+		{"bad-hooks", []string{"trace", "--hooks", "ebpf"}, "--hooks"},
+		{"forced-fentry-refused", []string{"probe", "--hooks", "fentry"}, "fentry"},
+		{"forced-kprobe-missing", []string{"probe", "--hooks", "kprobe"}, "kprobe"},
+		{"bad-events", []string{"trace", "--events", "frames,bogus"}, "--events"},
+		{"bad-ringbuf", []string{"trace", "--ringbuf-size", "3"}, "--ringbuf-size"},
+		{"long-comm", []string{"trace", "--comm", "a-very-long-process-name"}, "15"},
+		{"record-unwritable", []string{"trace", "--duration", "1ms", "--record", "/nonexistent/dir/x.rtrec"}, "--record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkOneLineError(t, runBin(t, bin, nil, tc.args...), tc.want)
+		})
+	}
+	t.Run("not-root", func(t *testing.T) {
+		checkOneLineError(t, runBin(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534}, "trace"), "root")
+	})
+}
+
+// TestTraceReadyFileAndSummary runs `ringtrace trace --json` as a user
+// would: waits for --ready-file, sends 4 frames on lo with `ringtrace send`,
+// and checks the frame_state contract and the final summary line.
+func TestTraceReadyFileAndSummary(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := buildBinary(t)
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(bin, "trace", "--json", "--duration", "10s", "--ready-file", ready, "--comm", "ringtrace")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready file after 10s: %s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "4", "--size", "64", "-q"); r.code != 0 {
+		t.Fatalf("send: %s", r.stderr)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("trace: %v: %s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var states []string
+	for _, l := range lines[:len(lines)-1] {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("bad JSON line %q: %v", l, err)
+		}
+		if m["event"] == "frame_state" {
+			for _, k := range []string{"frame", "state", "ts_ns", "pid", "socket"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("frame_state lacks %q: %s", k, l)
+				}
+			}
+			states = append(states, fmt.Sprintf("%v:%v", m["frame"], m["state"]))
+		}
+	}
+	if len(states) != 12 {
+		t.Errorf("%d frame_state events, want 4 frames x 3 states: %v", len(states), states)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum["event"] != "summary" {
+		t.Fatalf("last line is not the summary: %q", lines[len(lines)-1])
+	}
+	if sum["lost"] != 0.0 {
+		t.Errorf("summary lost = %v", sum["lost"])
 	}
 }

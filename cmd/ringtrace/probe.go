@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf/btf"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+)
+
+// kernelFlags are shared by every command that loads BPF.
+func kernelFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "hooks", Value: "auto", Usage: "hook class: auto, fentry (A), kprobe (B) or tracepoint (C)"},
+		&cli.StringFlag{Name: "btf", Usage: "kernel BTF file to use instead of /sys/kernel/btf/vmlinux"},
+		&cli.StringFlag{Name: "tracefs", Value: kernel.DefaultTracefs, Usage: "where tracefs is, or is mounted if it is not"},
+	}
+}
+
+// probeKernel gathers the kernel facts and builds the attach plan.
+func probeKernel(c *cli.Context) (*kernel.Facts, *btf.Spec, *plan.Plan, error) {
+	class, err := plan.ParseClass(c.String("hooks"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	facts, spec, err := kernel.Probe(kernel.Options{BTFPath: c.String("btf"), TracefsPath: c.String("tracefs")})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := plan.Build(facts, class)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return facts, spec, p, nil
+}
+
+func probeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "probe",
+		Usage: "show what this kernel allows and the attach plan ringtrace would use",
+		Flags: append(kernelFlags(),
+			&cli.BoolFlag{Name: "json", Usage: "print facts and plan as JSON"},
+		),
+		Action: func(c *cli.Context) error {
+			facts, _, p, err := probeKernel(c)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				facts.DropReasons = nil
+				return enc.Encode(struct {
+					Facts *kernel.Facts `json:"kernel"`
+					Plan  *plan.Plan    `json:"plan"`
+				}{facts, p})
+			}
+			return writeProbe(os.Stdout, facts, p)
+		},
+	}
+}
+
+func yesNo(f kernel.Feature) string {
+	if f.OK {
+		return "yes"
+	}
+	return "no (" + f.Why + ")"
+}
+
+// CompletionLine names the TX completion form the way the plan uses it.
+func completionLine(p *plan.Plan) string {
+	if p.Completion == "uarg" {
+		return "uarg (tpacket_ubuf_complete)"
+	}
+	return "destructor (tpacket_destruct_skb)"
+}
+
+func writeProbe(w io.Writer, f *kernel.Facts, p *plan.Plan) error {
+	fmt.Fprintf(w, "kernel         %s (%s), %d CPUs\n", f.Version, f.Release, f.NumCPU)
+	fmt.Fprintf(w, "BTF            %s\n", f.BTFSource)
+	fmt.Fprintf(w, "ring buffer    %s\n", yesNo(f.Features.RingBuf))
+	fmt.Fprintf(w, "bpf_loop       %s\n", yesNo(f.Features.BPFLoop))
+	how := "already mounted"
+	if f.Tracefs.Mounted {
+		how = "was not mounted: mounted by ringtrace (mount -t tracefs nodev " + f.Tracefs.Path + ")"
+	}
+	fmt.Fprintf(w, "tracefs        %s (%s)\n", f.Tracefs.Path, how)
+	fmt.Fprintf(w, "fentry/fexit   %s\n", yesNo(f.Features.Fentry))
+	fmt.Fprintf(w, "kprobes        %s\n", yesNo(f.Features.Kprobe))
+	fmt.Fprintf(w, "tp_btf         %s\n", yesNo(f.Features.TPBTF))
+	fmt.Fprintf(w, "hook class     %s (%s): %s\n", p.Class.Letter(), p.Class, p.ClassWhy)
+	fmt.Fprintf(w, "TX completion: %s\n", completionLine(p))
+	var fns []string
+	for _, n := range []string{"packet_sendmsg", "tpacket_snd", "__packet_set_status", "tpacket_destruct_skb",
+		"tpacket_ubuf_complete", "__dev_queue_xmit", "__dev_direct_xmit", "sock_alloc_send_pskb"} {
+		s, ok := f.Symbols[n]
+		switch {
+		case ok && f.Funcs[n]:
+			fns = append(fns, n+": symbol")
+		case ok:
+			fns = append(fns, n+": symbol "+s.Name+" (no BTF func)")
+		case n == "tpacket_ubuf_complete" && p.Completion == "destructor":
+			fns = append(fns, n+": absent (destructor completion form)")
+		case n == "tpacket_destruct_skb" && p.Completion == "uarg":
+			fns = append(fns, n+": absent (uarg completion form)")
+		default:
+			fns = append(fns, n+": inlined on this kernel (no symbol)")
+		}
+	}
+	fmt.Fprintf(w, "functions      %s\n\n", strings.Join(fns, "\n               "))
+	if err := p.WriteTable(w); err != nil {
+		return err
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	return nil
+}

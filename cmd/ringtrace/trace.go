@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/record"
+	"github.com/ringtrace/ringtrace/tracer/session"
+)
+
+// Event groups for --events.
+var eventGroups = map[string][]event.Kind{
+	"frames":  {event.FrameState, event.SockGone},
+	"calls":   {event.SendmsgEnter, event.SendmsgReturn, event.XmitRC},
+	"sched":   {event.Sleep, event.Wake},
+	"qdisc":   {event.QdiscEnqueue, event.QdiscDequeue, event.Drop},
+	"xmit":    {event.XmitStart, event.XmitDone, event.RX},
+	"softirq": {event.Softirq, event.NapiPoll},
+}
+
+const defaultEvents = "frames,calls,sched,qdisc,xmit"
+
+// parseEvents turns "frames,calls,drop" (groups or kind names, or "all")
+// into kinds.
+func parseEvents(s string) ([]event.Kind, error) {
+	set := map[event.Kind]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == "":
+		case part == "all":
+			for _, k := range event.Kinds() {
+				set[k] = true
+			}
+		case eventGroups[part] != nil:
+			for _, k := range eventGroups[part] {
+				set[k] = true
+			}
+		default:
+			k, ok := event.ParseKind(part)
+			if !ok {
+				var names []string
+				for g := range eventGroups {
+					names = append(names, g)
+				}
+				sort.Strings(names)
+				return nil, inputerr.New("--events: unknown group or event %q (groups: %s, all; or an event name such as frame_state)", part, strings.Join(names, ", "))
+			}
+			set[k] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil, inputerr.New("--events selects nothing")
+	}
+	var kinds []event.Kind
+	for _, k := range event.Kinds() {
+		if set[k] {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds, nil
+}
+
+func traceFlags() []cli.Flag {
+	return append(kernelFlags(),
+		&cli.UintFlag{Name: "pid", Usage: "only sockets used by this process (tgid)"},
+		&cli.StringFlag{Name: "comm", Usage: "only sockets used by tasks with this name"},
+		&cli.StringFlag{Name: "ifname", Usage: "only sockets bound to this interface"},
+		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
+		&cli.StringFlag{Name: "events", Value: defaultEvents, Usage: "event groups (frames, calls, sched, qdisc, xmit, softirq, all) or event names; softirq/napi events are per CPU and not restricted by --pid/--comm/--ifname"},
+		&cli.BoolFlag{Name: "json", Usage: "one JSON object per event; the last line is the summary"},
+		&cli.StringFlag{Name: "ready-file", Usage: "create this file once every probe is attached"},
+		&cli.StringFlag{Name: "record", Usage: "also write the raw event stream to this file (see `ringtrace report`)"},
+		&cli.UintFlag{Name: "ringbuf-size", Value: 16, Usage: "BPF ring buffer size in MiB (power of two)"},
+		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
+		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
+	)
+}
+
+func traceCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "trace",
+		Usage:     "stream decoded, ordered TX-ring events until Ctrl-C or --duration",
+		UsageText: "ringtrace trace [--pid PID] [--comm NAME] [--ifname IF] [--json] [--duration D]",
+		Flags:     traceFlags(),
+		Action:    runTrace,
+	}
+}
+
+// traceSession holds what a trace needs, for trace and (later) run.
+type traceSession struct {
+	facts *kernel.Facts
+	plan  *plan.Plan
+	sess  *session.Session
+	start uint64
+	wall  time.Time
+}
+
+// startRecording writes a recording header to f, if any, and returns the
+// raw-record callback for Session.Run.
+func (ts *traceSession) startRecording(f *os.File) (*record.Writer, func([]byte) error, error) {
+	if f == nil {
+		return nil, nil, nil
+	}
+	w, err := record.NewWriter(f, record.Header{
+		Tool: "ringtrace " + version, Created: ts.wall, Monotonic: ts.start,
+		Kernel: ts.facts, Plan: ts.plan, Command: os.Args,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, w.Write, nil
+}
+
+func openTrace(c *cli.Context) (*traceSession, error) {
+	kinds, err := parseEvents(c.String("events"))
+	if err != nil {
+		return nil, err
+	}
+	mib := c.Uint("ringbuf-size")
+	if mib == 0 || mib&(mib-1) != 0 || mib > 1024 {
+		return nil, inputerr.New("--ringbuf-size %d: want a power of two between 1 and 1024 (MiB)", mib)
+	}
+	if c.Uint("max-frames") == 0 {
+		return nil, inputerr.New("--max-frames must be positive")
+	}
+	if c.Duration("duration") < 0 || c.Duration("sweep-interval") <= 0 {
+		return nil, inputerr.New("--duration and --sweep-interval must be positive")
+	}
+	if len(c.String("comm")) > 15 || len(c.String("ifname")) > 15 {
+		return nil, inputerr.New("--comm and --ifname are at most 15 characters (kernel limits)")
+	}
+	facts, spec, p, err := probeKernel(c)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := session.Open(session.Options{
+		Facts: facts, BTF: spec, Plan: p, Kinds: kinds,
+		Filter:       session.Filter{PID: uint32(c.Uint("pid")), Comm: c.String("comm"), Ifname: c.String("ifname")},
+		RingBufBytes: uint32(mib) << 20, MaxFrames: uint32(c.Uint("max-frames")),
+		SweepInterval: c.Duration("sweep-interval"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if path := c.String("ready-file"); path != "" {
+		if err := os.WriteFile(path, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+			sess.Close()
+			return nil, inputerr.New("--ready-file %s: %v", path, err)
+		}
+	}
+	var ts traceSession
+	ts.facts, ts.sess, ts.plan = facts, sess, p
+	ts.start, ts.wall = monotonicNow(), time.Now()
+	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
+		p.Class.Letter(), p.Class, completionLine(p), sess.Ready.Round(time.Millisecond))
+	return &ts, nil
+}
+
+// textSink prints decoded lines; jsonSink one object per line.
+type textSink struct {
+	w *bufio.Writer
+	f *event.Formatter
+}
+
+func (s *textSink) Event(e *event.Event) error {
+	_, err := fmt.Fprintln(s.w, s.f.Text(e))
+	return err
+}
+func (s *textSink) Flush() error { return s.w.Flush() }
+
+type jsonSink struct {
+	w   *bufio.Writer
+	f   *event.Formatter
+	buf []byte
+}
+
+func (s *jsonSink) Event(e *event.Event) error {
+	s.buf = s.f.AppendJSON(s.buf[:0], e)
+	s.buf = append(s.buf, '\n')
+	_, err := s.w.Write(s.buf)
+	return err
+}
+func (s *jsonSink) Flush() error { return s.w.Flush() }
+
+func names(f *kernel.Facts) event.Names {
+	sym := &kernel.Symbolizer{}
+	return event.Names{
+		DropReason: func(code uint32) string { return f.DropReasons[code] },
+		Symbol:     sym.Lookup,
+	}
+}
+
+func runTrace(c *cli.Context) error {
+	// Fail on an unwritable --record before attaching anything.
+	var recFile *os.File
+	if path := c.String("record"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return inputerr.New("--record %s: %v", path, err)
+		}
+		recFile = f
+		defer f.Close()
+	}
+	ts, err := openTrace(c)
+	if err != nil {
+		return err
+	}
+	defer ts.sess.Close()
+	ctx := c.Context
+	if d := c.Duration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	out := bufio.NewWriterSize(os.Stdout, 256<<10)
+	f := event.NewFormatter(ts.start, names(ts.facts))
+	var sink session.Sink = &textSink{w: out, f: f}
+	if c.Bool("json") {
+		sink = &jsonSink{w: out, f: f}
+	} else {
+		fmt.Fprintf(out, "%14s %-5s %-22s %-4s %-6s %s\n", "TIME(s)", "CPU", "COMM/TID", "SOCK", "FRAME", "EVENT")
+	}
+	rec, raw, err := ts.startRecording(recFile)
+	if err != nil {
+		return err
+	}
+	stopLoss := watchLoss(ctx, ts.sess, os.Stderr)
+	runErr := ts.sess.Run(ctx, sink, raw)
+	stopLoss()
+	if rec != nil {
+		if err := rec.Close(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("write recording: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", rec.Count(), c.String("record"))
+	}
+	st := ts.sess.Stats()
+	if c.Bool("json") {
+		writeJSONSummary(out, st)
+	} else {
+		writeTextSummary(out, st)
+	}
+	if err := out.Flush(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// watchLoss reports ring-buffer losses on stderr as they happen: loss is
+// never silent.
+func watchLoss(ctx context.Context, s *session.Session, w io.Writer) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var reported uint64
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if st := s.Stats(); st.Lost > reported {
+					fmt.Fprintf(w, "ringtrace: LOST %d events so far (ring buffer full: raise --ringbuf-size or narrow --events)\n", st.Lost)
+					reported = st.Lost
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+type summaryJSON struct {
+	Event      string            `json:"event"`
+	Lost       uint64            `json:"lost"`
+	LostByKind map[string]uint64 `json:"lost_by_event,omitempty"`
+	Events     uint64            `json:"events"`
+	PerKind    map[string]uint64 `json:"per_event"`
+	Duplicates uint64            `json:"duplicates"`
+	Late       uint64            `json:"late"`
+	Decode     uint64            `json:"decode_errors"`
+	Overflow   map[string]uint64 `json:"overflow,omitempty"`
+}
+
+func kindCounts(m map[event.Kind]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range m {
+		out[k.String()] = v
+	}
+	return out
+}
+
+func writeJSONSummary(w io.Writer, st session.Stats) {
+	b, _ := json.Marshal(summaryJSON{Event: "summary", Lost: st.Lost, LostByKind: kindCounts(st.LostByKind),
+		Events: st.Events, PerKind: kindCounts(st.PerKind), Duplicates: st.Duplicates, Late: st.Late,
+		Decode: st.Decode, Overflow: st.Overflow})
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+func writeTextSummary(w io.Writer, st session.Stats) {
+	fmt.Fprintf(w, "--- %d events", st.Events)
+	var ks []string
+	for k, v := range st.PerKind {
+		ks = append(ks, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(ks)
+	if len(ks) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(ks, " "))
+	}
+	fmt.Fprintf(w, ", lost %d", st.Lost)
+	if st.Lost > 0 {
+		fmt.Fprintf(w, " %v", kindCounts(st.LostByKind))
+	}
+	if len(st.Overflow) > 0 {
+		fmt.Fprintf(w, ", tracking maps full: %v", st.Overflow)
+	}
+	fmt.Fprintln(w)
+}
