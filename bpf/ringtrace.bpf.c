@@ -38,7 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
  * the frame tracking (blocks, untraced frames) BOUNDED_WALK. */
 #define BOUNDED_SCAN 1024
 #define BOUNDED_WALK 16
-#define STACK_DEPTH 16
+#define STACK_DEPTH 12 /* the wait function is within the first few frames */
 
 const volatile struct rt_config cfg = {};
 
@@ -109,6 +109,7 @@ struct {
 struct sock_state {
 	__u64 pg_vec;
 	__u64 last_ts;
+	__u64 ino; /* socket inode: a new socket at a reused address differs */
 	__u32 pid;
 	__u32 seq; /* sendmsg calls so far */
 	__s32 pending; /* event-sourced SENDING count */
@@ -142,7 +143,7 @@ struct skb_state {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct skb_state);
 } skbs SEC(".maps");
@@ -156,7 +157,7 @@ struct ph_state {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 65536); /* resized by the loader with frames */
 	__type(key, __u64);
 	__type(value, struct ph_state);
 } ph2idx SEC(".maps");
@@ -226,8 +227,16 @@ static __always_inline void ev_sock(struct rt_event *e, struct sock *sk)
 	e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
 	e->wmem = sk_wmem(sk);
 	ss = bpf_map_lookup_elem(&socks, &key);
-	if (ss)
+	if (ss) {
 		e->pending = ss->pending;
+		e->sock_ino = ss->ino;
+	}
+}
+
+/* The socket's inode number, 0 once the socket is closed (sk_socket gone). */
+static __always_inline __u64 sock_ino(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
 static __always_inline void ev_dev(struct rt_event *e, struct net_device *dev)
@@ -320,13 +329,30 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 {
 	struct sock_state *ss, init = {};
 	__u64 key = (__u64)sk;
+	__u64 ino = sock_ino(sk);
 
 	ss = bpf_map_lookup_elem(&socks, &key);
-	if (ss)
-		return ss->tracked ? ss : NULL;
+	if (ss) {
+		/* Same socket, or a closed one whose in-flight frames still
+		 * complete (ino 0): keep its state. */
+		if (!ino || ss->ino == ino)
+			return ss->tracked ? ss : NULL;
+		/* A new socket at a freed socket's address: start over. */
+		if (ss->tracked) {
+			struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_TRACEPOINT);
+
+			if (e) {
+				e->sk = key;
+				e->sock_ino = ss->ino;
+				bpf_ringbuf_submit(e, 0);
+			}
+		}
+		bpf_map_delete_elem(&socks, &key);
+	}
 	if (!from_call && (cfg.filter_pid || cfg.filter_comm_set))
 		return NULL;
 	init.tracked = 1;
+	init.ino = ino;
 	if (from_call) {
 		__u32 pid = bpf_get_current_pid_tgid() >> 32;
 		char comm[RT_COMM_LEN];
@@ -466,11 +492,21 @@ static __always_inline struct rt_frame *frame_entry(__u64 sk, __u32 idx, __u64 p
 {
 	struct rt_frame_key k = { .sk = sk, .idx = idx };
 	struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+	struct sock_state *ss = bpf_map_lookup_elem(&socks, &sk);
 	struct rt_frame init = {};
+	__u32 ino = ss ? (__u32)ss->ino : 0;
 
-	if (f)
+	if (f) {
+		/* An entry left by an earlier socket at this address. */
+		if (f->sock_ino != ino) {
+			f->sock_ino = ino;
+			f->state = RT_ST_UNKNOWN;
+			f->ph = ph;
+		}
 		return f;
+	}
 	init.ph = ph;
+	init.sock_ino = ino;
 	init.state = RT_ST_UNKNOWN;
 	if (bpf_map_update_elem(&frames, &k, &init, BPF_NOEXIST) && !bpf_map_lookup_elem(&frames, &k)) {
 		count(&overflow, OVF_FRAMES);
@@ -1683,48 +1719,82 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
  * tracepoint, a uarg completion by page copy): emit it, bounded by the last
  * time it was seen SENDING. A socket whose ring is gone is reported once.
  */
-SEC("raw_tp")
-int sweep(void *ctx)
+static __always_inline long sweep_one(__u32 i, void *data)
 {
-	__u32 zero = 0;
-	struct rt_sweep *req = bpf_map_lookup_elem(&sweep_req, &zero);
+	struct rt_sweep *req = data;
 	struct rt_frame_key k;
 	struct rt_frame *f;
 	struct sock_state *ss;
 	struct ring r;
-	__u64 now;
-	__u32 n;
+
+	if (i >= req->n || i >= RT_SWEEP_BATCH)
+		return 1;
+	/* Hide i from clang so the mask survives: it shows the verifier the
+	 * bound that the comparison above only implies. */
+	asm volatile("" : "+r"(i));
+	k = req->keys[i & (RT_SWEEP_BATCH - 1)];
+	f = bpf_map_lookup_elem(&frames, &k);
+	if (!f || f->state != RT_ST_SENDING)
+		return 0;
+	ss = bpf_map_lookup_elem(&socks, &k.sk);
+	if (!ss)
+		return 0;
+	if (read_ring((struct packet_sock *)k.sk, &r) || r.pg_vec != ss->pg_vec) {
+		struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
+
+		f->state = RT_ST_UNKNOWN;
+		if (e) {
+			e->sk = k.sk;
+			e->frame = k.idx;
+			bpf_ringbuf_submit(e, 0);
+		}
+		return 0;
+	}
+	if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
+		to_available((struct sock *)k.sk, k.idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, RT_H_SWEEP, 0,
+			     NULL);
+	else
+		f->ts_seen = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* bpf_loop wants its context on the stack: carry the request pointer. */
+struct sweep_ctx {
+	struct rt_sweep *req;
+};
+
+static long sweep_cb(__u32 i, void *data)
+{
+	struct sweep_ctx *c = data;
+
+	return sweep_one(i, c->req);
+}
+
+SEC("raw_tp")
+int sweep_loop(void *ctx)
+{
+	__u32 zero = 0;
+	struct sweep_ctx c = { .req = bpf_map_lookup_elem(&sweep_req, &zero) };
+
+	if (c.req)
+		bpf_loop(RT_SWEEP_BATCH, sweep_cb, &c, 0);
+	return 0;
+}
+
+/* Without bpf_loop the verifier walks every iteration: user space sends
+ * SWEEP_BOUNDED frames per run. */
+#define SWEEP_BOUNDED 16
+
+SEC("raw_tp")
+int sweep_bounded(void *ctx)
+{
+	__u32 zero = 0;
+	struct rt_sweep *req = bpf_map_lookup_elem(&sweep_req, &zero);
 
 	if (!req)
 		return 0;
-	n = req->n;
-	for (int i = 0; i < RT_SWEEP_BATCH; i++) {
-		if (i >= n)
+	for (__u32 i = 0; i < SWEEP_BOUNDED; i++)
+		if (sweep_one(i, req))
 			break;
-		k = req->keys[i];
-		f = bpf_map_lookup_elem(&frames, &k);
-		if (!f || f->state != RT_ST_SENDING)
-			continue;
-		ss = bpf_map_lookup_elem(&socks, &k.sk);
-		if (!ss)
-			continue;
-		if (read_ring((struct packet_sock *)k.sk, &r) || r.pg_vec != ss->pg_vec) {
-			struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
-
-			f->state = RT_ST_UNKNOWN;
-			if (e) {
-				e->sk = k.sk;
-				e->frame = k.idx;
-				bpf_ringbuf_submit(e, 0);
-			}
-			continue;
-		}
-		now = bpf_ktime_get_ns();
-		if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
-			to_available((struct sock *)k.sk, k.idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN,
-				     RT_H_SWEEP, 0, NULL);
-		else
-			f->ts_seen = now;
-	}
 	return 0;
 }

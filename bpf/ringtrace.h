@@ -106,6 +106,8 @@ struct rt_event {
 	__s32 wmem; /* sk_wmem_alloc - 1 (bytes in flight), -1 if unknown */
 	__s32 pending; /* frames this socket has SENDING, -1 if unknown */
 	__u32 ifindex;
+	__u32 sock_ino; /* inode of the socket: tells apart sockets at a reused address */
+	__u32 pad;
 	__u16 kind; /* enum rt_kind */
 	__u8 old_state; /* enum rt_state */
 	__u8 new_state;
@@ -164,8 +166,9 @@ struct rt_frame {
 	__u64 ts_sending; /* when SENDING was emitted */
 	__u64 ts_seen; /* last time it was seen SENDING */
 	__u32 call_seq; /* sendmsg call of its socket that sent it */
+	__u32 sock_ino; /* socket the entry belongs to (addresses are reused) */
 	__u8 state; /* last state emitted (enum rt_state) */
-	__u8 pad[3];
+	__u8 pad[7];
 };
 
 /* One sweep request from user space: frames to re-read. */

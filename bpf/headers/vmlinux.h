@@ -104,12 +104,16 @@ struct sock {
 	struct socket *sk_socket;
 } __attribute__((preserve_access_index));
 
+struct file;
+
 struct socket {
 	struct sock *sk;
+	struct file *file;
 } __attribute__((preserve_access_index));
 
 struct inode {
 	umode_t i_mode;
+	unsigned long i_ino;
 } __attribute__((preserve_access_index));
 
 struct file {

@@ -37,7 +37,7 @@ func TestTracepointProgramsLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, ps := range spec.Programs {
-		if !strings.HasPrefix(name, "tp_") && !strings.HasPrefix(name, "sys_") && name != "sweep" {
+		if !strings.HasPrefix(name, "tp_") && !strings.HasPrefix(name, "sys_") && !strings.HasPrefix(name, "sweep_") {
 			continue // fentry/kprobe programs are proven in VMs (make vmtest)
 		}
 		if strings.HasSuffix(name, "_loop") && !haveLoop {
@@ -61,7 +61,7 @@ func TestTracepointProgramsLoad(t *testing.T) {
 			if err != nil {
 				var ve *ebpf.VerifierError
 				if errors.As(err, &ve) {
-					t.Fatalf("%v", ve.Cause)
+					t.Fatalf("%v: %v", ve.Cause, strings.Join(ve.Log[max(0, len(ve.Log)-6):], " | "))
 				}
 				t.Fatal(err)
 			}

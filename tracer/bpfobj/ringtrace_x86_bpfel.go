@@ -101,6 +101,8 @@ type RingtraceRtEvent struct {
 	Wmem     int32
 	Pending  int32
 	Ifindex  uint32
+	SockIno  uint32
+	Pad      uint32
 	Kind     uint16
 	OldState uint8
 	NewState uint8
@@ -118,8 +120,9 @@ type RingtraceRtFrame struct {
 	TsSending uint64
 	TsSeen    uint64
 	CallSeq   uint32
+	SockIno   uint32
 	State     uint8
-	Pad       [3]uint8
+	Pad       [7]uint8
 }
 
 type RingtraceRtFrameKey struct {
@@ -219,6 +222,7 @@ type RingtraceSockState struct {
 	_       structs.HostLayout
 	PgVec   uint64
 	LastTs  uint64
+	Ino     uint64
 	Pid     uint32
 	Seq     uint32
 	Pending int32
@@ -272,7 +276,8 @@ const (
 	RingtraceProgKretprobePacketSendmsgLoop    = "kretprobe_packet_sendmsg_loop"
 	RingtraceProgKretprobeQxmit                = "kretprobe_qxmit"
 	RingtraceProgKretprobeQxmitLegacy          = "kretprobe_qxmit_legacy"
-	RingtraceProgSweep                         = "sweep"
+	RingtraceProgSweepBounded                  = "sweep_bounded"
+	RingtraceProgSweepLoop                     = "sweep_loop"
 	RingtraceProgSysEnterSendmmsgBounded       = "sys_enter_sendmmsg_bounded"
 	RingtraceProgSysEnterSendmmsgLoop          = "sys_enter_sendmmsg_loop"
 	RingtraceProgSysEnterSendmsgBounded        = "sys_enter_sendmsg_bounded"
@@ -386,7 +391,8 @@ type RingtraceProgramSpecs struct {
 	KretprobePacketSendmsgLoop    *ebpf.ProgramSpec `ebpf:"kretprobe_packet_sendmsg_loop"`
 	KretprobeQxmit                *ebpf.ProgramSpec `ebpf:"kretprobe_qxmit"`
 	KretprobeQxmitLegacy          *ebpf.ProgramSpec `ebpf:"kretprobe_qxmit_legacy"`
-	Sweep                         *ebpf.ProgramSpec `ebpf:"sweep"`
+	SweepBounded                  *ebpf.ProgramSpec `ebpf:"sweep_bounded"`
+	SweepLoop                     *ebpf.ProgramSpec `ebpf:"sweep_loop"`
 	SysEnterSendmmsgBounded       *ebpf.ProgramSpec `ebpf:"sys_enter_sendmmsg_bounded"`
 	SysEnterSendmmsgLoop          *ebpf.ProgramSpec `ebpf:"sys_enter_sendmmsg_loop"`
 	SysEnterSendmsgBounded        *ebpf.ProgramSpec `ebpf:"sys_enter_sendmsg_bounded"`
@@ -548,7 +554,8 @@ type RingtracePrograms struct {
 	KretprobePacketSendmsgLoop    *ebpf.Program `ebpf:"kretprobe_packet_sendmsg_loop"`
 	KretprobeQxmit                *ebpf.Program `ebpf:"kretprobe_qxmit"`
 	KretprobeQxmitLegacy          *ebpf.Program `ebpf:"kretprobe_qxmit_legacy"`
-	Sweep                         *ebpf.Program `ebpf:"sweep"`
+	SweepBounded                  *ebpf.Program `ebpf:"sweep_bounded"`
+	SweepLoop                     *ebpf.Program `ebpf:"sweep_loop"`
 	SysEnterSendmmsgBounded       *ebpf.Program `ebpf:"sys_enter_sendmmsg_bounded"`
 	SysEnterSendmmsgLoop          *ebpf.Program `ebpf:"sys_enter_sendmmsg_loop"`
 	SysEnterSendmsgBounded        *ebpf.Program `ebpf:"sys_enter_sendmsg_bounded"`
@@ -611,7 +618,8 @@ func (p *RingtracePrograms) Close() error {
 		p.KretprobePacketSendmsgLoop,
 		p.KretprobeQxmit,
 		p.KretprobeQxmitLegacy,
-		p.Sweep,
+		p.SweepBounded,
+		p.SweepLoop,
 		p.SysEnterSendmmsgBounded,
 		p.SysEnterSendmmsgLoop,
 		p.SysEnterSendmsgBounded,

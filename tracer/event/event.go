@@ -32,6 +32,7 @@ type Event struct {
 	TS      uint64 // ns, CLOCK_MONOTONIC (bpf_ktime_get_ns)
 	TSLo    uint64 // Bounded: earliest time it can have happened
 	Sk      uint64 // struct sock * of the packet socket
+	SockIno uint32 // its inode: sockets at a reused address differ
 	Skb     uint64
 	A       [3]uint64
 	Scan    Scan
@@ -67,7 +68,7 @@ func Decode(b []byte) (Event, error) {
 			SendRequest: r.Scan.SendRequest, Sending: r.Scan.Sending, Available: r.Scan.Available,
 			WrongFormat: r.Scan.WrongFormat, Scanned: r.Scan.Scanned},
 		PID: r.Pid, TID: r.Tid, Frame: r.Frame, CPU: r.Cpu, SndBuf: r.Sndbuf, Wmem: r.Wmem,
-		Pending: r.Pending, Ifindex: r.Ifindex, Old: State(r.OldState), New: State(r.NewState),
+		Pending: r.Pending, Ifindex: r.Ifindex, SockIno: r.SockIno, Old: State(r.OldState), New: State(r.NewState),
 		Prec: Precision(r.Prec), Cause: Cause(r.Cause), Aux: r.Aux, Hook: Hook(r.Hook),
 		Comm: cstring(r.Comm[:]), Dev: cstring(r.Dev[:]),
 	}
@@ -88,7 +89,7 @@ func Encode(e Event) []byte {
 	r.Scan.SendRequest, r.Scan.Sending, r.Scan.Available = e.Scan.SendRequest, e.Scan.Sending, e.Scan.Available
 	r.Scan.WrongFormat, r.Scan.Scanned = e.Scan.WrongFormat, e.Scan.Scanned
 	r.Pid, r.Tid, r.Frame, r.Cpu = e.PID, e.TID, e.Frame, e.CPU
-	r.Sndbuf, r.Wmem, r.Pending, r.Ifindex = e.SndBuf, e.Wmem, e.Pending, e.Ifindex
+	r.Sndbuf, r.Wmem, r.Pending, r.Ifindex, r.SockIno = e.SndBuf, e.Wmem, e.Pending, e.Ifindex, e.SockIno
 	r.OldState, r.NewState, r.Prec, r.Cause, r.Aux, r.Hook = uint8(e.Old), uint8(e.New), uint8(e.Prec), uint8(e.Cause), e.Aux, uint8(e.Hook)
 	putCString(r.Comm[:], e.Comm)
 	putCString(r.Dev[:], e.Dev)

@@ -20,24 +20,37 @@ type Names struct {
 type Formatter struct {
 	Base  uint64 // ns subtracted from timestamps in text output
 	Names Names
-	socks map[uint64]int
-	buf   []byte
+	socks map[sockID]int
+	cur   map[uint64]uint32 // socket inode last seen at each address
+}
+
+// sockID names one socket: its address and inode (addresses are reused).
+type sockID struct {
+	sk  uint64
+	ino uint32
 }
 
 // NewFormatter returns a formatter with times relative to base.
 func NewFormatter(base uint64, names Names) *Formatter {
-	return &Formatter{Base: base, Names: names, socks: map[uint64]int{}}
+	return &Formatter{Base: base, Names: names, socks: map[sockID]int{}, cur: map[uint64]uint32{}}
 }
 
-// SocketLabel is the short name of a socket ("sk1").
-func (f *Formatter) SocketLabel(sk uint64) string {
+// SocketLabel is the short name of a socket ("sk1"). Events that carry no
+// inode (rare) take the last socket seen at their address.
+func (f *Formatter) SocketLabel(sk uint64, ino uint32) string {
 	if sk == 0 {
 		return "-"
 	}
-	n, ok := f.socks[sk]
+	if ino == 0 {
+		ino = f.cur[sk]
+	} else {
+		f.cur[sk] = ino
+	}
+	id := sockID{sk, ino}
+	n, ok := f.socks[id]
 	if !ok {
 		n = len(f.socks) + 1
-		f.socks[sk] = n
+		f.socks[id] = n
 	}
 	return "sk" + strconv.Itoa(n)
 }
@@ -131,7 +144,7 @@ func (f *Formatter) Text(e *Event) string {
 		frame = "#" + strconv.FormatUint(uint64(e.Frame), 10)
 	}
 	fmt.Fprintf(&b, "%14.9f cpu%-2d %-22s %-4s %-6s ", f.rel(e.TS), e.CPU,
-		fmt.Sprintf("%s/%d", e.Comm, e.TID), f.SocketLabel(e.Sk), frame)
+		fmt.Sprintf("%s/%d", e.Comm, e.TID), f.SocketLabel(e.Sk, e.SockIno), frame)
 	sockState := func() {
 		if e.SndBuf >= 0 {
 			fmt.Fprintf(&b, " sndbuf=%d wmem=%d", e.SndBuf, e.Wmem)

@@ -81,7 +81,10 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	w.str("comm", e.Comm)
 	if e.Sk != 0 {
 		w.hex("socket", e.Sk)
-		w.str("sock", f.SocketLabel(e.Sk))
+		w.str("sock", f.SocketLabel(e.Sk, e.SockIno))
+		if e.SockIno != 0 {
+			w.u("sock_ino", uint64(e.SockIno))
+		}
 	}
 	if e.HasFrame() {
 		w.u("frame", uint64(e.Frame))

@@ -98,6 +98,17 @@ func Probe(o Options) (*Facts, *btf.Spec, error) {
 		}
 	}
 	f.NumCPU = numCPU()
+	// /proc/kallsyms costs ~50 ms of kernel time to read: overlap it with
+	// the BTF load and the feature probes.
+	type symsResult struct {
+		syms map[string]Symbol
+		err  error
+	}
+	symsDone := make(chan symsResult, 1)
+	go func() {
+		s, err := LoadKallsyms(Symbols)
+		symsDone <- symsResult{s, err}
+	}()
 	cfg := readConfig(rel)
 	for _, k := range configKeys {
 		if v, ok := cfg[k]; ok {
@@ -123,14 +134,15 @@ func Probe(o Options) (*Facts, *btf.Spec, error) {
 		}
 	}
 
-	f.Symbols, err = LoadKallsyms(Symbols)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kallsyms: %w", err)
-	}
-	if s, ok := f.Symbols["packet_sendmsg"]; !ok || s.Addr == 0 {
-		return nil, nil, errors.New("packet_sendmsg not found in /proc/kallsyms (AF_PACKET not built in and af_packet not loaded?)")
-	}
 	f.Features = probeFeatures(spec, "packet_sendmsg", cfg)
+	sr := <-symsDone
+	if sr.err != nil {
+		return nil, nil, fmt.Errorf("kallsyms: %w", sr.err)
+	}
+	f.Symbols = sr.syms
+	if s, ok := f.Symbols["packet_sendmsg"]; !ok || s.Addr == 0 {
+		return nil, nil, errors.New("packet_sendmsg not found in /proc/kallsyms (AF_PACKET not built in and af_packet not loaded?), or kptr_restrict hides addresses")
+	}
 	if !f.Features.RingBuf.OK {
 		return nil, nil, inputerr.New("this kernel has no BPF ring buffer (Linux 5.8+ needed): %s", f.Features.RingBuf.Why)
 	}

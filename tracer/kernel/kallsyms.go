@@ -1,12 +1,10 @@
 package kernel
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 )
 
 // Symbol is a kallsyms entry with its extent: up to the next symbol's address.
@@ -29,49 +27,58 @@ func (s Symbol) Size() uint64 {
 // appear with a ".isra.0"/".constprop.0"/".part.0" suffix (GCC clones):
 // those match too, under the plain name, unless the plain name exists.
 // Missing names are absent from the result. All addresses zero means
-// kptr_restrict hides them.
+// kptr_restrict hides them. The listing has ~120k lines: it is parsed
+// without allocating per line.
 func ReadKallsyms(r io.Reader, names []string) (map[string]Symbol, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read kallsyms: %w", err)
+	}
 	want := make(map[string]bool, len(names))
 	for _, n := range names {
 		want[n] = true
 	}
 	found := map[string]Symbol{}
 	exact := map[string]bool{}
-	var all []uint64 // text symbol addresses seen after each found symbol
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	// Kallsyms is sorted by address except for modules; we compute ends in
-	// a second pass over the addresses collected here.
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
-		if len(f) < 3 || len(f) > 4 && !strings.HasPrefix(f[3], "[") {
+	addrs := make([]uint64, 0, bytes.Count(data, []byte{'\n'})+1)
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		// "ffffffff8214ce40 t tpacket_destruct_skb[\t[module]]"
+		sp := bytes.IndexByte(line, ' ')
+		if sp <= 0 || len(line) < sp+4 {
 			continue
 		}
-		addr, err := strconv.ParseUint(f[0], 16, 64)
-		if err != nil {
+		addr, ok := parseHex(line[:sp])
+		if !ok {
 			continue
 		}
-		all = append(all, addr)
-		name := f[2]
+		addrs = append(addrs, addr)
+		typ := line[sp+1]
+		name := line[sp+3:]
+		if i := bytes.IndexAny(name, " \t"); i >= 0 {
+			name = name[:i]
+		}
 		base := name
-		if i := strings.IndexByte(name, '.'); i > 0 {
+		if i := bytes.IndexByte(name, '.'); i > 0 {
 			base = name[:i]
 		}
-		if !want[base] || (base != name && exact[base]) {
+		if !want[string(base)] || (len(base) != len(name) && exact[string(base)]) {
 			continue
 		}
-		if base == name {
-			exact[base] = true
+		b := string(base)
+		if len(base) == len(name) {
+			exact[b] = true
 		}
-		found[base] = Symbol{Name: name, Addr: addr, Type: f[1]}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read kallsyms: %w", err)
+		found[b] = Symbol{Name: string(name), Addr: addr, Type: string(typ)}
 	}
 	for n, s := range found {
 		var next uint64
-		for _, a := range all {
+		for _, a := range addrs {
 			if a > s.Addr && (next == 0 || a < next) {
 				next = a
 			}
@@ -80,6 +87,26 @@ func ReadKallsyms(r io.Reader, names []string) (map[string]Symbol, error) {
 		found[n] = s
 	}
 	return found, nil
+}
+
+func parseHex(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 16 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | uint64(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
 }
 
 // LoadKallsyms reads /proc/kallsyms.

@@ -139,6 +139,7 @@ type Config struct {
 	SendingViaTP     bool         `json:"sending_via_tp"`
 	CallsViaSyscalls bool         `json:"calls_via_syscalls"`
 	UargForm         bool         `json:"uarg_form"`
+	SweepBatch       int          `json:"sweep_batch"` // frames per sweep program run
 	StackRanges      []StackRange `json:"stack_ranges"`
 }
 
@@ -156,6 +157,13 @@ type Plan struct {
 // BoundedScan mirrors BOUNDED_SCAN in bpf/ringtrace.bpf.c: frames a ring
 // scan covers on kernels without bpf_loop.
 const BoundedScan = 1024
+
+// Frames one sweep run re-reads: RT_SWEEP_BATCH with bpf_loop,
+// SWEEP_BOUNDED without (bpf/ringtrace.bpf.c).
+const (
+	SweepBatch        = 256
+	SweepBatchBounded = 16
+)
 
 // DefaultMaxScan bounds bpf_loop ring scans.
 const DefaultMaxScan = 1 << 16
@@ -495,7 +503,11 @@ func (b *builder) sweep() {
 		b.p.Notes = append(b.p.Notes, "no BPF_PROG_TEST_RUN for raw_tp: frames completed without any event stay SENDING until a later event reads them")
 		return
 	}
-	b.attach("sweep", KindTestRun, "")
+	b.attach(b.variant("sweep"), KindTestRun, "")
+	b.p.Config.SweepBatch = SweepBatch
+	if !b.p.Config.UseLoop {
+		b.p.Config.SweepBatch = SweepBatchBounded
+	}
 	if b.p.Config.AvailViaTP {
 		b.row("frame -> AVAILABLE (no event at all)", "sweep: status re-read of SENDING frames every interval", "bounded", "catches completions no hook shows; bounded by the previous read")
 	}

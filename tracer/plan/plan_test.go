@@ -101,7 +101,7 @@ func TestClassCLikeThisHost(t *testing.T) {
 		t.Fatalf("class %s (%s)", p.Class, p.ClassWhy)
 	}
 	a := attached(p)
-	for _, prog := range []string{"sys_enter_sendto_loop", "sys_exit_sendto_loop", "tp_net_dev_queue", "tp_kfree_skb", "sweep"} {
+	for _, prog := range []string{"sys_enter_sendto_loop", "sys_exit_sendto_loop", "tp_net_dev_queue", "tp_kfree_skb", "sweep_loop"} {
 		if _, ok := a[prog]; !ok {
 			t.Errorf("class C plan lacks %s: %v", prog, a)
 		}

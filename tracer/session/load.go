@@ -3,7 +3,9 @@ package session
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -76,10 +78,26 @@ func EventMask(kinds []event.Kind) uint32 {
 	return m
 }
 
-// load builds the collection the plan asks for: unused programs are dropped
-// from the spec before load (they may reference functions or types this
-// kernel does not have), then the rest is loaded against the kernel BTF.
-func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringSize, maxFrames uint32) (*ebpf.Collection, error) {
+// objects are the loaded maps and programs of a session.
+type objects struct {
+	maps  map[string]*ebpf.Map
+	progs map[string]*ebpf.Program
+}
+
+func (o *objects) Close() {
+	for _, p := range o.progs {
+		p.Close()
+	}
+	for _, m := range o.maps {
+		m.Close()
+	}
+}
+
+// load builds what the plan asks for: unused programs are dropped from the
+// spec before load (they may reference functions or types this kernel does
+// not have); the maps are created once; then the programs are verified in
+// parallel against them — verification is most of the start-up time.
+func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringSize, maxFrames uint32) (*objects, error) {
 	spec, err := bpfobj.LoadRingtrace()
 	if err != nil {
 		return nil, fmt.Errorf("read embedded BPF object: %w", err)
@@ -90,17 +108,13 @@ func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringS
 			return nil, fmt.Errorf("attach plan names program %q, which the BPF object does not have", a.Program)
 		}
 		keep[a.Program] = true
+		if a.Kind == plan.KindFentry || a.Kind == plan.KindFexit {
+			spec.Programs[a.Program].AttachTo = a.Target
+		}
 	}
 	for name := range spec.Programs {
 		if !keep[name] {
 			delete(spec.Programs, name)
-		}
-	}
-	// Kprobe programs carry their target in the section name; the plan
-	// may pick another function of the same role.
-	for _, a := range p.Attach {
-		if a.Kind == plan.KindFentry || a.Kind == plan.KindFexit {
-			spec.Programs[a.Program].AttachTo = a.Target
 		}
 	}
 	if err := spec.Variables["cfg"].Set(cfg); err != nil {
@@ -108,8 +122,69 @@ func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringS
 	}
 	spec.Maps["events"].MaxEntries = ringSize
 	spec.Maps["frames"].MaxEntries = maxFrames
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
-		Programs: ebpf.ProgramOptions{KernelTypes: kernelBTF},
+	spec.Maps["ph2idx"].MaxEntries = maxFrames
+
+	mapsOnly := spec.Copy()
+	mapsOnly.Programs = nil
+	mc, err := ebpf.NewCollection(mapsOnly)
+	if err != nil {
+		return nil, fmt.Errorf("create BPF maps: %w", err)
+	}
+	objs := &objects{maps: mc.Maps, progs: map[string]*ebpf.Program{}}
+
+	type result struct {
+		name string
+		prog *ebpf.Program
+		err  error
+	}
+	names := make(chan string)
+	results := make(chan result)
+	workers := runtime.NumCPU()
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				prog, err := loadOne(spec, name, objs.maps, kernelBTF)
+				results <- result{name, prog, err}
+			}
+		}()
+	}
+	go func() {
+		for name := range spec.Programs {
+			names <- name
+		}
+		close(names)
+		wg.Wait()
+		close(results)
+	}()
+	var errs []error
+	for r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		objs.progs[r.name] = r.prog
+	}
+	if len(errs) > 0 {
+		objs.Close()
+		return nil, errors.Join(errs...)
+	}
+	return objs, nil
+}
+
+// loadOne verifies one program of spec against already created maps.
+func loadOne(spec *ebpf.CollectionSpec, name string, maps map[string]*ebpf.Map, kernelBTF *btf.Spec) (*ebpf.Program, error) {
+	one := spec.Copy()
+	for n := range one.Programs {
+		if n != name {
+			delete(one.Programs, n)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{
+		MapReplacements: maps,
+		Programs:        ebpf.ProgramOptions{KernelTypes: kernelBTF},
 	})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -119,16 +194,18 @@ func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringS
 			if len(lines) > 8 {
 				lines = lines[len(lines)-8:]
 			}
-			return nil, fmt.Errorf("load BPF programs: %v: %s", ve.Cause, strings.Join(lines, " | "))
+			return nil, fmt.Errorf("load BPF program %s: %v: %s", name, ve.Cause, strings.Join(lines, " | "))
 		}
-		return nil, fmt.Errorf("load BPF programs: %w", err)
+		return nil, fmt.Errorf("load BPF program %s: %w", name, err)
 	}
-	return coll, nil
+	prog := coll.DetachProgram(name)
+	coll.Close()
+	return prog, nil
 }
 
 // attach makes every attachment of the plan. On error it closes what it
 // attached so far.
-func attach(p *plan.Plan, coll *ebpf.Collection) ([]link.Link, error) {
+func attach(p *plan.Plan, objs *objects) ([]link.Link, error) {
 	var links []link.Link
 	fail := func(err error) ([]link.Link, error) {
 		for _, l := range links {
@@ -137,7 +214,7 @@ func attach(p *plan.Plan, coll *ebpf.Collection) ([]link.Link, error) {
 		return nil, err
 	}
 	for _, a := range p.Attach {
-		prog := coll.Programs[a.Program]
+		prog := objs.progs[a.Program]
 		var l link.Link
 		var err error
 		switch a.Kind {

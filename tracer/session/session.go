@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -50,7 +49,7 @@ type Options struct {
 // Session is a loaded, attached trace.
 type Session struct {
 	o     Options
-	coll  *ebpf.Collection
+	objs  *objects
 	links []link.Link
 	rd    *ringbuf.Reader
 	sw    *sweeper
@@ -102,24 +101,27 @@ func Open(o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	coll, err := load(o.Plan, o.BTF, cfg, o.RingBufBytes, o.MaxFrames)
+	objs, err := load(o.Plan, o.BTF, cfg, o.RingBufBytes, o.MaxFrames)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{o: o, coll: coll}
+	s := &Session{o: o, objs: objs}
 	s.stats.PerKind = map[event.Kind]uint64{}
-	s.rd, err = ringbuf.NewReader(coll.Maps["events"])
+	s.rd, err = ringbuf.NewReader(objs.maps["events"])
 	if err != nil {
-		coll.Close()
+		objs.Close()
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
-	if prog := coll.Programs["sweep"]; prog != nil {
-		s.sw = &sweeper{prog: prog, frames: coll.Maps["frames"], req: coll.Maps["sweep_req"]}
+	for _, a := range o.Plan.Attach {
+		if a.Kind == plan.KindTestRun {
+			s.sw = &sweeper{prog: objs.progs[a.Program], frames: objs.maps["frames"], req: objs.maps["sweep_req"],
+				batch: o.Plan.Config.SweepBatch}
+		}
 	}
-	s.links, err = attach(o.Plan, coll)
+	s.links, err = attach(o.Plan, objs)
 	if err != nil {
 		s.rd.Close()
-		coll.Close()
+		objs.Close()
 		return nil, err
 	}
 	s.Ready = time.Since(start)
@@ -141,9 +143,9 @@ func (s *Session) Close() error {
 		}
 		s.rd = nil
 	}
-	if s.coll != nil {
-		s.coll.Close()
-		s.coll = nil
+	if s.objs != nil {
+		s.objs.Close()
+		s.objs = nil
 	}
 	return errors.Join(errs...)
 }
@@ -156,10 +158,10 @@ func (s *Session) Stats() Stats {
 	st.PerKind = copyMap(s.stats.PerKind)
 	s.mu.Unlock()
 	st.LostByKind = map[event.Kind]uint64{}
-	if s.coll != nil {
+	if s.objs != nil {
 		var per []uint64
 		for _, k := range event.Kinds() {
-			if err := s.coll.Maps["lost"].Lookup(uint32(k), &per); err == nil {
+			if err := s.objs.maps["lost"].Lookup(uint32(k), &per); err == nil {
 				var n uint64
 				for _, v := range per {
 					n += v
@@ -172,7 +174,7 @@ func (s *Session) Stats() Stats {
 		}
 		st.Overflow = map[string]uint64{}
 		for i, name := range []string{"frames", "sockets", "calls", "skbs"} {
-			if err := s.coll.Maps["overflow"].Lookup(uint32(i), &per); err == nil {
+			if err := s.objs.maps["overflow"].Lookup(uint32(i), &per); err == nil {
 				var n uint64
 				for _, v := range per {
 					n += v

@@ -18,6 +18,7 @@ type sweeper struct {
 	prog   *ebpf.Program
 	frames *ebpf.Map
 	req    *ebpf.Map
+	batch  int // frames the program reads per run
 
 	keys    []bpfobj.RingtraceRtFrameKey
 	vals    []bpfobj.RingtraceRtFrame
@@ -32,9 +33,12 @@ func (w *sweeper) run() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for i := 0; i < len(sending); i += len(bpfobj.RingtraceRtSweep{}.Keys) {
+	if w.batch <= 0 || w.batch > len(bpfobj.RingtraceRtSweep{}.Keys) {
+		w.batch = len(bpfobj.RingtraceRtSweep{}.Keys)
+	}
+	for i := 0; i < len(sending); i += w.batch {
 		var req bpfobj.RingtraceRtSweep
-		n := copy(req.Keys[:], sending[i:])
+		n := copy(req.Keys[:w.batch], sending[i:])
 		req.N = uint32(n)
 		if err := w.req.Put(uint32(0), &req); err != nil {
 			return 0, fmt.Errorf("write sweep request: %w", err)

@@ -1,0 +1,52 @@
+package session_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/session"
+)
+
+// BenchmarkStartup measures what `ringtrace trace` does before it is ready:
+// probe the kernel, build the plan, load and verify the programs, attach.
+// Target (issue 3): <= 0.5 s on the project's machines. Reported per phase.
+func BenchmarkStartup(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	var probe, spec, open time.Duration
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		facts, btfSpec, err := kernel.Probe(kernel.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := plan.Build(facts, plan.Auto)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := bpfobj.LoadRingtrace(); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		sess, err := session.Open(session.Options{Facts: facts, BTF: btfSpec, Plan: p})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		sess.Close()
+		probe += t1.Sub(t0)
+		spec += t2.Sub(t1)
+		open += t3.Sub(t2)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64((probe+open).Milliseconds())/n, "ms-to-ready")
+	b.ReportMetric(float64(probe.Milliseconds())/n, "ms-probe")
+	b.ReportMetric(float64(spec.Milliseconds())/n, "ms-parse-object")
+	b.ReportMetric(float64(open.Milliseconds())/n, "ms-load+attach")
+}
