@@ -7,13 +7,16 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/ringtrace
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build demo test test-short bench-send clean
+.PHONY: help build generate demo test test-short bench-send clean
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/ringtrace (no clang needed: BPF objects are committed)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/ringtrace
+
+generate: ## rebuild the BPF object and its Go bindings after editing bpf/ (needs clang, libbpf-dev)
+	cd tracer/bpfobj && $(GO) generate
 
 demo: build ## (root) the main job: send a TX_RING burst on lo and print the stats
 	./$(BIN) send --ifname lo --frames 256 --count 200000 --size 1500
