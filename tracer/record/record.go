@@ -10,6 +10,7 @@
 //	hlen     uint32                       length of the header JSON
 //	header   hlen bytes of JSON           Header
 //	records  repeated: uint32 n, n bytes  one struct rt_event each
+//	trailer  optional: uint32 0xffffffff, uint32 tlen, tlen bytes of JSON (Trailer)
 //
 // A reader rejects unknown magic, versions newer than it knows, headers or
 // records larger than sane limits, and truncated data, with the offset.
@@ -40,7 +41,17 @@ const Version = 1
 const (
 	maxHeader = 16 << 20
 	maxRecord = 64 << 10
+	// trailerMark, in place of a record length, starts the trailer.
+	trailerMark = 0xffffffff
 )
+
+// Trailer carries what is only known when the trace ends.
+type Trailer struct {
+	// Symbols names the kernel addresses events refer to (drop and free
+	// locations), resolved from /proc/kallsyms of the traced machine.
+	Symbols map[uint64]string `json:"symbols,omitempty"`
+	Lost    uint64            `json:"lost"`
+}
 
 // Header describes a recording.
 type Header struct {
@@ -110,6 +121,20 @@ func (w *Writer) Write(rec []byte) error {
 // Count is the number of records written.
 func (w *Writer) Count() uint64 { return w.n }
 
+// CloseWithTrailer appends the trailer, then closes.
+func (w *Writer) CloseWithTrailer(t Trailer) error {
+	tj, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("recording trailer: %w", err)
+	}
+	var pre [8]byte
+	binary.LittleEndian.PutUint32(pre[:4], trailerMark)
+	binary.LittleEndian.PutUint32(pre[4:], uint32(len(tj)))
+	w.w.Write(pre[:])
+	w.w.Write(tj)
+	return w.Close()
+}
+
 // Close flushes and closes the file (if Create opened it).
 func (w *Writer) Close() error {
 	err := w.w.Flush()
@@ -124,6 +149,9 @@ func (w *Writer) Close() error {
 // Reader reads a recording.
 type Reader struct {
 	Header Header
+	// Trailer is filled in once Next has returned io.EOF (zero if the
+	// recording has none).
+	Trailer Trailer
 	r      *bufio.Reader
 	off    int64
 	buf    []byte
@@ -191,6 +219,9 @@ func (r *Reader) Next() ([]byte, error) {
 		return nil, fmt.Errorf("%w: record length truncated at offset %d (%d of 4 bytes)", ErrFormat, r.off, n)
 	}
 	size := binary.LittleEndian.Uint32(l[:])
+	if size == trailerMark {
+		return nil, r.readTrailer()
+	}
 	if size == 0 || size > maxRecord {
 		return nil, fmt.Errorf("%w: record of %d bytes at offset %d", ErrFormat, size, r.off)
 	}
@@ -203,6 +234,28 @@ func (r *Reader) Next() ([]byte, error) {
 	}
 	r.off += 4 + int64(size)
 	return r.buf, nil
+}
+
+func (r *Reader) readTrailer() error {
+	var l [4]byte
+	if _, err := io.ReadFull(r.r, l[:]); err != nil {
+		return fmt.Errorf("%w: trailer length truncated at offset %d", ErrFormat, r.off+4)
+	}
+	n := binary.LittleEndian.Uint32(l[:])
+	if n > maxHeader {
+		return fmt.Errorf("%w: trailer of %d bytes", ErrFormat, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		return fmt.Errorf("%w: trailer truncated at offset %d", ErrFormat, r.off+8)
+	}
+	if err := json.Unmarshal(b, &r.Trailer); err != nil {
+		return fmt.Errorf("%w: trailer: %v", ErrFormat, err)
+	}
+	if _, err := r.r.ReadByte(); err != io.EOF {
+		return fmt.Errorf("%w: data after the trailer", ErrFormat)
+	}
+	return io.EOF
 }
 
 // NextEvent decodes the next record.

@@ -54,7 +54,14 @@ func recordTrace(t *testing.T, name, note string, send func(t *testing.T)) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sess.Run(ctx, nullSink{}, w.Write) }()
+	addrs := map[uint64]bool{}
+	raw := func(b []byte) error {
+		if e, err := event.Decode(b); err == nil && (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 {
+			addrs[e.A[1]] = true
+		}
+		return w.Write(b)
+	}
+	go func() { done <- sess.Run(ctx, nullSink{}, raw) }()
 	send(t)
 	time.Sleep(300 * time.Millisecond)
 	cancel()
@@ -64,7 +71,12 @@ func recordTrace(t *testing.T, name, note string, send func(t *testing.T)) {
 	if st := sess.Stats(); st.Lost != 0 {
 		t.Fatalf("lost %d events", st.Lost)
 	}
-	if err := w.Close(); err != nil {
+	var syms kernel.Symbolizer
+	tr := record.Trailer{Symbols: map[uint64]string{}}
+	for a := range addrs {
+		tr.Symbols[a] = syms.Lookup(a)
+	}
+	if err := w.CloseWithTrailer(tr); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s: %d records", path, w.Count())
