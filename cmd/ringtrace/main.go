@@ -33,6 +33,7 @@ func newApp() *cli.App {
 			sendCommand(),
 			probeCommand(),
 			traceCommand(),
+			reportCommand(),
 		},
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
@@ -66,7 +67,8 @@ func main() {
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newApp().RunContext(ctx, args)
+	app := newApp()
+	err := app.RunContext(ctx, interspersed(app, args))
 	if err == nil {
 		return 0
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/record"
+	"github.com/ringtrace/ringtrace/tracer/report"
 	"github.com/ringtrace/ringtrace/tracer/session"
 )
 
@@ -84,6 +85,7 @@ func traceFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "one JSON object per event; the last line is the summary"},
 		&cli.StringFlag{Name: "ready-file", Usage: "create this file once every probe is attached"},
 		&cli.StringFlag{Name: "record", Usage: "also write the raw event stream to this file (see `ringtrace report`)"},
+		&cli.BoolFlag{Name: "summary", Usage: "print no events: at exit, print the report (diagnoses, sockets, calls)"},
 		&cli.UintFlag{Name: "ringbuf-size", Value: 16, Usage: "BPF ring buffer size in MiB (power of two)"},
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
@@ -196,6 +198,45 @@ func (s *jsonSink) Event(e *event.Event) error {
 }
 func (s *jsonSink) Flush() error { return s.w.Flush() }
 
+// teeSink feeds every event to several sinks.
+type teeSink []session.Sink
+
+func (t teeSink) Event(e *event.Event) error {
+	for _, s := range t {
+		if err := s.Event(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t teeSink) Flush() error {
+	for _, s := range t {
+		if err := s.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// builderSink rebuilds the report live.
+type builderSink struct{ b *report.Builder }
+
+func (s builderSink) Event(e *event.Event) error { s.b.Add(e); return nil }
+func (builderSink) Flush() error                 { return nil }
+
+// addrSink remembers the kernel addresses events name (drop and free
+// locations) so a recording's trailer can name them.
+type addrSink map[uint64]bool
+
+func (a addrSink) Event(e *event.Event) error {
+	if (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 && len(a) < 4096 {
+		a[e.A[1]] = true
+	}
+	return nil
+}
+func (addrSink) Flush() error { return nil }
+
 func names(f *kernel.Facts) event.Names {
 	sym := &kernel.Symbolizer{}
 	return event.Names{
@@ -227,13 +268,25 @@ func runTrace(c *cli.Context) error {
 		defer cancel()
 	}
 	out := bufio.NewWriterSize(os.Stdout, 256<<10)
-	f := event.NewFormatter(ts.start, names(ts.facts))
-	var sink session.Sink = &textSink{w: out, f: f}
-	if c.Bool("json") {
-		sink = &jsonSink{w: out, f: f}
-	} else {
+	nm := names(ts.facts)
+	f := event.NewFormatter(ts.start, nm)
+	var sinks teeSink
+	var builder *report.Builder
+	switch {
+	case c.Bool("summary"):
+		builder = report.NewBuilder(nm)
+		sinks = append(sinks, builderSink{builder})
+	case c.Bool("json"):
+		sinks = append(sinks, &jsonSink{w: out, f: f})
+	default:
+		sinks = append(sinks, &textSink{w: out, f: f})
 		fmt.Fprintf(out, "%14s %-5s %-22s %-4s %-6s %s\n", "TIME(s)", "CPU", "COMM/TID", "SOCK", "FRAME", "EVENT")
 	}
+	addrs := addrSink{}
+	if recFile != nil {
+		sinks = append(sinks, addrs)
+	}
+	var sink session.Sink = sinks
 	rec, raw, err := ts.startRecording(recFile)
 	if err != nil {
 		return err
@@ -241,16 +294,31 @@ func runTrace(c *cli.Context) error {
 	stopLoss := watchLoss(ctx, ts.sess, os.Stderr)
 	runErr := ts.sess.Run(ctx, sink, raw)
 	stopLoss()
+	st := ts.sess.Stats()
 	if rec != nil {
-		if err := rec.Close(); err != nil && runErr == nil {
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost}
+		for a := range addrs {
+			if n := nm.Symbol(a); n != "" {
+				tr.Symbols[a] = n
+			}
+		}
+		if err := rec.CloseWithTrailer(tr); err != nil && runErr == nil {
 			runErr = fmt.Errorf("write recording: %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", rec.Count(), c.String("record"))
 	}
-	st := ts.sess.Stats()
-	if c.Bool("json") {
+	switch {
+	case builder != nil:
+		rep := builder.Finish()
+		rep.Lost, rep.Duplicates = st.Lost, st.Duplicates
+		rep.Kernel, rep.Class, rep.Completion = ts.facts.Release, string(ts.plan.Class), ts.plan.Completion
+		if err := rep.WriteText(out, report.TextOptions{}); err != nil && runErr == nil {
+			runErr = err
+		}
+		writeTextSummary(out, st)
+	case c.Bool("json"):
 		writeJSONSummary(out, st)
-	} else {
+	default:
 		writeTextSummary(out, st)
 	}
 	if err := out.Flush(); err != nil && runErr == nil {

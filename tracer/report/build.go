@@ -1,0 +1,366 @@
+package report
+
+import (
+	"sort"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+// Builder accumulates ordered, normalised events into a Report. Memory is
+// bounded by the trace's content: per-frame rounds, calls and samples are
+// kept (that is the report), but a corrupt stream cannot make it allocate
+// more than its events justify.
+type Builder struct {
+	r        *Report
+	names    event.Names
+	cpus     map[uint32]*CPU
+	sleeping map[uint32]*Sleep // by tid
+	sleepers map[uint32]*Socket
+	cur      map[uint64]uint32 // last inode seen per socket address
+	labels   int
+	maxCPU   uint32
+}
+
+// NewBuilder starts an empty report. names resolves drop reasons and
+// kernel addresses (either may be nil).
+func NewBuilder(names event.Names) *Builder {
+	return &Builder{
+		r:        &Report{Events: map[string]uint64{}, socks: map[sockKey]*Socket{}},
+		names:    names,
+		cpus:     map[uint32]*CPU{},
+		sleeping: map[uint32]*Sleep{},
+		sleepers: map[uint32]*Socket{},
+		cur:      map[uint64]uint32{},
+	}
+}
+
+// maxCPUs bounds the CPU table against corrupt input.
+const maxCPUs = 8192
+
+func (b *Builder) socket(e *event.Event) *Socket {
+	if e.Sk == 0 {
+		return nil
+	}
+	ino := e.SockIno
+	if ino == 0 {
+		ino = b.cur[e.Sk]
+	} else {
+		b.cur[e.Sk] = ino
+	}
+	k := sockKey{e.Sk, ino}
+	s := b.r.socks[k]
+	if s == nil {
+		b.labels++
+		s = &Socket{Sk: e.Sk, Ino: ino, Label: "sk" + strconv.Itoa(b.labels),
+			open: map[uint32]*Round{}, calls: map[uint32]*Call{}, devSeen: map[string]bool{}}
+		b.r.socks[k] = s
+		b.r.Sockets = append(b.r.Sockets, s)
+	}
+	return s
+}
+
+func (b *Builder) cpu(id uint32) *CPU {
+	if id >= maxCPUs {
+		id = maxCPUs - 1
+	}
+	c := b.cpus[id]
+	if c == nil {
+		c = &CPU{ID: id}
+		b.cpus[id] = c
+	}
+	return c
+}
+
+// Add takes the next event (timestamp order).
+func (b *Builder) Add(e *event.Event) {
+	r := b.r
+	if r.Start == 0 || e.TS < r.Start {
+		r.Start = e.TS
+	}
+	if e.TS > r.End {
+		r.End = e.TS
+	}
+	r.Events[e.Kind.String()]++
+	s := b.socket(e)
+	if s != nil && e.SndBuf >= 0 && e.Pending >= 0 {
+		s.Series = append(s.Series, Sample{TS: e.TS, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending})
+	}
+	egress := e.Kind == event.XmitStart || (e.Kind == event.FrameState && e.New == event.Sending)
+	if s != nil && e.Dev != "" && !s.devSeen[e.Dev] && egress {
+		s.devSeen[e.Dev] = true
+		s.Devs = append(s.Devs, e.Dev)
+	}
+	switch e.Kind {
+	case event.SendmsgEnter:
+		if s == nil {
+			return
+		}
+		if s.PID == 0 {
+			s.PID, s.Comm = e.PID, e.Comm
+		}
+		if e.Scan.Frames > s.Frames {
+			s.Frames = e.Scan.Frames
+		}
+		c := &Call{TID: e.TID, PID: e.PID, Comm: e.Comm, Enter: e.TS, Flags: e.A[0],
+			DontWait: e.A[0]&unix.MSG_DONTWAIT != 0, EntryScan: e.Scan}
+		s.calls[e.TID] = c
+		s.Calls = append(s.Calls, c)
+	case event.SendmsgReturn:
+		if s == nil {
+			return
+		}
+		c := s.calls[e.TID]
+		if c == nil { // the trace started inside the call
+			c = &Call{TID: e.TID, PID: e.PID, Comm: e.Comm, Enter: e.A[2], DontWait: e.Aux == 1}
+			s.Calls = append(s.Calls, c)
+		}
+		delete(s.calls, e.TID)
+		c.Return, c.Ret, c.ReturnScan = e.TS, e.Ret(), e.Scan
+		c.SndBufAtRet, c.WmemAtRet = e.SndBuf, e.Wmem
+		if c.Ret == 0 && len(s.Calls) >= 2 {
+			prev := s.Calls[len(s.Calls)-2]
+			if prev.TID == c.TID && (prev.Ret > 0 || prev.LoopCall) {
+				c.LoopCall = true
+			}
+		}
+		b.countReturn(c.Ret)
+	case event.FrameState:
+		if s != nil && e.HasFrame() {
+			b.frameState(s, e)
+		}
+	case event.Drop:
+		if s == nil {
+			return
+		}
+		d := Drop{TS: e.TS, Frame: e.Frame, Synchronous: e.Aux == 0, Dev: e.Dev,
+			Reason: name(b.names.DropReason, uint32(e.A[0])), Location: sym(b.names.Symbol, e.A[1])}
+		s.Drops = append(s.Drops, d)
+		if d.Synchronous {
+			r.Totals.SyncDrops++
+			if c := s.calls[e.TID]; c != nil {
+				c.Drops++
+			}
+		} else {
+			r.Totals.AsyncDrops++
+		}
+	case event.Sleep:
+		if s == nil {
+			return
+		}
+		sl := &Sleep{TID: e.TID, Start: e.TS, Reason: event.Wait(e.Aux), SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending}
+		if c := s.calls[e.TID]; c != nil {
+			c.Sleeps = append(c.Sleeps, sl)
+		}
+		b.sleeping[e.TID] = sl
+		b.sleepers[e.TID] = s
+	case event.Wake:
+		tid := uint32(e.A[0])
+		if sl := b.sleeping[tid]; sl != nil {
+			sl.End = e.TS
+			sl.Waker = event.Wait(e.Aux)
+			delete(b.sleeping, tid)
+			delete(b.sleepers, tid)
+		}
+	case event.Softirq:
+		c := b.cpu(e.CPU)
+		if e.TSLo == 0 || e.TSLo > e.TS {
+			return
+		}
+		c.Spans = append(c.Spans, Span{Start: e.TSLo, End: e.TS, Vec: e.Aux})
+		switch e.Aux {
+		case 2:
+			c.NetTX += e.TS - e.TSLo
+			c.TXSpans++
+		case 3:
+			c.NetRX += e.TS - e.TSLo
+			c.RXSpans++
+		}
+	case event.NapiPoll:
+		c := b.cpu(e.CPU)
+		c.NapiPolls++
+		c.NapiWork += e.A[0]
+		if e.A[1] > c.Budget {
+			c.Budget = e.A[1]
+		}
+		if e.A[0] >= e.A[1] && e.A[1] > 0 {
+			c.Exhausted++
+		}
+		if e.Dev != "" && !contains(c.Devs, e.Dev) && len(c.Devs) < 64 {
+			c.Devs = append(c.Devs, e.Dev)
+		}
+	case event.SockGone:
+		if s != nil {
+			for _, rd := range s.open {
+				rd.State = event.Unknown
+			}
+			s.open = map[uint32]*Round{}
+		}
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func name(f func(uint32) string, code uint32) string {
+	if f != nil {
+		if n := f(code); n != "" {
+			return n
+		}
+	}
+	return strconv.FormatUint(uint64(code), 10)
+}
+
+func sym(f func(uint64) string, addr uint64) string {
+	if addr == 0 {
+		return ""
+	}
+	if f != nil {
+		if n := f(addr); n != "" {
+			return n
+		}
+	}
+	return "0x" + strconv.FormatUint(addr, 16)
+}
+
+func (b *Builder) countReturn(ret int64) {
+	t := &b.r.Totals
+	t.Calls++
+	switch {
+	case ret >= 0:
+	case ret == -int64(unix.ENOBUFS):
+		t.ENOBUFS++
+	case ret == -int64(unix.EAGAIN):
+		t.EAGAIN++
+	case ret == -int64(unix.ETIMEDOUT):
+		t.ETIMEDOUT++
+	default:
+		t.OtherErrors++
+	}
+}
+
+// frameState advances a frame's round.
+func (b *Builder) frameState(s *Socket, e *event.Event) {
+	tr := Transition{TS: e.TS, TSLo: e.TSLo, From: e.Old, To: e.New, Prec: e.Prec, Cause: e.Cause, CPU: e.CPU}
+	rd := s.open[e.Frame]
+	if rd == nil {
+		rd = &Round{Frame: e.Frame, Call: -1, State: event.Unknown}
+		s.open[e.Frame] = rd
+		s.Rounds = append(s.Rounds, rd)
+	}
+	// Keep a round's transition list bounded: a frame that is retried
+	// forever (ENOBUFS) records its counts, not every retry.
+	if len(rd.Transitions) < 64 {
+		rd.Transitions = append(rd.Transitions, tr)
+	}
+	rd.State = e.New
+	switch e.New {
+	case event.SendRequest:
+		if e.Cause == event.CauseRollback {
+			b.r.Totals.RolledBack++
+			return
+		}
+		if rd.Requested == 0 {
+			rd.Requested = e.TS
+		}
+	case event.Sending:
+		if rd.Sending == 0 {
+			b.r.Totals.FramesSent++
+		}
+		rd.Sending = e.TS
+		if e.Dev != "" {
+			rd.Dev = e.Dev
+		}
+		if c := s.calls[e.TID]; c != nil {
+			c.FramesTaken++
+			rd.Call = indexOf(s.Calls, c)
+		}
+	case event.Available:
+		if e.Cause == event.CauseDrop {
+			// Rolled back to SEND_REQUEST next: same round.
+			rd.Drops++
+			return
+		}
+		rd.Available = e.TS
+		rd.ExactDone = e.Prec == event.Exact
+		rd.Done = true
+		if e.A[1] != 0 {
+			rd.FreeReason = name(b.names.DropReason, uint32(e.A[0]))
+		}
+		b.r.Totals.Completed++
+		if rd.ExactDone {
+			b.r.Totals.CompletedExact++
+		} else {
+			b.r.Totals.CompletedBounded++
+		}
+		for tid, sl := range b.sleeping {
+			if b.sleepers[tid] == s {
+				sl.Completions++
+			}
+		}
+		delete(s.open, e.Frame)
+	case event.WrongFormat:
+		rd.WrongFormat = true
+		b.r.Totals.WrongFormat++
+		delete(s.open, e.Frame)
+	}
+}
+
+func indexOf(calls []*Call, c *Call) int {
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Finish closes the report: open rounds and calls are what was still in
+// flight when the trace ended. It runs the diagnoses.
+func (b *Builder) Finish() *Report {
+	r := b.r
+	for _, s := range r.Sockets {
+		for _, rd := range s.open {
+			if rd.State == event.Sending {
+				r.Totals.InFlightAtEnd++
+			}
+		}
+		sort.SliceStable(s.Rounds, func(i, j int) bool {
+			if s.Rounds[i].Frame != s.Rounds[j].Frame {
+				return s.Rounds[i].Frame < s.Rounds[j].Frame
+			}
+			return s.Rounds[i].firstTS() < s.Rounds[j].firstTS()
+		})
+	}
+	for _, c := range b.cpus {
+		r.CPUs = append(r.CPUs, c)
+	}
+	sort.Slice(r.CPUs, func(i, j int) bool { return r.CPUs[i].ID < r.CPUs[j].ID })
+	r.Diagnoses = diagnose(r)
+	return r
+}
+
+func (rd *Round) firstTS() uint64 {
+	if len(rd.Transitions) > 0 {
+		return rd.Transitions[0].TS
+	}
+	return 0
+}
+
+// SocketByLabel finds a socket ("sk1").
+func (r *Report) SocketByLabel(l string) *Socket {
+	for _, s := range r.Sockets {
+		if s.Label == l {
+			return s
+		}
+	}
+	return nil
+}

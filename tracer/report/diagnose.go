@@ -1,0 +1,368 @@
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+// Diagnosis IDs.
+const (
+	DiagSndbufBlocked  = "sndbuf-blocked"
+	DiagCompletionWait = "completion-wait"
+	DiagQdiscDrop      = "qdisc-drop"
+	DiagAsyncDrop      = "qdisc-drop-async"
+	DiagDontwaitBug    = "dontwait-sndbuf-bug"
+	DiagWrongFormat    = "wrong-format"
+	DiagSoftirqBudget  = "softirq-budget"
+	DiagInFlightAtEnd  = "in-flight-at-end"
+	DiagTimedOut       = "sndtimeo-expired"
+	DiagPartialSend    = "partial-send"
+	DiagLost           = "lost-events"
+	DiagThroughput     = "call-throughput"
+)
+
+func ms(ns uint64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }
+
+func diagnose(r *Report) []Diagnosis {
+	var ds []Diagnosis
+	if r.Lost > 0 {
+		ds = append(ds, Diagnosis{ID: DiagLost, Severity: "problem", Title: fmt.Sprintf("%d events were lost (BPF ring buffer full): timelines have gaps", r.Lost),
+			Evidence: []string{"raise --ringbuf-size or narrow --events"}})
+	}
+	for _, s := range r.Sockets {
+		ds = append(ds, sndbufBlocked(r, s)...)
+		ds = append(ds, completionWait(r, s)...)
+		ds = append(ds, drops(r, s)...)
+		ds = append(ds, dontwaitVerdict(r, s)...)
+		ds = append(ds, wrongFormat(s)...)
+		ds = append(ds, timedOut(s)...)
+		ds = append(ds, partialSends(s)...)
+		ds = append(ds, inFlight(r, s)...)
+		ds = append(ds, throughput(s)...)
+	}
+	ds = append(ds, softirqBudget(r)...)
+	return ds
+}
+
+func sndbufBlocked(r *Report, s *Socket) []Diagnosis {
+	var n, woken int
+	var total, longest uint64
+	var wmemMin, wmemMax int32 = -1, -1
+	var sndbuf int32
+	for _, c := range s.Calls {
+		for _, sl := range c.Sleeps {
+			if sl.Reason != event.WaitSndbuf {
+				continue
+			}
+			n++
+			d := sl.Duration(r.End)
+			total += d
+			if d > longest {
+				longest = d
+			}
+			if sl.Waker == event.WaitSndbuf {
+				woken++
+			}
+			if sl.Wmem >= 0 {
+				if wmemMin < 0 || sl.Wmem < wmemMin {
+					wmemMin = sl.Wmem
+				}
+				if sl.Wmem > wmemMax {
+					wmemMax = sl.Wmem
+				}
+				sndbuf = sl.SndBuf
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	ev := []string{
+		fmt.Sprintf("%d waits in sock_alloc_send_pskb (sndbuf wait), %s in total, longest %s", n, ms(total), ms(longest)),
+	}
+	if wmemMin >= 0 {
+		ev = append(ev, fmt.Sprintf("at the waits sk_wmem_alloc was %d..%d bytes against sk_sndbuf %d: ring frames in flight are charged to the socket", wmemMin, wmemMax, sndbuf))
+	}
+	ev = append(ev, fmt.Sprintf("%d of the waits ended when freed skbs gave sndbuf space back (sock_def_write_space wakes only below sndbuf/2)", woken),
+		"raise SO_SNDBUF (SO_SNDBUFFORCE above net.core.wmem_max) above the bytes a burst keeps in flight")
+	return []Diagnosis{{ID: DiagSndbufBlocked, Severity: "problem", Socket: s.Label,
+		Title:    fmt.Sprintf("sender blocked on sndbuf for %s (sk_wmem_alloc >= sk_sndbuf)", ms(total)),
+		Evidence: ev}}
+}
+
+func completionWait(r *Report, s *Socket) []Diagnosis {
+	var calls, frames, wakes int
+	var wait, callTime uint64
+	var worst *Call
+	for _, c := range s.Calls {
+		if c.DontWait {
+			continue
+		}
+		w := c.Slept(event.WaitCompletion, r.End)
+		if w == 0 {
+			continue
+		}
+		calls++
+		wait += w
+		callTime += c.Duration()
+		for _, sl := range c.Sleeps {
+			if sl.Reason == event.WaitCompletion {
+				frames += sl.Completions
+				wakes++
+			}
+		}
+		if worst == nil || w > worst.Slept(event.WaitCompletion, r.End) {
+			worst = c
+		}
+	}
+	if calls == 0 {
+		return nil
+	}
+	ev := []string{
+		fmt.Sprintf("%d blocking sendto calls slept %s waiting for TX completion (%d sleeps, %d frames completed meanwhile)", calls, ms(wait), wakes, frames),
+	}
+	if callTime > 0 {
+		ev = append(ev, fmt.Sprintf("that is %.0f%% of the %s those calls spent in the kernel", 100*float64(wait)/float64(callTime), ms(callTime)))
+	}
+	if worst != nil && worst.Return > 0 {
+		ev = append(ev, fmt.Sprintf("worst call: %d frames, returned %s after %s, %s of it asleep for completions",
+			worst.FramesTaken, event.ReturnString(worst.Ret), ms(worst.Duration()), ms(worst.Slept(event.WaitCompletion, r.End))))
+	}
+	ev = append(ev, "a blocking TX-ring sendto returns only once every frame it queued is AVAILABLE: it holds pg_vec_lock meanwhile, the ring is not refilled and the NIC idles between calls",
+		"use MSG_DONTWAIT and refill frames as they turn AVAILABLE (poll for POLLOUT), or several sockets")
+	sev := "info"
+	if callTime > 0 && wait*5 >= callTime {
+		sev = "problem" // a fifth or more of the time in the kernel
+	}
+	return []Diagnosis{{ID: DiagCompletionWait, Severity: sev, Socket: s.Label,
+		Title:    fmt.Sprintf("NIC starvation pattern: blocking sendto waited %s for TX completion", ms(wait)),
+		Evidence: ev}}
+}
+
+func drops(r *Report, s *Socket) []Diagnosis {
+	var sync, async []Drop
+	for _, d := range s.Drops {
+		if d.Synchronous {
+			sync = append(sync, d)
+		} else {
+			async = append(async, d)
+		}
+	}
+	var out []Diagnosis
+	if len(sync) > 0 {
+		enobufs, rolled := 0, 0
+		for _, c := range s.Calls {
+			if c.Ret == -int64(unix.ENOBUFS) {
+				enobufs++
+			}
+		}
+		for _, rd := range s.Rounds {
+			rolled += rd.Drops
+		}
+		out = append(out, Diagnosis{ID: DiagQdiscDrop, Severity: "problem", Socket: s.Label,
+			Title: fmt.Sprintf("qdisc dropped %d frames inside sendto: each rolled back to SEND_REQUEST, sendto returned -ENOBUFS", len(sync)),
+			Evidence: []string{
+				"drops: " + reasons(sync),
+				fmt.Sprintf("%d frames rolled back (SENDING -> AVAILABLE -> SEND_REQUEST), %d sendto calls returned -ENOBUFS", rolled, enobufs),
+				"the qdisc's limit, not only sk_sndbuf, bounds a TX-ring burst: raise the qdisc limit (txqueuelen) or send smaller bursts",
+			}})
+	}
+	if len(async) > 0 {
+		out = append(out, Diagnosis{ID: DiagAsyncDrop, Severity: "warning", Socket: s.Label,
+			Title:    fmt.Sprintf("%d frames dropped after sendto reported them sent", len(async)),
+			Evidence: []string{"drops: " + reasons(async), "dropped in the NET_TX softirq: the sender is not told"}})
+	}
+	return out
+}
+
+func reasons(ds []Drop) string {
+	m := map[string]int{}
+	for _, d := range ds {
+		k := d.Reason
+		if d.Location != "" {
+			k += " at " + d.Location
+		}
+		if d.Dev != "" {
+			k += " on " + d.Dev
+		}
+		m[k]++
+	}
+	var parts []string
+	for k, n := range m {
+		parts = append(parts, fmt.Sprintf("%d x %s", n, k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
+}
+
+// dontwaitVerdict decides, from what the trace shows, whether this kernel
+// has the pre-4.1 bug: tpacket_snd called sock_alloc_send_skb with noblock
+// 0, so a MSG_DONTWAIT sendto still slept when sk_wmem_alloc >= sk_sndbuf.
+func dontwaitVerdict(r *Report, s *Socket) []Diagnosis {
+	var dontwait, slept, limited int
+	var sleptFor uint64
+	var example *Call
+	for _, c := range s.Calls {
+		if !c.DontWait {
+			continue
+		}
+		dontwait++
+		if d := c.Slept(event.WaitSndbuf, r.End); d > 0 {
+			slept++
+			sleptFor += d
+			continue
+		}
+		// Stopped early without a drop or a bad frame: in MSG_DONTWAIT
+		// mode that is sock_alloc_send_skb failing on a full sndbuf.
+		stopped := c.Return != 0 && c.ReturnScan.RunSendRequest > 0 && c.Drops == 0 && c.ReturnScan.WrongFormat == 0 &&
+			(c.Ret >= 0 || c.Ret == -int64(unix.EAGAIN))
+		if stopped {
+			limited++
+			if example == nil {
+				example = c
+			}
+		}
+	}
+	if dontwait == 0 {
+		return nil
+	}
+	d := Diagnosis{ID: DiagDontwaitBug, Severity: "verdict", Socket: s.Label}
+	switch {
+	case slept > 0:
+		d.Title = "MSG_DONTWAIT sndbuf-blocking bug: AFFECTED"
+		d.Evidence = []string{fmt.Sprintf("%d MSG_DONTWAIT sendto calls slept %s in the sndbuf wait (sock_alloc_send_pskb)", slept, ms(sleptFor)),
+			"this is the pre-4.1 tpacket_snd behaviour: noblock passed as 0, so MSG_DONTWAIT still blocks on a full sndbuf"}
+		d.Severity = "problem"
+	case limited > 0:
+		d.Title = "MSG_DONTWAIT sndbuf-blocking bug: not affected"
+		d.Evidence = []string{fmt.Sprintf("%d MSG_DONTWAIT sendto calls stopped at the sndbuf limit and returned without sleeping", limited),
+			fmt.Sprintf("e.g. a call returned %s after %s with %d frames left SEND_REQUEST, sk_wmem_alloc %d / sk_sndbuf %d at return",
+				event.ReturnString(example.Ret), ms(example.Duration()), example.ReturnScan.RunSendRequest, example.WmemAtRet, example.SndBufAtRet),
+			"since Linux 4.1 tpacket_snd passes !need_wait: MSG_DONTWAIT returns the bytes queued so far (or -EAGAIN)"}
+	default:
+		d.Title = "MSG_DONTWAIT sndbuf-blocking bug: not determined by this trace"
+		d.Evidence = []string{fmt.Sprintf("%d MSG_DONTWAIT calls, none reached the sndbuf limit", dontwait),
+			"run the sndbuf-blocking scenario (`ringtrace run sndbuf-blocking`) to decide"}
+		d.Severity = "info"
+	}
+	return []Diagnosis{d}
+}
+
+func wrongFormat(s *Socket) []Diagnosis {
+	var frames []string
+	for _, rd := range s.Rounds {
+		if rd.WrongFormat {
+			frames = append(frames, fmt.Sprintf("#%d", rd.Frame))
+		}
+	}
+	if len(frames) == 0 {
+		return nil
+	}
+	stuck := uint32(0)
+	if n := len(s.Calls); n > 0 {
+		stuck = s.Calls[n-1].ReturnScan.SendRequest
+	}
+	return []Diagnosis{{ID: DiagWrongFormat, Severity: "problem", Socket: s.Label,
+		Title: fmt.Sprintf("ring stuck behind a WRONG_FORMAT frame (%s)", strings.Join(frames, ", ")),
+		Evidence: []string{
+			"tpacket_snd refused the frame (tp_len over the frame or MTU + header: sendto -EMSGSIZE) and left it in TP_STATUS_WRONG_FORMAT",
+			fmt.Sprintf("the kernel stops at that frame: %d SEND_REQUEST frames wait behind it until user space rewrites it", stuck),
+		}}}
+}
+
+func timedOut(s *Socket) []Diagnosis {
+	n := 0
+	for _, c := range s.Calls {
+		if c.Ret == -int64(unix.ETIMEDOUT) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return []Diagnosis{{ID: DiagTimedOut, Severity: "warning", Socket: s.Label,
+		Title: fmt.Sprintf("%d blocking sendto calls timed out (SO_SNDTIMEO) waiting for TX completion", n),
+		Evidence: []string{"-ETIMEDOUT discards the byte count of frames already queued: they stay SENDING and complete later",
+			"count frames by their status, not by sendto's return value"}}}
+}
+
+func partialSends(s *Socket) []Diagnosis {
+	n := 0
+	var ex *Call
+	for _, c := range s.Calls {
+		if c.DontWait && c.Ret > 0 && c.ReturnScan.RunSendRequest > 0 {
+			n++
+			if ex == nil {
+				ex = c
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return []Diagnosis{{ID: DiagPartialSend, Severity: "info", Socket: s.Label,
+		Title: fmt.Sprintf("%d MSG_DONTWAIT calls sent only part of the requested frames", n),
+		Evidence: []string{fmt.Sprintf("e.g. %d frames taken, %d left SEND_REQUEST from head %d (returned %d bytes)",
+			ex.FramesTaken, ex.ReturnScan.RunSendRequest, ex.ReturnScan.Head, ex.Ret),
+			"call sendto again (or poll for POLLOUT) to send the rest"}}}
+}
+
+func inFlight(r *Report, s *Socket) []Diagnosis {
+	var frames []string
+	var oldest uint64
+	for _, rd := range s.Rounds {
+		if rd.State != event.Sending || rd.Done {
+			continue
+		}
+		frames = append(frames, fmt.Sprintf("#%d", rd.Frame))
+		if rd.Sending > 0 && (oldest == 0 || rd.Sending < oldest) {
+			oldest = rd.Sending
+		}
+	}
+	if len(frames) == 0 {
+		return nil
+	}
+	ev := []string{"frames: " + strings.Join(frames, ", ")}
+	if oldest > 0 {
+		ev = append(ev, fmt.Sprintf("the oldest was sent %s before the trace ended", ms(r.End-oldest)))
+	}
+	return []Diagnosis{{ID: DiagInFlightAtEnd, Severity: "warning", Socket: s.Label,
+		Title: fmt.Sprintf("%d frames still SENDING when the trace ended", len(frames)), Evidence: ev}}
+}
+
+// throughput reports, for blocking calls that sent many frames, the rate the
+// call achieved: a blocking call lasts about the wire time of its frames.
+func throughput(s *Socket) []Diagnosis {
+	var best *Call
+	for _, c := range s.Calls {
+		if !c.DontWait && c.Ret > 0 && c.Duration() > 0 && (best == nil || c.Ret > best.Ret) {
+			best = c
+		}
+	}
+	if best == nil || best.FramesTaken < 64 {
+		return nil
+	}
+	mbit := float64(best.Ret) * 8 / float64(best.Duration()) * 1e3
+	return []Diagnosis{{ID: DiagThroughput, Severity: "info", Socket: s.Label,
+		Title: fmt.Sprintf("largest blocking sendto: %d bytes in %s (%.0f Mbit/s of frame data)", best.Ret, ms(best.Duration()), mbit),
+		Evidence: []string{fmt.Sprintf("%d frames; the call returns when the last one is AVAILABLE, so it lasts about their wire time", best.FramesTaken)}}}
+}
+
+func softirqBudget(r *Report) []Diagnosis {
+	var out []Diagnosis
+	for _, c := range r.CPUs {
+		if c.Exhausted == 0 {
+			continue
+		}
+		out = append(out, Diagnosis{ID: DiagSoftirqBudget, Severity: "warning",
+			Title: fmt.Sprintf("cpu%d: %d of %d napi polls used their whole budget", c.ID, c.Exhausted, c.NapiPolls),
+			Evidence: []string{fmt.Sprintf("budget %d per poll; %d packets of work in total; NET_RX softirq %s in %d runs", c.Budget, c.NapiWork, ms(c.NetRX), c.RXSpans),
+				"an instance that uses its whole budget is polled again; net_rx_action stops after netdev_budget packets or netdev_budget_usecs (time_squeeze in /proc/net/softnet_stat)"}})
+	}
+	return out
+}

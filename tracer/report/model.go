@@ -1,0 +1,233 @@
+// Package report owns what a trace means: it rebuilds, from the ordered
+// logical events of a live session or a recording, every ring frame's
+// state timeline, every sendmsg call with its sleeps, each socket's
+// sk_sndbuf / sk_wmem_alloc / pending series and each CPU's NET_RX/NET_TX
+// softirq time, and names what went wrong with the numbers that prove it.
+// It is pure Go: no kernel, no root; renderers (text, Perfetto, HTML) read
+// its Report.
+package report
+
+import (
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+// Transition is one frame state change.
+type Transition struct {
+	TS    uint64          `json:"ts_ns"`
+	TSLo  uint64          `json:"ts_lo_ns,omitempty"` // bounded: earliest time
+	From  event.State     `json:"-"`
+	To    event.State     `json:"-"`
+	Prec  event.Precision `json:"-"`
+	Cause event.Cause     `json:"-"`
+	CPU   uint32          `json:"cpu"`
+}
+
+// Exact reports whether the transition's time is exact.
+func (t Transition) Exact() bool { return t.Prec == event.Exact }
+
+// Round is one use of a frame: from SEND_REQUEST until it is AVAILABLE
+// again (or stuck in WRONG_FORMAT, or still in flight when the trace ends).
+// A synchronous drop rolls it back to SEND_REQUEST within the same round.
+type Round struct {
+	Frame       uint32       `json:"frame"`
+	Transitions []Transition `json:"-"`
+	Requested   uint64       `json:"requested_ns"`        // SEND_REQUEST (upper bound when written by user space)
+	Sending     uint64       `json:"sending_ns"`          // last SENDING
+	Available   uint64       `json:"available_ns"`        // final AVAILABLE; 0 if not completed
+	ExactDone   bool         `json:"completion_exact"`    // completion time is exact
+	Drops       int          `json:"drops"`               // synchronous drops (each rolled back)
+	WrongFormat bool         `json:"wrong_format"`        // ended in WRONG_FORMAT
+	State       event.State  `json:"-"`                   // state at the end of the round (or of the trace)
+	Call        int          `json:"call"`                // index in Socket.Calls of the call that sent it, -1 if none
+	Done        bool         `json:"done"`                // reached AVAILABLE for good
+	Dev         string       `json:"dev,omitempty"`       // device it was sent on
+	FreeReason  string       `json:"free_reason,omitempty"`
+}
+
+// InFlight is SENDING -> AVAILABLE (0 if not completed).
+func (r *Round) InFlight() uint64 {
+	if !r.Done || r.Sending == 0 || r.Available < r.Sending {
+		return 0
+	}
+	return r.Available - r.Sending
+}
+
+// Waiting is SEND_REQUEST -> SENDING: how long the frame waited for the
+// kernel to pick it up (0 if never sent or the request time is unknown).
+func (r *Round) Waiting() uint64 {
+	if r.Sending == 0 || r.Requested == 0 || r.Sending < r.Requested {
+		return 0
+	}
+	return r.Sending - r.Requested
+}
+
+// Sleep is one period a sender spent off-CPU inside a sendmsg call.
+type Sleep struct {
+	TID     uint32     `json:"tid"`
+	Start   uint64     `json:"start_ns"`
+	End     uint64     `json:"end_ns"` // 0: still asleep at the end of the trace
+	Reason  event.Wait `json:"-"`
+	Waker   event.Wait `json:"-"`
+	SndBuf  int32      `json:"sndbuf"`
+	Wmem    int32      `json:"wmem"`
+	Pending int32      `json:"pending"`
+	// Completions of this socket's frames while it slept.
+	Completions int `json:"completions"`
+}
+
+// Duration of the sleep (up to end when still asleep).
+func (s *Sleep) Duration(end uint64) uint64 {
+	e := s.End
+	if e == 0 {
+		e = end
+	}
+	if e < s.Start {
+		return 0
+	}
+	return e - s.Start
+}
+
+// Call is one sendmsg on a TX-ring socket.
+type Call struct {
+	TID, PID    uint32     `json:"-"`
+	Comm        string     `json:"comm"`
+	Enter       uint64     `json:"enter_ns"`
+	Return      uint64     `json:"return_ns"` // 0: still in the kernel at the end of the trace
+	Flags       uint64     `json:"flags"`
+	DontWait    bool       `json:"dontwait"`
+	Ret         int64      `json:"ret"`
+	EntryScan   event.Scan `json:"entry_ring"`
+	ReturnScan  event.Scan `json:"return_ring"`
+	FramesTaken int        `json:"frames_taken"`
+	Sleeps      []*Sleep   `json:"sleeps,omitempty"`
+	Drops       int        `json:"drops"`
+	LoopCall    bool       `json:"loop_call"` // a further call of a "loop until queue empty"
+	SndBufAtRet int32      `json:"sndbuf_at_return"`
+	WmemAtRet   int32      `json:"wmem_at_return"`
+}
+
+// Duration of the call (0 if it did not return).
+func (c *Call) Duration() uint64 {
+	if c.Return == 0 || c.Return < c.Enter {
+		return 0
+	}
+	return c.Return - c.Enter
+}
+
+// Slept is the time the call spent asleep for reason w.
+func (c *Call) Slept(w event.Wait, end uint64) uint64 {
+	var d uint64
+	for _, s := range c.Sleeps {
+		if s.Reason == w {
+			d += s.Duration(end)
+		}
+	}
+	return d
+}
+
+// Sample is one point of a socket's accounting series.
+type Sample struct {
+	TS      uint64 `json:"ts_ns"`
+	SndBuf  int32  `json:"sndbuf"`
+	Wmem    int32  `json:"wmem"`
+	Pending int32  `json:"pending"`
+}
+
+// Drop is a qdisc drop of one of the socket's frames.
+type Drop struct {
+	TS          uint64 `json:"ts_ns"`
+	Frame       uint32 `json:"frame"`
+	Reason      string `json:"reason"`
+	Location    string `json:"location"`
+	Synchronous bool   `json:"synchronous"` // in the sender's xmit: rolled back, -ENOBUFS
+	Dev         string `json:"dev"`
+}
+
+// Socket is one TX-ring socket of the trace.
+type Socket struct {
+	Sk     uint64   `json:"-"`
+	Ino    uint32   `json:"inode"`
+	Label  string   `json:"label"`
+	PID    uint32   `json:"pid"`
+	Comm   string   `json:"comm"`
+	Frames uint32   `json:"ring_frames"` // ring size, from scans
+	Devs   []string `json:"devices"`
+	Rounds []*Round `json:"-"`
+	Calls  []*Call  `json:"-"`
+	Series []Sample `json:"-"`
+	Drops  []Drop   `json:"-"`
+
+	open    map[uint32]*Round // current round per frame
+	calls   map[uint32]*Call  // in progress, per thread
+	devSeen map[string]bool
+}
+
+// CPU is one CPU's network softirq activity.
+type CPU struct {
+	ID        uint32   `json:"cpu"`
+	NetRX     uint64   `json:"net_rx_ns"`
+	NetTX     uint64   `json:"net_tx_ns"`
+	RXSpans   int      `json:"net_rx_spans"`
+	TXSpans   int      `json:"net_tx_spans"`
+	Spans     []Span   `json:"-"`
+	NapiPolls int      `json:"napi_polls"`
+	NapiWork  uint64   `json:"napi_work"`
+	Exhausted int      `json:"napi_budget_exhausted"` // polls that used the whole budget
+	Budget    uint64   `json:"napi_budget"`
+	Devs      []string `json:"napi_devices"`
+}
+
+// Span is a softirq run.
+type Span struct {
+	Start, End uint64
+	Vec        uint8 // 2 NET_TX, 3 NET_RX
+}
+
+// Diagnosis names something that went wrong (or a verdict), with the
+// numbers that prove it.
+type Diagnosis struct {
+	ID       string   `json:"id"`
+	Severity string   `json:"severity"` // problem, warning, info, verdict
+	Socket   string   `json:"socket,omitempty"`
+	Title    string   `json:"title"`
+	Evidence []string `json:"evidence"`
+}
+
+// Report is a reconstructed trace.
+type Report struct {
+	Start, End uint64              `json:"-"`
+	Kernel     string              `json:"kernel,omitempty"`
+	Class      string              `json:"hook_class,omitempty"`
+	Completion string              `json:"completion,omitempty"`
+	Sockets    []*Socket           `json:"sockets"`
+	CPUs       []*CPU              `json:"cpus"`
+	Diagnoses  []Diagnosis         `json:"diagnoses"`
+	Events     map[string]uint64   `json:"events"`
+	Lost       uint64              `json:"lost"`
+	Duplicates uint64              `json:"duplicates"`
+	Totals     Totals              `json:"totals"`
+	socks      map[sockKey]*Socket `json:"-"`
+}
+
+// Totals summarise the trace.
+type Totals struct {
+	Calls            int `json:"calls"`
+	FramesSent       int `json:"frames_sent"` // rounds that reached SENDING
+	Completed        int `json:"completed"`
+	CompletedExact   int `json:"completed_exact"`
+	CompletedBounded int `json:"completed_bounded"`
+	InFlightAtEnd    int `json:"in_flight_at_end"`
+	SyncDrops        int `json:"sync_drops"`
+	AsyncDrops       int `json:"async_drops"`
+	RolledBack       int `json:"rolled_back"`
+	WrongFormat      int `json:"wrong_format"`
+	ENOBUFS          int `json:"enobufs"`
+	EAGAIN           int `json:"eagain"`
+	ETIMEDOUT        int `json:"etimedout"`
+	OtherErrors      int `json:"other_errors"`
+}
+
+type sockKey struct {
+	sk  uint64
+	ino uint32
+}

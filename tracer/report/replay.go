@@ -1,0 +1,94 @@
+package report
+
+import (
+	"errors"
+	"io"
+	"sort"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/record"
+)
+
+// maxReplayEvents bounds how many events a replay holds for sorting.
+const maxReplayEvents = 50_000_000
+
+// Replay rebuilds the report of a recording: the raw records are put in
+// timestamp order (stable: ties keep delivery order) and normalised exactly
+// like a live trace.
+func Replay(r *record.Reader) (*Report, error) {
+	var evs []event.Event
+	for {
+		e, err := r.NextEvent()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) >= maxReplayEvents {
+			return nil, errors.New("recording has more than 50 million events: split the trace")
+		}
+		evs = append(evs, e)
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS < evs[j].TS })
+	b := NewBuilder(NamesFromRecording(r))
+	n := event.NewNormalizer()
+	for i := range evs {
+		n.Process(&evs[i], func(e *event.Event) error { b.Add(e); return nil })
+	}
+	rep := b.Finish()
+	rep.Duplicates = n.Duplicates
+	rep.Lost = r.Trailer.Lost
+	if h := r.Header; h.Kernel != nil {
+		rep.Kernel = h.Kernel.Release
+	}
+	if p := r.Header.Plan; p != nil {
+		rep.Class, rep.Completion = string(p.Class), p.Completion
+	}
+	return rep, nil
+}
+
+// NamesFromRecording resolves drop reasons and kernel addresses from what
+// the recording carries (its kernel may not be this one): the trailer's
+// resolved locations, else the hooked functions' extents in the header.
+func NamesFromRecording(r *record.Reader) event.Names {
+	var n event.Names
+	h := &r.Header
+	if h.Kernel == nil {
+		return n
+	}
+	trailer := r.Trailer.Symbols
+	reasons := h.Kernel.DropReasons
+	n.DropReason = func(c uint32) string { return reasons[c] }
+	syms := h.Kernel.Symbols
+	n.Symbol = func(a uint64) string {
+		if name, ok := trailer[a]; ok {
+			return name
+		}
+		for _, s := range syms {
+			if a >= s.Addr && a < s.End {
+				if a == s.Addr {
+					return s.Name
+				}
+				return s.Name + "+0x" + hex(a-s.Addr)
+			}
+		}
+		return ""
+	}
+	return n
+}
+
+func hex(v uint64) string {
+	const digits = "0123456789abcdef"
+	if v == 0 {
+		return "0"
+	}
+	var b [16]byte
+	i := len(b)
+	for v > 0 {
+		i--
+		b[i] = digits[v&15]
+		v >>= 4
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,166 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+// TextOptions select the tables of the text report.
+type TextOptions struct {
+	Frames   bool // per-frame table
+	AllCalls bool // every call, not the first MaxCalls
+	MaxCalls int  // default 40
+}
+
+func sec(r *Report, ts uint64) string {
+	if ts == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.6f", float64(ts-r.Start)/1e9)
+}
+
+func us(ns uint64) string {
+	switch {
+	case ns == 0:
+		return "-"
+	case ns >= 1e6:
+		return fmt.Sprintf("%.3fms", float64(ns)/1e6)
+	}
+	return fmt.Sprintf("%.1fus", float64(ns)/1e3)
+}
+
+// WriteText renders the report for a terminal.
+func (r *Report) WriteText(w io.Writer, o TextOptions) error {
+	if o.MaxCalls == 0 {
+		o.MaxCalls = 40
+	}
+	t := r.Totals
+	if r.Kernel != "" {
+		fmt.Fprintf(w, "kernel %s, hook class %s, TX completion %s\n", r.Kernel, r.Class, r.Completion)
+	}
+	fmt.Fprintf(w, "trace %.3f s: %d sockets, %d sendto calls, %d frames sent, %d completed (%d exact, %d bounded), %d in flight at the end, %d events lost\n",
+		float64(r.End-r.Start)/1e9, len(r.Sockets), t.Calls, t.FramesSent, t.Completed, t.CompletedExact, t.CompletedBounded, t.InFlightAtEnd, r.Lost)
+	fmt.Fprintf(w, "returns: %d -ENOBUFS, %d -EAGAIN, %d -ETIMEDOUT, %d other errors; %d frames dropped in sendto and rolled back, %d dropped later, %d WRONG_FORMAT\n",
+		t.ENOBUFS, t.EAGAIN, t.ETIMEDOUT, t.OtherErrors, t.SyncDrops, t.AsyncDrops, t.WrongFormat)
+
+	fmt.Fprintln(w, "\nDIAGNOSES")
+	if len(r.Diagnoses) == 0 {
+		fmt.Fprintln(w, "  none: every frame that was sent completed, no drops, no waits")
+	}
+	for _, d := range r.Diagnoses {
+		who := ""
+		if d.Socket != "" {
+			who = d.Socket + ": "
+		}
+		fmt.Fprintf(w, "  [%s] %s%s\n", d.Severity, who, d.Title)
+		for _, e := range d.Evidence {
+			fmt.Fprintf(w, "      - %s\n", e)
+		}
+	}
+
+	fmt.Fprintln(w, "\nSOCKETS")
+	for _, s := range r.Sockets {
+		var maxWmem, maxPend int32
+		var sndbuf int32
+		for _, p := range s.Series {
+			if p.Wmem > maxWmem {
+				maxWmem = p.Wmem
+			}
+			if p.Pending > maxPend {
+				maxPend = p.Pending
+			}
+			sndbuf = p.SndBuf
+		}
+		fmt.Fprintf(w, "  %s pid %d (%s) on %s, ring %d frames: %d calls, %d frame uses, sk_sndbuf %d, max sk_wmem_alloc %d, max pending %d, %d drops\n",
+			s.Label, s.PID, s.Comm, strings.Join(s.Devs, ","), s.Frames, len(s.Calls), len(s.Rounds), sndbuf, maxWmem, maxPend, len(s.Drops))
+	}
+	if err := r.writeCalls(w, o); err != nil {
+		return err
+	}
+	if o.Frames {
+		if err := r.writeFrames(w); err != nil {
+			return err
+		}
+	}
+	return r.writeCPUs(w)
+}
+
+func (r *Report) writeCalls(w io.Writer, o TextOptions) error {
+	fmt.Fprintln(w, "\nSENDMSG CALLS")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SOCK\tTID\tENTER(s)\tDURATION\tFLAGS\tRETURN\tFRAMES\tSLEPT sndbuf/completion\tRING AT RETURN (head req/sending/avail)\t")
+	n := 0
+	for _, s := range r.Sockets {
+		for _, c := range s.Calls {
+			n++
+			if !o.AllCalls && n > o.MaxCalls {
+				continue
+			}
+			ret := "-"
+			if c.Return != 0 {
+				ret = event.ReturnString(c.Ret)
+			}
+			note := ""
+			if c.LoopCall {
+				note = " (loop)"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s%s\t%d\t%s / %s\t%d %d/%d/%d\t\n", s.Label, c.TID, sec(r, c.Enter), us(c.Duration()),
+				event.MsgFlags(c.Flags), ret, note, c.FramesTaken, us(c.Slept(event.WaitSndbuf, r.End)), us(c.Slept(event.WaitCompletion, r.End)),
+				c.ReturnScan.Head, c.ReturnScan.SendRequest, c.ReturnScan.Sending, c.ReturnScan.Available)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !o.AllCalls && n > o.MaxCalls {
+		fmt.Fprintf(w, "  ... %d more calls (--calls shows all)\n", n-o.MaxCalls)
+	}
+	return nil
+}
+
+func (r *Report) writeFrames(w io.Writer) error {
+	fmt.Fprintln(w, "\nFRAMES (times in s from the start; * bounded)")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SOCK\tFRAME\tSEND_REQUEST\tSENDING\tAVAILABLE\tWAITED\tIN FLIGHT\tDROPS\tEND STATE\tHOW IT COMPLETED\t")
+	for _, s := range r.Sockets {
+		for _, rd := range s.Rounds {
+			avail := sec(r, rd.Available)
+			if rd.Done && !rd.ExactDone {
+				avail += "*"
+			}
+			how := ""
+			if len(rd.Transitions) > 0 {
+				last := rd.Transitions[len(rd.Transitions)-1]
+				how = last.Cause.String()
+			}
+			if rd.FreeReason != "" {
+				how += " (" + rd.FreeReason + ")"
+			}
+			end := rd.State.String()
+			if rd.Done {
+				end = "AVAILABLE"
+			}
+			fmt.Fprintf(tw, "  %s\t#%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", s.Label, rd.Frame, sec(r, rd.Requested), sec(r, rd.Sending),
+				avail, us(rd.Waiting()), us(rd.InFlight()), rd.Drops, end, how)
+		}
+	}
+	return tw.Flush()
+}
+
+func (r *Report) writeCPUs(w io.Writer) error {
+	if len(r.CPUs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nCPUS (network softirqs)")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CPU\tNET_RX\tRUNS\tNET_TX\tRUNS\tNAPI POLLS\tWORK\tBUDGET USED UP\tDEVICES\t")
+	for _, c := range r.CPUs {
+		fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t\n", c.ID, us(c.NetRX), c.RXSpans, us(c.NetTX), c.TXSpans,
+			c.NapiPolls, c.NapiWork, c.Exhausted, strings.Join(c.Devs, ","))
+	}
+	return tw.Flush()
+}
