@@ -152,10 +152,10 @@ type Reader struct {
 	// Trailer is filled in once Next has returned io.EOF (zero if the
 	// recording has none).
 	Trailer Trailer
-	r      *bufio.Reader
-	off    int64
-	buf    []byte
-	f      io.Closer
+	r       *bufio.Reader
+	off     int64
+	buf     []byte
+	f       io.Closer
 }
 
 // Open opens a recording file.

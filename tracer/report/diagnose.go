@@ -349,7 +349,7 @@ func throughput(s *Socket) []Diagnosis {
 	}
 	mbit := float64(best.Ret) * 8 / float64(best.Duration()) * 1e3
 	return []Diagnosis{{ID: DiagThroughput, Severity: "info", Socket: s.Label,
-		Title: fmt.Sprintf("largest blocking sendto: %d bytes in %s (%.0f Mbit/s of frame data)", best.Ret, ms(best.Duration()), mbit),
+		Title:    fmt.Sprintf("largest blocking sendto: %d bytes in %s (%.0f Mbit/s of frame data)", best.Ret, ms(best.Duration()), mbit),
 		Evidence: []string{fmt.Sprintf("%d frames; the call returns when the last one is AVAILABLE, so it lasts about their wire time", best.FramesTaken)}}}
 }
 

@@ -31,16 +31,16 @@ func (t Transition) Exact() bool { return t.Prec == event.Exact }
 type Round struct {
 	Frame       uint32       `json:"frame"`
 	Transitions []Transition `json:"-"`
-	Requested   uint64       `json:"requested_ns"`        // SEND_REQUEST (upper bound when written by user space)
-	Sending     uint64       `json:"sending_ns"`          // last SENDING
-	Available   uint64       `json:"available_ns"`        // final AVAILABLE; 0 if not completed
-	ExactDone   bool         `json:"completion_exact"`    // completion time is exact
-	Drops       int          `json:"drops"`               // synchronous drops (each rolled back)
-	WrongFormat bool         `json:"wrong_format"`        // ended in WRONG_FORMAT
-	State       event.State  `json:"-"`                   // state at the end of the round (or of the trace)
-	Call        int          `json:"call"`                // index in Socket.Calls of the call that sent it, -1 if none
-	Done        bool         `json:"done"`                // reached AVAILABLE for good
-	Dev         string       `json:"dev,omitempty"`       // device it was sent on
+	Requested   uint64       `json:"requested_ns"`     // SEND_REQUEST (upper bound when written by user space)
+	Sending     uint64       `json:"sending_ns"`       // last SENDING
+	Available   uint64       `json:"available_ns"`     // final AVAILABLE; 0 if not completed
+	ExactDone   bool         `json:"completion_exact"` // completion time is exact
+	Drops       int          `json:"drops"`            // synchronous drops (each rolled back)
+	WrongFormat bool         `json:"wrong_format"`     // ended in WRONG_FORMAT
+	State       event.State  `json:"-"`                // state at the end of the round (or of the trace)
+	Call        int          `json:"call"`             // index in Socket.Calls of the call that sent it, -1 if none
+	Done        bool         `json:"done"`             // reached AVAILABLE for good
+	Dev         string       `json:"dev,omitempty"`    // device it was sent on
 	FreeReason  string       `json:"free_reason,omitempty"`
 }
 
