@@ -113,6 +113,11 @@ struct sock_state {
 	__u32 pid;
 	__u32 seq; /* sendmsg calls so far */
 	__s32 pending; /* event-sourced SENDING count */
+	/* TX ring geometry, valid while pg_vec is unchanged */
+	__u32 fpb;
+	__u32 fsize;
+	__u32 n;
+	__u32 off;
 	__u8 tracked; /* 0: filtered out */
 	__u8 pad[3];
 };
@@ -218,15 +223,31 @@ static __always_inline struct rt_event *ev_reserve(__u16 kind, __u8 hook)
 	return e;
 }
 
-static __always_inline void ev_sock(struct rt_event *e, struct sock *sk)
+/* ev_sock fills the socket fields; ss may be NULL (looked up then). */
+/*
+ * ev_submit commits an event without waking the reader for each one: the
+ * reader wakes itself every few milliseconds, and is woken at once only when
+ * a good part of the buffer is waiting (a wake-up is an irq_work per event
+ * otherwise, a large share of the per-frame cost).
+ */
+static __always_inline void ev_submit(struct rt_event *e)
 {
-	struct sock_state *ss;
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline void ev_sock(struct rt_event *e, struct sock *sk, struct sock_state *ss)
+{
 	__u64 key = (__u64)sk;
 
 	e->sk = key;
 	e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
 	e->wmem = sk_wmem(sk);
-	ss = bpf_map_lookup_elem(&socks, &key);
+	if (!ss)
+		ss = bpf_map_lookup_elem(&socks, &key);
 	if (ss) {
 		e->pending = ss->pending;
 		e->sock_ino = ss->ino;
@@ -274,6 +295,35 @@ static __always_inline int read_ring(struct packet_sock *po, struct ring *r)
 	/* V1 tp_status is an unsigned long at 0 (low word first on LE);
 	 * V2 a __u32 at 0; V3 a __u32 at 20. */
 	r->off = v == TPACKET_V3 ? 20 : 0;
+	return 0;
+}
+
+/*
+ * ring_of reads the ring with the geometry cached in the socket's state:
+ * only head (and pg_vec, to notice a new ring) change between events.
+ */
+static __always_inline int ring_of(struct packet_sock *po, struct sock_state *ss, struct ring *r)
+{
+	__u64 pg = (__u64)BPF_CORE_READ(po, tx_ring.pg_vec);
+
+	if (!pg)
+		return -1;
+	if (pg != ss->pg_vec || !ss->n) {
+		if (read_ring(po, r))
+			return -1;
+		ss->pg_vec = r->pg_vec;
+		ss->fpb = r->fpb;
+		ss->fsize = r->fsize;
+		ss->n = r->n;
+		ss->off = r->off;
+		return 0;
+	}
+	r->pg_vec = pg;
+	r->fpb = ss->fpb;
+	r->fsize = ss->fsize;
+	r->n = ss->n;
+	r->off = ss->off;
+	r->head = BPF_CORE_READ(po, tx_ring.head);
 	return 0;
 }
 
@@ -329,22 +379,27 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 {
 	struct sock_state *ss, init = {};
 	__u64 key = (__u64)sk;
-	__u64 ino = sock_ino(sk);
+	__u64 ino = 0;
 
 	ss = bpf_map_lookup_elem(&socks, &key);
+	/*
+	 * A new socket at a freed socket's address is first seen sending
+	 * (from_call): only then is the inode compared. A closed socket
+	 * (inode 0) keeps its state so in-flight frames still complete.
+	 */
+	if (ss && !from_call)
+		return ss->tracked ? ss : NULL;
+	ino = sock_ino(sk);
 	if (ss) {
-		/* Same socket, or a closed one whose in-flight frames still
-		 * complete (ino 0): keep its state. */
 		if (!ino || ss->ino == ino)
 			return ss->tracked ? ss : NULL;
-		/* A new socket at a freed socket's address: start over. */
 		if (ss->tracked) {
 			struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_TRACEPOINT);
 
 			if (e) {
 				e->sk = key;
 				e->sock_ino = ss->ino;
-				bpf_ringbuf_submit(e, 0);
+				ev_submit(e);
 			}
 		}
 		bpf_map_delete_elem(&socks, &key);
@@ -375,7 +430,6 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 		if (!dev || !str16_eq(name, cfg.filter_ifname))
 			init.tracked = 0;
 	}
-	init.pg_vec = (__u64)BPF_CORE_READ((struct packet_sock *)sk, tx_ring.pg_vec);
 	if (bpf_map_update_elem(&socks, &key, &init, BPF_NOEXIST) && !bpf_map_lookup_elem(&socks, &key))
 		count(&overflow, OVF_SOCKS);
 	ss = bpf_map_lookup_elem(&socks, &key);
@@ -466,9 +520,17 @@ static __always_inline __u32 frame_index(struct packet_sock *po, const struct ri
 /* ------------------------------------------------------------------ */
 /* frame state transitions                                            */
 
-static __always_inline void emit_frame_why(struct sock *sk, __u32 idx, __u64 skb, __u8 old, __u8 new, __u8 prec,
-					   __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev, __u64 reason,
-					   __u64 location)
+/* ss_of returns ss, or looks the socket's state up when the caller has none. */
+static __always_inline struct sock_state *ss_of(struct sock *sk, struct sock_state *ss)
+{
+	__u64 key = (__u64)sk;
+
+	return ss ? ss : bpf_map_lookup_elem(&socks, &key);
+}
+
+static __always_inline void emit_frame_why(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 skb, __u8 old,
+					   __u8 new, __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook,
+					   struct net_device *dev, __u64 reason, __u64 location)
 {
 	struct rt_event *e = ev_reserve(RT_FRAME_STATE, hook);
 
@@ -476,7 +538,7 @@ static __always_inline void emit_frame_why(struct sock *sk, __u32 idx, __u64 skb
 		return;
 	e->a[0] = reason;
 	e->a[1] = location;
-	ev_sock(e, sk);
+	ev_sock(e, sk, ss);
 	e->frame = idx;
 	e->skb = skb;
 	e->old_state = old;
@@ -485,14 +547,19 @@ static __always_inline void emit_frame_why(struct sock *sk, __u32 idx, __u64 skb
 	e->ts_lo = prec == RT_BOUNDED ? ts_lo : 0;
 	e->cause = cause;
 	ev_dev(e, dev);
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 }
 
-static __always_inline struct rt_frame *frame_entry(__u64 sk, __u32 idx, __u64 ph)
+static __always_inline void emit_frame(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 skb, __u8 old,
+				       __u8 new, __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
+{
+	emit_frame_why(sk, ss, idx, skb, old, new, prec, ts_lo, cause, hook, dev, 0, 0);
+}
+
+static __always_inline struct rt_frame *frame_entry(struct sock_state *ss, __u64 sk, __u32 idx, __u64 ph)
 {
 	struct rt_frame_key k = { .sk = sk, .idx = idx };
 	struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
-	struct sock_state *ss = bpf_map_lookup_elem(&socks, &sk);
 	struct rt_frame init = {};
 	__u32 ino = ss ? (__u32)ss->ino : 0;
 
@@ -515,31 +582,26 @@ static __always_inline struct rt_frame *frame_entry(__u64 sk, __u32 idx, __u64 p
 	return bpf_map_lookup_elem(&frames, &k);
 }
 
-static __always_inline void pending_add(__u64 sk, __s32 d)
+static __always_inline void pending_add(struct sock_state *ss, __s32 d)
 {
-	struct sock_state *ss = bpf_map_lookup_elem(&socks, &sk);
-
 	if (ss)
 		__sync_fetch_and_add(&ss->pending, d);
 }
 
-static __always_inline void emit_frame(struct sock *sk, __u32 idx, __u64 skb, __u8 old, __u8 new, __u8 prec,
-				       __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
-{
-	emit_frame_why(sk, idx, skb, old, new, prec, ts_lo, cause, hook, dev, 0, 0);
-}
-
 /* to_sending records SEND_REQUEST -> SENDING for a frame. */
-static __always_inline void to_sending(struct sock *sk, __u32 idx, __u64 ph, __u64 skb, __u8 prec, __u64 ts_lo,
-				       __u8 cause, __u8 hook, struct net_device *dev)
+static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
+				       __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
 {
-	struct rt_frame *f = frame_entry((__u64)sk, idx, ph);
-	struct sock_state *ss = bpf_map_lookup_elem(&socks, &sk);
-	struct call_state *c = current_call((__u64)sk);
-	__u64 now = bpf_ktime_get_ns();
+	struct rt_frame *f;
+	struct call_state *c;
+	__u64 now;
 
+	ss = ss_of(sk, ss);
+	f = frame_entry(ss, (__u64)sk, idx, ph);
 	if (!f || f->state == RT_ST_SENDING)
 		return;
+	now = bpf_ktime_get_ns();
+	c = current_call((__u64)sk);
 	f->state = RT_ST_SENDING;
 	f->ph = ph;
 	f->ts_sending = now;
@@ -550,20 +612,18 @@ static __always_inline void to_sending(struct sock *sk, __u32 idx, __u64 ph, __u
 	} else if (ss) {
 		f->call_seq = ss->seq;
 	}
-	pending_add((__u64)sk, 1);
-	emit_frame(sk, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
+	pending_add(ss, 1);
+	emit_frame(sk, ss, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
 }
 
 /* Lower bound for a transition nobody saw: the socket's current call or,
  * failing that, its last activity. */
-static __always_inline __u64 unseen_since(__u64 sk)
+static __always_inline __u64 unseen_since(struct sock *sk, struct sock_state *ss)
 {
-	struct call_state *c = current_call(sk);
-	struct sock_state *ss;
+	struct call_state *c = current_call((__u64)sk);
 
 	if (c)
 		return c->ts_enter;
-	ss = bpf_map_lookup_elem(&socks, &sk);
 	return ss ? ss->last_ts : 0;
 }
 
@@ -573,29 +633,32 @@ static __always_inline __u64 unseen_since(__u64 sk)
  * nobody saw (qdisc bypass) is emitted first, bounded. Otherwise the frame
  * must be known SENDING.
  */
-static __always_inline void to_available_why(struct sock *sk, __u32 idx, __u64 ph, __u64 skb, __u8 prec,
-					     __u64 ts_lo, __u8 cause, __u8 hook, int certain, struct net_device *dev,
-					     __u64 reason, __u64 location)
+static __always_inline void to_available_why(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
+					     __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, int certain,
+					     struct net_device *dev, __u64 reason, __u64 location)
 {
-	struct rt_frame *f = frame_entry((__u64)sk, idx, ph);
+	struct rt_frame *f;
 
+	ss = ss_of(sk, ss);
+	f = frame_entry(ss, (__u64)sk, idx, ph);
 	if (!f)
 		return;
 	if (f->state != RT_ST_SENDING) {
 		if (!certain)
 			return;
-		to_sending(sk, idx, ph, skb, RT_BOUNDED, unseen_since((__u64)sk), RT_C_TAKEN, hook, dev);
+		to_sending(sk, ss, idx, ph, skb, RT_BOUNDED, unseen_since(sk, ss), RT_C_TAKEN, hook, dev);
 	}
 	f->state = RT_ST_AVAILABLE;
 	f->ts_seen = bpf_ktime_get_ns();
-	pending_add((__u64)sk, -1);
-	emit_frame_why(sk, idx, skb, RT_ST_SENDING, RT_ST_AVAILABLE, prec, ts_lo, cause, hook, dev, reason, location);
+	pending_add(ss, -1);
+	emit_frame_why(sk, ss, idx, skb, RT_ST_SENDING, RT_ST_AVAILABLE, prec, ts_lo, cause, hook, dev, reason, location);
 }
 
-static __always_inline void to_available(struct sock *sk, __u32 idx, __u64 ph, __u64 skb, __u8 prec, __u64 ts_lo,
-					 __u8 cause, __u8 hook, int certain, struct net_device *dev)
+static __always_inline void to_available(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
+					 __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, int certain,
+					 struct net_device *dev)
 {
-	to_available_why(sk, idx, ph, skb, prec, ts_lo, cause, hook, certain, dev, 0, 0);
+	to_available_why(sk, ss, idx, ph, skb, prec, ts_lo, cause, hook, certain, dev, 0, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -618,7 +681,7 @@ static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
  * Clones share destructor_arg but not the destructor, so they don't match
  * in the destructor form; in the uarg form the ops check does the work.
  */
-static __always_inline int ring_skb(struct sk_buff *skb, struct sock **skp, __u64 *php)
+static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, __u64 *php, __u64 *argp)
 {
 	__u64 arg;
 
@@ -628,10 +691,12 @@ static __always_inline int ring_skb(struct sk_buff *skb, struct sock **skp, __u6
 		if ((__u64)BPF_CORE_READ(skb, destructor) != cfg.destruct_addr || !cfg.destruct_addr)
 			return 0;
 		*skp = BPF_CORE_READ(skb, sk);
-		*php = shinfo_destructor_arg(skb) & ~1ULL;
+		*argp = shinfo_destructor_arg(skb);
+		*php = *argp & ~1ULL;
 		return *skp && *php;
 	}
 	arg = shinfo_destructor_arg(skb);
+	*argp = arg;
 	if (!arg || (arg & 1) || !cfg.uarg_ops_addr)
 		return 0;
 	{
@@ -646,17 +711,24 @@ static __always_inline int ring_skb(struct sk_buff *skb, struct sock **skp, __u6
 	return *skp && *php;
 }
 
+static __always_inline int ring_skb(struct sk_buff *skb, struct sock **skp, __u64 *php)
+{
+	__u64 arg;
+
+	return ring_skb_arg(skb, skp, php, &arg);
+}
+
 /* Resolve (socket, index) of a ring skb, from the skb cache or the skb. */
 static __always_inline int skb_frame(struct sk_buff *skb, struct sock **skp, __u64 *php, __u32 *idxp, int use_loop)
 {
 	__u64 key = (__u64)skb;
+	struct sock_state *ss;
 	struct skb_state *st;
 	struct ring r;
 
 	if (ring_skb(skb, skp, php)) {
-		if (!sock_lookup(*skp, 0))
-			return 0;
-		if (read_ring((struct packet_sock *)*skp, &r))
+		ss = sock_lookup(*skp, 0);
+		if (!ss || ring_of((struct packet_sock *)*skp, ss, &r))
 			return 0;
 		*idxp = frame_index((struct packet_sock *)*skp, &r, *php, use_loop);
 		return *idxp != RT_NO_FRAME;
@@ -670,17 +742,23 @@ static __always_inline int skb_frame(struct sk_buff *skb, struct sock **skp, __u
 	return 1;
 }
 
-static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u64 ph, __u32 idx)
+/* remember_skb caches skb -> frame (for later events of this skb) and, the
+ * first time a frame is seen, frame address -> index. */
+static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u64 ph, __u32 idx, __u64 darg)
 {
 	__u64 key = (__u64)skb;
-	struct skb_state st = { .sk = (__u64)sk, .ph = ph, .idx = idx };
-	struct ph_state ps = { .sk = (__u64)sk, .idx = idx };
-
-	st.darg = shinfo_destructor_arg(skb);
+	/* ts_start_xmit starts at queueing; net_dev_start_xmit, when
+	 * attached, narrows it. */
+	struct skb_state st = { .sk = (__u64)sk, .ph = ph, .idx = idx, .darg = darg, .ts_start_xmit = bpf_ktime_get_ns() };
+	struct ph_state *known = bpf_map_lookup_elem(&ph2idx, &ph);
 
 	if (bpf_map_update_elem(&skbs, &key, &st, BPF_ANY))
 		count(&overflow, OVF_SKBS);
-	bpf_map_update_elem(&ph2idx, &ph, &ps, BPF_ANY);
+	if (!known || known->sk != (__u64)sk || known->idx != idx) {
+		struct ph_state ps = { .sk = (__u64)sk, .idx = idx };
+
+		bpf_map_update_elem(&ph2idx, &ph, &ps, BPF_ANY);
+	}
 }
 
 /*
@@ -847,10 +925,10 @@ static __always_inline long taken_cb_body(__u32 i, void *data)
 	ph = frame_addr(&c->r, k.idx);
 	st = frame_status(ph, c->r.off) & 7;
 	if (st == RT_ST_SENDING) {
-		to_sending(c->sk, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_TAKEN, c->hook, NULL);
+		to_sending(c->sk, NULL, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_TAKEN, c->hook, NULL);
 	} else if (st == RT_ST_AVAILABLE) {
 		/* Sent and completed with no event: both bounded by the call. */
-		to_available(c->sk, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_SCAN, c->hook, 1, NULL);
+		to_available(c->sk, NULL, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_SCAN, c->hook, 1, NULL);
 	}
 	return 0;
 }
@@ -873,12 +951,10 @@ static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, 
 	struct ring r;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
-	if (!ss || read_ring((struct packet_sock *)sk, &r))
+	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
 		return;
 	ss->seq++;
 	ss->last_ts = bpf_ktime_get_ns();
-	if (ss->pg_vec != r.pg_vec)
-		ss->pg_vec = r.pg_vec;
 	scan_ring(&r, &s, use_loop);
 	ss->pending = s.sending; /* resynchronise the event-sourced count */
 	c.sk = (__u64)sk;
@@ -893,19 +969,20 @@ static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, 
 	e = ev_reserve(RT_SENDMSG_ENTER, hook);
 	if (!e)
 		return;
-	ev_sock(e, sk);
+	ev_sock(e, sk, ss);
 	e->a[0] = flags;
 	e->a[1] = r.head;
 	e->scan = s;
 	e->frame = r.head;
 	e->ifindex = BPF_CORE_READ((struct packet_sock *)sk, ifindex);
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 }
 
 static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
+	struct sock_state *ss;
 	struct rt_scan s = {};
 	struct rt_event *e;
 	struct sock *sk;
@@ -915,7 +992,8 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	if (!c)
 		return;
 	sk = (struct sock *)c->sk;
-	if (read_ring((struct packet_sock *)sk, &r))
+	ss = ss_of(sk, NULL);
+	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
 		goto out;
 	/* A synchronous drop rolls its frame back to SEND_REQUEST. */
 	if (c->rollback_idx < r.n) {
@@ -923,20 +1001,20 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		struct rt_frame *f;
 
 		if ((frame_status(ph, r.off) & 7) == RT_ST_SEND_REQUEST) {
-			f = frame_entry(c->sk, c->rollback_idx, ph);
+			f = frame_entry(ss, c->sk, c->rollback_idx, ph);
 			if (f)
 				f->state = RT_ST_SEND_REQUEST;
-			emit_frame(sk, c->rollback_idx, 0, RT_ST_AVAILABLE, RT_ST_SEND_REQUEST, RT_BOUNDED, c->drop_ts,
+			emit_frame(sk, ss, c->rollback_idx, 0, RT_ST_AVAILABLE, RT_ST_SEND_REQUEST, RT_BOUNDED, c->drop_ts,
 				   RT_C_ROLLBACK, hook, NULL);
 		}
 	}
 	/* A frame tpacket_snd refused stops the ring at head. */
 	if ((frame_status(frame_addr(&r, r.head), r.off) & 7) == RT_ST_WRONG_FORMAT) {
-		struct rt_frame *f = frame_entry(c->sk, r.head, frame_addr(&r, r.head));
+		struct rt_frame *f = frame_entry(ss, c->sk, r.head, frame_addr(&r, r.head));
 
 		if (f && f->state != RT_ST_WRONG_FORMAT) {
 			f->state = RT_ST_WRONG_FORMAT;
-			emit_frame(sk, r.head, 0, RT_ST_SEND_REQUEST, RT_ST_WRONG_FORMAT, RT_BOUNDED, c->ts_enter,
+			emit_frame(sk, ss, r.head, 0, RT_ST_SEND_REQUEST, RT_ST_WRONG_FORMAT, RT_BOUNDED, c->ts_enter,
 				   RT_C_BAD_FRAME, hook, NULL);
 		}
 	}
@@ -965,7 +1043,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	scan_ring(&r, &s, use_loop);
 	e = ev_reserve(RT_SENDMSG_RETURN, hook);
 	if (e) {
-		ev_sock(e, sk);
+		ev_sock(e, sk, ss);
 		e->pending = s.sending;
 		e->a[0] = (__u64)ret;
 		e->a[1] = r.head;
@@ -973,7 +1051,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		e->scan = s;
 		e->frame = r.head;
 		e->aux = c->flags & MSG_DONTWAIT ? 1 : 0;
-		bpf_ringbuf_submit(e, 0);
+		ev_submit(e);
 	}
 out:
 	bpf_map_delete_elem(&calls, &tid);
@@ -1125,24 +1203,26 @@ int BPF_KRETPROBE(kretprobe_packet_sendmsg_bounded, int ret)
  */
 static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_loop)
 {
-	struct sock *sk;
-	__u64 ph;
-	__u32 idx;
-	struct ring r;
+	struct sock_state *ss;
 	struct call_state *c;
+	struct sock *sk;
+	struct ring r;
+	__u64 ph, darg;
+	__u32 idx;
 
-	if (!ring_skb(skb, &sk, &ph) || !sock_lookup(sk, 0))
+	if (!ring_skb_arg(skb, &sk, &ph, &darg))
 		return;
-	if (read_ring((struct packet_sock *)sk, &r))
+	ss = sock_lookup(sk, 0);
+	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
 		return;
 	idx = frame_index((struct packet_sock *)sk, &r, ph, use_loop);
 	if (idx == RT_NO_FRAME)
 		return;
-	remember_skb(skb, sk, ph, idx);
+	remember_skb(skb, sk, ph, idx, darg);
 	c = current_call((__u64)sk);
 	if (c)
 		c->in_xmit = 1;
-	to_sending(sk, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_XMIT, hook, BPF_CORE_READ(skb, dev));
+	to_sending(sk, ss, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_XMIT, hook, BPF_CORE_READ(skb, dev));
 }
 
 SEC("tp_btf/net_dev_queue")
@@ -1173,10 +1253,10 @@ static __always_inline void xmit_return(struct sk_buff *skb, __s64 rc, __u8 hook
 	e = ev_reserve(RT_XMIT_RC, hook);
 	if (!e)
 		return;
-	ev_sock(e, (struct sock *)c->sk);
+	ev_sock(e, (struct sock *)c->sk, NULL);
 	e->skb = (__u64)skb;
 	e->a[0] = (__u64)rc;
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 }
 
 /* nargs: the function's parameter count; fexit's return value follows them. */
@@ -1184,7 +1264,7 @@ static __always_inline void xmit_return(struct sk_buff *skb, __s64 rc, __u8 hook
 	SEC("fentry/" #fn)                                                       \
 	int BPF_PROG(fentry_##name, struct sk_buff *skb)                         \
 	{                                                                        \
-		xmit_entry(skb, RT_H_FENTRY, 1);                                 \
+		xmit_entry(skb, RT_H_FENTRY, 0);                                 \
 		return 0;                                                        \
 	}                                                                        \
 	SEC("fexit/" #fn)                                                        \
@@ -1196,7 +1276,7 @@ static __always_inline void xmit_return(struct sk_buff *skb, __s64 rc, __u8 hook
 	SEC("kprobe/" #fn)                                                       \
 	int BPF_KPROBE(kprobe_##name, struct sk_buff *skb)                       \
 	{                                                                        \
-		xmit_entry(skb, RT_H_KPROBE, 1);                                 \
+		xmit_entry(skb, RT_H_KPROBE, 0);                                 \
 		return 0;                                                        \
 	}                                                                        \
 	SEC("kretprobe/" #fn)                                                    \
@@ -1218,11 +1298,12 @@ XMIT_PROGS(__dev_direct_xmit, 2, direct_xmit)
 static __always_inline void alloc_entry(struct sock *sk, __u8 hook)
 {
 	struct call_state *c = current_call((__u64)sk);
+	struct sock_state *ss = ss_of(sk, NULL);
 	struct rt_event *e;
 	struct ring r;
 	__u64 ph;
 
-	if (!c || read_ring((struct packet_sock *)sk, &r))
+	if (!c || !ss || ring_of((struct packet_sock *)sk, ss, &r))
 		return;
 	ph = frame_addr(&r, r.head);
 	if ((frame_status(ph, r.off) & 7) != RT_ST_SEND_REQUEST)
@@ -1230,10 +1311,10 @@ static __always_inline void alloc_entry(struct sock *sk, __u8 hook)
 	e = ev_reserve(RT_FRAME_PICKED, hook);
 	if (!e)
 		return;
-	ev_sock(e, sk);
+	ev_sock(e, sk, ss);
 	e->frame = r.head;
 	e->cause = RT_C_PICKED;
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 }
 
 SEC("fentry/sock_alloc_send_pskb")
@@ -1255,30 +1336,31 @@ int BPF_KPROBE(kprobe_sock_alloc_send_pskb, struct sock *sk)
 static __always_inline void set_status(struct packet_sock *po, __u64 ph, int status, __u8 hook)
 {
 	struct sock *sk = (struct sock *)po;
+	struct sock_state *ss = sock_lookup(sk, 0);
 	struct rt_frame *f;
 	struct ring r;
 	__u32 idx;
 	__u8 old, new = status & 7;
 
-	if (!sock_lookup(sk, 0) || read_ring(po, &r))
+	if (!ss || ring_of(po, ss, &r))
 		return;
-	idx = frame_index(po, &r, ph, 1);
+	idx = frame_index(po, &r, ph, 0);
 	if (idx == RT_NO_FRAME)
 		return;
-	f = frame_entry((__u64)sk, idx, ph);
+	f = frame_entry(ss, (__u64)sk, idx, ph);
 	if (!f || f->state == new)
 		return;
 	old = frame_status(ph, r.off) & 7;
 	if (new == RT_ST_SENDING) {
-		to_sending(sk, idx, ph, 0, RT_EXACT, 0, RT_C_SET_STATUS, hook, NULL);
+		to_sending(sk, ss, idx, ph, 0, RT_EXACT, 0, RT_C_SET_STATUS, hook, NULL);
 		return;
 	}
 	if (new == RT_ST_AVAILABLE) {
-		to_available(sk, idx, ph, 0, RT_EXACT, 0, RT_C_SET_STATUS, hook, 1, NULL);
+		to_available(sk, ss, idx, ph, 0, RT_EXACT, 0, RT_C_SET_STATUS, hook, 1, NULL);
 		return;
 	}
 	f->state = new;
-	emit_frame(sk, idx, 0, old, new, RT_EXACT, 0, new == RT_ST_SEND_REQUEST ? RT_C_ROLLBACK : RT_C_BAD_FRAME,
+	emit_frame(sk, ss, idx, 0, old, new, RT_EXACT, 0, new == RT_ST_SEND_REQUEST ? RT_C_ROLLBACK : RT_C_BAD_FRAME,
 		   hook, NULL);
 }
 
@@ -1304,14 +1386,18 @@ static __always_inline void destruct(struct sk_buff *skb, __u8 hook)
 {
 	struct sock *sk = BPF_CORE_READ(skb, sk);
 	__u64 ph = shinfo_destructor_arg(skb) & ~1ULL;
+	struct sock_state *ss;
 	struct ring r;
 	__u32 idx;
 
-	if (!sk || !ph || !sock_lookup(sk, 0) || read_ring((struct packet_sock *)sk, &r))
+	if (!sk || !ph)
 		return;
-	idx = frame_index((struct packet_sock *)sk, &r, ph, 1);
+	ss = sock_lookup(sk, 0);
+	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
+		return;
+	idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
 	if (idx != RT_NO_FRAME)
-		to_available(sk, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_DESTRUCT, hook, 1, BPF_CORE_READ(skb, dev));
+		to_available(sk, ss, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_DESTRUCT, hook, 1, BPF_CORE_READ(skb, dev));
 }
 
 SEC("fentry/tpacket_destruct_skb")
@@ -1341,12 +1427,17 @@ static __always_inline void ubuf_complete(struct tpacket_uarg *u, int success, _
 	struct ring r;
 	__u32 idx;
 
+	struct sock_state *ss;
+
 	bpf_core_read(&refs, sizeof(refs), &u->ubuf.refcnt);
-	if (refs != 1 || !sk || !ph || !sock_lookup(sk, 0) || read_ring((struct packet_sock *)sk, &r))
+	if (refs != 1 || !sk || !ph)
 		return;
-	idx = frame_index((struct packet_sock *)sk, &r, ph, 1);
+	ss = sock_lookup(sk, 0);
+	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
+		return;
+	idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
 	if (idx != RT_NO_FRAME)
-		to_available(sk, idx, ph, 0, RT_EXACT, 0, success ? RT_C_DESTRUCT : RT_C_COPIED, hook, 1, NULL);
+		to_available(sk, ss, idx, ph, 0, RT_EXACT, 0, success ? RT_C_DESTRUCT : RT_C_COPIED, hook, 1, NULL);
 }
 
 SEC("fentry/tpacket_ubuf_complete")
@@ -1381,7 +1472,8 @@ static __always_inline int in_net_softirq(__u32 vec)
  */
 static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 reason, __u64 location)
 {
-	__u64 key = (__u64)skb, ph;
+	__u64 key = (__u64)skb, ph, darg;
+	struct sock_state *ss;
 	struct skb_state *st;
 	struct sock *sk;
 	struct call_state *c;
@@ -1389,12 +1481,22 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 	int in_rx, in_tx, sync_drop;
 	__u32 idx;
 
-	if (ring_skb(skb, &sk, &ph)) {
-		if (!sock_lookup(sk, 0) || read_ring((struct packet_sock *)sk, &r))
+	if (ring_skb_arg(skb, &sk, &ph, &darg)) {
+		ss = sock_lookup(sk, 0);
+		if (!ss)
 			return;
-		idx = frame_index((struct packet_sock *)sk, &r, ph, 1);
-		if (idx == RT_NO_FRAME)
-			return;
+		/* The skb cache knows the frame when it was sent through a
+		 * hooked xmit; else find it from the ring. */
+		st = bpf_map_lookup_elem(&skbs, &key);
+		if (st && st->darg == darg && st->sk == (__u64)sk) {
+			idx = st->idx;
+		} else {
+			if (ring_of((struct packet_sock *)sk, ss, &r))
+				return;
+			idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
+			if (idx == RT_NO_FRAME)
+				return;
+		}
 		c = current_call((__u64)sk);
 		/*
 		 * A drop tpacket_snd rolls back happens in the sender's own
@@ -1414,20 +1516,22 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 				c->drop_ts = bpf_ktime_get_ns();
 			}
 			if (e) {
-				ev_sock(e, sk);
+				ev_sock(e, sk, ss);
 				e->frame = idx;
 				e->skb = key;
 				e->a[0] = reason;
 				e->a[1] = location;
 				e->aux = sync_drop ? 0 : 1; /* 1: asynchronous */
 				ev_dev(e, BPF_CORE_READ(skb, dev));
-				bpf_ringbuf_submit(e, 0);
+				ev_submit(e);
 			}
 		}
 		if (cfg.avail_via_tp)
-			to_available_why(sk, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE, RT_H_TRACEPOINT,
-					 1, BPF_CORE_READ(skb, dev), is_kfree ? reason : 0, is_kfree ? location : 0);
-		bpf_map_delete_elem(&skbs, &key);
+			to_available_why(sk, ss, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE,
+					 RT_H_TRACEPOINT, 1, BPF_CORE_READ(skb, dev), is_kfree ? reason : 0,
+					 is_kfree ? location : 0);
+		if (st)
+			bpf_map_delete_elem(&skbs, &key);
 		return;
 	}
 	if (!cfg.avail_via_tp || !known_skb(skb, &st))
@@ -1436,9 +1540,9 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx };
 		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
 
-		if (f && f->state == RT_ST_SENDING && read_ring((struct packet_sock *)st->sk, &r) == 0 &&
-		    (frame_status(st->ph, r.off) & 7) == RT_ST_AVAILABLE)
-			to_available((struct sock *)st->sk, st->idx, st->ph, key, RT_BOUNDED, f->ts_seen,
+		ss = ss_of((struct sock *)st->sk, NULL);
+		if (f && ss && f->state == RT_ST_SENDING && (frame_status(st->ph, ss->off) & 7) == RT_ST_AVAILABLE)
+			to_available((struct sock *)st->sk, ss, st->idx, st->ph, key, RT_BOUNDED, f->ts_seen,
 				     RT_C_ORPHANED, RT_H_TRACEPOINT, 0, NULL);
 	}
 	bpf_map_delete_elem(&skbs, &key);
@@ -1475,13 +1579,13 @@ static __always_inline void qdisc_event(__u16 kind, struct Qdisc *q, struct sk_b
 	e = ev_reserve(kind, RT_H_TRACEPOINT);
 	if (!e)
 		return;
-	ev_sock(e, (struct sock *)st->sk);
+	ev_sock(e, (struct sock *)st->sk, NULL);
 	e->frame = st->idx;
 	e->skb = (__u64)skb;
 	e->a[0] = BPF_CORE_READ(q, handle);
 	e->a[1] = (__u64)BPF_CORE_READ(q, q.qlen) | (__u64)BPF_CORE_READ(q, qstats.backlog) << 32;
 	e->a[2] = packets;
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 }
 
 SEC("tp_btf/qdisc_enqueue")
@@ -1510,11 +1614,11 @@ int BPF_PROG(tp_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
 	e = ev_reserve(RT_XMIT_START, RT_H_TRACEPOINT);
 	if (!e)
 		return 0;
-	ev_sock(e, (struct sock *)st->sk);
+	ev_sock(e, (struct sock *)st->sk, NULL);
 	e->frame = st->idx;
 	e->skb = (__u64)skb;
 	ev_dev(e, dev);
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 	return 0;
 }
 
@@ -1529,24 +1633,26 @@ int BPF_PROG(tp_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 {
 	__u64 key = (__u64)skb, sk;
 	struct skb_state *st = bpf_map_lookup_elem(&skbs, &key);
+	struct sock_state *ss;
 	struct rt_event *e;
-	struct ring r;
 
 	if (!st)
 		return 0;
 	sk = st->sk;
+	ss = ss_of((struct sock *)sk, NULL);
+	if (!ss)
+		return 0;
 	e = ev_reserve(RT_XMIT_DONE, RT_H_TRACEPOINT);
 	if (e) {
-		ev_sock(e, (struct sock *)sk);
+		ev_sock(e, (struct sock *)sk, ss);
 		e->frame = st->idx;
 		e->skb = (__u64)skb;
 		e->a[0] = (__u64)(__s64)rc;
 		ev_dev(e, dev);
-		bpf_ringbuf_submit(e, 0);
+		ev_submit(e);
 	}
-	if (cfg.avail_via_tp && read_ring((struct packet_sock *)sk, &r) == 0 &&
-	    (frame_status(st->ph, r.off) & 7) == RT_ST_AVAILABLE)
-		to_available((struct sock *)sk, st->idx, st->ph, (__u64)skb, RT_BOUNDED,
+	if (cfg.avail_via_tp && (frame_status(st->ph, ss->off) & 7) == RT_ST_AVAILABLE)
+		to_available((struct sock *)sk, ss, st->idx, st->ph, (__u64)skb, RT_BOUNDED,
 			     st->ts_start_xmit, RT_C_DRIVER_ORPHAN, RT_H_TRACEPOINT, 0, dev);
 	return 0;
 }
@@ -1562,9 +1668,9 @@ int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 
 	if (!known_skb(skb, &st)) {
 		/* Bypass: the first event of a frame can be its arrival. */
-		if (!skb_frame(skb, &sk, &ph, &idx, 1))
+		if (!skb_frame(skb, &sk, &ph, &idx, 0))
 			return 0;
-		remember_skb(skb, sk, ph, idx);
+		remember_skb(skb, sk, ph, idx, shinfo_destructor_arg(skb));
 		if (!known_skb(skb, &st))
 			return 0;
 	}
@@ -1578,11 +1684,11 @@ int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 	e = ev_reserve(RT_RX, RT_H_TRACEPOINT);
 	if (!e)
 		return 0;
-	ev_sock(e, (struct sock *)st->sk);
+	ev_sock(e, (struct sock *)st->sk, NULL);
 	e->frame = st->idx;
 	e->skb = (__u64)skb;
 	ev_dev(e, BPF_CORE_READ(skb, dev));
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 	return 0;
 }
 
@@ -1628,10 +1734,10 @@ int BPF_PROG(tp_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	e = ev_reserve(RT_SLEEP, RT_H_TRACEPOINT);
 	if (!e)
 		return 0;
-	ev_sock(e, (struct sock *)c->sk);
+	ev_sock(e, (struct sock *)c->sk, NULL);
 	e->aux = reason;
 	e->a[0] = c->flags;
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 	return 0;
 }
 
@@ -1648,12 +1754,12 @@ int BPF_PROG(tp_sched_waking, struct task_struct *p)
 	e = ev_reserve(RT_WAKE, RT_H_TRACEPOINT);
 	if (!e)
 		return 0;
-	ev_sock(e, (struct sock *)c->sk);
+	ev_sock(e, (struct sock *)c->sk, NULL);
 	e->aux = stack_reason(ctx); /* what the waker was doing */
 	e->a[0] = tid; /* the woken sender */
 	e->a[1] = c->sleep_reason;
 	e->ts_lo = c->sleep_ts;
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 	return 0;
 }
 
@@ -1688,7 +1794,7 @@ int BPF_PROG(tp_softirq_exit, unsigned int vec)
 	if (e) {
 		e->ts_lo = *ts;
 		e->aux = vec;
-		bpf_ringbuf_submit(e, 0);
+		ev_submit(e);
 	}
 	*ts = 0;
 	return 0;
@@ -1705,7 +1811,7 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 	e->a[1] = budget;
 	e->a[2] = (__u64)napi;
 	ev_dev(e, BPF_CORE_READ(napi, dev));
-	bpf_ringbuf_submit(e, 0);
+	ev_submit(e);
 	return 0;
 }
 
@@ -1746,12 +1852,12 @@ static __always_inline long sweep_one(__u32 i, void *data)
 		if (e) {
 			e->sk = k.sk;
 			e->frame = k.idx;
-			bpf_ringbuf_submit(e, 0);
+			ev_submit(e);
 		}
 		return 0;
 	}
 	if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
-		to_available((struct sock *)k.sk, k.idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, RT_H_SWEEP, 0,
+		to_available((struct sock *)k.sk, ss, k.idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, RT_H_SWEEP, 0,
 			     NULL);
 	else
 		f->ts_seen = bpf_ktime_get_ns();

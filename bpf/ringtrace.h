@@ -141,6 +141,8 @@ struct rt_config {
 	__u32 filter_pid; /* 0: any */
 	__u32 max_scan; /* frames a ring scan looks at */
 	__u32 events; /* bit (1 << rt_kind) set: emit that kind */
+	__u32 wakeup_bytes; /* wake the reader when this much is waiting */
+	__u32 pad0;
 	__u8 filter_comm_set;
 	__u8 filter_ifname_set;
 	__u8 kfree_has_reason; /* tp kfree_skb has the drop reason arg */

@@ -131,15 +131,17 @@ func (l *Lab) Qdiscs() ([]QdiscStats, error) {
 	return out, nil
 }
 
-// Drops sums the drop counters of the sender veth's qdiscs.
+// Drops is the drop counter of the sender veth's root qdisc (which counts
+// its children's drops too).
 func (l *Lab) Drops() (uint64, error) {
 	qs, err := l.Qdiscs()
 	if err != nil {
 		return 0, err
 	}
-	var n uint64
 	for _, q := range qs {
-		n += uint64(q.Drops)
+		if q.Parent == netlink.HANDLE_ROOT {
+			return uint64(q.Drops), nil
+		}
 	}
-	return n, nil
+	return 0, nil
 }

@@ -65,6 +65,8 @@ type RingtraceRtConfig struct {
 	FilterPid        uint32
 	MaxScan          uint32
 	Events           uint32
+	WakeupBytes      uint32
+	Pad0             uint32
 	FilterCommSet    uint8
 	FilterIfnameSet  uint8
 	KfreeHasReason   uint8
@@ -226,6 +228,10 @@ type RingtraceSockState struct {
 	Pid     uint32
 	Seq     uint32
 	Pending int32
+	Fpb     uint32
+	Fsize   uint32
+	N       uint32
+	Off     uint32
 	Tracked uint8
 	Pad     [3]uint8
 }

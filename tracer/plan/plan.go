@@ -72,6 +72,29 @@ type Attachment struct {
 	Program string `json:"program"`
 	Kind    string `json:"kind"`
 	Target  string `json:"target"` // function, tp_btf name, or group/name
+	// For, when set, lists the only events this attachment produces: a
+	// trace that asks for none of them does not attach it (frame tracking
+	// does not depend on it).
+	For []string `json:"for,omitempty"`
+}
+
+// ForEvents returns the plan with the optional attachments no requested
+// event needs removed. wanted reports whether an event kind is requested.
+func (p *Plan) ForEvents(wanted func(kind string) bool) *Plan {
+	q := *p
+	q.Attach = nil
+	for _, a := range p.Attach {
+		keep := len(a.For) == 0
+		for _, k := range a.For {
+			if wanted(k) {
+				keep = true
+			}
+		}
+		if keep {
+			q.Attach = append(q.Attach, a)
+		}
+	}
+	return &q
 }
 
 // Row is one logical event of the plan table.
@@ -226,6 +249,11 @@ func (b *builder) row(event, hook, prec, why string) {
 
 func (b *builder) attach(prog, kind, target string) {
 	b.p.Attach = append(b.p.Attach, Attachment{Program: prog, Kind: kind, Target: target})
+}
+
+// attachFor adds an attachment that only produces the given events.
+func (b *builder) attachFor(prog, kind, target string, events ...string) {
+	b.p.Attach = append(b.p.Attach, Attachment{Program: prog, Kind: kind, Target: target, For: events})
 }
 
 // variant picks the bpf_loop or bounded-loop version of a scanning program.
@@ -397,17 +425,17 @@ func (b *builder) tp(name string) bool { return b.f.TPBTF[name] }
 
 func (b *builder) qdiscAndDriver() {
 	if b.tp("qdisc_enqueue") {
-		b.attach("tp_qdisc_enqueue", KindTPBTF, "qdisc_enqueue")
+		b.attachFor("tp_qdisc_enqueue", KindTPBTF, "qdisc_enqueue", "qdisc_enqueue")
 		b.row("qdisc enqueue", "tp_btf qdisc_enqueue", "exact", "successful enqueues (the empty-queue fast path bypasses the qdisc and fires none)")
 	} else {
 		b.row("qdisc enqueue", "-", "unavailable", "no qdisc_enqueue tracepoint before Linux 5.14")
 	}
 	if b.tp("qdisc_dequeue") {
-		b.attach("tp_qdisc_dequeue", KindTPBTF, "qdisc_dequeue")
+		b.attachFor("tp_qdisc_dequeue", KindTPBTF, "qdisc_dequeue", "qdisc_dequeue")
 		b.row("qdisc dequeue", "tp_btf qdisc_dequeue", "exact", "")
 	}
 	if b.tp("net_dev_start_xmit") {
-		b.attach("tp_net_dev_start_xmit", KindTPBTF, "net_dev_start_xmit")
+		b.attachFor("tp_net_dev_start_xmit", KindTPBTF, "net_dev_start_xmit", "xmit_start")
 	}
 	if b.tp("net_dev_xmit") {
 		b.attach("tp_net_dev_xmit", KindTPBTF, "net_dev_xmit")
@@ -429,7 +457,7 @@ func (b *builder) qdiscAndDriver() {
 		b.attach("tp_consume_skb", KindTPBTF, "consume_skb")
 	}
 	if b.tp("netif_receive_skb") {
-		b.attach("tp_netif_receive_skb", KindTPBTF, "netif_receive_skb")
+		b.attachFor("tp_netif_receive_skb", KindTPBTF, "netif_receive_skb", "rx")
 		b.row("frame received (veth peer, lo)", "tp_btf netif_receive_skb", "exact", "")
 	}
 }
@@ -493,7 +521,7 @@ func (b *builder) softirq() {
 		b.row("NET_RX / NET_TX softirq spans", "tp_btf softirq_entry / softirq_exit", "exact", "")
 	}
 	if b.tp("napi_poll") {
-		b.attach("tp_napi_poll", KindTPBTF, "napi_poll")
+		b.attachFor("tp_napi_poll", KindTPBTF, "napi_poll", "napi_poll")
 		b.row("napi poll (work/budget)", "tp_btf napi_poll", "exact", "")
 	}
 }

@@ -97,10 +97,16 @@ func Open(o Options) (*Session, error) {
 	if o.RingBufBytes&(o.RingBufBytes-1) != 0 || o.RingBufBytes < uint32(os.Getpagesize()) {
 		return nil, fmt.Errorf("ring buffer size %d must be a power of two of at least a page", o.RingBufBytes)
 	}
+	wanted := map[string]bool{}
+	for _, k := range o.Kinds {
+		wanted[k.String()] = true
+	}
+	o.Plan = o.Plan.ForEvents(func(k string) bool { return wanted[k] })
 	cfg, err := rtConfig(o.Plan, o.Filter, EventMask(o.Kinds))
 	if err != nil {
 		return nil, err
 	}
+	cfg.WakeupBytes = o.RingBufBytes / 8
 	objs, err := load(o.Plan, o.BTF, cfg, o.RingBufBytes, o.MaxFrames)
 	if err != nil {
 		return nil, err
@@ -127,6 +133,10 @@ func Open(o Options) (*Session, error) {
 	s.Ready = time.Since(start)
 	return s, nil
 }
+
+// Plan is the attach plan in effect: the one given, without the optional
+// attachments the requested events do not need.
+func (s *Session) Plan() *plan.Plan { return s.o.Plan }
 
 // Close detaches every program and frees the maps. Safe to call twice.
 func (s *Session) Close() error {
