@@ -1,0 +1,239 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/record"
+	"github.com/ringtrace/ringtrace/tracer/report"
+	"github.com/ringtrace/ringtrace/tracer/session"
+)
+
+// Options configure a Runner.
+type Options struct {
+	Hooks   plan.Class
+	Params  Params
+	Out     string    // directory for recordings, Perfetto and HTML files ("" = none)
+	Log     io.Writer // progress lines (nil: discarded)
+	Tracefs string
+	BTF     string
+}
+
+// Runner runs scenarios on this kernel. It probes the kernel once.
+type Runner struct {
+	o     Options
+	facts *kernel.Facts
+	btf   *btf.Spec
+	plan  *plan.Plan
+	names event.Names
+}
+
+// NewRunner probes the kernel and builds the attach plan.
+func NewRunner(o Options) (*Runner, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Hooks == "" {
+		o.Hooks = plan.Auto
+	}
+	facts, spec, err := kernel.Probe(kernel.Options{TracefsPath: o.Tracefs, BTFPath: o.BTF})
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan.Build(facts, o.Hooks)
+	if err != nil {
+		return nil, err
+	}
+	if o.Out != "" {
+		if err := os.MkdirAll(o.Out, 0o755); err != nil {
+			return nil, fmt.Errorf("--out %s: %w", o.Out, err)
+		}
+	}
+	sym := &kernel.Symbolizer{}
+	return &Runner{o: o, facts: facts, btf: spec, plan: p, names: event.Names{
+		DropReason: func(c uint32) string { return facts.DropReasons[c] }, Symbol: sym.Lookup}}, nil
+}
+
+// Plan is the attach plan the runner uses.
+func (r *Runner) Plan() *plan.Plan { return r.plan }
+
+// Facts are the kernel facts.
+func (r *Runner) Facts() *kernel.Facts { return r.facts }
+
+// Run runs one scenario. Whatever happens — failure, panic, ctx
+// cancelled by a signal — the lab is removed before it returns.
+func (r *Runner) Run(ctx context.Context, s *Scenario) (res *Result) {
+	start := time.Now()
+	res = &Result{Scenario: s.Name, Params: s.merged(r.o.Params), Kernel: r.facts.Release,
+		Hooks: string(r.plan.Class), Completion: r.plan.Completion}
+	defer func() {
+		if p := recover(); p != nil {
+			res.Error = fmt.Sprintf("panic: %v\n%s", p, debug.Stack())
+		}
+		res.Duration = time.Since(start)
+		res.Pass = res.Error == "" && len(res.Expectations) > 0
+		for _, e := range res.Expectations {
+			if !e.Pass {
+				res.Pass = false
+			}
+		}
+	}()
+	if removed, err := lab.CleanStale(); err != nil {
+		res.Error = fmt.Sprintf("clean stale labs: %v", err)
+		return res
+	} else if len(removed) > 0 {
+		fmt.Fprintf(r.o.Log, "removed %d namespaces left by a killed run: %v\n", len(removed), removed)
+	}
+	l, err := lab.New(lab.Config{MTU: res.Params.MTU})
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer l.Close()
+	shape := "no qdisc"
+	if !s.NoNIC {
+		if err := l.Shape(res.Params.nic()); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+		shape = fmt.Sprintf("tbf %s", rateString(res.Params.Rate))
+		if res.Params.FifoLimit > 0 {
+			shape += fmt.Sprintf(" + pfifo limit %d", res.Params.FifoLimit)
+		}
+	}
+	fmt.Fprintf(r.o.Log, "lab: netns %s / %s, veth %s -> %s, %s\n", l.SenderNSName(), l.PeerNSName(), l.SenderIf, l.PeerIf, shape)
+	env := &Env{r: r, s: s, res: res, Lab: l, Params: res.Params, Log: r.o.Log}
+	exps, err := s.Run(ctx, env)
+	res.Expectations = exps
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res
+}
+
+func rateString(bps uint64) string {
+	switch {
+	case bps >= 1e9 && bps%1e9 == 0:
+		return fmt.Sprintf("%d Gbit/s", bps/1e9)
+	case bps >= 1e6 && bps%1e6 == 0:
+		return fmt.Sprintf("%d Mbit/s", bps/1e6)
+	case bps >= 1e3 && bps%1e3 == 0:
+		return fmt.Sprintf("%d kbit/s", bps/1e3)
+	}
+	return fmt.Sprintf("%d bit/s", bps)
+}
+
+// Env is what a scenario works with.
+type Env struct {
+	r      *Runner
+	s      *Scenario
+	res    *Result
+	Lab    *lab.Lab
+	Params Params
+	Log    io.Writer
+}
+
+// Trace runs send while tracing this process, waits for the frames'
+// completions to be reported, and returns the report. label names the
+// output files ("<scenario>-<label>") when several traces are taken.
+func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Context) error) (*report.Report, error) {
+	r := e.r
+	kinds := e.s.Kinds
+	if kinds == nil {
+		kinds = event.Kinds()
+	}
+	sess, err := session.Open(session.Options{Facts: r.facts, BTF: r.btf, Plan: r.plan, Kinds: kinds,
+		Filter: session.Filter{PID: uint32(os.Getpid())}})
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	builder := report.NewBuilder(r.names)
+	var raw func([]byte) error
+	var rec *record.Writer
+	var addrs map[uint64]bool
+	base := e.s.Name
+	if label != "" {
+		base += "-" + label
+	}
+	if r.o.Out != "" {
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		rec, err = record.Create(filepath.Join(r.o.Out, base+".rtrec"), record.Header{
+			Tool: "ringtrace run " + e.s.Name, Created: time.Now(), Monotonic: uint64(ts.Nano()),
+			Kernel: r.facts, Plan: sess.Plan(), Command: os.Args, Note: e.s.Title})
+		if err != nil {
+			return nil, err
+		}
+		raw = rec.Write
+		addrs = map[uint64]bool{}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	sink := &builderSink{b: builder, addrs: addrs}
+	go func() { done <- sess.Run(runCtx, sink, raw) }()
+	sendErr := send(ctx)
+	// Completions land after the call returns (a shaped link holds
+	// frames): let the sender's drain and the sweep catch up.
+	select {
+	case <-ctx.Done():
+	case <-time.After(150 * time.Millisecond):
+	}
+	stop()
+	runErr := <-done
+	st := sess.Stats()
+	rep := builder.Finish()
+	rep.Lost, rep.Duplicates = st.Lost, st.Duplicates
+	rep.Kernel, rep.Class, rep.Completion = r.facts.Release, string(r.plan.Class), r.plan.Completion
+	if rec != nil {
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost}
+		for a := range addrs {
+			tr.Symbols[a] = r.names.Symbol(a)
+		}
+		if err := rec.CloseWithTrailer(tr); err != nil && runErr == nil {
+			runErr = err
+		}
+		e.res.Files = append(e.res.Files, filepath.Join(r.o.Out, base+".rtrec"))
+		files, err := writeViews(rep, r.o.Out, base)
+		e.res.Files = append(e.res.Files, files...)
+		if err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	e.res.Report, e.res.Plan = rep, r.plan
+	if err := errors.Join(sendErr, runErr); err != nil {
+		return rep, err
+	}
+	if st.Lost > 0 {
+		return rep, fmt.Errorf("the trace lost %d events", st.Lost)
+	}
+	return rep, ctx.Err()
+}
+
+type builderSink struct {
+	b     *report.Builder
+	addrs map[uint64]bool
+}
+
+func (s *builderSink) Event(e *event.Event) error {
+	s.b.Add(e)
+	if s.addrs != nil && (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 {
+		s.addrs[e.A[1]] = true
+	}
+	return nil
+}
+
+func (*builderSink) Flush() error { return nil }

@@ -1,0 +1,130 @@
+package scenarios_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringtrace/ringtrace/scenarios"
+	"github.com/ringtrace/ringtrace/scenarios/lab"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: run `sudo make test`")
+	}
+}
+
+// TestAllScenarios runs every reference scenario on this kernel and
+// checks each passes and leaves no lab behind.
+func TestAllScenarios(t *testing.T) {
+	needRoot(t)
+	out := t.TempDir()
+	r, err := scenarios.NewRunner(scenarios.Options{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scenarios.All() {
+		t.Run(s.Name, func(t *testing.T) {
+			res := r.Run(context.Background(), s)
+			for _, e := range res.Expectations {
+				if !e.Pass {
+					t.Errorf("FAIL %s: measured %s, want %s", e.What, e.Measured, e.Want)
+				}
+			}
+			if res.Error != "" {
+				t.Errorf("error: %s", res.Error)
+			}
+			if !res.Pass {
+				t.Errorf("%s failed", s.Name)
+			}
+			if len(res.Files) == 0 {
+				t.Error("no files written with --out")
+			}
+			for _, f := range res.Files {
+				if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+					t.Errorf("output %s: %v", f, err)
+				}
+			}
+			if ns := namespacesOf(os.Getpid()); len(ns) != 0 {
+				t.Errorf("lab left behind: %v", ns)
+			}
+		})
+	}
+}
+
+// TestInterruptCleansUp sends SIGINT to `ringtrace run` in the middle of a
+// scenario: it must exit, and no namespace may remain.
+func TestInterruptCleansUp(t *testing.T) {
+	needRoot(t)
+	bin := filepath.Join(t.TempDir(), "ringtrace")
+	if b, err := exec.Command("go", "build", "-o", bin, "../cmd/ringtrace").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		cmd := exec.Command(bin, "run", "call-return", "--rate", "20mbit")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // lab up, tracer attached, sending
+		cmd.Process.Signal(sig)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%v: ringtrace run did not exit", sig)
+		}
+		if ns := namespacesOf(cmd.Process.Pid); len(ns) != 0 {
+			t.Errorf("%v left %v", sig, ns)
+		}
+	}
+}
+
+// TestStaleLabCleaned: a run killed with SIGKILL leaves its lab; the next
+// run removes it.
+func TestStaleLabCleaned(t *testing.T) {
+	needRoot(t)
+	bin := filepath.Join(t.TempDir(), "ringtrace")
+	if b, err := exec.Command("go", "build", "-o", bin, "../cmd/ringtrace").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	cmd := exec.Command(bin, "run", "call-return", "--rate", "20mbit")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if ns := namespacesOf(cmd.Process.Pid); len(ns) == 0 {
+		t.Skip("the killed run had not created its lab yet")
+	}
+	removed, err := lab.CleanStale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) == 0 || len(namespacesOf(cmd.Process.Pid)) != 0 {
+		t.Errorf("stale lab of pid %d not removed: %v", cmd.Process.Pid, namespacesOf(cmd.Process.Pid))
+	}
+}
+
+// namespacesOf lists the lab namespaces a process created.
+func namespacesOf(pid int) []string {
+	ents, _ := os.ReadDir("/run/netns")
+	var out []string
+	prefix := lab.Prefix + strconv.Itoa(pid) + "-"
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
