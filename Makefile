@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/ringtrace
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build generate demo test test-short bench-send clean
+.PHONY: help build generate demo test test-short bench bench-send clean
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,9 +27,24 @@ test: ## (root) unit and root integration tests against the running kernel
 test-short: ## unit tests only, no root needed
 	$(GO) test -count=1 -short ./...
 
+bench: build ## (root) tracing overhead (traced/untraced, stream and --summary, vs bpftrace) and start-up time
+	@command -v trafgen >/dev/null || apt-get install -y netsniff-ng
+	@command -v bpftrace >/dev/null || apt-get install -y bpftrace
+	$(GO) test -run XXX -bench Startup -benchtime 5x ./tracer/session/
+	$(GO) run ./cmd/ringbench overhead
+
 bench-send: build ## (root) ringtrace send vs trafgen on one veth, pps ratio
 	@command -v trafgen >/dev/null || apt-get install -y netsniff-ng
 	$(GO) run ./cmd/ringbench send
+
+.PHONY: vm kernels
+vm: build ## boot KERNEL=5.10|6.1|6.12.95|6.12.117|7.2 under qemu, run CMD='…' as root (VM_SHARE=DIR VM_TIMEOUT=s; docs/vm.md)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
+	exec ./bin/ringvm run --kernel "$$KERNEL" --binary $(BIN) --share "$$VM_SHARE" --timeout "$${VM_TIMEOUT:-600}" --accel "$${VM_ACCEL:-auto}" -- "$$CMD"
+
+kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2) into ~/.cache/ringtrace
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
+	exec ./bin/ringvm kernels
 
 clean: ## remove build output
 	rm -rf bin

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 600 * time.Second, "20": 20 * time.Second, " 600 ": 600 * time.Second, "90s": 90 * time.Second, "10m": 10 * time.Minute} {
+		if got, err := parseTimeout(in); err != nil || got != want {
+			t.Errorf("parseTimeout(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"0", "-5", "abc", "5x"} {
+		if _, err := parseTimeout(bad); err == nil {
+			t.Errorf("parseTimeout(%q) accepted", bad)
+		}
+	}
+}
+
+// TestBadInputExitsTwo: input errors are found before anything is fetched
+// or booted, so this needs neither network nor qemu.
+func TestBadInputExitsTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"ringvm", "run", "--kernel", "banana", "--", "true"},
+		{"ringvm", "run", "--kernel", "6.1"},
+		{"ringvm", "run", "--kernel", "6.1", "--share", "/nonexistent/dir", "--", "true"},
+		{"ringvm", "run", "--kernel", "6.1", "--timeout", "soon", "--", "true"},
+		{"ringvm", "run", "--kernel", "6.1", "--accel", "xen", "--", "true"},
+		{"ringvm", "run", "--no-such-flag"},
+		{"ringvm", "kernels", "4.x"},
+	} {
+		if got := run(args); got != exitInput {
+			t.Errorf("%v: exit %d, want %d", args[1:], got, exitInput)
+		}
+	}
+}

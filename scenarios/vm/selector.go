@@ -1,0 +1,191 @@
+package vm
+
+import (
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+)
+
+// flavour is the only Debian kernel flavour the runner boots: small, with
+// BTF, and every driver qemu's default machine needs built in.
+const flavour = "-cloud-amd64"
+
+// MatrixKernels returns the selectors `make kernels` fetches: the kernels
+// ringtrace is checked on (5.10 and 6.1 LTS, 6.12 before and after the TX
+// ring's uarg completion, the newest series).
+func MatrixKernels() []string { return []string{"5.10", "6.1", "6.12.95", "6.12.117", "7.2"} }
+
+// Selector names the kernel to boot: a series or version ("6.1", "6.12.117",
+// newest matching build) or an exact Debian release ("6.1.0-56",
+// "6.12.117+deb13", with or without "-cloud-amd64").
+type Selector struct {
+	Raw     string
+	version []int  // prefix to match; nil for an exact release
+	release string // exact `uname -r`
+}
+
+var (
+	versionRe = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+	releaseRe = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9]+|\+deb[0-9]+(\.[0-9]+)?)$`)
+)
+
+// ParseSelector validates a KERNEL value.
+func ParseSelector(s string) (Selector, error) {
+	raw := strings.TrimSpace(s)
+	switch {
+	case raw == "":
+		return Selector{}, inputerr.New("no kernel given (want e.g. %s)", strings.Join(MatrixKernels(), ", "))
+	case versionRe.MatchString(raw):
+		return Selector{Raw: raw, version: splitInts(raw, ".")}, nil
+	case releaseRe.MatchString(strings.TrimSuffix(raw, flavour)):
+		return Selector{Raw: raw, release: strings.TrimSuffix(raw, flavour) + flavour}, nil
+	}
+	return Selector{}, inputerr.New("unknown kernel %q: want a version such as %s, or a Debian release such as 6.1.0-56 or 6.12.117+deb13",
+		raw, strings.Join(MatrixKernels(), ", "))
+}
+
+// Matches reports whether c is a build the selector names.
+func (s Selector) Matches(c Candidate) bool {
+	if s.release != "" {
+		return c.Release == s.release
+	}
+	return len(c.version) >= len(s.version) && slices.Equal(c.version[:len(s.version)], s.version)
+}
+
+// Candidate is one kernel build apt offers, or one in the cache.
+type Candidate struct {
+	Release  string   // `uname -r`, e.g. "6.1.0-56-cloud-amd64"
+	Packages []string // what to download, the kernel image first
+	version  []int    // 6,1,0 or 6,12,117
+	abi      int      // 56 in 6.1.0-56; 0 for +debN names
+	deb      []int    // 13,1 in +deb13.1
+}
+
+var (
+	// linux-image-6.1.0-56-cloud-amd64-unsigned, linux-image-6.12.117+deb13-cloud-amd64-unsigned
+	imagePkgRe = regexp.MustCompile(`^linux-image-([0-9.]+(?:-[0-9]+|\+deb[0-9.]+))` + flavour + `-unsigned$`)
+	// linux-binary-7.2.13+deb14-cloud-amd64 (+ linux-modules-…, linux-base-…)
+	binaryPkgRe = regexp.MustCompile(`^linux-binary-([0-9.]+\+deb[0-9.]+)` + flavour + `$`)
+)
+
+// ParseCandidates picks the cloud kernel builds out of package names (the
+// output of `apt-cache pkgnames linux-`), newest first. A split kernel
+// (linux-binary-*) counts only when its linux-modules-* package exists; its
+// small linux-base-* (config, modules.builtin) is added when present.
+func ParseCandidates(names []string) []Candidate {
+	have := map[string]bool{}
+	for _, n := range names {
+		have[strings.TrimSpace(n)] = true
+	}
+	var cs []Candidate
+	for n := range have {
+		if m := imagePkgRe.FindStringSubmatch(n); m != nil {
+			if c, ok := newCandidate(m[1], []string{n}); ok {
+				cs = append(cs, c)
+			}
+			continue
+		}
+		if m := binaryPkgRe.FindStringSubmatch(n); m != nil {
+			mods := "linux-modules-" + m[1] + flavour
+			if !have[mods] {
+				continue
+			}
+			pkgs := []string{n, mods}
+			if base := "linux-base-" + m[1] + flavour; have[base] {
+				pkgs = append(pkgs, base)
+			}
+			if c, ok := newCandidate(m[1], pkgs); ok {
+				cs = append(cs, c)
+			}
+		}
+	}
+	SortCandidates(cs)
+	return dedupeReleases(cs)
+}
+
+// newCandidate parses "6.1.0-56" or "6.12.117+deb13" (no flavour).
+func newCandidate(rel string, pkgs []string) (Candidate, bool) {
+	c := Candidate{Release: rel + flavour, Packages: pkgs}
+	ver, deb, isDeb := strings.Cut(rel, "+deb")
+	if isDeb {
+		c.deb = splitInts(deb, ".")
+	} else {
+		v, abi, ok := strings.Cut(rel, "-")
+		if !ok {
+			return c, false
+		}
+		n, err := strconv.Atoi(abi)
+		if err != nil {
+			return c, false
+		}
+		ver, c.abi = v, n
+	}
+	c.version = splitInts(ver, ".")
+	return c, len(c.version) == 3 && (!isDeb || len(c.deb) > 0)
+}
+
+// SortCandidates orders newest first: version, then ABI, then Debian suffix.
+func SortCandidates(cs []Candidate) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if c := slices.Compare(a.version, b.version); c != 0 {
+			return c > 0
+		}
+		if a.abi != b.abi {
+			return a.abi > b.abi
+		}
+		if c := slices.Compare(a.deb, b.deb); c != 0 {
+			return c > 0
+		}
+		return len(a.Packages) < len(b.Packages) // image package before split ones
+	})
+}
+
+// dedupeReleases keeps the first candidate of each release.
+func dedupeReleases(cs []Candidate) []Candidate {
+	seen := map[string]bool{}
+	out := cs[:0]
+	for _, c := range cs {
+		if !seen[c.Release] {
+			seen[c.Release] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Select returns the candidates the selector names, newest first.
+func (s Selector) Select(cs []Candidate) []Candidate {
+	var out []Candidate
+	for _, c := range cs {
+		if s.Matches(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// candidateFromRelease parses a cached release name back into a Candidate.
+func candidateFromRelease(release string) (Candidate, bool) {
+	rel, ok := strings.CutSuffix(release, flavour)
+	if !ok {
+		return Candidate{}, false
+	}
+	return newCandidate(rel, nil)
+}
+
+func splitInts(s, sep string) []int {
+	var out []int
+	for _, f := range strings.Split(s, sep) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
+}
