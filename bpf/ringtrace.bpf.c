@@ -1387,6 +1387,7 @@ static __always_inline void destruct(struct sk_buff *skb, __u8 hook)
 	struct sock *sk = BPF_CORE_READ(skb, sk);
 	__u64 ph = shinfo_destructor_arg(skb) & ~1ULL;
 	struct sock_state *ss;
+	struct call_state *c;
 	struct ring r;
 	__u32 idx;
 
@@ -1396,8 +1397,13 @@ static __always_inline void destruct(struct sk_buff *skb, __u8 hook)
 	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
 		return;
 	idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
-	if (idx != RT_NO_FRAME)
-		to_available(sk, ss, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_DESTRUCT, hook, 1, BPF_CORE_READ(skb, dev));
+	if (idx == RT_NO_FRAME)
+		return;
+	/* kfree_skb's tracepoint, just before, marked a synchronous drop of
+	 * this frame: the completion is the drop tpacket_snd rolls back. */
+	c = current_call((__u64)sk);
+	to_available(sk, ss, idx, ph, (__u64)skb, RT_EXACT, 0,
+		     c && c->rollback_idx == idx ? RT_C_DROP : RT_C_DESTRUCT, hook, 1, BPF_CORE_READ(skb, dev));
 }
 
 SEC("fentry/tpacket_destruct_skb")
@@ -1454,6 +1460,27 @@ int BPF_KPROBE(kprobe_tpacket_ubuf_complete, struct sk_buff *skb, struct tpacket
 	return 0;
 }
 
+/* emit_drop reports a qdisc drop of a ring skb. Reserve, fill, submit in
+ * one straight block: older verifiers lose a reservation held across
+ * other work. */
+static __always_inline void emit_drop(struct sock *sk, struct sock_state *ss, __u32 idx, struct sk_buff *skb,
+				      __u64 reason, __u64 location, int async)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct rt_event *e = ev_reserve(RT_DROP, RT_H_TRACEPOINT);
+
+	if (!e)
+		return;
+	ev_sock(e, sk, ss);
+	e->frame = idx;
+	e->skb = (__u64)skb;
+	e->a[0] = reason;
+	e->a[1] = location;
+	e->aux = async; /* 1: asynchronous */
+	ev_dev(e, dev);
+	ev_submit(e);
+}
+
 /* Whether this CPU is inside the NET_RX or NET_TX softirq right now
  * (softirq_entry/exit keep per-CPU entry times, 0 outside). */
 static __always_inline int in_net_softirq(__u32 vec)
@@ -1508,24 +1535,12 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		in_rx = in_net_softirq(NET_RX_SOFTIRQ);
 		in_tx = in_net_softirq(NET_TX_SOFTIRQ);
 		sync_drop = is_kfree && c && c->in_xmit && !in_rx && !in_tx;
-		if (sync_drop || (is_kfree && in_tx)) {
-			struct rt_event *e = ev_reserve(RT_DROP, RT_H_TRACEPOINT);
-
-			if (sync_drop) {
-				c->rollback_idx = idx;
-				c->drop_ts = bpf_ktime_get_ns();
-			}
-			if (e) {
-				ev_sock(e, sk, ss);
-				e->frame = idx;
-				e->skb = key;
-				e->a[0] = reason;
-				e->a[1] = location;
-				e->aux = sync_drop ? 0 : 1; /* 1: asynchronous */
-				ev_dev(e, BPF_CORE_READ(skb, dev));
-				ev_submit(e);
-			}
+		if (sync_drop && c) {
+			c->rollback_idx = idx;
+			c->drop_ts = bpf_ktime_get_ns();
 		}
+		if (sync_drop || (is_kfree && in_tx))
+			emit_drop(sk, ss, idx, skb, reason, location, !sync_drop);
 		if (cfg.avail_via_tp)
 			to_available_why(sk, ss, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE,
 					 RT_H_TRACEPOINT, 1, BPF_CORE_READ(skb, dev), is_kfree ? reason : 0,
@@ -1731,7 +1746,7 @@ int BPF_PROG(tp_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	c->sleeping = 1;
 	c->sleep_ts = bpf_ktime_get_ns();
 	c->sleep_reason = reason;
-	e = ev_reserve(RT_SLEEP, RT_H_TRACEPOINT);
+	e = ev_reserve(RT_SLEEP, RT_H_TRACEPOINT); /* after bpf_get_stack: see emit_drop */
 	if (!e)
 		return 0;
 	ev_sock(e, (struct sock *)c->sk, NULL);
@@ -1748,14 +1763,17 @@ int BPF_PROG(tp_sched_waking, struct task_struct *p)
 	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
 	struct rt_event *e;
 
+	__u32 waker;
+
 	if (!c || !c->sleeping)
 		return 0;
 	c->sleeping = 0;
+	waker = stack_reason(ctx); /* what the waker was doing */
 	e = ev_reserve(RT_WAKE, RT_H_TRACEPOINT);
 	if (!e)
 		return 0;
 	ev_sock(e, (struct sock *)c->sk, NULL);
-	e->aux = stack_reason(ctx); /* what the waker was doing */
+	e->aux = waker;
 	e->a[0] = tid; /* the woken sender */
 	e->a[1] = c->sleep_reason;
 	e->ts_lo = c->sleep_ts;

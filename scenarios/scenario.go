@@ -31,6 +31,10 @@ type Params struct {
 	Bypass    bool
 	Frames    int // frames to send
 	Size      int // frame length (tp_len)
+	// RateScale multiplies the scenario's default rate (not an explicit
+	// Rate): on a slow machine, such as a TCG virtual machine, the emulated
+	// link must stay slower than the CPU for the physics to hold.
+	RateScale float64
 }
 
 // Scenario is one reference investigation.
@@ -98,6 +102,10 @@ func Lookup(name string) (*Scenario, error) {
 // merged returns the scenario defaults overridden by p's non-zero fields.
 func (s *Scenario) merged(p Params) Params {
 	m := s.Defaults
+	if p.RateScale > 0 {
+		m.Rate = uint64(float64(m.Rate) * p.RateScale)
+		m.RateScale = p.RateScale
+	}
 	if p.Rate != 0 {
 		m.Rate = p.Rate
 	}

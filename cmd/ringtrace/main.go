@@ -34,6 +34,8 @@ func newApp() *cli.App {
 			probeCommand(),
 			traceCommand(),
 			reportCommand(),
+			scenariosCommand(),
+			runCommand(),
 		},
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
@@ -72,8 +74,9 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	fmt.Fprintf(os.Stderr, "ringtrace: %s\n", msg)
+	if msg := strings.ReplaceAll(err.Error(), "\n", "; "); msg != "" {
+		fmt.Fprintf(os.Stderr, "ringtrace: %s\n", msg)
+	}
 	var ec cli.ExitCoder
 	switch {
 	case inputerr.Is(err):

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 )
@@ -92,7 +93,7 @@ func New(cfg Config) (l *Lab, err error) {
 			return nil, err
 		}
 	}
-	h, err := netlink.NewHandleAt(l.SenderNS)
+	h, err := netlink.NewHandleAt(l.SenderNS, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in %s: %w", l.senderNSName, err)
 	}
@@ -107,7 +108,7 @@ func New(cfg Config) (l *Lab, err error) {
 	if err := linksUp(h, "lo", cfg.SenderIf); err != nil {
 		return nil, err
 	}
-	hp, err := netlink.NewHandleAt(l.PeerNS)
+	hp, err := netlink.NewHandleAt(l.PeerNS, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in %s: %w", l.peerNSName, err)
 	}
@@ -167,10 +168,10 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 }
 
 // Handle returns a netlink handle in the sender's namespace (caller closes).
-func (l *Lab) Handle() (*netlink.Handle, error) { return netlink.NewHandleAt(l.SenderNS) }
+func (l *Lab) Handle() (*netlink.Handle, error) { return netlink.NewHandleAt(l.SenderNS, unix.NETLINK_ROUTE) }
 
 // PeerHandle returns a netlink handle in the peer's namespace (caller closes).
-func (l *Lab) PeerHandle() (*netlink.Handle, error) { return netlink.NewHandleAt(l.PeerNS) }
+func (l *Lab) PeerHandle() (*netlink.Handle, error) { return netlink.NewHandleAt(l.PeerNS, unix.NETLINK_ROUTE) }
 
 // Stats are an interface's counters.
 type Stats struct {

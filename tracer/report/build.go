@@ -251,6 +251,15 @@ func (b *Builder) countReturn(ret int64) {
 func (b *Builder) frameState(s *Socket, e *event.Event) {
 	tr := Transition{TS: e.TS, TSLo: e.TSLo, From: e.Old, To: e.New, Prec: e.Prec, Cause: e.Cause, CPU: e.CPU}
 	rd := s.open[e.Frame]
+	if rd == nil && e.New == event.SendRequest && e.Cause == event.CauseRollback {
+		// A roll-back after a completion the hooks did not label as a
+		// drop: the round was not over.
+		if last := b.lastRound(s, e.Frame); last != nil && last.Done {
+			b.undo(last)
+			rd = last
+			s.open[e.Frame] = rd
+		}
+	}
 	if rd == nil {
 		rd = &Round{Frame: e.Frame, Call: -1, State: event.Unknown}
 		s.open[e.Frame] = rd
@@ -266,6 +275,7 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 	case event.SendRequest:
 		if e.Cause == event.CauseRollback {
 			b.r.Totals.RolledBack++
+			rd.Drops++
 			return
 		}
 		if rd.Requested == 0 {
@@ -286,7 +296,6 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 	case event.Available:
 		if e.Cause == event.CauseDrop {
 			// Rolled back to SEND_REQUEST next: same round.
-			rd.Drops++
 			return
 		}
 		rd.Available = e.TS
@@ -312,6 +321,28 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 		b.r.Totals.WrongFormat++
 		delete(s.open, e.Frame)
 	}
+}
+
+// lastRound is the most recent round of a frame.
+func (b *Builder) lastRound(s *Socket, frame uint32) *Round {
+	for i := len(s.Rounds) - 1; i >= 0; i-- {
+		if s.Rounds[i].Frame == frame {
+			return s.Rounds[i]
+		}
+	}
+	return nil
+}
+
+// undo takes back a round's completion.
+func (b *Builder) undo(rd *Round) {
+	t := &b.r.Totals
+	t.Completed--
+	if rd.ExactDone {
+		t.CompletedExact--
+	} else {
+		t.CompletedBounded--
+	}
+	rd.Done, rd.Available, rd.ExactDone, rd.FreeReason = false, 0, false, ""
 }
 
 func indexOf(calls []*Call, c *Call) int {

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+)
+
+func overheadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "overhead",
+		Usage: "sender throughput traced / untraced: ringtrace trace (streaming, --summary) and bpftrace, interleaved",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "ringtrace", Value: "bin/ringtrace", Usage: "ringtrace binary"},
+			&cli.StringFlag{Name: "trafgen", Value: "trafgen", Usage: "trafgen binary"},
+			&cli.StringFlag{Name: "bpftrace", Value: "bpftrace", Usage: "bpftrace binary (reference tracer)"},
+			&cli.IntSliceFlag{Name: "sizes", Value: cli.NewIntSlice(64, 1500), Usage: "frame sizes"},
+			&cli.StringSliceFlag{Name: "senders", Value: cli.NewStringSlice("ringtrace", "trafgen"), Usage: "senders to load the link with"},
+			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("stream", "summary", "bpftrace"), Usage: "tracers to compare with the untraced run"},
+			&cli.IntFlag{Name: "reps", Value: 3, Usage: "interleaved repetitions"},
+			&cli.DurationFlag{Name: "window", Value: 3 * time.Second, Usage: "measured window per run"},
+			&cli.DurationFlag{Name: "warmup", Value: 500 * time.Millisecond, Usage: "time before the window opens"},
+			&cli.IntFlag{Name: "cpu", Value: 0, Usage: "CPU the sender runs on (tracers run on the others)"},
+		},
+		Action: runOverhead,
+	}
+}
+
+// bpftraceScript counts, per tracepoint, what ringtrace's class C plan
+// attaches for a bypass sender: the equivalent work done by hand.
+const bpftraceScript = `
+tracepoint:syscalls:sys_enter_sendto, tracepoint:syscalls:sys_exit_sendto,
+tracepoint:net:net_dev_queue, tracepoint:net:net_dev_xmit,
+tracepoint:skb:kfree_skb, tracepoint:skb:consume_skb,
+tracepoint:irq:softirq_entry, tracepoint:irq:softirq_exit,
+tracepoint:sched:sched_switch, tracepoint:sched:sched_waking { @[probe] = count(); }
+`
+
+// tracerRun is one tracer process under measurement.
+type tracerRun struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	ready  time.Duration
+	rss    uint64 // peak RSS (VmHWM) in bytes, read before it stops
+	events uint64
+	lost   uint64
+	start  time.Time
+}
+
+func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
+	tr := &tracerRun{start: time.Now()}
+	ready := filepath.Join(dir, "ready")
+	os.Remove(ready)
+	switch mode {
+	case "stream":
+		tr.cmd = exec.Command(rt, "trace", "--json", "--ready-file", ready)
+	case "summary":
+		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--ready-file", ready)
+	case "bpftrace":
+		tr.cmd = exec.Command(bt, "-e", bpftraceScript)
+	default:
+		return nil, inputerr.New("unknown mode %q (stream, summary, bpftrace)", mode)
+	}
+	tr.cmd.Stdout = &tr.out
+	tr.cmd.Stderr = &tr.out
+	if err := tr.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s tracer: %w", mode, err)
+	}
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	unix.SchedSetaffinity(tr.cmd.Process.Pid, &set)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if mode == "bpftrace" && strings.Contains(tr.out.String(), "Attaching") {
+			time.Sleep(time.Second) // bpftrace prints before it attaches
+			break
+		}
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if tr.cmd.ProcessState != nil {
+			return nil, fmt.Errorf("%s tracer exited: %s", mode, tr.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tr.ready = time.Since(tr.start)
+	return tr, nil
+}
+
+// stop ends the tracer and reads its counters (ringtrace's JSON summary).
+func (tr *tracerRun) stop() error {
+	tr.rss = vmHWM(tr.cmd.Process.Pid)
+	tr.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- tr.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		tr.cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("tracer did not stop")
+	}
+	sc := bufio.NewScanner(bytes.NewReader(tr.out.Bytes()))
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	var last string
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, `{"event":"summary"`) {
+			last = l
+		}
+	}
+	if last != "" {
+		var s struct {
+			Events uint64 `json:"events"`
+			Lost   uint64 `json:"lost"`
+		}
+		json.Unmarshal([]byte(last), &s)
+		tr.events, tr.lost = s.Events, s.Lost
+	}
+	return nil
+}
+
+// vmHWM is a process's peak resident set size.
+func vmHWM(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseUint(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+type overheadRow struct {
+	sender, mode string
+	size         int
+	pps, ratio   float64
+	tr           *tracerRun
+}
+
+func runOverhead(c *cli.Context) error {
+	if os.Geteuid() != 0 {
+		return inputerr.New("the overhead benchmark needs root")
+	}
+	rt, err := exec.LookPath(c.String("ringtrace"))
+	if err != nil {
+		return inputerr.New("ringtrace binary %q not found (run make build)", c.String("ringtrace"))
+	}
+	tg, _ := exec.LookPath(c.String("trafgen"))
+	bt, _ := exec.LookPath(c.String("bpftrace"))
+	senders := c.StringSlice("senders")
+	modes := c.StringSlice("modes")
+	if tg == "" {
+		senders = without(senders, "trafgen")
+		fmt.Println("trafgen not installed (apt-get install netsniff-ng): ringtrace send only")
+	}
+	if bt == "" {
+		modes = without(modes, "bpftrace")
+		fmt.Println("bpftrace not installed (apt-get install bpftrace): no reference tracer")
+	}
+	if _, err := lab.CleanStale(); err != nil {
+		return err
+	}
+	l, err := lab.New(lab.Config{})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	dir, err := os.MkdirTemp("", "ringbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cpu := c.Int("cpu")
+	var others []int
+	for i := 0; i < numCPU(); i++ {
+		if i != cpu {
+			others = append(others, i)
+		}
+	}
+	if len(others) == 0 {
+		others = []int{cpu}
+	}
+	fmt.Printf("sender on CPU %d with PACKET_QDISC_BYPASS (trafgen's default) on veth %s; tracers on CPUs %v; %d interleaved reps of %v\n",
+		cpu, l.SenderIf, others, c.Int("reps"), c.Duration("window"))
+	fmt.Printf("%-9s %-5s %-9s %12s %7s %12s %6s %7s %9s\n", "sender", "size", "mode", "pps", "ratio", "events/s", "lost", "ready", "peak RSS")
+	var rows []overheadRow
+	for _, size := range c.IntSlice("sizes") {
+		for rep := 0; rep < c.Int("reps"); rep++ {
+			for _, snd := range senders {
+				mk := senderCmd(snd, rt, tg, l.SenderIf, size, cpu)
+				base, err := measure(c.Context, l, mk(), c.Duration("warmup"), c.Duration("window"))
+				if err != nil {
+					return fmt.Errorf("%s untraced: %w", snd, err)
+				}
+				rows = append(rows, overheadRow{snd, "untraced", size, base.pps, 1, nil})
+				fmt.Printf("%-9s %-5d %-9s %12.0f %7.3f\n", snd, size, "untraced", base.pps, 1.0)
+				order := rotate(modes, rep)
+				for _, m := range order {
+					tr, err := startTracer(m, rt, bt, dir, others)
+					if err != nil {
+						return err
+					}
+					res, err := measure(c.Context, l, mk(), c.Duration("warmup"), c.Duration("window"))
+					serr := tr.stop()
+					if err != nil {
+						return fmt.Errorf("%s under %s: %w", snd, m, err)
+					}
+					if serr != nil {
+						return serr
+					}
+					row := overheadRow{snd, m, size, res.pps, res.pps / base.pps, tr}
+					rows = append(rows, row)
+					evs := "-"
+					if tr.events > 0 {
+						evs = fmt.Sprintf("%.0f", float64(tr.events)/time.Since(tr.start).Seconds())
+					}
+					fmt.Printf("%-9s %-5d %-9s %12.0f %7.3f %12s %6d %7s %8.1fM\n", snd, size, m, res.pps, row.ratio, evs, tr.lost,
+						tr.ready.Round(time.Millisecond), float64(tr.rss)/(1<<20))
+				}
+			}
+		}
+	}
+	fmt.Println("\nmedian ratios traced/untraced (targets: stream >= 0.85 with 0 lost, summary >= 0.95; ready <= 0.5 s; RSS <= 64 MiB)")
+	for _, size := range c.IntSlice("sizes") {
+		for _, snd := range senders {
+			for _, m := range modes {
+				var rs []float64
+				var lost uint64
+				for _, r := range rows {
+					if r.size == size && r.sender == snd && r.mode == m {
+						rs = append(rs, r.ratio)
+						lost += r.tr.lost
+					}
+				}
+				fmt.Printf("  %-9s %-5d %-9s %.3f  (lost %d)\n", snd, size, m, median(rs), lost)
+			}
+		}
+	}
+	return nil
+}
+
+func senderCmd(name, rt, tg, ifname string, size, cpu int) func() *exec.Cmd {
+	return func() *exec.Cmd {
+		if name == "trafgen" {
+			pkt := fmt.Sprintf("{ fill(0xff, 6), 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, c16(0x88b5), fill(0x00, %d) }", size-14)
+			cmd := exec.Command(tg, "--dev", ifname, "--cpus", "1", "-Q", "-C", pkt)
+			return cmd
+		}
+		return exec.Command(rt, "send", "-i", ifname, "--size", strconv.Itoa(size), "--duration", "1h", "-q",
+			"--cpu", strconv.Itoa(cpu), "--drain", "0", "--qdisc-bypass")
+	}
+}
+
+func rotate(s []string, k int) []string {
+	if len(s) == 0 {
+		return s
+	}
+	k %= len(s)
+	return append(append([]string(nil), s[k:]...), s[:k]...)
+}
+
+func without(s []string, x string) []string {
+	var out []string
+	for _, v := range s {
+		if v != x {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func numCPU() int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return 1
+	}
+	return set.Count()
+}
