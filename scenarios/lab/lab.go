@@ -168,10 +168,14 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 }
 
 // Handle returns a netlink handle in the sender's namespace (caller closes).
-func (l *Lab) Handle() (*netlink.Handle, error) { return netlink.NewHandleAt(l.SenderNS, unix.NETLINK_ROUTE) }
+func (l *Lab) Handle() (*netlink.Handle, error) {
+	return netlink.NewHandleAt(l.SenderNS, unix.NETLINK_ROUTE)
+}
 
 // PeerHandle returns a netlink handle in the peer's namespace (caller closes).
-func (l *Lab) PeerHandle() (*netlink.Handle, error) { return netlink.NewHandleAt(l.PeerNS, unix.NETLINK_ROUTE) }
+func (l *Lab) PeerHandle() (*netlink.Handle, error) {
+	return netlink.NewHandleAt(l.PeerNS, unix.NETLINK_ROUTE)
+}
 
 // Stats are an interface's counters.
 type Stats struct {
