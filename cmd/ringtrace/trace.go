@@ -76,7 +76,7 @@ func parseEvents(s string) ([]event.Kind, error) {
 }
 
 func traceFlags() []cli.Flag {
-	return append(kernelFlags(),
+	return append(append(kernelFlags(),
 		&cli.UintFlag{Name: "pid", Usage: "only sockets used by this process (tgid)"},
 		&cli.StringFlag{Name: "comm", Usage: "only sockets used by tasks with this name"},
 		&cli.StringFlag{Name: "ifname", Usage: "only sockets bound to this interface"},
@@ -89,14 +89,14 @@ func traceFlags() []cli.Flag {
 		&cli.UintFlag{Name: "ringbuf-size", Value: 16, Usage: "BPF ring buffer size in MiB (power of two)"},
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
-	)
+	), renderFlags()...)
 }
 
 func traceCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "trace",
 		Usage:     "stream decoded, ordered TX-ring events until Ctrl-C or --duration",
-		UsageText: "ringtrace trace [--pid PID] [--comm NAME] [--ifname IF] [--json] [--duration D]",
+		UsageText: "ringtrace trace [--pid PID] [--comm NAME] [--ifname IF] [--json] [--duration D] [--perfetto OUT.json] [--html OUT.html]",
 		Flags:     traceFlags(),
 		Action:    runTrace,
 	}
@@ -165,7 +165,7 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 		}
 	}
 	var ts traceSession
-	ts.facts, ts.sess, ts.plan = facts, sess, p
+	ts.facts, ts.sess, ts.plan = facts, sess, sess.Plan()
 	ts.start, ts.wall = monotonicNow(), time.Now()
 	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
 		p.Class.Letter(), p.Class, completionLine(p), sess.Ready.Round(time.Millisecond))
@@ -256,8 +256,13 @@ func runTrace(c *cli.Context) error {
 		recFile = f
 		defer f.Close()
 	}
+	outs, err := createRenderFiles(c) // --perfetto, --html: checked before attaching too
+	if err != nil {
+		return err
+	}
 	ts, err := openTrace(c)
 	if err != nil {
+		outs.abort()
 		return err
 	}
 	defer ts.sess.Close()
@@ -282,6 +287,10 @@ func runTrace(c *cli.Context) error {
 		sinks = append(sinks, &textSink{w: out, f: f})
 		fmt.Fprintf(out, "%14s %-5s %-22s %-4s %-6s %s\n", "TIME(s)", "CPU", "COMM/TID", "SOCK", "FRAME", "EVENT")
 	}
+	if builder == nil && len(outs) > 0 {
+		builder = report.NewBuilder(nm)
+		sinks = append(sinks, builderSink{builder})
+	}
 	addrs := addrSink{}
 	if recFile != nil {
 		sinks = append(sinks, addrs)
@@ -289,6 +298,7 @@ func runTrace(c *cli.Context) error {
 	var sink session.Sink = sinks
 	rec, raw, err := ts.startRecording(recFile)
 	if err != nil {
+		outs.abort()
 		return err
 	}
 	stopLoss := watchLoss(ctx, ts.sess, os.Stderr)
@@ -307,11 +317,14 @@ func runTrace(c *cli.Context) error {
 		}
 		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", rec.Count(), c.String("record"))
 	}
-	switch {
-	case builder != nil:
-		rep := builder.Finish()
+	var rep *report.Report
+	if builder != nil {
+		rep = builder.Finish()
 		rep.Lost, rep.Duplicates = st.Lost, st.Duplicates
 		rep.Kernel, rep.Class, rep.Completion = ts.facts.Release, string(ts.plan.Class), ts.plan.Completion
+	}
+	switch {
+	case c.Bool("summary"):
 		if err := rep.WriteText(out, report.TextOptions{}); err != nil && runErr == nil {
 			runErr = err
 		}
@@ -322,6 +335,9 @@ func runTrace(c *cli.Context) error {
 		writeTextSummary(out, st)
 	}
 	if err := out.Flush(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if err := outs.write(rep, os.Stderr); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr

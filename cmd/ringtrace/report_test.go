@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const statusRecording = "../../testdata/recordings/status.rtrec"
+
+// checkRendered asserts that the --perfetto and --html files hold a trace
+// and a report page.
+func checkRendered(t *testing.T, perfetto, html string) {
+	t.Helper()
+	b, err := os.ReadFile(perfetto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		TraceEvents []map[string]any `json:"traceEvents"`
+	}
+	if err := json.Unmarshal(b, &tr); err != nil || len(tr.TraceEvents) == 0 {
+		t.Errorf("--perfetto file: %v, %d events", err, len(tr.TraceEvents))
+	}
+	page, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `id="frame-timeline"`) || !strings.Contains(string(page), `class="frame-row"`) {
+		t.Errorf("--html file has no frame timeline (%d bytes)", len(page))
+	}
+}
+
+func TestReportRenderFlags(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	pf, hf := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html")
+
+	r := runBin(t, bin, nil, "report", statusRecording, "--perfetto", pf, "--html", hf)
+	if r.code != 0 || !strings.Contains(r.stdout, "DIAGNOSES") {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want the text report too", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "to "+pf) || !strings.Contains(r.stderr, "to "+hf) {
+		t.Errorf("stderr %q does not say where the files went", r.stderr)
+	}
+	checkRendered(t, pf, hf)
+
+	if r := runBin(t, bin, nil, "report", "--quiet", "--html", hf, statusRecording); r.code != 0 || r.stdout != "" {
+		t.Errorf("--quiet: exit %d, stdout %q", r.code, r.stdout)
+	}
+
+	keep := filepath.Join(dir, "keep.html")
+	os.WriteFile(keep, []byte("keep"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"html-unwritable", []string{"report", "--html", "/nonexistent/dir/x.html", statusRecording}, "--html"},
+		{"perfetto-unwritable", []string{"report", "--perfetto", dir, statusRecording}, "--perfetto"},
+		{"same-file", []string{"report", "--perfetto", hf, "--html", hf, statusRecording}, "same file"},
+		{"bad-recording-keeps-file", []string{"report", "--html", keep, filepath.Join(dir, "nosuch.rtrec")}, "nosuch"},
+		{"trace-unwritable", []string{"trace", "--html", "/nonexistent/dir/x.html"}, "--html"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkOneLineError(t, runBin(t, bin, nil, tc.args...), tc.want)
+		})
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "keep" {
+		t.Errorf("a failed run changed an existing output file: %q", b)
+	}
+}
+
+// TestTraceRenderFlags: a live trace builds the report and writes both
+// files at exit, while still printing its events.
+func TestTraceRenderFlags(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	pf, hf, ready := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html"), filepath.Join(dir, "ready")
+	var out, errb strings.Builder
+	cmd := exec.Command(bin, "trace", "--duration", "10s", "--ready-file", ready, "--comm", "ringtrace", "--perfetto", pf, "--html", hf)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		} else if time.Since(start) > 10*time.Second {
+			t.Fatalf("not ready after 10s: %s", errb.String())
+		}
+	}
+	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "8", "--size", "64", "-q"); r.code != 0 {
+		t.Fatalf("send: %s", r.stderr)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("trace: %v: %s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "SENDING -> AVAILABLE") || !strings.Contains(errb.String(), "to "+hf) {
+		t.Errorf("stdout %d bytes, stderr %q: want the events and where the files went", out.Len(), errb.String())
+	}
+	checkRendered(t, pf, hf)
+}
