@@ -113,3 +113,24 @@ func TestNormalizerExpandsAndDedupes(t *testing.T) {
 		t.Errorf("re-request %+v: want bounded since the AVAILABLE at 13", last)
 	}
 }
+
+// A corrupt recording can claim a 2^32-frame ring with every frame
+// requested; the expansion stops where the kernel's scan would have.
+func TestNormalizerCapsCorruptScan(t *testing.T) {
+	n := event.NewNormalizer()
+	count := 0
+	emit := func(e *event.Event) error {
+		if e.Kind == event.FrameState {
+			count++
+		}
+		return nil
+	}
+	e := event.Event{Kind: event.SendmsgEnter, TS: 1, Sk: 1,
+		Scan: event.Scan{Frames: ^uint32(0), RunSendRequest: ^uint32(0)}}
+	if err := n.Process(&e, emit); err != nil {
+		t.Fatal(err)
+	}
+	if count != event.MaxScanRun {
+		t.Errorf("expanded %d frames, want %d", count, event.MaxScanRun)
+	}
+}

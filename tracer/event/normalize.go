@@ -54,6 +54,11 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 	return emit(e)
 }
 
+// MaxScanRun is the longest run of frames one ring scan can report: the
+// kernel side stops scanning there (plan.DefaultMaxScan). A recording that
+// claims more is corrupt, and expanding it must not cost billions of events.
+const MaxScanRun = 1 << 16
+
 // expandScan emits SEND_REQUEST for each frame of the entry scan's run that
 // is not already known to be SEND_REQUEST.
 func (n *Normalizer) expandScan(e *Event, emit func(*Event) error) error {
@@ -61,7 +66,8 @@ func (n *Normalizer) expandScan(e *Event, emit func(*Event) error) error {
 	if s.Frames == 0 {
 		return nil
 	}
-	for i := uint32(0); i < s.RunSendRequest && i < s.Frames; i++ {
+	run := min(s.RunSendRequest, s.Frames, MaxScanRun)
+	for i := uint32(0); i < run; i++ {
 		idx := (s.Head + i) % s.Frames
 		k := frameKey{e.Sk, idx}
 		prev, known := n.frames[k]

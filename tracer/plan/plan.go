@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 )
@@ -188,8 +189,9 @@ const (
 	SweepBatchBounded = 16
 )
 
-// DefaultMaxScan bounds bpf_loop ring scans.
-const DefaultMaxScan = 1 << 16
+// DefaultMaxScan bounds bpf_loop ring scans; the normaliser trusts no longer
+// run (event.MaxScanRun).
+const DefaultMaxScan = event.MaxScanRun
 
 // Build chooses hooks for the requested class (Auto: the most direct the
 // kernel allows). A forced class the kernel cannot do is an input error.
