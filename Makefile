@@ -18,8 +18,13 @@ build: ## build bin/ringtrace (no clang needed: BPF objects are committed)
 generate: ## rebuild the BPF object and its Go bindings after editing bpf/ (needs clang, libbpf-dev)
 	cd tracer/bpfobj && $(GO) generate
 
-demo: build ## (root) the main job: send a TX_RING burst on lo and print the stats
-	./$(BIN) send --ifname lo --frames 256 --count 200000 --size 1500
+DEMO_OUT ?= out/demo
+demo: build ## (root) the main job: trace the status and call-return scenarios, write their reports to out/demo
+	./$(BIN) run status call-return --out $(DEMO_OUT)
+	@echo
+	@echo "Frame timelines: open $(DEMO_OUT)/status.html and $(DEMO_OUT)/call-return.html in a browser,"
+	@echo "or load $(DEMO_OUT)/*.perfetto.json at https://ui.perfetto.dev. Re-read a recording with"
+	@echo "  bin/ringtrace report $(DEMO_OUT)/call-return.rtrec --frames"
 
 test: ## (root) unit and root integration tests against the running kernel
 	$(GO) test -count=1 -timeout 30m ./...

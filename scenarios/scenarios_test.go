@@ -1,7 +1,9 @@
 package scenarios_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,11 +50,7 @@ func TestAllScenarios(t *testing.T) {
 			if len(res.Files) == 0 {
 				t.Error("no files written with --out")
 			}
-			for _, f := range res.Files {
-				if st, err := os.Stat(f); err != nil || st.Size() == 0 {
-					t.Errorf("output %s: %v", f, err)
-				}
-			}
+			checkViews(t, res.Files)
 			if ns := namespacesOf(os.Getpid()); len(ns) != 0 {
 				t.Errorf("lab left behind: %v", ns)
 			}
@@ -127,4 +125,31 @@ func namespacesOf(pid int) []string {
 		}
 	}
 	return out
+}
+
+// checkViews: --out holds the recording and its three views, each readable.
+func checkViews(t *testing.T, files []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) == 0 {
+			t.Errorf("output %s: %v (%d bytes)", f, err, len(b))
+			continue
+		}
+		for _, ext := range []string{".rtrec", ".txt", ".perfetto.json", ".html"} {
+			if strings.HasSuffix(f, ext) {
+				seen[ext] = true
+			}
+		}
+		switch {
+		case strings.HasSuffix(f, ".json") && !json.Valid(b):
+			t.Errorf("%s is not valid JSON", f)
+		case strings.HasSuffix(f, ".html") && !bytes.Contains(b, []byte("</html>")):
+			t.Errorf("%s is not a whole HTML page", f)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("views written: %v, want .rtrec .txt .perfetto.json .html", seen)
+	}
 }
