@@ -86,6 +86,7 @@ struct call_state {
 	__u64 ts_enter;
 	__u64 drop_ts;
 	__u64 sleep_ts;
+	__u64 runq_ts; /* runnable without a CPU since (preempted or woken), 0: running */
 	__u32 seq;
 	__u32 flags;
 	__u32 head_entry;
@@ -1730,6 +1731,13 @@ static __always_inline __u32 stack_reason(void *ctx)
 	return RT_W_OTHER;
 }
 
+/*
+ * A sender inside sendmsg either sleeps (blocked: RT_SLEEP, then RT_WAKE
+ * from sched_waking) or waits for a CPU while runnable: preempted, or woken
+ * and not yet running. That run-queue wait is one RT_WAKE with
+ * a[1] = RT_W_PREEMPT and ts_lo = when it became runnable, emitted when the
+ * task gets a CPU again: on a busy machine it is where the link idles.
+ */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(tp_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -1738,21 +1746,41 @@ int BPF_PROG(tp_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	struct rt_event *e;
 	__u32 reason;
 
-	if (!c || c->sleeping)
+	if (c && !c->sleeping) {
+		if (preempt || task_state(prev) == TASK_RUNNING) {
+			c->runq_ts = bpf_ktime_get_ns(); /* still runnable */
+		} else {
+			reason = stack_reason(ctx);
+			c->sleeping = 1;
+			c->sleep_ts = bpf_ktime_get_ns();
+			c->sleep_reason = reason;
+			e = ev_reserve(RT_SLEEP, RT_H_TRACEPOINT); /* after bpf_get_stack: see emit_drop */
+			if (e) {
+				ev_sock(e, (struct sock *)c->sk, NULL);
+				e->aux = reason;
+				e->a[0] = c->flags;
+				ev_submit(e);
+			}
+		}
+	}
+	tid = BPF_CORE_READ(next, pid);
+	c = bpf_map_lookup_elem(&calls, &tid);
+	if (!c || !c->runq_ts)
 		return 0;
-	if (preempt || task_state(prev) == TASK_RUNNING)
-		return 0; /* preempted, still runnable: not waiting for anything */
-	reason = stack_reason(ctx);
-	c->sleeping = 1;
-	c->sleep_ts = bpf_ktime_get_ns();
-	c->sleep_reason = reason;
-	e = ev_reserve(RT_SLEEP, RT_H_TRACEPOINT); /* after bpf_get_stack: see emit_drop */
-	if (!e)
-		return 0;
-	ev_sock(e, (struct sock *)c->sk, NULL);
-	e->aux = reason;
-	e->a[0] = c->flags;
-	ev_submit(e);
+	e = ev_reserve(RT_WAKE, RT_H_TRACEPOINT);
+	if (e) {
+		ev_sock(e, (struct sock *)c->sk, NULL);
+		/* current is still prev: the event is about next */
+		e->pid = BPF_CORE_READ(next, tgid);
+		e->tid = tid;
+		BPF_CORE_READ_STR_INTO(&e->comm, next, comm);
+		e->aux = RT_W_PREEMPT;
+		e->a[0] = tid;
+		e->a[1] = RT_W_PREEMPT;
+		e->ts_lo = c->runq_ts;
+		ev_submit(e);
+	}
+	c->runq_ts = 0;
 	return 0;
 }
 
@@ -1768,6 +1796,7 @@ int BPF_PROG(tp_sched_waking, struct task_struct *p)
 	if (!c || !c->sleeping)
 		return 0;
 	c->sleeping = 0;
+	c->runq_ts = bpf_ktime_get_ns(); /* runnable from now on */
 	waker = stack_reason(ctx); /* what the waker was doing */
 	e = ev_reserve(RT_WAKE, RT_H_TRACEPOINT);
 	if (!e)

@@ -26,7 +26,8 @@ enum rt_kind {
 	RT_XMIT_DONE = 7, /* a[0]=driver rc (s64) */
 	RT_DROP = 8, /* synchronous drop: a[0]=reason a[1]=location */
 	RT_SLEEP = 9, /* sender sleeps: aux=rt_wait reason */
-	RT_WAKE = 10, /* sender woken: aux=rt_wait reason of the waker */
+	RT_WAKE = 10, /* sender woken: aux=rt_wait reason of the waker, a[0]=tid a[1]=sleep reason, ts_lo=asleep since;
+		       * a[1]=RT_W_PREEMPT: it got a CPU after waiting runnable since ts_lo */
 	RT_SOFTIRQ = 11, /* span: ts_lo=entry ts=exit aux=vec */
 	RT_NAPI_POLL = 12, /* a[0]=work a[1]=budget a[2]=napi */
 	RT_RX = 13, /* ring skb received on a device (veth peer, lo) */
@@ -75,7 +76,7 @@ enum rt_wait {
 	RT_W_SNDBUF = 1, /* sock_alloc_send_pskb: sk_wmem_alloc >= sk_sndbuf */
 	RT_W_COMPLETION = 2, /* tpacket_snd waits for TX completion */
 	RT_W_PG_VEC_LOCK = 3, /* another sender holds po->pg_vec_lock */
-	RT_W_PREEMPT = 4, /* preempted while running */
+	RT_W_PREEMPT = 4, /* runnable, waiting for a CPU (preempted, or woken and not yet running) */
 };
 
 /* A ring status scan: counts from the whole ring and the run of

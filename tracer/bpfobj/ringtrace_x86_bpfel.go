@@ -19,6 +19,7 @@ type RingtraceCallState struct {
 	TsEnter     uint64
 	DropTs      uint64
 	SleepTs     uint64
+	RunqTs      uint64
 	Seq         uint32
 	Flags       uint32
 	HeadEntry   uint32

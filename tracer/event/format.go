@@ -211,7 +211,11 @@ func (f *Formatter) Text(e *Event) string {
 		fmt.Fprintf(&b, "sender sleeps    waiting for %s", Wait(e.Aux))
 		sockState()
 	case Wake:
-		fmt.Fprintf(&b, "sender woken     tid=%d after %s in %s wait, by %s", e.A[0], dur(e.Duration()), Wait(e.A[1]), wakerString(Wait(e.Aux)))
+		if Wait(e.A[1]) == WaitCPU {
+			fmt.Fprintf(&b, "sender runs      tid=%d after %s runnable without a CPU", e.A[0], dur(e.Duration()))
+		} else {
+			fmt.Fprintf(&b, "sender woken     tid=%d after %s in %s wait, by %s", e.A[0], dur(e.Duration()), Wait(e.A[1]), wakerString(Wait(e.Aux)))
+		}
 		sockState()
 	case Softirq:
 		fmt.Fprintf(&b, "softirq %-8s %s", softirqName(e.Aux), dur(e.Duration()))

@@ -196,6 +196,9 @@ const (
 	WaitSndbuf     = Wait(bpfobj.RingtraceRtWaitRT_W_SNDBUF)
 	WaitCompletion = Wait(bpfobj.RingtraceRtWaitRT_W_COMPLETION)
 	WaitPgVecLock  = Wait(bpfobj.RingtraceRtWaitRT_W_PG_VEC_LOCK)
+	// WaitCPU: runnable inside sendmsg but without a CPU (preempted, or
+	// woken and not yet running). Only Wake events carry it, as a span.
+	WaitCPU = Wait(bpfobj.RingtraceRtWaitRT_W_PREEMPT)
 )
 
 func (w Wait) String() string {
@@ -206,6 +209,8 @@ func (w Wait) String() string {
 		return "tx-completion"
 	case WaitPgVecLock:
 		return "pg_vec_lock"
+	case WaitCPU:
+		return "cpu"
 	}
 	return "other"
 }

@@ -513,6 +513,8 @@ func (b *builder) sched() {
 			why = "no kallsyms addresses: sleep reason unknown"
 		}
 		b.row("sender sleeps / wakes (why)", "tp_btf sched_switch / sched_waking + bpf_get_stack", "exact", why)
+		b.row("sender waits for a CPU", "tp_btf sched_switch (preempted or woken -> switched in)", "exact",
+			"runnable inside sendmsg without a CPU: the link idles meanwhile")
 	}
 }
 

@@ -158,6 +158,13 @@ func (b *Builder) Add(e *event.Event) {
 		b.sleepers[e.TID] = s
 	case event.Wake:
 		tid := uint32(e.A[0])
+		if event.Wait(e.A[1]) == event.WaitCPU { // a whole run-queue wait, ending now
+			if c := s.callIn(tid); c != nil && e.TSLo != 0 && e.TSLo <= e.TS {
+				c.Sleeps = append(c.Sleeps, &Sleep{TID: tid, Start: e.TSLo, End: e.TS, Reason: event.WaitCPU, Waker: event.WaitCPU,
+					SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending})
+			}
+			return
+		}
 		if sl := b.sleeping[tid]; sl != nil {
 			sl.End = e.TS
 			sl.Waker = event.Wait(e.Aux)

@@ -24,6 +24,7 @@ const (
 	DiagPartialSend    = "partial-send"
 	DiagLost           = "lost-events"
 	DiagThroughput     = "call-throughput"
+	DiagCPUWait        = "cpu-wait"
 )
 
 func ms(ns uint64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }
@@ -37,6 +38,7 @@ func diagnose(r *Report) []Diagnosis {
 	for _, s := range r.Sockets {
 		ds = append(ds, sndbufBlocked(r, s)...)
 		ds = append(ds, completionWait(r, s)...)
+		ds = append(ds, cpuWait(r, s)...)
 		ds = append(ds, drops(r, s)...)
 		ds = append(ds, dontwaitVerdict(r, s)...)
 		ds = append(ds, wrongFormat(s)...)
@@ -142,6 +144,48 @@ func completionWait(r *Report, s *Socket) []Diagnosis {
 	return []Diagnosis{{ID: DiagCompletionWait, Severity: sev, Socket: s.Label,
 		Title:    fmt.Sprintf("NIC starvation pattern: blocking sendto waited %s for TX completion", ms(wait)),
 		Evidence: ev}}
+}
+
+// cpuWait: inside sendmsg the sender was runnable but had no CPU. The link
+// drains what is queued and then idles; reported when it is a noticeable
+// share (5 %, at least 1 ms) of the time those calls spent in the kernel.
+func cpuWait(r *Report, s *Socket) []Diagnosis {
+	var n, calls int
+	var total, longest, callTime uint64
+	idle := 0
+	for _, c := range s.Calls {
+		w := c.Slept(event.WaitCPU, r.End)
+		if w == 0 {
+			continue
+		}
+		calls++
+		total += w
+		callTime += c.Duration()
+		for _, sl := range c.Sleeps {
+			if sl.Reason != event.WaitCPU {
+				continue
+			}
+			n++
+			longest = max(longest, sl.Duration(r.End))
+			if sl.Pending == 0 {
+				idle++
+			}
+		}
+	}
+	if total < 1e6 || callTime == 0 || total*20 < callTime {
+		return nil
+	}
+	sev := "info"
+	if total*5 >= callTime {
+		sev = "problem"
+	}
+	return []Diagnosis{{ID: DiagCPUWait, Severity: sev, Socket: s.Label,
+		Title: fmt.Sprintf("sender waited %s for a CPU inside sendto (%.0f%% of its time in the kernel)", ms(total), 100*float64(total)/float64(callTime)),
+		Evidence: []string{
+			fmt.Sprintf("%d run-queue waits in %d calls (preempted, or woken and not yet running), longest %s", n, calls, ms(longest)),
+			fmt.Sprintf("%d of them began with no frame in flight: the link had nothing to send until the sender ran again", idle),
+			"other tasks compete for the sender's CPU: pin the sender to a CPU of its own (taskset, ringtrace send --cpu) or raise its priority (chrt)",
+		}}}
 }
 
 func drops(r *Report, s *Socket) []Diagnosis {

@@ -446,9 +446,12 @@ func (r *Report) callsChart(ts timeScale, notes *[]string) *svgChart {
 				if sl.End != 0 {
 					woken = "woken by " + sl.Waker.String()
 				}
-				sleeps[k] = append(sleeps[k], bar{sl.Start, se, "sleep sleep-" + sl.Reason.String(),
-					fmt.Sprintf("asleep (%s) %s from %s, %s; sk_wmem_alloc %d / sk_sndbuf %d, %d pending, %d completions meanwhile",
-						sl.Reason, us(sub(se, sl.Start)), r.relTime(sl.Start), woken, sl.Wmem, sl.SndBuf, sl.Pending, sl.Completions)})
+				what := fmt.Sprintf("asleep (%s) %s from %s, %s; sk_wmem_alloc %d / sk_sndbuf %d, %d pending, %d completions meanwhile",
+					sl.Reason, us(sub(se, sl.Start)), r.relTime(sl.Start), woken, sl.Wmem, sl.SndBuf, sl.Pending, sl.Completions)
+				if sl.Reason == event.WaitCPU {
+					what = fmt.Sprintf("runnable without a CPU %s from %s; %d frames in flight when it began", us(sub(se, sl.Start)), r.relTime(sl.Start), sl.Pending)
+				}
+				sleeps[k] = append(sleeps[k], bar{sl.Start, se, "sleep sleep-" + sl.Reason.String(), what})
 			}
 		}
 	}

@@ -162,6 +162,14 @@ type Socket struct {
 	devSeen map[string]bool
 }
 
+// callIn is the call thread tid is in on s, if any (s may be nil).
+func (s *Socket) callIn(tid uint32) *Call {
+	if s == nil {
+		return nil
+	}
+	return s.calls[tid]
+}
+
 // CPU is one CPU's network softirq activity.
 type CPU struct {
 	ID        uint32   `json:"cpu"`

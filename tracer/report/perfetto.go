@@ -369,6 +369,7 @@ func (p *perfetto) call(s *Socket, c *Call) {
 	args := map[string]any{"socket": s.Label, "flags": event.MsgFlags(c.Flags), "frames": c.FramesTaken,
 		"slept_sndbuf_us":        float64(c.Slept(event.WaitSndbuf, p.r.End)) / 1e3,
 		"slept_tx_completion_us": float64(c.Slept(event.WaitCompletion, p.r.End)) / 1e3,
+		"waited_for_cpu_us":      float64(c.Slept(event.WaitCPU, p.r.End)) / 1e3,
 		"ring_at_entry":          c.EntryScan, "ring_at_return": c.ReturnScan}
 	if c.Return != 0 {
 		args["ret"] = event.ReturnString(c.Ret)
@@ -391,7 +392,11 @@ func (p *perfetto) call(s *Socket, c *Call) {
 		if sl.End != 0 {
 			args["woken_by"] = sl.Waker.String()
 		}
-		p.slice("sleep: "+sl.Reason.String(), "sleep", c.PID, c.TID, start, max(start, stop), args)
+		name := "sleep: " + sl.Reason.String()
+		if sl.Reason == event.WaitCPU {
+			name = "runnable, waiting for a CPU"
+		}
+		p.slice(name, "sleep", c.PID, c.TID, start, max(start, stop), args)
 	}
 }
 

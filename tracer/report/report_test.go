@@ -325,3 +325,31 @@ func FuzzBuilder(f *testing.F) {
 		}
 	})
 }
+
+// TestCPUWait: a blocking call that spent most of its time runnable without
+// a CPU is diagnosed, and the wait is in the call's sleeps; a MSG_DONTWAIT
+// call preempted the same way is not a sndbuf sleep (no pre-4.1 verdict).
+func TestCPUWait(t *testing.T) {
+	var s seq
+	s.add(event.Event{Kind: event.SendmsgEnter, Scan: event.Scan{Frames: 2, RunSendRequest: 2}})
+	s.add(frameEv(0, event.SendRequest, event.Sending, event.Exact, 0))
+	s.ts += 3e6
+	s.add(event.Event{Kind: event.Wake, TS: s.ts, TSLo: s.ts - 2e6, A: [3]uint64{42, uint64(event.WaitCPU)}, Aux: uint8(event.WaitCPU)})
+	s.add(frameEv(0, event.Sending, event.Available, event.Exact, 0))
+	s.add(event.Event{Kind: event.SendmsgReturn, A: [3]uint64{1500, 0, 1000}})
+	s.add(event.Event{Kind: event.SendmsgEnter, A: [3]uint64{unix.MSG_DONTWAIT}, Scan: event.Scan{Frames: 2, RunSendRequest: 1}})
+	s.add(event.Event{Kind: event.Wake, TSLo: s.ts - 500, A: [3]uint64{42, uint64(event.WaitCPU)}, Aux: uint8(event.WaitCPU)})
+	s.add(event.Event{Kind: event.SendmsgReturn, Aux: 1, A: [3]uint64{1500, 1, s.ts - 500}})
+	rep := s.build()
+	c := rep.Sockets[0].Calls[0]
+	if got := c.Slept(event.WaitCPU, rep.End); got != 2e6 {
+		t.Errorf("cpu wait %d ns, want 2e6", got)
+	}
+	d := diag(rep, report.DiagCPUWait)
+	if d == nil || d.Severity != "problem" || !strings.Contains(d.Title, "2.00") || !strings.Contains(d.Title, "for a CPU inside sendto") {
+		t.Fatalf("diagnosis %+v", d)
+	}
+	if v := diag(rep, report.DiagDontwaitBug); v != nil && strings.Contains(v.Title, "AFFECTED") {
+		t.Errorf("a preempted MSG_DONTWAIT call is not the sndbuf bug: %+v", v)
+	}
+}

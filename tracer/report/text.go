@@ -92,7 +92,7 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 func (r *Report) writeCalls(w io.Writer, o TextOptions) error {
 	fmt.Fprintln(w, "\nSENDMSG CALLS")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SOCK\tTID\tENTER(s)\tDURATION\tFLAGS\tRETURN\tFRAMES\tSLEPT sndbuf/completion\tRING AT RETURN (head req/sending/avail)\t")
+	fmt.Fprintln(tw, "  SOCK\tTID\tENTER(s)\tDURATION\tFLAGS\tRETURN\tFRAMES\tSLEPT sndbuf/completion/cpu\tRING AT RETURN (head req/sending/avail)\t")
 	n := 0
 	for _, s := range r.Sockets {
 		for _, c := range s.Calls {
@@ -108,9 +108,9 @@ func (r *Report) writeCalls(w io.Writer, o TextOptions) error {
 			if c.LoopCall {
 				note = " (loop)"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s%s\t%d\t%s / %s\t%d %d/%d/%d\t\n", s.Label, c.TID, sec(r, c.Enter), us(c.Duration()),
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s%s\t%d\t%s / %s / %s\t%d %d/%d/%d\t\n", s.Label, c.TID, sec(r, c.Enter), us(c.Duration()),
 				event.MsgFlags(c.Flags), ret, note, c.FramesTaken, us(c.Slept(event.WaitSndbuf, r.End)), us(c.Slept(event.WaitCompletion, r.End)),
-				c.ReturnScan.Head, c.ReturnScan.SendRequest, c.ReturnScan.Sending, c.ReturnScan.Available)
+				us(c.Slept(event.WaitCPU, r.End)), c.ReturnScan.Head, c.ReturnScan.SendRequest, c.ReturnScan.Sending, c.ReturnScan.Available)
 		}
 	}
 	if err := tw.Flush(); err != nil {
