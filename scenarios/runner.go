@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/record"
@@ -59,7 +60,7 @@ func NewRunner(o Options) (*Runner, error) {
 	}
 	if o.Out != "" {
 		if err := os.MkdirAll(o.Out, 0o755); err != nil {
-			return nil, fmt.Errorf("--out %s: %w", o.Out, err)
+			return nil, inputerr.New("--out %s: %v", o.Out, err)
 		}
 	}
 	sym := &kernel.Symbolizer{}

@@ -52,8 +52,20 @@ func newApp() *cli.App {
 		if c.OnUsageError == nil {
 			c.OnUsageError = usageError
 		}
+		if c.ArgsUsage == "" && c.Before == nil {
+			c.Before = noArguments
+		}
 	}
 	return app
+}
+
+// noArguments refuses positional arguments for commands that take none:
+// `ringtrace trace eth0` must not quietly trace every interface.
+func noArguments(c *cli.Context) error {
+	if c.Args().Present() {
+		return inputerr.New("%s takes no arguments, got %q (see --help)", c.Command.Name, c.Args().First())
+	}
+	return nil
 }
 
 // usageError makes flag parsing problems one-line input errors instead of a

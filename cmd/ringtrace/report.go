@@ -19,6 +19,7 @@ import (
 func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "report",
+		ArgsUsage: "FILE",
 		Usage:     "rebuild frame timelines, calls and diagnoses from a recording (no root needed)",
 		UsageText: "ringtrace report FILE [--frames] [--calls] [--json] [--perfetto OUT.json] [--html OUT.html] [--quiet]",
 		Flags: append([]cli.Flag{
@@ -44,10 +45,23 @@ func openReport(c *cli.Context) (*report.Report, error) {
 	if err != nil {
 		return nil, inputerr.New("recording %s: %v", c.Args().First(), err)
 	}
+	if !r.HasTrailer {
+		fmt.Fprintf(os.Stderr, "ringtrace: %s ends without a trailer: the trace did not stop cleanly, so lost events and kernel symbol names are unknown and the records are unchecked\n", c.Args().First())
+	}
 	return rep, nil
 }
 
 func runReport(c *cli.Context) error {
+	if c.Bool("quiet") {
+		if c.String("perfetto") == "" && c.String("html") == "" {
+			return inputerr.New("--quiet without --perfetto or --html would do nothing")
+		}
+		for _, f := range []string{"json", "frames", "calls"} {
+			if c.Bool(f) {
+				return inputerr.New("--quiet and --%s conflict: --quiet prints no report", f)
+			}
+		}
+	}
 	outs, err := createRenderFiles(c)
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ func scenariosCommand() *cli.Command {
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
+		ArgsUsage: "NAME...",
 		Usage:     "run reference scenarios in a self-made lab: trace, report, check, tear down",
 		UsageText: "ringtrace run NAME... | --all  [--out DIR] [--json] [--hooks CLASS] [--rate R] [--limit N] ...",
 		Flags: []cli.Flag{

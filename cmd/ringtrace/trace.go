@@ -4,18 +4,22 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
@@ -75,6 +79,25 @@ func parseEvents(s string) ([]event.Kind, error) {
 	return kinds, nil
 }
 
+// parseRingbufSize reads --ringbuf-size: a number of MiB, or a number with
+// a k/m unit (KiB, MiB). The kernel wants a power of two of whole pages.
+func parseRingbufSize(v string) (uint32, error) {
+	s := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(v), "ib"), "b"))
+	shift := 20
+	switch {
+	case strings.HasSuffix(s, "k"):
+		s, shift = strings.TrimSuffix(s, "k"), 10
+	case strings.HasSuffix(s, "m"):
+		s = strings.TrimSuffix(s, "m")
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	b := n << shift
+	if err != nil || n == 0 || b&(b-1) != 0 || b < uint64(os.Getpagesize()) || b > 1<<30 {
+		return 0, inputerr.New("--ringbuf-size %q: want a power of two from 4k to 1024m (a plain number is MiB)", v)
+	}
+	return uint32(b), nil
+}
+
 func traceFlags() []cli.Flag {
 	return append(append(kernelFlags(),
 		&cli.UintFlag{Name: "pid", Usage: "only sockets used by this process (tgid)"},
@@ -86,7 +109,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ready-file", Usage: "create this file once every probe is attached"},
 		&cli.StringFlag{Name: "record", Usage: "also write the raw event stream to this file (see `ringtrace report`)"},
 		&cli.BoolFlag{Name: "summary", Usage: "print no events: at exit, print the report (diagnoses, sockets, calls)"},
-		&cli.UintFlag{Name: "ringbuf-size", Value: 16, Usage: "BPF ring buffer size in MiB (power of two)"},
+		&cli.StringFlag{Name: "ringbuf-size", Value: "16", Usage: "BPF ring buffer size: MiB, or with a unit (4k, 256k, 64m); a power of two, 4k .. 1024m"},
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
 	), renderFlags()...)
@@ -132,9 +155,9 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	mib := c.Uint("ringbuf-size")
-	if mib == 0 || mib&(mib-1) != 0 || mib > 1024 {
-		return nil, inputerr.New("--ringbuf-size %d: want a power of two between 1 and 1024 (MiB)", mib)
+	rbBytes, err := parseRingbufSize(c.String("ringbuf-size"))
+	if err != nil {
+		return nil, err
 	}
 	if c.Uint("max-frames") == 0 {
 		return nil, inputerr.New("--max-frames must be positive")
@@ -145,6 +168,14 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	if len(c.String("comm")) > 15 || len(c.String("ifname")) > 15 {
 		return nil, inputerr.New("--comm and --ifname are at most 15 characters (kernel limits)")
 	}
+	if pid := c.Uint("pid"); pid != 0 {
+		if err := unix.Kill(int(pid), 0); errors.Is(err, unix.ESRCH) {
+			return nil, inputerr.New("--pid %d: no such process", pid)
+		}
+	}
+	if ifname := c.String("ifname"); ifname != "" && len(nsexec.Where(ifname)) == 0 {
+		fmt.Fprintf(os.Stderr, "ringtrace: no interface %q exists now, in any network namespace: tracing sockets bound to one later\n", ifname)
+	}
 	facts, spec, p, err := probeKernel(c)
 	if err != nil {
 		return nil, err
@@ -152,7 +183,7 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	sess, err := session.Open(session.Options{
 		Facts: facts, BTF: spec, Plan: p, Kinds: kinds,
 		Filter:       session.Filter{PID: uint32(c.Uint("pid")), Comm: c.String("comm"), Ifname: c.String("ifname")},
-		RingBufBytes: uint32(mib) << 20, MaxFrames: uint32(c.Uint("max-frames")),
+		RingBufBytes: rbBytes, MaxFrames: uint32(c.Uint("max-frames")),
 		SweepInterval: c.Duration("sweep-interval"),
 	})
 	if err != nil {

@@ -1,5 +1,6 @@
 // Package nsexec runs a function inside another network namespace on a
-// locked OS thread and returns the calling goroutine to its own namespace.
+// locked OS thread and returns the calling goroutine to its own namespace,
+// and finds which namespaces hold an interface of a given name (Where).
 //
 // Sockets and netlink handles created inside the function stay bound to the
 // namespace they were created in, so the typical use is "create the socket

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"time"
@@ -51,7 +52,18 @@ type Trailer struct {
 	// locations), resolved from /proc/kallsyms of the traced machine.
 	Symbols map[uint64]string `json:"symbols,omitempty"`
 	Lost    uint64            `json:"lost"`
+	// Check lets a reader detect records damaged after they were written.
+	Check *Check `json:"check,omitempty"`
 }
+
+// Check is the record count and the CRC-32C (Castagnoli) of every record's
+// length and bytes, in file order.
+type Check struct {
+	Records uint64 `json:"records"`
+	CRC32C  uint32 `json:"crc32c"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Header describes a recording.
 type Header struct {
@@ -70,6 +82,7 @@ type Writer struct {
 	w   *bufio.Writer
 	f   io.Closer
 	n   uint64
+	crc uint32
 	len [4]byte
 }
 
@@ -112,6 +125,7 @@ func NewWriter(w io.Writer, h Header) (*Writer, error) {
 // Write appends one raw record.
 func (w *Writer) Write(rec []byte) error {
 	binary.LittleEndian.PutUint32(w.len[:], uint32(len(rec)))
+	w.crc = crc32.Update(crc32.Update(w.crc, castagnoli, w.len[:]), castagnoli, rec)
 	w.w.Write(w.len[:])
 	_, err := w.w.Write(rec)
 	w.n++
@@ -121,8 +135,10 @@ func (w *Writer) Write(rec []byte) error {
 // Count is the number of records written.
 func (w *Writer) Count() uint64 { return w.n }
 
-// CloseWithTrailer appends the trailer, then closes.
+// CloseWithTrailer appends the trailer (with the records' check), then
+// closes.
 func (w *Writer) CloseWithTrailer(t Trailer) error {
+	t.Check = &Check{Records: w.n, CRC32C: w.crc}
 	tj, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("recording trailer: %w", err)
@@ -150,12 +166,15 @@ func (w *Writer) Close() error {
 type Reader struct {
 	Header Header
 	// Trailer is filled in once Next has returned io.EOF (zero if the
-	// recording has none).
-	Trailer Trailer
-	r       *bufio.Reader
-	off     int64
-	buf     []byte
-	f       io.Closer
+	// recording has none: HasTrailer says which).
+	Trailer    Trailer
+	HasTrailer bool
+	r          *bufio.Reader
+	off        int64
+	buf        []byte
+	f          io.Closer
+	n          uint64
+	crc        uint32
 }
 
 // Open opens a recording file.
@@ -233,6 +252,8 @@ func (r *Reader) Next() ([]byte, error) {
 		return nil, fmt.Errorf("%w: record truncated at offset %d (%d of %d bytes)", ErrFormat, r.off+4, n, size)
 	}
 	r.off += 4 + int64(size)
+	r.n++
+	r.crc = crc32.Update(crc32.Update(r.crc, castagnoli, l[:]), castagnoli, r.buf)
 	return r.buf, nil
 }
 
@@ -255,6 +276,11 @@ func (r *Reader) readTrailer() error {
 	if _, err := r.r.ReadByte(); err != io.EOF {
 		return fmt.Errorf("%w: data after the trailer", ErrFormat)
 	}
+	if c := r.Trailer.Check; c != nil && (c.Records != r.n || c.CRC32C != r.crc) {
+		return fmt.Errorf("%w: damaged after it was written: %d records with CRC-32C %08x, the trailer says %d with %08x",
+			ErrFormat, r.n, r.crc, c.Records, c.CRC32C)
+	}
+	r.HasTrailer = true
 	return io.EOF
 }
 

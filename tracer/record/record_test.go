@@ -106,6 +106,12 @@ func TestRecordingQdiscDrop(t *testing.T) {
 
 func writeRecording(t *testing.T, evs []event.Event) []byte {
 	t.Helper()
+	return writeRecordingTrailer(t, evs, nil)
+}
+
+// writeRecordingTrailer ends the recording with tr when it is not nil.
+func writeRecordingTrailer(t *testing.T, evs []event.Event, tr *record.Trailer) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	w, err := record.NewWriter(&buf, record.Header{Tool: "test"})
 	if err != nil {
@@ -116,7 +122,11 @@ func writeRecording(t *testing.T, evs []event.Event) []byte {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Close(); err != nil {
+	close := w.Close
+	if tr != nil {
+		close = func() error { return w.CloseWithTrailer(*tr) }
+	}
+	if err := close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -156,7 +166,12 @@ func TestBadInput(t *testing.T) {
 	rec := 16 + hlen + 4
 	kindOff := rec + event.RawSize - 16 - 16 - 8 // kind is 8 bytes before comm/dev
 	badKind[kindOff] = 0xee
+	// A flipped bit in a timestamp still decodes: only the trailer's check
+	// can tell.
+	damaged := writeRecordingTrailer(t, []event.Event{{Kind: event.FrameState, TS: 1, New: event.Sending}}, &record.Trailer{})
+	damaged[rec] ^= 0x10
 	cases := map[string][]byte{
+		"damaged":        damaged,
 		"empty":          nil,
 		"bad-magic":      append([]byte("NOTREC\x00\x00"), good[8:]...),
 		"future-version": future,
@@ -179,6 +194,32 @@ func TestBadInput(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestTrailerCheck: a clean recording passes its check and says it has a
+// trailer; one without a trailer reads, and says it has none.
+func TestTrailerCheck(t *testing.T) {
+	evs := []event.Event{{Kind: event.FrameState, TS: 1, New: event.Sending}, {Kind: event.Drop, TS: 2}}
+	for _, withTrailer := range []bool{true, false} {
+		var tr *record.Trailer
+		if withTrailer {
+			tr = &record.Trailer{Lost: 3}
+		}
+		r, err := record.NewReader(bytes.NewReader(writeRecordingTrailer(t, evs, tr)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for ; err == nil; n++ {
+			_, err = r.NextEvent()
+		}
+		if err != io.EOF || n != 3 {
+			t.Fatalf("trailer %v: %d reads ending in %v", withTrailer, n, err)
+		}
+		if r.HasTrailer != withTrailer || (withTrailer && (r.Trailer.Lost != 3 || r.Trailer.Check.Records != 2)) {
+			t.Errorf("trailer %v: has %v, %+v", withTrailer, r.HasTrailer, r.Trailer)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -208,13 +209,27 @@ func lookupInterface(name string) (Interface, error) {
 	}
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
-		return Interface{}, inputerr.New("interface %q: no such interface in this network namespace", name)
+		return Interface{}, inputerr.New("interface %q: no such interface in this network namespace%s", name, elsewhere(name))
 	}
 	if ifi.Flags&net.FlagUp == 0 {
 		return Interface{}, inputerr.New("interface %q is down (ip link set %s up)", name, name)
 	}
 	return Interface{Name: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, HWAddr: ifi.HardwareAddr,
 		Running: ifi.Flags&net.FlagRunning != 0}, nil
+}
+
+// elsewhere says which other network namespace has the interface, if any.
+func elsewhere(name string) string {
+	for _, w := range nsexec.Where(name) {
+		switch {
+		case w == "":
+		case strings.HasPrefix(w, "pid "):
+			return fmt.Sprintf("; it is in the network namespace of %s", w)
+		default:
+			return fmt.Sprintf("; it is in netns %s (add --netns %s)", w, w)
+		}
+	}
+	return ""
 }
 
 // openSocket creates and configures the socket, in cfg.NetNS if given.

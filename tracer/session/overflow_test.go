@@ -1,0 +1,64 @@
+package session_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/session"
+	"github.com/ringtrace/ringtrace/tracer/txring"
+)
+
+// TestRingBufferOverflow: with a one-page ring buffer and nobody reading,
+// 256 frames produce far more frame events than fit. Every one the kernel
+// could not reserve is counted, per kind: received + lost is exactly what
+// the frames produced (SENDING and AVAILABLE each).
+func TestRingBufferOverflow(t *testing.T) {
+	needRoot(t)
+	facts, spec, err := kernel.Probe(kernel.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(facts, plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p,
+		Filter: session.Filter{PID: uint32(os.Getpid())}, Kinds: []event.Kind{event.FrameState},
+		RingBufBytes: uint32(os.Getpagesize())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	const frames = 256
+	sum := sendRing(t, nil, "lo", txring.Options{Count: frames,
+		Ring: txring.Geometry{Version: txring.V2, Frames: frames, FrameSize: 2048, BlockSize: 4096}})
+	if sum.Frames != frames {
+		t.Fatalf("sent %d frames", sum.Frames)
+	}
+	col := &collector{}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := sess.Run(ctx, col, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := sess.Stats()
+	got := 0
+	for _, e := range col.evs {
+		if e.Kind == event.FrameState {
+			got++
+		}
+	}
+	lost := st.LostByKind[event.FrameState]
+	t.Logf("received %d frame events, %d duplicates, %d lost (%d lost in all)", got, st.Duplicates, lost, st.Lost)
+	if lost == 0 || st.Lost != lost {
+		t.Errorf("lost %d frame events of %d lost in all: want frame events lost, and only those", lost, st.Lost)
+	}
+	if total := uint64(got) + st.Duplicates + lost; total != 2*frames {
+		t.Errorf("received %d + duplicates %d + lost %d = %d, want exactly %d", got, st.Duplicates, lost, total, 2*frames)
+	}
+}
