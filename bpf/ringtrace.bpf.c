@@ -67,10 +67,10 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* Tracking-map insertion failures (frames, sockets, calls, skbs). */
+/* Tracking-map insertion failures (frames, sockets, calls, skbs, aggs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } overflow SEC(".maps");
@@ -79,6 +79,7 @@ struct {
 #define OVF_SOCKS 1
 #define OVF_CALLS 2
 #define OVF_SKBS 3
+#define OVF_AGGS 4
 
 /* A sendmsg call on a TX-ring socket in progress, keyed by thread id. */
 struct call_state {
@@ -87,6 +88,7 @@ struct call_state {
 	__u64 drop_ts;
 	__u64 sleep_ts;
 	__u64 runq_ts; /* runnable without a CPU since (preempted or woken), 0: running */
+	__u64 xmit_skb; /* the skb this call is handing to the device now (in_xmit) */
 	__u32 seq;
 	__u32 flags;
 	__u32 head_entry;
@@ -121,6 +123,11 @@ struct sock_state {
 	__u32 off;
 	__u8 tracked; /* 0: filtered out */
 	__u8 pad[3];
+	/* the device this socket's frames were last seen on, and its name:
+	 * reading a name is a string copy, most events reuse this one */
+	__u64 dev;
+	__u32 ifindex;
+	char dev_name[RT_IFNAME_LEN];
 };
 
 struct {
@@ -129,6 +136,23 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_state);
 } socks SEC(".maps");
+
+/* Summary mode (cfg.aggregate): per-socket frame aggregates, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rt_agg_key);
+	__type(value, struct rt_sock_agg);
+} aggs SEC(".maps");
+
+/* One all-zero aggregate: the initial value of new aggs entries (too big
+ * for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rt_sock_agg);
+} agg_zero SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -157,6 +181,8 @@ struct {
 /* Frame address -> (socket, index), learned when frames are sent. */
 struct ph_state {
 	__u64 sk;
+	__u64 pg_vec; /* the ring it was found in: a re-created ring invalidates it */
+	__u64 skb; /* the skb remember_skb cached for it (an skbs entry), or 0 */
 	__u32 idx;
 	__u32 pad;
 };
@@ -240,13 +266,23 @@ static __always_inline void ev_submit(struct rt_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-static __always_inline void ev_sock(struct rt_event *e, struct sock *sk, struct sock_state *ss)
+/*
+ * direct: sk is a BTF-typed pointer (a tp_btf/fentry argument or a field
+ * loaded from one), so fields are plain loads instead of probe-read helper
+ * calls. Callers pass a constant: the other branch is compiled out.
+ */
+static __always_inline void ev_sock_x(struct rt_event *e, struct sock *sk, struct sock_state *ss, int direct)
 {
 	__u64 key = (__u64)sk;
 
 	e->sk = key;
-	e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
-	e->wmem = sk_wmem(sk);
+	if (direct) {
+		e->sndbuf = sk->sk_sndbuf;
+		e->wmem = sk->sk_wmem_alloc.refs.counter - 1;
+	} else {
+		e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
+		e->wmem = sk_wmem(sk);
+	}
 	if (!ss)
 		ss = bpf_map_lookup_elem(&socks, &key);
 	if (ss) {
@@ -255,18 +291,34 @@ static __always_inline void ev_sock(struct rt_event *e, struct sock *sk, struct 
 	}
 }
 
+static __always_inline void ev_sock(struct rt_event *e, struct sock *sk, struct sock_state *ss)
+{
+	ev_sock_x(e, sk, ss, 0);
+}
+
 /* The socket's inode number, 0 once the socket is closed (sk_socket gone). */
 static __always_inline __u64 sock_ino(struct sock *sk)
 {
 	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
-static __always_inline void ev_dev(struct rt_event *e, struct net_device *dev)
+/* ev_dev names the device, from ss's cache when it is the same one. */
+static __always_inline void ev_dev(struct rt_event *e, struct sock_state *ss, struct net_device *dev)
 {
 	if (!dev)
 		return;
+	if (ss && ss->dev == (__u64)dev) {
+		e->ifindex = ss->ifindex;
+		__builtin_memcpy(e->dev, ss->dev_name, RT_IFNAME_LEN);
+		return;
+	}
 	e->ifindex = BPF_CORE_READ(dev, ifindex);
 	BPF_CORE_READ_STR_INTO(&e->dev, dev, name);
+	if (ss) {
+		ss->ifindex = e->ifindex;
+		__builtin_memcpy(ss->dev_name, e->dev, RT_IFNAME_LEN);
+		ss->dev = (__u64)dev;
+	}
 }
 
 /* Ring geometry of a packet socket's TX ring. */
@@ -495,7 +547,7 @@ static __always_inline __u32 frame_index(struct packet_sock *po, const struct ri
 	if (frame_addr(r, r->head) == ph)
 		return r->head;
 	ps = bpf_map_lookup_elem(&ph2idx, &ph);
-	if (ps && ps->sk == (__u64)po && ps->idx < r->n)
+	if (ps && ps->sk == (__u64)po && ps->pg_vec == r->pg_vec && ps->idx < r->n)
 		return ps->idx;
 	c.pg_vec = r->pg_vec;
 	c.ph = ph;
@@ -511,7 +563,7 @@ static __always_inline __u32 frame_index(struct packet_sock *po, const struct ri
 				break;
 	}
 	if (c.idx != RT_NO_FRAME) {
-		struct ph_state n = { .sk = (__u64)po, .idx = c.idx };
+		struct ph_state n = { .sk = (__u64)po, .pg_vec = r->pg_vec, .idx = c.idx };
 
 		bpf_map_update_elem(&ph2idx, &ph, &n, BPF_ANY);
 	}
@@ -533,8 +585,10 @@ static __always_inline void emit_frame_why(struct sock *sk, struct sock_state *s
 					   __u8 new, __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook,
 					   struct net_device *dev, __u64 reason, __u64 location)
 {
-	struct rt_event *e = ev_reserve(RT_FRAME_STATE, hook);
+	struct rt_event *e;
 
+	ss = ss_of(sk, ss);
+	e = ev_reserve(RT_FRAME_STATE, hook);
 	if (!e)
 		return;
 	e->a[0] = reason;
@@ -547,7 +601,7 @@ static __always_inline void emit_frame_why(struct sock *sk, struct sock_state *s
 	e->prec = prec;
 	e->ts_lo = prec == RT_BOUNDED ? ts_lo : 0;
 	e->cause = cause;
-	ev_dev(e, dev);
+	ev_dev(e, ss, dev);
 	ev_submit(e);
 }
 
@@ -589,21 +643,33 @@ static __always_inline void pending_add(struct sock_state *ss, __s32 d)
 		__sync_fetch_and_add(&ss->pending, d);
 }
 
-/* to_sending records SEND_REQUEST -> SENDING for a frame. */
-static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
-				       __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
+/* agg_of finds (or starts) a socket's aggregates on this CPU. */
+static __always_inline struct rt_sock_agg *agg_of(struct sock *sk, struct sock_state *ss)
 {
-	struct rt_frame *f;
-	struct call_state *c;
-	__u64 now;
+	struct rt_agg_key k = { .sk = (__u64)sk };
+	struct rt_sock_agg *a, *zero;
+	__u32 z = 0;
 
-	ss = ss_of(sk, ss);
-	f = frame_entry(ss, (__u64)sk, idx, ph);
-	if (!f || f->state == RT_ST_SENDING)
-		return;
-	now = bpf_ktime_get_ns();
-	c = current_call((__u64)sk);
+	if (!ss)
+		return NULL;
+	k.ino = ss->ino;
+	a = bpf_map_lookup_elem(&aggs, &k);
+	if (a)
+		return a;
+	zero = bpf_map_lookup_elem(&agg_zero, &z);
+	if (!zero)
+		return NULL;
+	if (bpf_map_update_elem(&aggs, &k, zero, BPF_NOEXIST) && !bpf_map_lookup_elem(&aggs, &k))
+		count(&overflow, OVF_AGGS);
+	return bpf_map_lookup_elem(&aggs, &k);
+}
+
+/* mark_sending updates a frame's entry for SEND_REQUEST -> SENDING. */
+static __always_inline void mark_sending(struct sock_state *ss, struct rt_frame *f, struct call_state *c, __u64 ph,
+					 __u64 now, int exact)
+{
 	f->state = RT_ST_SENDING;
+	f->sending_exact = exact;
 	f->ph = ph;
 	f->ts_sending = now;
 	f->ts_seen = now;
@@ -613,32 +679,111 @@ static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, _
 	} else if (ss) {
 		f->call_seq = ss->seq;
 	}
+}
+
+/* to_sending records SEND_REQUEST -> SENDING for a frame. */
+static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
+				       __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
+{
+	struct rt_frame *f;
+
+	ss = ss_of(sk, ss);
+	f = frame_entry(ss, (__u64)sk, idx, ph);
+	if (!f || f->state == RT_ST_SENDING)
+		return;
+	mark_sending(ss, f, current_call((__u64)sk), ph, bpf_ktime_get_ns(), prec == RT_EXACT);
 	pending_add(ss, 1);
+	if (cfg.aggregate) {
+		struct rt_sock_agg *a = agg_of(sk, ss);
+
+		if (a)
+			a->sent++;
+		return;
+	}
 	emit_frame(sk, ss, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
 }
 
-/* Lower bound for a transition nobody saw: the socket's current call or,
- * failing that, its last activity. */
-static __always_inline __u64 unseen_since(struct sock *sk, struct sock_state *ss)
+/* log2_u64 is floor(log2(v)), 0 for 0 (BPF has no count-leading-zeros). */
+static __always_inline __u32 log2_u64(__u64 v)
 {
-	struct call_state *c = current_call((__u64)sk);
+	__u32 r = 0, sh;
 
-	if (c)
-		return c->ts_enter;
-	return ss ? ss->last_ts : 0;
+	sh = (v > 0xffffffffULL) << 5;
+	v >>= sh;
+	r |= sh;
+	sh = (v > 0xffff) << 4;
+	v >>= sh;
+	r |= sh;
+	sh = (v > 0xff) << 3;
+	v >>= sh;
+	r |= sh;
+	sh = (v > 0xf) << 2;
+	v >>= sh;
+	r |= sh;
+	sh = (v > 0x3) << 1;
+	v >>= sh;
+	r |= sh;
+	return r | (__u32)(v >> 1);
+}
+
+/* agg_completion counts a completion in the socket's aggregates. */
+static __always_inline void agg_completion(struct sock *sk, struct sock_state *ss, struct rt_frame *f, __u8 old,
+					   __u8 prec, __u8 cause, __u64 now)
+{
+	struct rt_sock_agg *a = agg_of(sk, ss);
+	__u64 d;
+	__u32 b;
+
+	if (!a)
+		return;
+	if (cause == RT_C_DROP) {
+		/* A synchronous drop: tpacket_snd rolls the frame back and sends
+		 * it again, one frame use (per-CPU counts may wrap; their sum
+		 * is right). */
+		if (old != RT_ST_SEND_REQUEST)
+			a->sent--;
+		return;
+	}
+	if (prec == RT_EXACT)
+		a->completed_exact++;
+	else
+		a->completed_bounded++;
+	if (old == RT_ST_SEND_REQUEST)
+		a->sent++; /* SENDING and AVAILABLE at once */
+	if (!f->sending_exact) {
+		a->unseen_sending++;
+		return;
+	}
+	d = now > f->ts_sending ? now - f->ts_sending : 0;
+	b = log2_u64(d);
+	if (b >= RT_HIST_BUCKETS)
+		b = RT_HIST_BUCKETS - 1;
+	a->inflight_count++;
+	a->inflight_sum += d;
+	if (d > a->inflight_max)
+		a->inflight_max = d;
+	a->hist[b]++;
 }
 
 /*
  * to_available records SENDING -> AVAILABLE. certain: the caller knows the
- * frame completes now (destructor or free of the ring skb), so a SENDING
- * nobody saw (qdisc bypass) is emitted first, bounded. Otherwise the frame
- * must be known SENDING.
+ * frame completes now (destructor or free of the ring skb), so a frame
+ * nobody saw become SENDING (qdisc bypass) completes too: then one event
+ * says both, SEND_REQUEST -> AVAILABLE with a[2] = the earliest time it can
+ * have become SENDING (its call's entry, or the socket's last activity),
+ * and user space (event.Normalizer) reports the two transitions. Otherwise
+ * the frame must be known SENDING.
  */
+/* have_call: the caller already looked the current call up (c, may be NULL). */
 static __always_inline void to_available_why(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
 					     __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, int certain,
-					     struct net_device *dev, __u64 reason, __u64 location)
+					     struct net_device *dev, __u64 reason, __u64 location, int direct,
+					     struct call_state *c, int have_call)
 {
 	struct rt_frame *f;
+	struct rt_event *e;
+	__u64 now = bpf_ktime_get_ns(), sending_lo = 0;
+	__u8 old = RT_ST_SENDING;
 
 	ss = ss_of(sk, ss);
 	f = frame_entry(ss, (__u64)sk, idx, ph);
@@ -647,19 +792,43 @@ static __always_inline void to_available_why(struct sock *sk, struct sock_state 
 	if (f->state != RT_ST_SENDING) {
 		if (!certain)
 			return;
-		to_sending(sk, ss, idx, ph, skb, RT_BOUNDED, unseen_since(sk, ss), RT_C_TAKEN, hook, dev);
+		if (!have_call)
+			c = current_call((__u64)sk);
+		sending_lo = c ? c->ts_enter : (ss ? ss->last_ts : 0);
+		mark_sending(ss, f, c, ph, now, 0);
+		old = RT_ST_SEND_REQUEST;
+	} else {
+		pending_add(ss, -1);
 	}
 	f->state = RT_ST_AVAILABLE;
-	f->ts_seen = bpf_ktime_get_ns();
-	pending_add(ss, -1);
-	emit_frame_why(sk, ss, idx, skb, RT_ST_SENDING, RT_ST_AVAILABLE, prec, ts_lo, cause, hook, dev, reason, location);
+	f->ts_seen = now;
+	if (cfg.aggregate) {
+		agg_completion(sk, ss, f, old, prec, cause, now);
+		return;
+	}
+	e = ev_reserve(RT_FRAME_STATE, hook);
+	if (!e)
+		return;
+	ev_sock_x(e, sk, ss, direct);
+	e->frame = idx;
+	e->skb = skb;
+	e->old_state = old;
+	e->new_state = RT_ST_AVAILABLE;
+	e->prec = prec;
+	e->ts_lo = prec == RT_BOUNDED ? ts_lo : 0;
+	e->cause = cause;
+	e->a[0] = reason;
+	e->a[1] = location;
+	e->a[2] = sending_lo;
+	ev_dev(e, ss, dev);
+	ev_submit(e);
 }
 
 static __always_inline void to_available(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
 					 __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, int certain,
 					 struct net_device *dev)
 {
-	to_available_why(sk, ss, idx, ph, skb, prec, ts_lo, cause, hook, certain, dev, 0, 0);
+	to_available_why(sk, ss, idx, ph, skb, prec, ts_lo, cause, hook, certain, dev, 0, 0, 0, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -712,6 +881,24 @@ static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, 
 	return *skp && *php;
 }
 
+/* ring_skb_arg for a BTF-typed skb (tp_btf, fentry): plain loads. */
+static __always_inline int ring_skb_arg_direct(struct sk_buff *skb, struct sock **skp, __u64 *php, __u64 *argp)
+{
+	struct skb_shared_info *sh;
+
+	if (!skb)
+		return 0;
+	if (cfg.uarg_form)
+		return ring_skb_arg(skb, skp, php, argp);
+	if ((__u64)skb->destructor != cfg.destruct_addr || !cfg.destruct_addr)
+		return 0;
+	*skp = skb->sk;
+	sh = (void *)(skb->head + skb->end);
+	*argp = (__u64)BPF_CORE_READ(sh, destructor_arg);
+	*php = *argp & ~1ULL;
+	return *skp && *php;
+}
+
 static __always_inline int ring_skb(struct sk_buff *skb, struct sock **skp, __u64 *php)
 {
 	__u64 arg;
@@ -745,7 +932,8 @@ static __always_inline int skb_frame(struct sk_buff *skb, struct sock **skp, __u
 
 /* remember_skb caches skb -> frame (for later events of this skb) and, the
  * first time a frame is seen, frame address -> index. */
-static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u64 ph, __u32 idx, __u64 darg)
+static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u64 ph, __u32 idx, __u64 darg,
+					 __u64 pg_vec)
 {
 	__u64 key = (__u64)skb;
 	/* ts_start_xmit starts at queueing; net_dev_start_xmit, when
@@ -755,8 +943,10 @@ static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, _
 
 	if (bpf_map_update_elem(&skbs, &key, &st, BPF_ANY))
 		count(&overflow, OVF_SKBS);
-	if (!known || known->sk != (__u64)sk || known->idx != idx) {
-		struct ph_state ps = { .sk = (__u64)sk, .idx = idx };
+	if (known && known->sk == (__u64)sk && known->idx == idx && known->pg_vec == pg_vec) {
+		known->skb = key;
+	} else if (pg_vec) {
+		struct ph_state ps = { .sk = (__u64)sk, .pg_vec = pg_vec, .skb = key, .idx = idx };
 
 		bpf_map_update_elem(&ph2idx, &ph, &ps, BPF_ANY);
 	}
@@ -787,6 +977,8 @@ static __always_inline int known_skb(struct sk_buff *skb, struct skb_state **stp
 
 struct scan_ctx {
 	__u64 pg_vec;
+	__u32 light; /* stop where the SEND_REQUEST run from head ends */
+	__u32 pad;
 	__u32 fpb;
 	__u32 fsize;
 	__u32 n;
@@ -832,7 +1024,7 @@ static __always_inline long scan_cb_body(__u32 i, void *data)
 		else
 			c->run_open = 0;
 	}
-	return 0;
+	return c->light && !c->run_open;
 }
 
 /* bpf_loop callback */
@@ -875,10 +1067,16 @@ static __always_inline void scan_flat(struct scan_ctx *c)
 	c->s.wrong_format = counts[RT_ST_WRONG_FORMAT];
 }
 
-static __always_inline void scan_ring(const struct ring *r, struct rt_scan *out, int use_loop)
+/*
+ * scan_ring counts the ring's frames by status and the SEND_REQUEST run from
+ * the kernel's head. light (bpf_loop variant only): just the run, and the
+ * counts of the frames it looked at.
+ */
+static __always_inline void scan_ring_x(const struct ring *r, struct rt_scan *out, int use_loop, int light)
 {
 	struct scan_ctx c = {};
 
+	c.light = light;
 	c.pg_vec = r->pg_vec;
 	c.fpb = r->fpb;
 	c.fsize = r->fsize;
@@ -894,6 +1092,11 @@ static __always_inline void scan_ring(const struct ring *r, struct rt_scan *out,
 	c.s.head = r->head;
 	c.s.nframes = r->n;
 	*out = c.s;
+}
+
+static __always_inline void scan_ring(const struct ring *r, struct rt_scan *out, int use_loop)
+{
+	scan_ring_x(r, out, use_loop, 0);
 }
 
 /* Frames taken by a call whose SENDING no hook showed (qdisc bypass). */
@@ -956,8 +1159,13 @@ static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, 
 		return;
 	ss->seq++;
 	ss->last_ts = bpf_ktime_get_ns();
-	scan_ring(&r, &s, use_loop);
-	ss->pending = s.sending; /* resynchronise the event-sourced count */
+	if (cfg.light_scans) {
+		s.head = r.head;
+		s.nframes = r.n;
+	} else {
+		scan_ring(&r, &s, use_loop);
+		ss->pending = s.sending; /* resynchronise the event-sourced count */
+	}
 	c.sk = (__u64)sk;
 	c.ts_enter = ss->last_ts;
 	c.seq = ss->seq;
@@ -975,7 +1183,9 @@ static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, 
 	e->a[1] = r.head;
 	e->scan = s;
 	e->frame = r.head;
-	e->ifindex = BPF_CORE_READ((struct packet_sock *)sk, ifindex);
+	ev_dev(e, ss, BPF_CORE_READ((struct packet_sock *)sk, cached_dev));
+	if (!e->ifindex)
+		e->ifindex = BPF_CORE_READ((struct packet_sock *)sk, ifindex);
 	ev_submit(e);
 }
 
@@ -1041,16 +1251,18 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 					break;
 		}
 	}
-	scan_ring(&r, &s, use_loop);
+	scan_ring_x(&r, &s, use_loop, cfg.light_scans);
 	e = ev_reserve(RT_SENDMSG_RETURN, hook);
 	if (e) {
 		ev_sock(e, sk, ss);
-		e->pending = s.sending;
+		if (!cfg.light_scans)
+			e->pending = s.sending;
 		e->a[0] = (__u64)ret;
 		e->a[1] = r.head;
 		e->a[2] = c->ts_enter;
 		e->scan = s;
 		e->frame = r.head;
+		e->n = c->n_sent > taken ? c->n_sent : taken;
 		e->aux = c->flags & MSG_DONTWAIT ? 1 : 0;
 		ev_submit(e);
 	}
@@ -1219,10 +1431,12 @@ static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_l
 	idx = frame_index((struct packet_sock *)sk, &r, ph, use_loop);
 	if (idx == RT_NO_FRAME)
 		return;
-	remember_skb(skb, sk, ph, idx, darg);
+	remember_skb(skb, sk, ph, idx, darg, r.pg_vec);
 	c = current_call((__u64)sk);
-	if (c)
+	if (c) {
 		c->in_xmit = 1;
+		c->xmit_skb = (__u64)skb;
+	}
 	to_sending(sk, ss, idx, ph, (__u64)skb, RT_EXACT, 0, RT_C_XMIT, hook, BPF_CORE_READ(skb, dev));
 }
 
@@ -1478,18 +1692,10 @@ static __always_inline void emit_drop(struct sock *sk, struct sock_state *ss, __
 	e->a[0] = reason;
 	e->a[1] = location;
 	e->aux = async; /* 1: asynchronous */
-	ev_dev(e, dev);
+	ev_dev(e, ss, dev);
 	ev_submit(e);
 }
 
-/* Whether this CPU is inside the NET_RX or NET_TX softirq right now
- * (softirq_entry/exit keep per-CPU entry times, 0 outside). */
-static __always_inline int in_net_softirq(__u32 vec)
-{
-	__u64 *ts = bpf_map_lookup_elem(&softirq_ts, &vec);
-
-	return ts && *ts;
-}
 
 /*
  * skb_freed: a ring skb is freed. With its destructor still set the frame
@@ -1503,49 +1709,71 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 	__u64 key = (__u64)skb, ph, darg;
 	struct sock_state *ss;
 	struct skb_state *st;
+	struct ph_state *ps;
 	struct sock *sk;
 	struct call_state *c;
 	struct ring r;
-	int in_rx, in_tx, sync_drop;
+	int tx_side, sync_drop;
 	__u32 idx;
 
-	if (ring_skb_arg(skb, &sk, &ph, &darg)) {
+	if (ring_skb_arg_direct(skb, &sk, &ph, &darg)) {
 		ss = sock_lookup(sk, 0);
 		if (!ss)
 			return;
-		/* The skb cache knows the frame when it was sent through a
-		 * hooked xmit; else find it from the ring. */
-		st = bpf_map_lookup_elem(&skbs, &key);
-		if (st && st->darg == darg && st->sk == (__u64)sk) {
-			idx = st->idx;
+		/* Where the frame was seen before (sent through a hooked xmit,
+		 * or an earlier use), its index is cached by address; else find
+		 * it from the ring. */
+		ps = bpf_map_lookup_elem(&ph2idx, &ph);
+		st = NULL;
+		if (ps && ps->sk == (__u64)sk && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
+			idx = ps->idx;
+			if (ps->skb == key) { /* sent through a hooked xmit: drop its cache entry */
+				st = bpf_map_lookup_elem(&skbs, &key);
+				ps->skb = 0;
+			}
 		} else {
-			if (ring_of((struct packet_sock *)sk, ss, &r))
-				return;
-			idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
-			if (idx == RT_NO_FRAME)
-				return;
+			st = bpf_map_lookup_elem(&skbs, &key);
+			if (st && st->darg == darg && st->sk == (__u64)sk) {
+				idx = st->idx;
+			} else {
+				if (ring_of((struct packet_sock *)sk, ss, &r))
+					return;
+				idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
+				if (idx == RT_NO_FRAME)
+					return;
+			}
 		}
 		c = current_call((__u64)sk);
 		/*
-		 * A drop tpacket_snd rolls back happens in the sender's own
-		 * xmit, in process context. A free inside a softirq on the
-		 * sender's stack (veth's peer receiving, bh re-enabled inside
-		 * dev_queue_xmit) is the frame's completion; a kfree in the
-		 * NET_TX softirq is a qdisc drop the sender never learns of.
+		 * Which side freed it: once the frame reached a receiving device
+		 * (a veth peer in the same namespace), skb->dev is that device,
+		 * not the one the socket is bound to, and the free is the
+		 * completion. On the sending side, a kfree of the very skb the
+		 * sender is handing to its device, in that call, is a drop
+		 * tpacket_snd sees and rolls back; any other kfree there (a
+		 * qdisc dropping at dequeue, in the sender's qdisc run or the
+		 * NET_TX softirq) is a drop the sender is never told of.
 		 */
-		in_rx = in_net_softirq(NET_RX_SOFTIRQ);
-		in_tx = in_net_softirq(NET_TX_SOFTIRQ);
-		sync_drop = is_kfree && c && c->in_xmit && !in_rx && !in_tx;
+		tx_side = 0;
+		sync_drop = 0;
+		if (is_kfree) {
+			/* An unbound socket (a device per sendto) has no cached
+			 * device: its frees count as completions. */
+			struct net_device *bound = BPF_CORE_READ((struct packet_sock *)sk, cached_dev);
+
+			tx_side = bound && skb->dev == bound;
+			sync_drop = tx_side && c && c->in_xmit && c->xmit_skb == key;
+		}
 		if (sync_drop && c) {
 			c->rollback_idx = idx;
 			c->drop_ts = bpf_ktime_get_ns();
 		}
-		if (sync_drop || (is_kfree && in_tx))
+		if (tx_side)
 			emit_drop(sk, ss, idx, skb, reason, location, !sync_drop);
 		if (cfg.avail_via_tp)
 			to_available_why(sk, ss, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE,
-					 RT_H_TRACEPOINT, 1, BPF_CORE_READ(skb, dev), is_kfree ? reason : 0,
-					 is_kfree ? location : 0);
+					 RT_H_TRACEPOINT, 1, skb->dev, is_kfree ? reason : 0,
+					 is_kfree ? location : 0, 1, c, 1);
 		if (st)
 			bpf_map_delete_elem(&skbs, &key);
 		return;
@@ -1633,7 +1861,7 @@ int BPF_PROG(tp_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
 	ev_sock(e, (struct sock *)st->sk, NULL);
 	e->frame = st->idx;
 	e->skb = (__u64)skb;
-	ev_dev(e, dev);
+	ev_dev(e, NULL, dev);
 	ev_submit(e);
 	return 0;
 }
@@ -1664,7 +1892,7 @@ int BPF_PROG(tp_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 		e->frame = st->idx;
 		e->skb = (__u64)skb;
 		e->a[0] = (__u64)(__s64)rc;
-		ev_dev(e, dev);
+		ev_dev(e, ss, dev);
 		ev_submit(e);
 	}
 	if (cfg.avail_via_tp && (frame_status(st->ph, ss->off) & 7) == RT_ST_AVAILABLE)
@@ -1686,7 +1914,7 @@ int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 		/* Bypass: the first event of a frame can be its arrival. */
 		if (!skb_frame(skb, &sk, &ph, &idx, 0))
 			return 0;
-		remember_skb(skb, sk, ph, idx, shinfo_destructor_arg(skb));
+		remember_skb(skb, sk, ph, idx, shinfo_destructor_arg(skb), 0);
 		if (!known_skb(skb, &st))
 			return 0;
 	}
@@ -1703,7 +1931,7 @@ int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 	ev_sock(e, (struct sock *)st->sk, NULL);
 	e->frame = st->idx;
 	e->skb = (__u64)skb;
-	ev_dev(e, BPF_CORE_READ(skb, dev));
+	ev_dev(e, NULL, BPF_CORE_READ(skb, dev));
 	ev_submit(e);
 	return 0;
 }
@@ -1857,7 +2085,7 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 	e->a[0] = work;
 	e->a[1] = budget;
 	e->a[2] = (__u64)napi;
-	ev_dev(e, BPF_CORE_READ(napi, dev));
+	ev_dev(e, NULL, BPF_CORE_READ(napi, dev));
 	ev_submit(e);
 	return 0;
 }

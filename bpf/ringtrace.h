@@ -14,11 +14,14 @@
 #define RT_STACK_RANGES 16
 #define RT_SWEEP_BATCH 256
 #define RT_NO_FRAME 0xffffffffu
+/* Power-of-two nanosecond buckets of in-kernel histograms: bucket i holds
+ * [2^i, 2^(i+1)) ns, the last one everything longer (2^39 ns is 9 min). */
+#define RT_HIST_BUCKETS 40
 
 /* Logical events, independent of the hook that observed them. */
 enum rt_kind {
 	RT_SENDMSG_ENTER = 1, /* a[0]=flags a[1]=head, ring scan in scan */
-	RT_SENDMSG_RETURN = 2, /* a[0]=ret (s64), a[1]=head, scan */
+	RT_SENDMSG_RETURN = 2, /* a[0]=ret (s64), a[1]=head, a[2]=entry ts, scan, n=frames taken */
 	RT_FRAME_STATE = 3, /* old -> new state of one frame */
 	RT_QDISC_ENQUEUE = 4, /* a[0]=qdisc handle a[1]=qlen|backlog<<32 */
 	RT_QDISC_DEQUEUE = 5, /* a[0]=qdisc handle a[1]=qlen|backlog<<32 a[2]=packets */
@@ -108,7 +111,7 @@ struct rt_event {
 	__s32 pending; /* frames this socket has SENDING, -1 if unknown */
 	__u32 ifindex;
 	__u32 sock_ino; /* inode of the socket: tells apart sockets at a reused address */
-	__u32 pad;
+	__u32 n; /* SENDMSG_RETURN: frames the call took from SEND_REQUEST */
 	__u16 kind; /* enum rt_kind */
 	__u8 old_state; /* enum rt_state */
 	__u8 new_state;
@@ -118,6 +121,27 @@ struct rt_event {
 	__u8 hook; /* enum rt_hook: which hook produced it */
 	char comm[RT_COMM_LEN];
 	char dev[RT_IFNAME_LEN];
+};
+
+/*
+ * Per-socket frame aggregates, kept in the kernel when the frame events are
+ * not streamed (summary mode, cfg.aggregate): what they would have said.
+ */
+struct rt_sock_agg {
+	__u64 sent; /* frames that became SENDING */
+	__u64 completed_exact;
+	__u64 completed_bounded;
+	__u64 unseen_sending; /* completed with no exact SENDING time (qdisc bypass): not in the histogram */
+	__u64 inflight_count; /* completions with an exact SENDING time: the histogram's */
+	__u64 inflight_sum; /* ns */
+	__u64 inflight_max; /* ns */
+	__u64 hist[RT_HIST_BUCKETS]; /* SENDING -> AVAILABLE, power-of-two ns buckets */
+};
+
+/* Key of the aggs map: a socket at an address, told apart by its inode. */
+struct rt_agg_key {
+	__u64 sk;
+	__u64 ino;
 };
 
 /* The hook family that produced an event. */
@@ -143,7 +167,9 @@ struct rt_config {
 	__u32 max_scan; /* frames a ring scan looks at */
 	__u32 events; /* bit (1 << rt_kind) set: emit that kind */
 	__u32 wakeup_bytes; /* wake the reader when this much is waiting */
-	__u32 pad0;
+	__u8 aggregate; /* SENDING/AVAILABLE update sock_state.agg instead of emitting events */
+	__u8 light_scans; /* sendmsg scans: none at entry, the SEND_REQUEST run at return */
+	__u8 pad0[2];
 	__u8 filter_comm_set;
 	__u8 filter_ifname_set;
 	__u8 kfree_has_reason; /* tp kfree_skb has the drop reason arg */
@@ -171,7 +197,8 @@ struct rt_frame {
 	__u32 call_seq; /* sendmsg call of its socket that sent it */
 	__u32 sock_ino; /* socket the entry belongs to (addresses are reused) */
 	__u8 state; /* last state emitted (enum rt_state) */
-	__u8 pad[7];
+	__u8 sending_exact; /* ts_sending is when it became SENDING, not when it was found so */
+	__u8 pad[6];
 };
 
 /* One sweep request from user space: frames to re-read. */

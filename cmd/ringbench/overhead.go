@@ -16,7 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 )
 
@@ -118,40 +117,32 @@ func (tr *tracerRun) stop() error {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(tr.out.Bytes()))
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
-	var last string
 	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, `{"event":"summary"`) {
-			last = l
+		l := sc.Text()
+		switch {
+		case strings.HasPrefix(l, `{"event":"summary"`): // trace --json
+			var s struct {
+				Events uint64 `json:"events"`
+				Lost   uint64 `json:"lost"`
+			}
+			json.Unmarshal([]byte(l), &s)
+			tr.events, tr.lost = s.Events, s.Lost
+		case strings.HasPrefix(l, `{"report"`): // trace --summary --json
+			var s struct {
+				Session struct {
+					Events uint64 `json:"events"`
+					Lost   uint64 `json:"lost"`
+				} `json:"session"`
+			}
+			json.Unmarshal([]byte(l), &s)
+			tr.events, tr.lost = s.Session.Events, s.Session.Lost
 		}
-	}
-	if last != "" {
-		var s struct {
-			Events uint64 `json:"events"`
-			Lost   uint64 `json:"lost"`
-		}
-		json.Unmarshal([]byte(last), &s)
-		tr.events, tr.lost = s.Events, s.Lost
 	}
 	return nil
 }
 
 // vmHWM is a process's peak resident set size.
-func vmHWM(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			f := strings.Fields(l)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseUint(f[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func vmHWM(pid int) uint64 { return procStatusBytes(pid, "VmHWM:") }
 
 type overheadRow struct {
 	sender, mode string
@@ -180,19 +171,11 @@ func runOverhead(c *cli.Context) error {
 		modes = without(modes, "bpftrace")
 		fmt.Println("bpftrace not installed (apt-get install bpftrace): no reference tracer")
 	}
-	if _, err := lab.CleanStale(); err != nil {
-		return err
-	}
-	l, err := lab.New(lab.Config{})
+	l, dir, done, err := benchLab("ringbench")
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	dir, err := os.MkdirTemp("", "ringbench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer done()
 	cpu := c.Int("cpu")
 	var others []int
 	for i := 0; i < numCPU(); i++ {

@@ -1,11 +1,30 @@
 package main
 
 import (
+	"fmt"
 	"os"
+
+	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"path/filepath"
 	"strconv"
 	"strings"
 )
+
+// benchLab makes a fresh lab (after removing stale ones) and a scratch
+// directory; done removes both.
+func benchLab(prefix string) (l *lab.Lab, dir string, done func(), err error) {
+	if _, err := lab.CleanStale(); err != nil {
+		return nil, "", nil, err
+	}
+	if l, err = lab.New(lab.Config{}); err != nil {
+		return nil, "", nil, err
+	}
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		l.Close()
+		return nil, "", nil, err
+	}
+	return l, dir, func() { os.RemoveAll(dir); l.Close() }, nil
+}
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/PID/stat (100 on
 // every Linux architecture Go supports).
@@ -56,4 +75,22 @@ func treeCPU(root int) (user, sys float64) {
 		st += procs[pid].st
 	}
 	return float64(ut) / clockTicks, float64(st) / clockTicks
+}
+
+// procStatusBytes reads a kB field of /proc/PID/status ("VmRSS:") in bytes,
+// 0 if the process or the field is gone.
+func procStatusBytes(pid int, field string) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, field) {
+			if f := strings.Fields(l); len(f) >= 2 {
+				kb, _ := strconv.ParseUint(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }

@@ -32,7 +32,8 @@ var eventGroups = map[string][]event.Kind{
 	"calls":   {event.SendmsgEnter, event.SendmsgReturn, event.XmitRC},
 	"sched":   {event.Sleep, event.Wake},
 	"qdisc":   {event.QdiscEnqueue, event.QdiscDequeue, event.Drop},
-	"xmit":    {event.XmitStart, event.XmitDone, event.RX},
+	"xmit":    {event.XmitStart, event.XmitDone},
+	"rx":      {event.RX},
 	"softirq": {event.Softirq, event.NapiPoll},
 }
 
@@ -104,7 +105,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "comm", Usage: "only sockets used by tasks with this name"},
 		&cli.StringFlag{Name: "ifname", Usage: "only sockets bound to this interface"},
 		&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
-		&cli.StringFlag{Name: "events", Value: defaultEvents, Usage: "event groups (frames, calls, sched, qdisc, xmit, softirq, all) or event names; softirq/napi events are per CPU and not restricted by --pid/--comm/--ifname"},
+		&cli.StringFlag{Name: "events", Value: defaultEvents, Usage: "event groups (frames, calls, sched, qdisc, xmit, rx, softirq, all) or event names; softirq/napi events are per CPU and not restricted by --pid/--comm/--ifname"},
 		&cli.BoolFlag{Name: "json", Usage: "one JSON object per event; the last line is the summary"},
 		&cli.StringFlag{Name: "ready-file", Usage: "create this file once every probe is attached"},
 		&cli.StringFlag{Name: "record", Usage: "also write the raw event stream to this file (see `ringtrace report`)"},
@@ -150,8 +151,22 @@ func (ts *traceSession) startRecording(f *os.File) (*record.Writer, func([]byte)
 	return w, w.Write, nil
 }
 
+// summaryEvents are what an aggregating --summary streams: calls, sleeps,
+// drops and the rare frame transitions (roll-backs, WRONG_FORMAT).
+const summaryEvents = "frames,calls,sched,drop"
+
+// aggregating reports whether --summary keeps frames in the kernel: not when
+// a recording or a timeline (--perfetto, --html) wants every frame event.
+func aggregating(c *cli.Context) bool {
+	return c.Bool("summary") && c.String("record") == "" && c.String("perfetto") == "" && c.String("html") == ""
+}
+
 func openTrace(c *cli.Context) (*traceSession, error) {
-	kinds, err := parseEvents(c.String("events"))
+	evs := c.String("events")
+	if aggregating(c) && !c.IsSet("events") {
+		evs = summaryEvents
+	}
+	kinds, err := parseEvents(evs)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +199,7 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 		Facts: facts, BTF: spec, Plan: p, Kinds: kinds,
 		Filter:       session.Filter{PID: uint32(c.Uint("pid")), Comm: c.String("comm"), Ifname: c.String("ifname")},
 		RingBufBytes: rbBytes, MaxFrames: uint32(c.Uint("max-frames")),
-		SweepInterval: c.Duration("sweep-interval"),
+		SweepInterval: c.Duration("sweep-interval"), Aggregate: aggregating(c),
 	})
 	if err != nil {
 		return nil, err
@@ -205,12 +220,15 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 
 // textSink prints decoded lines; jsonSink one object per line.
 type textSink struct {
-	w *bufio.Writer
-	f *event.Formatter
+	w   *bufio.Writer
+	f   *event.Formatter
+	buf []byte
 }
 
 func (s *textSink) Event(e *event.Event) error {
-	_, err := fmt.Fprintln(s.w, s.f.Text(e))
+	s.buf = s.f.AppendText(s.buf[:0], e)
+	s.buf = append(s.buf, '\n')
+	_, err := s.w.Write(s.buf)
 	return err
 }
 func (s *textSink) Flush() error { return s.w.Flush() }
@@ -311,6 +329,9 @@ func runTrace(c *cli.Context) error {
 	switch {
 	case c.Bool("summary"):
 		builder = report.NewBuilder(nm)
+		if aggregating(c) {
+			builder.SetLimits(report.SummaryLimits)
+		}
 		sinks = append(sinks, builderSink{builder})
 	case c.Bool("json"):
 		sinks = append(sinks, &jsonSink{w: out, f: f})
@@ -348,6 +369,11 @@ func runTrace(c *cli.Context) error {
 		}
 		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", rec.Count(), c.String("record"))
 	}
+	if aggregating(c) {
+		if err := addAggregates(builder, ts.sess); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
 	var rep *report.Report
 	if builder != nil {
 		rep = builder.Finish()
@@ -355,6 +381,10 @@ func runTrace(c *cli.Context) error {
 		rep.Kernel, rep.Class, rep.Completion = ts.facts.Release, string(ts.plan.Class), ts.plan.Completion
 	}
 	switch {
+	case c.Bool("summary") && c.Bool("json"):
+		if err := json.NewEncoder(out).Encode(summaryReportJSON{rep, st}); err != nil && runErr == nil {
+			runErr = err
+		}
 	case c.Bool("summary"):
 		if err := rep.WriteText(out, report.TextOptions{}); err != nil && runErr == nil {
 			runErr = err
@@ -372,6 +402,33 @@ func runTrace(c *cli.Context) error {
 		runErr = err
 	}
 	return runErr
+}
+
+// summaryReportJSON is `trace --summary --json`: one object, the report and the
+// session's counters.
+type summaryReportJSON struct {
+	Report  *report.Report `json:"report"`
+	Session session.Stats  `json:"session"`
+}
+
+// addAggregates gives the builder what the kernel counted in aggregate mode:
+// per-socket frame counts and in-flight times, and the frames still SENDING.
+func addAggregates(b *report.Builder, s *session.Session) error {
+	aggs, err := s.Aggregates()
+	if err != nil {
+		return err
+	}
+	for k, a := range aggs {
+		b.AddFrameAgg(k.Sk, k.Ino, report.FrameAggOf(a))
+	}
+	sending, err := s.StillSending()
+	if err != nil {
+		return err
+	}
+	for _, f := range sending {
+		b.AddSending(f.Sock.Sk, f.Sock.Ino, f.Frame, f.Since)
+	}
+	return nil
 }
 
 // watchLoss reports ring-buffer losses on stderr as they happen: loss is

@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 )
@@ -22,6 +23,11 @@ func TestTracepointProgramsLoad(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs")
 	}
+	// Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK (ringtrace lifts
+	// it in kernel.Probe; this test loads without probing).
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
 		t.Skipf("no kernel BTF: %v", err)
@@ -31,8 +37,22 @@ func TestTracepointProgramsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := bpfobj.RingtraceRtConfig{DestructAddr: 1, MaxScan: 1 << 16, Events: ^uint32(0),
+	// Read-only config decides which branches the verifier walks: load
+	// both the streaming and the summary (in-kernel aggregation) setups.
+	stream := bpfobj.RingtraceRtConfig{DestructAddr: 1, MaxScan: 1 << 16, Events: ^uint32(0),
 		AvailViaTp: 1, SendingViaTp: 1, CallsViaSyscalls: 1, KfreeHasReason: 1}
+	summary := stream
+	summary.Aggregate, summary.LightScans = 1, 1
+	for _, mode := range []struct {
+		name string
+		cfg  bpfobj.RingtraceRtConfig
+	}{{"stream", stream}, {"summary", summary}} {
+		t.Run(mode.name, func(t *testing.T) { loadEach(t, spec, kernel, mode.cfg, haveLoop) })
+	}
+}
+
+func loadEach(t *testing.T, spec *ebpf.CollectionSpec, kernel *btf.Spec, cfg bpfobj.RingtraceRtConfig, haveLoop bool) {
+	spec = spec.Copy()
 	if err := spec.Variables["cfg"].Set(cfg); err != nil {
 		t.Fatal(err)
 	}

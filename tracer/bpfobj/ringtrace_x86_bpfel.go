@@ -20,6 +20,7 @@ type RingtraceCallState struct {
 	DropTs      uint64
 	SleepTs     uint64
 	RunqTs      uint64
+	XmitSkb     uint64
 	Seq         uint32
 	Flags       uint32
 	HeadEntry   uint32
@@ -33,10 +34,18 @@ type RingtraceCallState struct {
 }
 
 type RingtracePhState struct {
+	_     structs.HostLayout
+	Sk    uint64
+	PgVec uint64
+	Skb   uint64
+	Idx   uint32
+	Pad   uint32
+}
+
+type RingtraceRtAggKey struct {
 	_   structs.HostLayout
 	Sk  uint64
-	Idx uint32
-	Pad uint32
+	Ino uint64
 }
 
 type RingtraceRtCause uint32
@@ -67,7 +76,9 @@ type RingtraceRtConfig struct {
 	MaxScan          uint32
 	Events           uint32
 	WakeupBytes      uint32
-	Pad0             uint32
+	Aggregate        uint8
+	LightScans       uint8
+	Pad0             [2]uint8
 	FilterCommSet    uint8
 	FilterIfnameSet  uint8
 	KfreeHasReason   uint8
@@ -105,7 +116,7 @@ type RingtraceRtEvent struct {
 	Pending  int32
 	Ifindex  uint32
 	SockIno  uint32
-	Pad      uint32
+	N        uint32
 	Kind     uint16
 	OldState uint8
 	NewState uint8
@@ -118,14 +129,15 @@ type RingtraceRtEvent struct {
 }
 
 type RingtraceRtFrame struct {
-	_         structs.HostLayout
-	Ph        uint64
-	TsSending uint64
-	TsSeen    uint64
-	CallSeq   uint32
-	SockIno   uint32
-	State     uint8
-	Pad       [7]uint8
+	_            structs.HostLayout
+	Ph           uint64
+	TsSending    uint64
+	TsSeen       uint64
+	CallSeq      uint32
+	SockIno      uint32
+	State        uint8
+	SendingExact uint8
+	Pad          [6]uint8
 }
 
 type RingtraceRtFrameKey struct {
@@ -184,6 +196,18 @@ type RingtraceRtScan struct {
 	Scanned        uint32
 }
 
+type RingtraceRtSockAgg struct {
+	_                structs.HostLayout
+	Sent             uint64
+	CompletedExact   uint64
+	CompletedBounded uint64
+	UnseenSending    uint64
+	InflightCount    uint64
+	InflightSum      uint64
+	InflightMax      uint64
+	Hist             [40]uint64
+}
+
 type RingtraceRtState uint32
 
 const (
@@ -235,12 +259,18 @@ type RingtraceSockState struct {
 	Off     uint32
 	Tracked uint8
 	Pad     [3]uint8
+	Dev     uint64
+	Ifindex uint32
+	DevName [16]int8
+	_       [4]byte
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	RingtraceMapAggZero                        = "agg_zero"
+	RingtraceMapAggs                           = "aggs"
 	RingtraceMapCalls                          = "calls"
 	RingtraceMapEvents                         = "events"
 	RingtraceMapFrames                         = "frames"
@@ -432,6 +462,8 @@ type RingtraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RingtraceMapSpecs struct {
+	AggZero   *ebpf.MapSpec `ebpf:"agg_zero"`
+	Aggs      *ebpf.MapSpec `ebpf:"aggs"`
 	Calls     *ebpf.MapSpec `ebpf:"calls"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Frames    *ebpf.MapSpec `ebpf:"frames"`
@@ -481,6 +513,8 @@ func (o *RingtraceObjects) Close() error {
 //
 // It can be passed to LoadRingtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RingtraceMaps struct {
+	AggZero   *ebpf.Map `ebpf:"agg_zero"`
+	Aggs      *ebpf.Map `ebpf:"aggs"`
 	Calls     *ebpf.Map `ebpf:"calls"`
 	Events    *ebpf.Map `ebpf:"events"`
 	Frames    *ebpf.Map `ebpf:"frames"`
@@ -495,6 +529,8 @@ type RingtraceMaps struct {
 
 func (m *RingtraceMaps) Close() error {
 	return _RingtraceClose(
+		m.AggZero,
+		m.Aggs,
 		m.Calls,
 		m.Events,
 		m.Frames,

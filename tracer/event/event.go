@@ -33,6 +33,7 @@ type Event struct {
 	TSLo    uint64 // Bounded: earliest time it can have happened
 	Sk      uint64 // struct sock * of the packet socket
 	SockIno uint32 // its inode: sockets at a reused address differ
+	N       uint32 // SendmsgReturn: frames the call took from SEND_REQUEST (0: unknown)
 	Skb     uint64
 	A       [3]uint64
 	Scan    Scan
@@ -57,28 +58,89 @@ type Event struct {
 // Decode reads one ring-buffer record. It fails on short input and on
 // fields no BPF program writes (unknown kinds), so corrupt data is caught.
 func Decode(b []byte) (Event, error) {
-	if len(b) < RawSize {
-		return Event{}, fmt.Errorf("event record of %d bytes, want %d", len(b), RawSize)
+	var e Event
+	if err := decode(b, &e, nil); err != nil {
+		return Event{}, err
 	}
-	var r bpfobj.RingtraceRtEvent
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), RawSize), b)
-	e := Event{
+	return e, nil
+}
+
+// Decoder decodes records like Decode, into events the caller owns, and
+// reuses the strings (comm, dev) it has already seen, so that decoding a
+// stream does not allocate once its task and device names are known. The
+// zero value is ready to use. Not safe for concurrent use.
+type Decoder struct {
+	strs     map[string]string // interned comm and dev names
+	lastComm string
+	lastDev  string
+}
+
+// maxInterned bounds a Decoder's string table; when it is full the table
+// starts over (a trace of many short-lived tasks must not grow it forever).
+const maxInterned = 4096
+
+// Decode reads one ring-buffer record into e, with the checks of the
+// package-level Decode. On error e is left unchanged.
+func (d *Decoder) Decode(b []byte, e *Event) error { return decode(b, e, d) }
+
+func decode(b []byte, e *Event, d *Decoder) error {
+	if len(b) < RawSize {
+		return fmt.Errorf("event record of %d bytes, want %d", len(b), RawSize)
+	}
+	// Read the record in place when it is aligned (ring-buffer samples
+	// are), else from a copy.
+	var r *bpfobj.RingtraceRtEvent
+	if p := unsafe.Pointer(unsafe.SliceData(b)); uintptr(p)%unsafe.Alignof(*r) == 0 {
+		r = (*bpfobj.RingtraceRtEvent)(p)
+	} else {
+		var c bpfobj.RingtraceRtEvent
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&c)), RawSize), b)
+		r = &c
+	}
+	if k := Kind(r.Kind); k == 0 || k > maxKind {
+		return fmt.Errorf("event record with unknown kind %d", r.Kind)
+	}
+	if Precision(r.Prec) > Bounded {
+		return fmt.Errorf("event record with unknown precision %d", r.Prec)
+	}
+	var comm, dev string
+	if d == nil {
+		comm, dev = string(cbytes(r.Comm[:])), string(cbytes(r.Dev[:]))
+	} else {
+		comm, dev = d.intern(cbytes(r.Comm[:]), &d.lastComm), d.intern(cbytes(r.Dev[:]), &d.lastDev)
+	}
+	*e = Event{
 		Kind: Kind(r.Kind), TS: r.Ts, TSLo: r.TsLo, Sk: r.Sk, Skb: r.Skb, A: r.A,
 		Scan: Scan{Head: r.Scan.Head, Frames: r.Scan.Nframes, RunSendRequest: r.Scan.RunSendRequest,
 			SendRequest: r.Scan.SendRequest, Sending: r.Scan.Sending, Available: r.Scan.Available,
 			WrongFormat: r.Scan.WrongFormat, Scanned: r.Scan.Scanned},
 		PID: r.Pid, TID: r.Tid, Frame: r.Frame, CPU: r.Cpu, SndBuf: r.Sndbuf, Wmem: r.Wmem,
-		Pending: r.Pending, Ifindex: r.Ifindex, SockIno: r.SockIno, Old: State(r.OldState), New: State(r.NewState),
+		Pending: r.Pending, Ifindex: r.Ifindex, SockIno: r.SockIno, N: r.N, Old: State(r.OldState), New: State(r.NewState),
 		Prec: Precision(r.Prec), Cause: Cause(r.Cause), Aux: r.Aux, Hook: Hook(r.Hook),
-		Comm: cstring(r.Comm[:]), Dev: cstring(r.Dev[:]),
+		Comm: comm, Dev: dev,
 	}
-	if e.Kind == 0 || e.Kind > maxKind {
-		return Event{}, fmt.Errorf("event record with unknown kind %d", r.Kind)
+	return nil
+}
+
+// intern returns b as a string, the same string as the last time it was
+// seen (in last, then in the table) when there was one.
+func (d *Decoder) intern(b []byte, last *string) string {
+	switch {
+	case len(b) == 0:
+		return ""
+	case string(b) == *last:
+		return *last
 	}
-	if e.Prec > Bounded {
-		return Event{}, fmt.Errorf("event record with unknown precision %d", r.Prec)
+	s, ok := d.strs[string(b)]
+	if !ok {
+		if d.strs == nil || len(d.strs) >= maxInterned {
+			d.strs = make(map[string]string)
+		}
+		s = string(b)
+		d.strs[s] = s
 	}
-	return e, nil
+	*last = s
+	return s
 }
 
 // Encode writes e in the ring-buffer record layout (recordings, tests).
@@ -89,7 +151,7 @@ func Encode(e Event) []byte {
 	r.Scan.SendRequest, r.Scan.Sending, r.Scan.Available = e.Scan.SendRequest, e.Scan.Sending, e.Scan.Available
 	r.Scan.WrongFormat, r.Scan.Scanned = e.Scan.WrongFormat, e.Scan.Scanned
 	r.Pid, r.Tid, r.Frame, r.Cpu = e.PID, e.TID, e.Frame, e.CPU
-	r.Sndbuf, r.Wmem, r.Pending, r.Ifindex, r.SockIno = e.SndBuf, e.Wmem, e.Pending, e.Ifindex, e.SockIno
+	r.Sndbuf, r.Wmem, r.Pending, r.Ifindex, r.SockIno, r.N = e.SndBuf, e.Wmem, e.Pending, e.Ifindex, e.SockIno, e.N
 	r.OldState, r.NewState, r.Prec, r.Cause, r.Aux, r.Hook = uint8(e.Old), uint8(e.New), uint8(e.Prec), uint8(e.Cause), e.Aux, uint8(e.Hook)
 	putCString(r.Comm[:], e.Comm)
 	putCString(r.Dev[:], e.Dev)
@@ -98,12 +160,13 @@ func Encode(e Event) []byte {
 	return out
 }
 
-func cstring(b []int8) string {
+// cbytes is the NUL-terminated string in b, without copying.
+func cbytes(b []int8) []byte {
 	u := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
 	if i := bytes.IndexByte(u, 0); i >= 0 {
 		u = u[:i]
 	}
-	return string(u)
+	return u
 }
 
 func putCString(dst []int8, s string) {

@@ -134,3 +134,27 @@ func TestNormalizerCapsCorruptScan(t *testing.T) {
 		t.Errorf("expanded %d frames, want %d", count, event.MaxScanRun)
 	}
 }
+
+// A completion of a frame no hook saw sent is one raw event; the normaliser
+// reports the SENDING (bounded since A[2]) and the AVAILABLE.
+func TestNormalizerSplitsUnseenSending(t *testing.T) {
+	n := event.NewNormalizer()
+	var out []event.Event
+	emit := func(e *event.Event) error { out = append(out, *e); return nil }
+	raw := event.Event{Kind: event.FrameState, TS: 50, Sk: 1, Frame: 3, Old: event.SendRequest, New: event.Available,
+		Prec: event.Exact, Cause: event.CauseDrop, A: [3]uint64{7, 8, 20}}
+	if err := n.Process(&raw, emit); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 {
+		t.Fatalf("%d events, want 2: %+v", len(out), out)
+	}
+	s, a := out[0], out[1]
+	if s.Old != event.SendRequest || s.New != event.Sending || s.Prec != event.Bounded || s.TSLo != 20 || s.TS != 50 ||
+		s.Cause != event.CauseTaken || s.A != [3]uint64{} {
+		t.Errorf("SENDING %+v", s)
+	}
+	if a.Old != event.Sending || a.New != event.Available || a.Prec != event.Exact || a.A != [3]uint64{7, 8, 0} {
+		t.Errorf("AVAILABLE %+v", a)
+	}
+}

@@ -1,9 +1,8 @@
 package event
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,12 +15,19 @@ type Names struct {
 
 // Formatter turns events into text lines or JSON objects. It numbers
 // sockets in order of appearance (sk1, sk2, ...) and prints times relative
-// to Base. Not safe for concurrent use.
+// to Base. It remembers what Names answered for each address, so Names
+// must answer the same for an address every time. Not safe for concurrent
+// use.
 type Formatter struct {
 	Base  uint64 // ns subtracted from timestamps in text output
 	Names Names
 	socks map[sockID]int
 	cur   map[uint64]uint32 // socket inode last seen at each address
+	// The last socket numbered: consecutive events are mostly of one.
+	lastSk  uint64
+	lastIno uint32
+	lastN   int               // 0: none yet
+	syms    map[uint64]string // Names.Symbol answers
 }
 
 // sockID names one socket: its address and inode (addresses are reused).
@@ -29,6 +35,10 @@ type sockID struct {
 	sk  uint64
 	ino uint32
 }
+
+// maxSymbols bounds the symbol cache (the addresses events name are a
+// few drop and free locations).
+const maxSymbols = 4096
 
 // NewFormatter returns a formatter with times relative to base.
 func NewFormatter(base uint64, names Names) *Formatter {
@@ -38,8 +48,22 @@ func NewFormatter(base uint64, names Names) *Formatter {
 // SocketLabel is the short name of a socket ("sk1"). Events that carry no
 // inode (rare) take the last socket seen at their address.
 func (f *Formatter) SocketLabel(sk uint64, ino uint32) string {
+	return string(f.appendSocketLabel(nil, sk, ino))
+}
+
+func (f *Formatter) appendSocketLabel(dst []byte, sk uint64, ino uint32) []byte {
 	if sk == 0 {
-		return "-"
+		return append(dst, '-')
+	}
+	return strconv.AppendInt(append(dst, "sk"...), int64(f.socketNumber(sk, ino)), 10)
+}
+
+func (f *Formatter) socketNumber(sk uint64, ino uint32) int {
+	// Since the last call f.cur[f.lastSk] is f.lastIno (unset if 0): an
+	// event of that socket, or without an inode at its address, is that
+	// socket again, and changes nothing.
+	if f.lastN != 0 && sk == f.lastSk && (ino == f.lastIno || ino == 0) {
+		return f.lastN
 	}
 	if ino == 0 {
 		ino = f.cur[sk]
@@ -52,186 +76,342 @@ func (f *Formatter) SocketLabel(sk uint64, ino uint32) string {
 		n = len(f.socks) + 1
 		f.socks[id] = n
 	}
-	return "sk" + strconv.Itoa(n)
-}
-
-func (f *Formatter) rel(ts uint64) float64 {
-	if ts < f.Base {
-		return -float64(f.Base-ts) / 1e9
-	}
-	return float64(ts-f.Base) / 1e9
+	f.lastSk, f.lastIno, f.lastN = sk, ino, n
+	return n
 }
 
 // MsgFlags renders sendmsg flags.
-func MsgFlags(fl uint64) string {
+func MsgFlags(fl uint64) string { return string(appendMsgFlags(nil, fl)) }
+
+func appendMsgFlags(dst []byte, fl uint64) []byte {
 	if fl == 0 {
-		return "0 (blocking)"
+		return append(dst, "0 (blocking)"...)
 	}
-	var parts []string
-	for _, x := range []struct {
+	start := len(dst)
+	for _, x := range [...]struct {
 		bit  uint64
 		name string
 	}{{unix.MSG_DONTWAIT, "MSG_DONTWAIT"}, {unix.MSG_CONFIRM, "MSG_CONFIRM"}, {unix.MSG_MORE, "MSG_MORE"}} {
 		if fl&x.bit != 0 {
-			parts = append(parts, x.name)
+			if len(dst) > start {
+				dst = append(dst, '|')
+			}
+			dst = append(dst, x.name...)
 			fl &^= x.bit
 		}
 	}
 	if fl != 0 {
-		parts = append(parts, fmt.Sprintf("%#x", fl))
+		if len(dst) > start {
+			dst = append(dst, '|')
+		}
+		dst = strconv.AppendUint(append(dst, "0x"...), fl, 16)
 	}
-	return strings.Join(parts, "|")
+	return dst
 }
 
 // ReturnString renders a sendmsg return: bytes or -errno.
-func ReturnString(ret int64) string {
+func ReturnString(ret int64) string { return string(appendReturn(nil, ret)) }
+
+func appendReturn(dst []byte, ret int64) []byte {
+	dst = strconv.AppendInt(dst, ret, 10)
 	if ret < 0 {
-		return fmt.Sprintf("%d (-%s)", ret, unix.ErrnoName(unix.Errno(-ret)))
+		dst = append(dst, " (-"...)
+		dst = append(dst, unix.ErrnoName(unix.Errno(-ret))...)
+		dst = append(dst, ')')
 	}
-	return strconv.FormatInt(ret, 10)
+	return dst
 }
 
-func softirqName(vec uint8) string {
+func appendSoftirqName(dst []byte, vec uint8) []byte {
 	switch vec {
 	case 2:
-		return "NET_TX"
+		return append(dst, "NET_TX"...)
 	case 3:
-		return "NET_RX"
+		return append(dst, "NET_RX"...)
 	}
-	return "vec" + strconv.Itoa(int(vec))
+	return strconv.AppendUint(append(dst, "vec"...), uint64(vec), 10)
 }
 
+// dropReason is the name of an skb drop reason, "" when unknown.
 func (f *Formatter) dropReason(code uint64) string {
 	if f.Names.DropReason != nil {
-		if n := f.Names.DropReason(uint32(code)); n != "" {
-			return n
-		}
+		return f.Names.DropReason(uint32(code))
 	}
-	return strconv.FormatUint(code, 10)
+	return ""
 }
 
+// appendDropReason appends the name of a drop reason, or its number.
+func (f *Formatter) appendDropReason(dst []byte, code uint64) []byte {
+	if n := f.dropReason(code); n != "" {
+		return append(dst, n...)
+	}
+	return strconv.AppendUint(dst, code, 10)
+}
+
+// symbol is Names.Symbol(addr), remembered; "" when unknown.
 func (f *Formatter) symbol(addr uint64) string {
-	if addr == 0 {
+	if addr == 0 || f.Names.Symbol == nil {
 		return ""
 	}
-	if f.Names.Symbol != nil {
-		if s := f.Names.Symbol(addr); s != "" {
-			return s
+	s, ok := f.syms[addr]
+	if !ok {
+		s = f.Names.Symbol(addr)
+		if f.syms == nil || len(f.syms) >= maxSymbols {
+			f.syms = make(map[uint64]string)
 		}
+		f.syms[addr] = s
 	}
-	return fmt.Sprintf("%#x", addr)
+	return s
 }
 
-func dur(ns uint64) string {
+// appendSymbol appends the name of a kernel text address, or its number
+// ("0xffffffff81e65670"); nothing for 0.
+func (f *Formatter) appendSymbol(dst []byte, addr uint64) []byte {
+	if s := f.symbol(addr); s != "" {
+		return append(dst, s...)
+	}
+	if addr == 0 {
+		return dst
+	}
+	return strconv.AppendUint(append(dst, "0x"...), addr, 16)
+}
+
+var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// appendFixed appends float64(x)/float64(div), div = 10^d with d <= 9, with
+// prec <= d decimals exactly as strconv.AppendFloat(dst, v, 'f', prec, 64)
+// (and so fmt's %.<prec>f) does, without its multi-precision arithmetic
+// where integers give the same digits: below 2^51 the division's error is
+// under a quarter of 1/div, while the decimal x/div is at least 1/div from
+// a rounding boundary, or on one (a tie, left to strconv).
+func appendFixed(dst []byte, x, div uint64, prec int) []byte {
+	unit := div / pow10[prec] // x's units per last printed digit
+	q, r := x/unit, x%unit
+	if x >= 1<<51 || (unit > 1 && r == unit/2) {
+		return strconv.AppendFloat(dst, float64(x)/float64(div), 'f', prec, 64)
+	}
+	if unit > 1 && r > unit/2 {
+		q++
+	}
+	p := pow10[prec]
+	dst = strconv.AppendUint(dst, q/p, 10)
+	if prec == 0 {
+		return dst
+	}
+	var d [9]byte
+	frac := q % p
+	for i := prec - 1; i >= 0; i-- {
+		d[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	return append(append(dst, '.'), d[:prec]...)
+}
+
+// appendDur appends a duration with a unit that suits it.
+func appendDur(dst []byte, ns uint64) []byte {
 	switch {
 	case ns >= 1e9:
-		return fmt.Sprintf("%.3fs", float64(ns)/1e9)
+		return append(appendFixed(dst, ns, 1e9, 3), 's')
 	case ns >= 1e6:
-		return fmt.Sprintf("%.3fms", float64(ns)/1e6)
+		return append(appendFixed(dst, ns, 1e6, 3), "ms"...)
 	case ns >= 1e3:
-		return fmt.Sprintf("%.1fus", float64(ns)/1e3)
+		return append(appendFixed(dst, ns, 1e3, 1), "us"...)
 	}
-	return fmt.Sprintf("%dns", ns)
+	return append(strconv.AppendUint(dst, ns, 10), "ns"...)
+}
+
+// appendRel appends ts as seconds since Base, right-aligned in width
+// columns: fmt's %<width>.9f of the seconds as float64.
+func (f *Formatter) appendRel(dst []byte, ts uint64, width int) []byte {
+	var buf [32]byte
+	num := buf[:0]
+	if ts < f.Base {
+		num = appendFixed(append(num, '-'), f.Base-ts, 1e9, 9)
+	} else {
+		num = appendFixed(num, ts-f.Base, 1e9, 9)
+	}
+	for i := len(num); i < width; i++ {
+		dst = append(dst, ' ')
+	}
+	return append(dst, num...)
+}
+
+// pad appends spaces to dst until what follows start is width characters
+// wide (runes, as fmt's %-<width>s counts).
+func pad(dst []byte, start, width int) []byte {
+	n := len(dst) - start
+	for _, c := range dst[start:] {
+		if c >= utf8.RuneSelf {
+			n = utf8.RuneCount(dst[start:])
+			break
+		}
+	}
+	for ; n < width; n++ {
+		dst = append(dst, ' ')
+	}
+	return dst
 }
 
 // Text renders one event as a line (without newline):
 //
 //	TIME  CPU COMM/TID  SOCKET FRAME  WHAT  DETAILS
 func (f *Formatter) Text(e *Event) string {
-	var b strings.Builder
-	frame := "-"
+	var buf [256]byte
+	return string(f.AppendText(buf[:0], e))
+}
+
+// AppendText appends the line Text renders to dst.
+func (f *Formatter) AppendText(dst []byte, e *Event) []byte {
+	b := f.appendRel(dst, e.TS, 14)
+	b = append(b, " cpu"...)
+	start := len(b)
+	b = pad(strconv.AppendUint(b, uint64(e.CPU), 10), start, 2)
+	b = append(b, ' ')
+	start = len(b)
+	b = append(b, e.Comm...)
+	b = strconv.AppendUint(append(b, '/'), uint64(e.TID), 10)
+	b = append(pad(b, start, 22), ' ')
+	start = len(b)
+	b = append(pad(f.appendSocketLabel(b, e.Sk, e.SockIno), start, 4), ' ')
+	start = len(b)
 	if e.HasFrame() {
-		frame = "#" + strconv.FormatUint(uint64(e.Frame), 10)
+		b = strconv.AppendUint(append(b, '#'), uint64(e.Frame), 10)
+	} else {
+		b = append(b, '-')
 	}
-	fmt.Fprintf(&b, "%14.9f cpu%-2d %-22s %-4s %-6s ", f.rel(e.TS), e.CPU,
-		fmt.Sprintf("%s/%d", e.Comm, e.TID), f.SocketLabel(e.Sk, e.SockIno), frame)
+	b = append(pad(b, start, 6), ' ')
 	sockState := func() {
 		if e.SndBuf >= 0 {
-			fmt.Fprintf(&b, " sndbuf=%d wmem=%d", e.SndBuf, e.Wmem)
+			b = strconv.AppendInt(append(b, " sndbuf="...), int64(e.SndBuf), 10)
+			b = strconv.AppendInt(append(b, " wmem="...), int64(e.Wmem), 10)
 		}
 		if e.Pending >= 0 {
-			fmt.Fprintf(&b, " pending=%d", e.Pending)
+			b = strconv.AppendInt(append(b, " pending="...), int64(e.Pending), 10)
+		}
+	}
+	num := func(label string, v uint64) {
+		b = strconv.AppendUint(append(b, label...), v, 10)
+	}
+	wrongFormat := func() {
+		if e.Scan.WrongFormat > 0 {
+			num(" WRONG_FORMAT=", uint64(e.Scan.WrongFormat))
 		}
 	}
 	switch e.Kind {
 	case SendmsgEnter:
-		fmt.Fprintf(&b, "sendmsg enter    flags=%s head=%d SEND_REQUEST=%d (run of %d from head) SENDING=%d AVAILABLE=%d",
-			MsgFlags(e.A[0]), e.Scan.Head, e.Scan.SendRequest, e.Scan.RunSendRequest, e.Scan.Sending, e.Scan.Available)
-		if e.Scan.WrongFormat > 0 {
-			fmt.Fprintf(&b, " WRONG_FORMAT=%d", e.Scan.WrongFormat)
-		}
+		b = appendMsgFlags(append(b, "sendmsg enter    flags="...), e.A[0])
+		num(" head=", uint64(e.Scan.Head))
+		num(" SEND_REQUEST=", uint64(e.Scan.SendRequest))
+		num(" (run of ", uint64(e.Scan.RunSendRequest))
+		num(" from head) SENDING=", uint64(e.Scan.Sending))
+		num(" AVAILABLE=", uint64(e.Scan.Available))
+		wrongFormat()
 		sockState()
 	case SendmsgReturn:
-		fmt.Fprintf(&b, "sendmsg return   ret=%s after %s head=%d SEND_REQUEST=%d SENDING=%d AVAILABLE=%d",
-			ReturnString(e.Ret()), dur(e.TS-e.A[2]), e.Scan.Head, e.Scan.SendRequest, e.Scan.Sending, e.Scan.Available)
-		if e.Scan.WrongFormat > 0 {
-			fmt.Fprintf(&b, " WRONG_FORMAT=%d", e.Scan.WrongFormat)
+		b = appendReturn(append(b, "sendmsg return   ret="...), e.Ret())
+		b = appendDur(append(b, " after "...), e.TS-e.A[2])
+		if e.N > 0 {
+			num(" taken=", uint64(e.N))
 		}
+		num(" head=", uint64(e.Scan.Head))
+		num(" SEND_REQUEST=", uint64(e.Scan.SendRequest))
+		num(" SENDING=", uint64(e.Scan.Sending))
+		num(" AVAILABLE=", uint64(e.Scan.Available))
+		wrongFormat()
 		sockState()
 	case FrameState:
-		fmt.Fprintf(&b, "%s -> %s", e.Old, e.New)
+		b = appendState(b, e.Old)
+		b = appendState(append(b, " -> "...), e.New)
 		if c := e.Cause.String(); c != "" {
-			fmt.Fprintf(&b, " [%s]", c)
+			b = append(append(append(b, " ["...), c...), ']')
 		}
 		if e.Prec == Bounded {
 			if e.TSLo > 0 && e.TSLo <= e.TS {
-				fmt.Fprintf(&b, " (bounded: within the %s before)", dur(e.TS-e.TSLo))
+				b = appendDur(append(b, " (bounded: within the "...), e.TS-e.TSLo)
+				b = append(b, " before)"...)
 			} else {
-				b.WriteString(" (bounded)")
+				b = append(b, " (bounded)"...)
 			}
 		}
 		if e.Dev != "" {
-			fmt.Fprintf(&b, " dev=%s", e.Dev)
+			b = append(append(b, " dev="...), e.Dev...)
 		}
 		if e.New == Available && e.A[1] != 0 {
-			fmt.Fprintf(&b, " (kfree_skb %s at %s)", f.dropReason(e.A[0]), f.symbol(e.A[1]))
+			b = f.appendDropReason(append(b, " (kfree_skb "...), e.A[0])
+			b = append(f.appendSymbol(append(b, " at "...), e.A[1]), ')')
 		}
 		sockState()
 	case QdiscEnqueue, QdiscDequeue:
-		what := "qdisc enqueue"
 		if e.Kind == QdiscDequeue {
-			what = "qdisc dequeue"
-		}
-		fmt.Fprintf(&b, "%-16s qdisc %x:%x qlen=%d backlog=%dB", what, e.A[0]>>16, e.A[0]&0xffff, uint32(e.A[1]), e.A[1]>>32)
-	case XmitStart:
-		fmt.Fprintf(&b, "driver xmit      dev=%s", e.Dev)
-	case XmitDone:
-		fmt.Fprintf(&b, "driver returned  dev=%s rc=%s", e.Dev, netdevTx(e.Ret()))
-	case XmitRC:
-		fmt.Fprintf(&b, "xmit returned    rc=%s", netXmit(e.Ret()))
-	case Drop:
-		fmt.Fprintf(&b, "DROP             reason=%s at %s dev=%s", f.dropReason(e.A[0]), f.symbol(e.A[1]), e.Dev)
-		if e.Aux == 1 {
-			b.WriteString(" (asynchronous, NET_TX softirq: the sender is not told)")
+			b = append(b, "qdisc dequeue   "...)
 		} else {
-			b.WriteString(" (in the sender's xmit: frame rolled back, sendto gets -ENOBUFS)")
+			b = append(b, "qdisc enqueue   "...)
+		}
+		b = strconv.AppendUint(append(b, " qdisc "...), e.A[0]>>16, 16)
+		b = strconv.AppendUint(append(b, ':'), e.A[0]&0xffff, 16)
+		num(" qlen=", uint64(uint32(e.A[1])))
+		num(" backlog=", e.A[1]>>32)
+		b = append(b, 'B')
+	case XmitStart:
+		b = append(append(b, "driver xmit      dev="...), e.Dev...)
+	case XmitDone:
+		b = append(append(b, "driver returned  dev="...), e.Dev...)
+		b = appendNetdevTx(append(b, " rc="...), e.Ret())
+	case XmitRC:
+		b = appendNetXmit(append(b, "xmit returned    rc="...), e.Ret())
+	case Drop:
+		b = f.appendDropReason(append(b, "DROP             reason="...), e.A[0])
+		b = f.appendSymbol(append(b, " at "...), e.A[1])
+		b = append(append(b, " dev="...), e.Dev...)
+		if e.Aux == 1 {
+			b = append(b, " (asynchronous, NET_TX softirq: the sender is not told)"...)
+		} else {
+			b = append(b, " (in the sender's xmit: frame rolled back, sendto gets -ENOBUFS)"...)
 		}
 		sockState()
 	case Sleep:
-		fmt.Fprintf(&b, "sender sleeps    waiting for %s", Wait(e.Aux))
+		b = append(append(b, "sender sleeps    waiting for "...), Wait(e.Aux).String()...)
 		sockState()
 	case Wake:
 		if Wait(e.A[1]) == WaitCPU {
-			fmt.Fprintf(&b, "sender runs      tid=%d after %s runnable without a CPU", e.A[0], dur(e.Duration()))
+			num("sender runs      tid=", e.A[0])
+			b = appendDur(append(b, " after "...), e.Duration())
+			b = append(b, " runnable without a CPU"...)
 		} else {
-			fmt.Fprintf(&b, "sender woken     tid=%d after %s in %s wait, by %s", e.A[0], dur(e.Duration()), Wait(e.A[1]), wakerString(Wait(e.Aux)))
+			num("sender woken     tid=", e.A[0])
+			b = appendDur(append(b, " after "...), e.Duration())
+			b = append(append(b, " in "...), Wait(e.A[1]).String()...)
+			b = append(append(b, " wait, by "...), wakerString(Wait(e.Aux))...)
 		}
 		sockState()
 	case Softirq:
-		fmt.Fprintf(&b, "softirq %-8s %s", softirqName(e.Aux), dur(e.Duration()))
+		b = append(b, "softirq "...)
+		start := len(b)
+		b = append(pad(appendSoftirqName(b, e.Aux), start, 8), ' ')
+		b = appendDur(b, e.Duration())
 	case NapiPoll:
-		fmt.Fprintf(&b, "napi poll        dev=%s work=%d budget=%d", e.Dev, e.A[0], e.A[1])
+		b = append(append(b, "napi poll        dev="...), e.Dev...)
+		num(" work=", e.A[0])
+		num(" budget=", e.A[1])
 	case RX:
-		fmt.Fprintf(&b, "received         dev=%s", e.Dev)
+		b = append(append(b, "received         dev="...), e.Dev...)
 	case FramePicked:
-		b.WriteString("frame picked     tpacket_snd takes this SEND_REQUEST frame")
+		b = append(b, "frame picked     tpacket_snd takes this SEND_REQUEST frame"...)
 		sockState()
 	case SockGone:
-		b.WriteString("socket's ring went away (closed or re-created): frame no longer tracked")
+		b = append(b, "socket's ring went away (closed or re-created): frame no longer tracked"...)
 	default:
-		b.WriteString(e.Kind.String())
+		b = append(b, e.Kind.String()...)
 	}
-	return b.String()
+	return b
+}
+
+func appendState(dst []byte, s State) []byte {
+	switch s {
+	case Available, SendRequest, Sending, WrongFormat, Unknown:
+		return append(dst, s.String()...)
+	}
+	return append(strconv.AppendUint(append(dst, "STATUS("...), uint64(s), 10), ')')
 }
 
 func wakerString(w Wait) string {
@@ -246,29 +426,26 @@ func wakerString(w Wait) string {
 	return "something else (signal, timeout)"
 }
 
-// netdevTx names an ndo_start_xmit return code.
-func netdevTx(rc int64) string {
+// appendNetdevTx names an ndo_start_xmit return code.
+func appendNetdevTx(dst []byte, rc int64) []byte {
 	switch rc {
 	case 0:
-		return "NETDEV_TX_OK"
+		return append(dst, "NETDEV_TX_OK"...)
 	case 0x10:
-		return "NETDEV_TX_BUSY"
+		return append(dst, "NETDEV_TX_BUSY"...)
 	}
-	return strconv.FormatInt(rc, 10)
+	return strconv.AppendInt(dst, rc, 10)
 }
 
-// netXmit names a dev_queue_xmit return code.
-func netXmit(rc int64) string {
+// appendNetXmit names a dev_queue_xmit return code.
+func appendNetXmit(dst []byte, rc int64) []byte {
 	switch rc {
 	case 0:
-		return "NET_XMIT_SUCCESS"
+		return append(dst, "NET_XMIT_SUCCESS"...)
 	case 1:
-		return "NET_XMIT_DROP"
+		return append(dst, "NET_XMIT_DROP"...)
 	case 2:
-		return "NET_XMIT_CN"
+		return append(dst, "NET_XMIT_CN"...)
 	}
-	if rc < 0 {
-		return ReturnString(rc)
-	}
-	return strconv.FormatInt(rc, 10)
+	return appendReturn(dst, rc)
 }

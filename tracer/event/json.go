@@ -7,26 +7,42 @@ import (
 )
 
 // jw appends a JSON object without reflection: events are written at
-// ring-buffer rates.
+// ring-buffer rates. Objects are opened with their first key written out;
+// the methods add the members after it.
 type jw struct {
-	b     []byte
-	first bool
+	b []byte
 }
 
 func (w *jw) key(k string) {
-	if !w.first {
-		w.b = append(w.b, ',')
-	}
-	w.first = false
-	w.b = append(w.b, '"')
+	w.b = append(w.b, ',', '"')
 	w.b = append(w.b, k...)
 	w.b = append(w.b, '"', ':')
 }
 
 func (w *jw) str(k, v string) {
 	w.key(k)
-	w.b = strconv.AppendQuote(w.b, v)
+	w.b = appendQuoted(w.b, v)
 }
+
+// appendQuoted is strconv.AppendQuote, with a fast path for the usual
+// printable ASCII.
+func appendQuoted(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.AppendQuote(dst, s)
+		}
+	}
+	return append(append(append(dst, '"'), s...), '"')
+}
+
+// open starts a string value the caller appends (only characters that
+// need no quoting); close ends it.
+func (w *jw) open(k string) {
+	w.key(k)
+	w.b = append(w.b, '"')
+}
+
+func (w *jw) close() { w.b = append(w.b, '"') }
 
 func (w *jw) u(k string, v uint64) {
 	w.key(k)
@@ -51,10 +67,7 @@ func (w *jw) hex(k string, v uint64) {
 }
 
 func (w *jw) scan(s Scan) {
-	w.key("ring")
-	w.b = append(w.b, '{')
-	w.first = true
-	w.u("head", uint64(s.Head))
+	w.b = strconv.AppendUint(append(w.b, `,"ring":{"head":`...), uint64(s.Head), 10)
 	w.u("frames", uint64(s.Frames))
 	w.u("send_request", uint64(s.SendRequest))
 	w.u("run_send_request", uint64(s.RunSendRequest))
@@ -63,7 +76,6 @@ func (w *jw) scan(s Scan) {
 	w.u("wrong_format", uint64(s.WrongFormat))
 	w.u("scanned", uint64(s.Scanned))
 	w.b = append(w.b, '}')
-	w.first = false
 }
 
 // AppendJSON appends e as one JSON object (no newline). The frame_state
@@ -72,8 +84,7 @@ func (w *jw) scan(s Scan) {
 //	{"event":"frame_state","frame":N,"state":"SENDING"|"AVAILABLE"|"SEND_REQUEST"|"WRONG_FORMAT",
 //	 "old_state":...,"ts_ns":...,"pid":...,"socket":"0x...",...}
 func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
-	w := jw{b: append(dst, '{'), first: true}
-	w.str("event", e.Kind.String())
+	w := jw{b: appendQuoted(append(dst, `{"event":`...), e.Kind.String())}
 	w.u("ts_ns", e.TS)
 	w.u("cpu", uint64(e.CPU))
 	w.u("pid", uint64(e.PID))
@@ -81,7 +92,9 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	w.str("comm", e.Comm)
 	if e.Sk != 0 {
 		w.hex("socket", e.Sk)
-		w.str("sock", f.SocketLabel(e.Sk, e.SockIno))
+		w.open("sock")
+		w.b = f.appendSocketLabel(w.b, e.Sk, e.SockIno)
+		w.close()
 		if e.SockIno != 0 {
 			w.u("sock_ino", uint64(e.SockIno))
 		}
@@ -115,6 +128,9 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 		w.u("enter_ns", e.A[2])
 		w.u("duration_ns", e.TS-e.A[2])
 		w.bool("dontwait", e.Aux == 1)
+		if e.N > 0 {
+			w.u("frames_taken", uint64(e.N))
+		}
 		w.scan(e.Scan)
 		sockState()
 	case FrameState:
@@ -127,12 +143,15 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 		w.str("cause", e.Cause.String())
 		w.str("hook", e.Hook.String())
 		if e.New == Available && e.A[1] != 0 {
-			w.str("free_reason", f.dropReason(e.A[0]))
-			w.str("free_location", f.symbol(e.A[1]))
+			f.jsonDropReason(&w, "free_reason", e.A[0])
+			f.jsonSymbol(&w, "free_location", e.A[1])
 		}
 		sockState()
 	case QdiscEnqueue, QdiscDequeue:
-		w.str("qdisc", strconv.FormatUint(e.A[0]>>16, 16)+":"+strconv.FormatUint(e.A[0]&0xffff, 16))
+		w.open("qdisc")
+		w.b = strconv.AppendUint(w.b, e.A[0]>>16, 16)
+		w.b = strconv.AppendUint(append(w.b, ':'), e.A[0]&0xffff, 16)
+		w.close()
 		w.u("qlen", e.A[1]&0xffffffff)
 		w.u("backlog", e.A[1]>>32)
 		if e.Kind == QdiscDequeue {
@@ -143,8 +162,8 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	case Drop:
 		w.bool("synchronous", e.Aux == 0)
 		w.u("reason_code", e.A[0])
-		w.str("reason", f.dropReason(e.A[0]))
-		w.str("location", f.symbol(e.A[1]))
+		f.jsonDropReason(&w, "reason", e.A[0])
+		f.jsonSymbol(&w, "location", e.A[1])
 		sockState()
 	case Sleep:
 		w.str("reason", Wait(e.Aux).String())
@@ -156,7 +175,9 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 		w.u("slept_ns", e.Duration())
 		sockState()
 	case Softirq:
-		w.str("vec", softirqName(e.Aux))
+		w.open("vec")
+		w.b = appendSoftirqName(w.b, e.Aux)
+		w.close()
 		w.u("start_ns", e.TSLo)
 		w.u("duration_ns", e.Duration())
 	case NapiPoll:
@@ -166,4 +187,24 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	}
 	w.b = append(w.b, '}')
 	return w.b
+}
+
+func (f *Formatter) jsonDropReason(w *jw, k string, code uint64) {
+	if n := f.dropReason(code); n != "" {
+		w.str(k, n)
+		return
+	}
+	w.open(k)
+	w.b = strconv.AppendUint(w.b, code, 10)
+	w.close()
+}
+
+func (f *Formatter) jsonSymbol(w *jw, k string, addr uint64) {
+	if s := f.symbol(addr); s != "" {
+		w.str(k, s)
+		return
+	}
+	w.open(k)
+	w.b = f.appendSymbol(w.b, addr)
+	w.close()
 }

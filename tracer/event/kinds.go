@@ -30,7 +30,8 @@ const (
 	maxKind       = FramePicked
 )
 
-var kindNames = map[Kind]string{
+// kindNames is indexed by kind (an array: String runs once per event).
+var kindNames = [...]string{
 	SendmsgEnter: "sendmsg_enter", SendmsgReturn: "sendmsg_return", FrameState: "frame_state",
 	QdiscEnqueue: "qdisc_enqueue", QdiscDequeue: "qdisc_dequeue", XmitStart: "xmit_start",
 	XmitDone: "xmit_done", Drop: "drop", Sleep: "sleep", Wake: "wake", Softirq: "softirq",
@@ -38,8 +39,8 @@ var kindNames = map[Kind]string{
 }
 
 func (k Kind) String() string {
-	if n, ok := kindNames[k]; ok {
-		return n
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
 	}
 	return fmt.Sprintf("kind%d", uint16(k))
 }
@@ -57,11 +58,13 @@ func Kinds() []Kind {
 // (softirq spans, napi polls): socket filters do not apply to it.
 func (k Kind) PerCPU() bool { return k == Softirq || k == NapiPoll }
 
-// DefaultKinds is every kind except the per-CPU ones, which are opt-in.
+// DefaultKinds is every kind except the opt-in ones: the per-CPU kinds and
+// RX, whose hook runs for every received skb on the machine and, for a
+// sender on veth or lo, once more per frame.
 func DefaultKinds() []Kind {
 	var ks []Kind
 	for _, k := range Kinds() {
-		if !k.PerCPU() {
+		if !k.PerCPU() && k != RX {
 			ks = append(ks, k)
 		}
 	}
@@ -71,8 +74,8 @@ func DefaultKinds() []Kind {
 // ParseKind is the inverse of String.
 func ParseKind(s string) (Kind, bool) {
 	for k, n := range kindNames {
-		if n == s {
-			return k, true
+		if n != "" && n == s {
+			return Kind(k), true
 		}
 	}
 	return 0, false
@@ -135,7 +138,8 @@ func (p Precision) String() string {
 // Cause is what made a frame change state.
 type Cause uint8
 
-var causeNames = map[Cause]string{
+// causeNames is indexed by cause; RT_C_NONE's name is "".
+var causeNames = [...]string{
 	Cause(bpfobj.RingtraceRtCauseRT_C_NONE):          "",
 	Cause(bpfobj.RingtraceRtCauseRT_C_XMIT):          "xmit",
 	Cause(bpfobj.RingtraceRtCauseRT_C_DESTRUCT):      "destructor",
@@ -161,11 +165,12 @@ const (
 	CausePicked   = Cause(bpfobj.RingtraceRtCauseRT_C_PICKED)
 	CauseScan     = Cause(bpfobj.RingtraceRtCauseRT_C_SCAN)
 	CauseUser     = Cause(bpfobj.RingtraceRtCauseRT_C_USER)
+	CauseTaken    = Cause(bpfobj.RingtraceRtCauseRT_C_TAKEN)
 )
 
 func (c Cause) String() string {
-	if n, ok := causeNames[c]; ok {
-		return n
+	if int(c) < len(causeNames) && (causeNames[c] != "" || c == Cause(bpfobj.RingtraceRtCauseRT_C_NONE)) {
+		return causeNames[c]
 	}
 	return fmt.Sprintf("cause%d", uint8(c))
 }

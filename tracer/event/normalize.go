@@ -7,6 +7,10 @@ package event
 //     SEND_REQUEST since the kernel last looked; each becomes a frame_state
 //     SEND_REQUEST event, bounded by when that frame was last seen AVAILABLE
 //     (the write itself has no kernel event);
+//   - a completion of a frame no hook saw become SENDING (qdisc bypass) is
+//     one raw event, SEND_REQUEST -> AVAILABLE with A[2] the earliest time
+//     it can have become SENDING: it is reported as the two transitions,
+//     SENDING bounded in [A[2], ts], then AVAILABLE;
 //   - frame transitions two hooks raced to report (same frame, same new
 //     state) are reported once.
 //
@@ -14,6 +18,10 @@ package event
 type Normalizer struct {
 	frames     map[frameKey]frameMem
 	Duplicates uint64
+	// The events expandScan and splitCompletion emit, reused: emit does
+	// not keep them.
+	implied Event
+	split   [2]Event
 }
 
 type frameKey struct {
@@ -29,7 +37,8 @@ type frameMem struct {
 // NewNormalizer returns an empty normalizer.
 func NewNormalizer() *Normalizer { return &Normalizer{frames: map[frameKey]frameMem{}} }
 
-// Process passes e (and the events it implies) to emit.
+// Process passes e (and the events it implies) to emit. An event passed
+// to emit is only valid during that call: emit copies what it keeps.
 func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 	switch e.Kind {
 	case SendmsgEnter:
@@ -38,6 +47,9 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 		}
 		return n.expandScan(e, emit)
 	case FrameState:
+		if e.Old == SendRequest && e.New == Available {
+			return n.splitCompletion(e, emit)
+		}
 		k := frameKey{e.Sk, e.Frame}
 		if prev, ok := n.frames[k]; ok && prev.state == e.New {
 			n.Duplicates++
@@ -52,6 +64,21 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 		}
 	}
 	return emit(e)
+}
+
+// splitCompletion reports a SEND_REQUEST -> AVAILABLE raw event as the
+// SENDING nobody saw (bounded) and the completion.
+func (n *Normalizer) splitCompletion(e *Event, emit func(*Event) error) error {
+	sending, avail := &n.split[0], &n.split[1]
+	*sending = *e
+	sending.New, sending.Prec, sending.TSLo, sending.Cause = Sending, Bounded, e.A[2], CauseTaken
+	sending.A = [3]uint64{}
+	*avail = *e
+	avail.Old, avail.A[2] = Sending, 0
+	if err := n.Process(sending, emit); err != nil {
+		return err
+	}
+	return n.Process(avail, emit)
 }
 
 // MaxScanRun is the longest run of frames one ring scan can report: the
@@ -79,11 +106,12 @@ func (n *Normalizer) expandScan(e *Event, emit func(*Event) error) error {
 		if known {
 			old, lo = prev.state, prev.ts
 		}
-		x := Event{Kind: FrameState, TS: e.TS, TSLo: lo, Sk: e.Sk, PID: e.PID, TID: e.TID, CPU: e.CPU,
+		x := &n.implied
+		*x = Event{Kind: FrameState, TS: e.TS, TSLo: lo, Sk: e.Sk, PID: e.PID, TID: e.TID, CPU: e.CPU,
 			Frame: idx, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending, Old: old, New: SendRequest,
 			Prec: Bounded, Cause: CauseUser, Hook: e.Hook, Comm: e.Comm}
 		n.frames[k] = frameMem{state: SendRequest, ts: e.TS}
-		if err := emit(&x); err != nil {
+		if err := emit(x); err != nil {
 			return err
 		}
 	}

@@ -449,11 +449,11 @@ func (b *builder) qdiscAndDriver() {
 	}
 	if b.tp("kfree_skb") {
 		b.attach("tp_kfree_skb", KindTPBTF, "kfree_skb")
-		why := "ring skb freed in the sender's xmit: the frame is rolled back and sendto returns -ENOBUFS"
+		why := "ring skb freed on the bound device while the sender hands it over: rolled back, sendto returns -ENOBUFS; freed there otherwise: dropped unseen by the sender; freed on another device (a veth peer): completed"
 		if !b.p.Config.KfreeHasReason {
 			why += "; no drop reason before Linux 5.17"
 		}
-		b.row("synchronous drop (reason, location)", "tp_btf kfree_skb", "exact", why)
+		b.row("qdisc/driver drop (reason, location)", "tp_btf kfree_skb", "exact", why)
 	}
 	if b.tp("consume_skb") {
 		b.attach("tp_consume_skb", KindTPBTF, "consume_skb")
@@ -520,8 +520,8 @@ func (b *builder) sched() {
 
 func (b *builder) softirq() {
 	if b.tp("softirq_entry") && b.tp("softirq_exit") {
-		b.attach("tp_softirq_entry", KindTPBTF, "softirq_entry")
-		b.attach("tp_softirq_exit", KindTPBTF, "softirq_exit")
+		b.attachFor("tp_softirq_entry", KindTPBTF, "softirq_entry", "softirq")
+		b.attachFor("tp_softirq_exit", KindTPBTF, "softirq_exit", "softirq")
 		b.row("NET_RX / NET_TX softirq spans", "tp_btf softirq_entry / softirq_exit", "exact", "")
 	}
 	if b.tp("napi_poll") {

@@ -6,7 +6,7 @@
 // Layout (all integers little-endian), documented in docs/recording-format.md:
 //
 //	magic    "RTREC\x00\r\n"              8 bytes
-//	version  uint32                       currently 1
+//	version  uint32                       currently 2 (1 is read too)
 //	hlen     uint32                       length of the header JSON
 //	header   hlen bytes of JSON           Header
 //	records  repeated: uint32 n, n bytes  one struct rt_event each
@@ -37,7 +37,7 @@ import (
 const Magic = "RTREC\x00\r\n"
 
 // Version is the format version this package writes and the newest it reads.
-const Version = 1
+const Version = 2
 
 const (
 	maxHeader = 16 << 20

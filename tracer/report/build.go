@@ -15,6 +15,7 @@ import (
 // more than its events justify.
 type Builder struct {
 	r        *Report
+	lim      Limits
 	names    event.Names
 	cpus     map[uint32]*CPU
 	sleeping map[uint32]*Sleep // by tid
@@ -37,6 +38,9 @@ func NewBuilder(names event.Names) *Builder {
 	}
 }
 
+// SetLimits bounds what the builder keeps from now on (see Limits).
+func (b *Builder) SetLimits(l Limits) { b.lim = l }
+
 // maxCPUs bounds the CPU table against corrupt input.
 const maxCPUs = 8192
 
@@ -53,13 +57,42 @@ func (b *Builder) socket(e *event.Event) *Socket {
 	k := sockKey{e.Sk, ino}
 	s := b.r.socks[k]
 	if s == nil {
-		b.labels++
-		s = &Socket{Sk: e.Sk, Ino: ino, Label: "sk" + strconv.Itoa(b.labels),
-			open: map[uint32]*Round{}, calls: map[uint32]*Call{}, devSeen: map[string]bool{}}
-		b.r.socks[k] = s
-		b.r.Sockets = append(b.r.Sockets, s)
+		s = b.newSocket(e.Sk, ino)
 	}
 	return s
+}
+
+func (b *Builder) newSocket(sk uint64, ino uint32) *Socket {
+	b.labels++
+	s := &Socket{Sk: sk, Ino: ino, Label: "sk" + strconv.Itoa(b.labels),
+		open: map[uint32]*Round{}, last: map[uint32]*Round{}, calls: map[uint32]*Call{}, devSeen: map[string]bool{}}
+	s.st.init()
+	b.r.socks[sockKey{sk, ino}] = s
+	b.r.Sockets = append(b.r.Sockets, s)
+	return s
+}
+
+// addSample appends to a socket's accounting series; with a Samples limit
+// the series is downsampled, keeping each stretch's first, lowest, highest
+// and last points, whenever it doubles.
+func (b *Builder) addSample(s *Socket, p Sample) {
+	s.SndBuf = p.SndBuf
+	s.MaxWmem = max(s.MaxWmem, p.Wmem)
+	s.MaxPending = max(s.MaxPending, p.Pending)
+	s.Series = append(s.Series, p)
+	if n := b.lim.Samples; n > 0 && len(s.Series) >= 2*n {
+		s.Series = append(s.Series[:0:0], downsample(s.Series, n)...)
+	}
+}
+
+// keepCall lists c on its socket unless the Calls limit is reached.
+func (b *Builder) keepCall(s *Socket, c *Call) {
+	s.NCalls++
+	c.prev, s.lastEntered = s.lastEntered, c
+	s.st.lastCall = c
+	if b.lim.Calls == 0 || len(s.Calls) < b.lim.Calls {
+		s.Calls = append(s.Calls, c)
+	}
 }
 
 func (b *Builder) cpu(id uint32) *CPU {
@@ -86,9 +119,9 @@ func (b *Builder) Add(e *event.Event) {
 	r.Events[e.Kind.String()]++
 	s := b.socket(e)
 	if s != nil && e.SndBuf >= 0 && e.Pending >= 0 {
-		s.Series = append(s.Series, Sample{TS: e.TS, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending})
+		b.addSample(s, Sample{TS: e.TS, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending})
 	}
-	egress := e.Kind == event.XmitStart || (e.Kind == event.FrameState && e.New == event.Sending)
+	egress := e.Kind == event.XmitStart || e.Kind == event.SendmsgEnter || (e.Kind == event.FrameState && e.New == event.Sending)
 	if s != nil && e.Dev != "" && !s.devSeen[e.Dev] && egress {
 		s.devSeen[e.Dev] = true
 		s.Devs = append(s.Devs, e.Dev)
@@ -107,7 +140,7 @@ func (b *Builder) Add(e *event.Event) {
 		c := &Call{TID: e.TID, PID: e.PID, Comm: e.Comm, Enter: e.TS, Flags: e.A[0],
 			DontWait: e.A[0]&unix.MSG_DONTWAIT != 0, EntryScan: e.Scan}
 		s.calls[e.TID] = c
-		s.Calls = append(s.Calls, c)
+		b.keepCall(s, c)
 	case event.SendmsgReturn:
 		if s == nil {
 			return
@@ -115,18 +148,18 @@ func (b *Builder) Add(e *event.Event) {
 		c := s.calls[e.TID]
 		if c == nil { // the trace started inside the call
 			c = &Call{TID: e.TID, PID: e.PID, Comm: e.Comm, Enter: e.A[2], DontWait: e.Aux == 1}
-			s.Calls = append(s.Calls, c)
+			b.keepCall(s, c)
 		}
 		delete(s.calls, e.TID)
 		c.Return, c.Ret, c.ReturnScan = e.TS, e.Ret(), e.Scan
+		c.FramesTaken = max(c.FramesTaken, int(e.N)) // the kernel's count: summary mode has no SENDING events
 		c.SndBufAtRet, c.WmemAtRet = e.SndBuf, e.Wmem
-		if c.Ret == 0 && len(s.Calls) >= 2 {
-			prev := s.Calls[len(s.Calls)-2]
-			if prev.TID == c.TID && (prev.Ret > 0 || prev.LoopCall) {
-				c.LoopCall = true
-			}
+		if prev := c.prev; c.Ret == 0 && prev != nil && prev.TID == c.TID && (prev.Ret > 0 || prev.LoopCall) {
+			c.LoopCall = true
 		}
+		c.prev = nil // keep no chain of old calls alive
 		b.countReturn(c.Ret)
+		s.st.addCall(c, r.End)
 	case event.FrameState:
 		if s != nil && e.HasFrame() {
 			b.frameState(s, e)
@@ -137,7 +170,11 @@ func (b *Builder) Add(e *event.Event) {
 		}
 		d := Drop{TS: e.TS, Frame: e.Frame, Synchronous: e.Aux == 0, Dev: e.Dev,
 			Reason: name(b.names.DropReason, uint32(e.A[0])), Location: sym(b.names.Symbol, e.A[1])}
-		s.Drops = append(s.Drops, d)
+		s.NDrops++
+		s.st.addDrop(d)
+		if b.lim.Drops == 0 || len(s.Drops) < b.lim.Drops {
+			s.Drops = append(s.Drops, d)
+		}
 		if d.Synchronous {
 			r.Totals.SyncDrops++
 			if c := s.calls[e.TID]; c != nil {
@@ -176,7 +213,9 @@ func (b *Builder) Add(e *event.Event) {
 		if e.TSLo == 0 || e.TSLo > e.TS {
 			return
 		}
-		c.Spans = append(c.Spans, Span{Start: e.TSLo, End: e.TS, Vec: e.Aux})
+		if !b.lim.Summary {
+			c.Spans = append(c.Spans, Span{Start: e.TSLo, End: e.TS, Vec: e.Aux})
+		}
 		switch e.Aux {
 		case 2:
 			c.NetTX += e.TS - e.TSLo
@@ -261,8 +300,8 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 	if rd == nil && e.New == event.SendRequest && e.Cause == event.CauseRollback {
 		// A roll-back after a completion the hooks did not label as a
 		// drop: the round was not over.
-		if last := b.lastRound(s, e.Frame); last != nil && last.Done {
-			b.undo(last)
+		if last := s.last[e.Frame]; last != nil && last.Done {
+			b.undo(s, last)
 			rd = last
 			s.open[e.Frame] = rd
 		}
@@ -270,7 +309,11 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 	if rd == nil {
 		rd = &Round{Frame: e.Frame, Call: -1, State: event.Unknown}
 		s.open[e.Frame] = rd
-		s.Rounds = append(s.Rounds, rd)
+		s.last[e.Frame] = rd
+		s.FrameUses++
+		if !b.lim.Summary {
+			s.Rounds = append(s.Rounds, rd)
+		}
 	}
 	// Keep a round's transition list bounded: a frame that is retried
 	// forever (ENOBUFS) records its counts, not every retry.
@@ -282,6 +325,7 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 	case event.SendRequest:
 		if e.Cause == event.CauseRollback {
 			b.r.Totals.RolledBack++
+			s.st.rolledBack++
 			rd.Drops++
 			return
 		}
@@ -293,12 +337,15 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 			b.r.Totals.FramesSent++
 		}
 		rd.Sending = e.TS
+		rd.sendingExact = e.Prec == event.Exact
 		if e.Dev != "" {
 			rd.Dev = e.Dev
 		}
 		if c := s.calls[e.TID]; c != nil {
 			c.FramesTaken++
-			rd.Call = indexOf(s.Calls, c)
+			if !b.lim.Summary {
+				rd.Call = indexOf(s.Calls, c)
+			}
 		}
 	case event.Available:
 		if e.Cause == event.CauseDrop {
@@ -317,6 +364,9 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 		} else {
 			b.r.Totals.CompletedBounded++
 		}
+		if rd.sendingExact {
+			s.InFlight.Add(rd.InFlight())
+		}
 		for tid, sl := range b.sleeping {
 			if b.sleepers[tid] == s {
 				sl.Completions++
@@ -327,27 +377,23 @@ func (b *Builder) frameState(s *Socket, e *event.Event) {
 		rd.WrongFormat = true
 		b.r.Totals.WrongFormat++
 		delete(s.open, e.Frame)
-	}
-}
-
-// lastRound is the most recent round of a frame.
-func (b *Builder) lastRound(s *Socket, frame uint32) *Round {
-	for i := len(s.Rounds) - 1; i >= 0; i-- {
-		if s.Rounds[i].Frame == frame {
-			return s.Rounds[i]
+		if b.lim.Summary {
+			s.Rounds = append(s.Rounds, rd)
 		}
 	}
-	return nil
 }
 
 // undo takes back a round's completion.
-func (b *Builder) undo(rd *Round) {
+func (b *Builder) undo(s *Socket, rd *Round) {
 	t := &b.r.Totals
 	t.Completed--
 	if rd.ExactDone {
 		t.CompletedExact--
 	} else {
 		t.CompletedBounded--
+	}
+	if rd.sendingExact {
+		s.InFlight.remove(rd.InFlight())
 	}
 	rd.Done, rd.Available, rd.ExactDone, rd.FreeReason = false, 0, false, ""
 }
@@ -366,9 +412,15 @@ func indexOf(calls []*Call, c *Call) int {
 func (b *Builder) Finish() *Report {
 	r := b.r
 	for _, s := range r.Sockets {
+		for _, c := range s.calls { // still in the kernel
+			s.st.addCall(c, r.End)
+		}
 		for _, rd := range s.open {
 			if rd.State == event.Sending {
 				r.Totals.InFlightAtEnd++
+			}
+			if b.lim.Summary {
+				s.Rounds = append(s.Rounds, rd)
 			}
 		}
 		sort.SliceStable(s.Rounds, func(i, j int) bool {

@@ -2,10 +2,7 @@ package report
 
 import (
 	"fmt"
-	"sort"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
@@ -52,86 +49,36 @@ func diagnose(r *Report) []Diagnosis {
 }
 
 func sndbufBlocked(r *Report, s *Socket) []Diagnosis {
-	var n, woken int
-	var total, longest uint64
-	var wmemMin, wmemMax int32 = -1, -1
-	var sndbuf int32
-	for _, c := range s.Calls {
-		for _, sl := range c.Sleeps {
-			if sl.Reason != event.WaitSndbuf {
-				continue
-			}
-			n++
-			d := sl.Duration(r.End)
-			total += d
-			if d > longest {
-				longest = d
-			}
-			if sl.Waker == event.WaitSndbuf {
-				woken++
-			}
-			if sl.Wmem >= 0 {
-				if wmemMin < 0 || sl.Wmem < wmemMin {
-					wmemMin = sl.Wmem
-				}
-				if sl.Wmem > wmemMax {
-					wmemMax = sl.Wmem
-				}
-				sndbuf = sl.SndBuf
-			}
-		}
-	}
-	if n == 0 {
+	x := s.st.sleeps[event.WaitSndbuf]
+	if x.n == 0 {
 		return nil
 	}
 	ev := []string{
-		fmt.Sprintf("%d waits in sock_alloc_send_pskb (sndbuf wait), %s in total, longest %s", n, ms(total), ms(longest)),
+		fmt.Sprintf("%d waits in sock_alloc_send_pskb (sndbuf wait), %s in total, longest %s", x.n, ms(x.total), ms(x.longest)),
 	}
-	if wmemMin >= 0 {
-		ev = append(ev, fmt.Sprintf("at the waits sk_wmem_alloc was %d..%d bytes against sk_sndbuf %d: ring frames in flight are charged to the socket", wmemMin, wmemMax, sndbuf))
+	if x.wmemMin >= 0 {
+		ev = append(ev, fmt.Sprintf("at the waits sk_wmem_alloc was %d..%d bytes against sk_sndbuf %d: ring frames in flight are charged to the socket", x.wmemMin, x.wmemMax, x.sndbuf))
 	}
-	ev = append(ev, fmt.Sprintf("%d of the waits ended when freed skbs gave sndbuf space back (sock_def_write_space wakes only below sndbuf/2)", woken),
+	ev = append(ev, fmt.Sprintf("%d of the waits ended when freed skbs gave sndbuf space back (sock_def_write_space wakes only below sndbuf/2)", x.woken),
 		"raise SO_SNDBUF (SO_SNDBUFFORCE above net.core.wmem_max) above the bytes a burst keeps in flight")
 	return []Diagnosis{{ID: DiagSndbufBlocked, Severity: "problem", Socket: s.Label,
-		Title:    fmt.Sprintf("sender blocked on sndbuf for %s (sk_wmem_alloc >= sk_sndbuf)", ms(total)),
+		Title:    fmt.Sprintf("sender blocked on sndbuf for %s (sk_wmem_alloc >= sk_sndbuf)", ms(x.total)),
 		Evidence: ev}}
 }
 
 func completionWait(r *Report, s *Socket) []Diagnosis {
-	var calls, frames, wakes int
-	var wait, callTime uint64
-	var worst *Call
-	for _, c := range s.Calls {
-		if c.DontWait {
-			continue
-		}
-		w := c.Slept(event.WaitCompletion, r.End)
-		if w == 0 {
-			continue
-		}
-		calls++
-		wait += w
-		callTime += c.Duration()
-		for _, sl := range c.Sleeps {
-			if sl.Reason == event.WaitCompletion {
-				frames += sl.Completions
-				wakes++
-			}
-		}
-		if worst == nil || w > worst.Slept(event.WaitCompletion, r.End) {
-			worst = c
-		}
-	}
-	if calls == 0 {
+	st := &s.st
+	if st.complCalls == 0 {
 		return nil
 	}
+	wait, callTime := st.complWait, st.complCallTime
 	ev := []string{
-		fmt.Sprintf("%d blocking sendto calls slept %s waiting for TX completion (%d sleeps, %d frames completed meanwhile)", calls, ms(wait), wakes, frames),
+		fmt.Sprintf("%d blocking sendto calls slept %s waiting for TX completion (%d sleeps, %d frames completed meanwhile)", st.complCalls, ms(wait), st.complWakes, st.complFrames),
 	}
 	if callTime > 0 {
 		ev = append(ev, fmt.Sprintf("that is %.0f%% of the %s those calls spent in the kernel", 100*float64(wait)/float64(callTime), ms(callTime)))
 	}
-	if worst != nil && worst.Return > 0 {
+	if worst := st.complWorst; worst != nil && worst.Return > 0 {
 		ev = append(ev, fmt.Sprintf("worst call: %d frames, returned %s after %s, %s of it asleep for completions",
 			worst.FramesTaken, event.ReturnString(worst.Ret), ms(worst.Duration()), ms(worst.Slept(event.WaitCompletion, r.End))))
 	}
@@ -150,28 +97,9 @@ func completionWait(r *Report, s *Socket) []Diagnosis {
 // drains what is queued and then idles; reported when it is a noticeable
 // share (5 %, at least 1 ms) of the time those calls spent in the kernel.
 func cpuWait(r *Report, s *Socket) []Diagnosis {
-	var n, calls int
-	var total, longest, callTime uint64
-	idle := 0
-	for _, c := range s.Calls {
-		w := c.Slept(event.WaitCPU, r.End)
-		if w == 0 {
-			continue
-		}
-		calls++
-		total += w
-		callTime += c.Duration()
-		for _, sl := range c.Sleeps {
-			if sl.Reason != event.WaitCPU {
-				continue
-			}
-			n++
-			longest = max(longest, sl.Duration(r.End))
-			if sl.Pending == 0 {
-				idle++
-			}
-		}
-	}
+	st := &s.st
+	x := st.sleeps[event.WaitCPU]
+	total, callTime := st.cpuWait, st.cpuCallTime
 	if total < 1e6 || callTime == 0 || total*20 < callTime {
 		return nil
 	}
@@ -182,96 +110,38 @@ func cpuWait(r *Report, s *Socket) []Diagnosis {
 	return []Diagnosis{{ID: DiagCPUWait, Severity: sev, Socket: s.Label,
 		Title: fmt.Sprintf("sender waited %s for a CPU inside sendto (%.0f%% of its time in the kernel)", ms(total), 100*float64(total)/float64(callTime)),
 		Evidence: []string{
-			fmt.Sprintf("%d run-queue waits in %d calls (preempted, or woken and not yet running), longest %s", n, calls, ms(longest)),
-			fmt.Sprintf("%d of them began with no frame in flight: the link had nothing to send until the sender ran again", idle),
+			fmt.Sprintf("%d run-queue waits in %d calls (preempted, or woken and not yet running), longest %s", x.n, st.cpuCalls, ms(x.longest)),
+			fmt.Sprintf("%d of them began with no frame in flight: the link had nothing to send until the sender ran again", x.idle),
 			"other tasks compete for the sender's CPU: pin the sender to a CPU of its own (taskset, ringtrace send --cpu) or raise its priority (chrt)",
 		}}}
 }
 
 func drops(r *Report, s *Socket) []Diagnosis {
-	var sync, async []Drop
-	for _, d := range s.Drops {
-		if d.Synchronous {
-			sync = append(sync, d)
-		} else {
-			async = append(async, d)
-		}
-	}
+	st := &s.st
 	var out []Diagnosis
-	if len(sync) > 0 {
-		enobufs, rolled := 0, 0
-		for _, c := range s.Calls {
-			if c.Ret == -int64(unix.ENOBUFS) {
-				enobufs++
-			}
-		}
-		for _, rd := range s.Rounds {
-			rolled += rd.Drops
-		}
+	if line, n := st.dropLine(true); n > 0 {
 		out = append(out, Diagnosis{ID: DiagQdiscDrop, Severity: "problem", Socket: s.Label,
-			Title: fmt.Sprintf("qdisc dropped %d frames inside sendto: each rolled back to SEND_REQUEST, sendto returned -ENOBUFS", len(sync)),
+			Title: fmt.Sprintf("qdisc dropped %d frames inside sendto: each rolled back to SEND_REQUEST, sendto returned -ENOBUFS", n),
 			Evidence: []string{
-				"drops: " + reasons(sync),
-				fmt.Sprintf("%d frames rolled back (SENDING -> AVAILABLE -> SEND_REQUEST), %d sendto calls returned -ENOBUFS", rolled, enobufs),
+				"drops: " + line,
+				fmt.Sprintf("%d frames rolled back (SENDING -> AVAILABLE -> SEND_REQUEST), %d sendto calls returned -ENOBUFS", st.rolledBack, st.enobufs),
 				"the qdisc's limit, not only sk_sndbuf, bounds a TX-ring burst: raise the qdisc limit (txqueuelen) or send smaller bursts",
 			}})
 	}
-	if len(async) > 0 {
+	if line, n := st.dropLine(false); n > 0 {
 		out = append(out, Diagnosis{ID: DiagAsyncDrop, Severity: "warning", Socket: s.Label,
-			Title:    fmt.Sprintf("%d frames dropped after sendto reported them sent", len(async)),
-			Evidence: []string{"drops: " + reasons(async), "dropped in the NET_TX softirq: the sender is not told"}})
+			Title:    fmt.Sprintf("%d frames dropped after sendto reported them sent", n),
+			Evidence: []string{"drops: " + line, "dropped in the NET_TX softirq: the sender is not told"}})
 	}
 	return out
-}
-
-func reasons(ds []Drop) string {
-	m := map[string]int{}
-	for _, d := range ds {
-		k := d.Reason
-		if d.Location != "" {
-			k += " at " + d.Location
-		}
-		if d.Dev != "" {
-			k += " on " + d.Dev
-		}
-		m[k]++
-	}
-	var parts []string
-	for k, n := range m {
-		parts = append(parts, fmt.Sprintf("%d x %s", n, k))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, "; ")
 }
 
 // dontwaitVerdict decides, from what the trace shows, whether this kernel
 // has the pre-4.1 bug: tpacket_snd called sock_alloc_send_skb with noblock
 // 0, so a MSG_DONTWAIT sendto still slept when sk_wmem_alloc >= sk_sndbuf.
 func dontwaitVerdict(r *Report, s *Socket) []Diagnosis {
-	var dontwait, slept, limited int
-	var sleptFor uint64
-	var example *Call
-	for _, c := range s.Calls {
-		if !c.DontWait {
-			continue
-		}
-		dontwait++
-		if d := c.Slept(event.WaitSndbuf, r.End); d > 0 {
-			slept++
-			sleptFor += d
-			continue
-		}
-		// Stopped early without a drop or a bad frame: in MSG_DONTWAIT
-		// mode that is sock_alloc_send_skb failing on a full sndbuf.
-		stopped := c.Return != 0 && c.ReturnScan.RunSendRequest > 0 && c.Drops == 0 && c.ReturnScan.WrongFormat == 0 &&
-			(c.Ret >= 0 || c.Ret == -int64(unix.EAGAIN))
-		if stopped {
-			limited++
-			if example == nil {
-				example = c
-			}
-		}
-	}
+	st := &s.st
+	dontwait, slept, limited, sleptFor, example := st.dontwait, st.dwSlept, st.dwLimited, st.dwSleptFor, st.dwExample
 	if dontwait == 0 {
 		return nil
 	}
@@ -308,8 +178,8 @@ func wrongFormat(s *Socket) []Diagnosis {
 		return nil
 	}
 	stuck := uint32(0)
-	if n := len(s.Calls); n > 0 {
-		stuck = s.Calls[n-1].ReturnScan.SendRequest
+	if c := s.st.lastCall; c != nil {
+		stuck = c.ReturnScan.SendRequest
 	}
 	return []Diagnosis{{ID: DiagWrongFormat, Severity: "problem", Socket: s.Label,
 		Title: fmt.Sprintf("ring stuck behind a WRONG_FORMAT frame (%s)", strings.Join(frames, ", ")),
@@ -320,12 +190,7 @@ func wrongFormat(s *Socket) []Diagnosis {
 }
 
 func timedOut(s *Socket) []Diagnosis {
-	n := 0
-	for _, c := range s.Calls {
-		if c.Ret == -int64(unix.ETIMEDOUT) {
-			n++
-		}
-	}
+	n := s.st.timedOut
 	if n == 0 {
 		return nil
 	}
@@ -336,16 +201,7 @@ func timedOut(s *Socket) []Diagnosis {
 }
 
 func partialSends(s *Socket) []Diagnosis {
-	n := 0
-	var ex *Call
-	for _, c := range s.Calls {
-		if c.DontWait && c.Ret > 0 && c.ReturnScan.RunSendRequest > 0 {
-			n++
-			if ex == nil {
-				ex = c
-			}
-		}
-	}
+	n, ex := s.st.partial, s.st.partialExample
 	if n == 0 {
 		return nil
 	}
@@ -382,12 +238,7 @@ func inFlight(r *Report, s *Socket) []Diagnosis {
 // throughput reports, for blocking calls that sent many frames, the rate the
 // call achieved: a blocking call lasts about the wire time of its frames.
 func throughput(s *Socket) []Diagnosis {
-	var best *Call
-	for _, c := range s.Calls {
-		if !c.DontWait && c.Ret > 0 && c.Duration() > 0 && (best == nil || c.Ret > best.Ret) {
-			best = c
-		}
-	}
+	best := s.st.best
 	if best == nil || best.FramesTaken < 64 {
 		return nil
 	}

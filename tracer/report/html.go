@@ -118,10 +118,9 @@ func (r *Report) htmlPage() *htmlPage {
 			t.ENOBUFS, t.EAGAIN, t.ETIMEDOUT, t.OtherErrors, t.SyncDrops, t.AsyncDrops, t.WrongFormat),
 	}
 	for _, s := range r.Sockets {
-		st := seriesStats(s.Series)
 		p.Sockets = append(p.Sockets, []string{s.Label, strconv.Itoa(int(s.PID)), s.Comm, strings.Join(s.Devs, ","),
-			strconv.Itoa(int(s.Frames)), strconv.Itoa(len(s.Calls)), strconv.Itoa(len(s.Rounds)),
-			strconv.Itoa(int(st.sndbuf)), strconv.Itoa(int(st.wmem)), strconv.Itoa(int(st.pending)), strconv.Itoa(len(s.Drops))})
+			strconv.Itoa(int(s.Frames)), strconv.Itoa(s.NCalls), strconv.Itoa(s.FrameUses),
+			strconv.Itoa(int(s.SndBuf)), strconv.Itoa(int(s.MaxWmem)), strconv.Itoa(int(s.MaxPending)), strconv.Itoa(s.NDrops)})
 	}
 	for _, c := range r.CPUs {
 		p.CPUs = append(p.CPUs, []string{strconv.Itoa(int(c.ID)), us(c.NetRX), strconv.Itoa(c.RXSpans), us(c.NetTX),

@@ -42,6 +42,8 @@ type Round struct {
 	Done        bool         `json:"done"`             // reached AVAILABLE for good
 	Dev         string       `json:"dev,omitempty"`    // device it was sent on
 	FreeReason  string       `json:"free_reason,omitempty"`
+
+	sendingExact bool // the SENDING time is exact: the in-flight time counts
 }
 
 // InFlight is SENDING -> AVAILABLE (0 if not completed).
@@ -104,6 +106,8 @@ type Call struct {
 	LoopCall    bool       `json:"loop_call"` // a further call of a "loop until queue empty"
 	SndBufAtRet int32      `json:"sndbuf_at_return"`
 	WmemAtRet   int32      `json:"wmem_at_return"`
+
+	prev *Call // the socket's call entered before this one, until it returns
 }
 
 // Duration of the call (0 if it did not return).
@@ -157,10 +161,29 @@ type Socket struct {
 	Series []Sample `json:"-"`
 	Drops  []Drop   `json:"-"`
 
-	open    map[uint32]*Round // current round per frame
-	calls   map[uint32]*Call  // in progress, per thread
-	devSeen map[string]bool
+	// Counts and extremes over the whole trace: the lists above may be
+	// cut (Limits), these are not.
+	NCalls     int   `json:"calls"`
+	FrameUses  int   `json:"frame_uses"` // rounds: SEND_REQUEST .. AVAILABLE
+	NDrops     int   `json:"drops"`
+	SndBuf     int32 `json:"sndbuf"` // last sk_sndbuf seen
+	MaxWmem    int32 `json:"max_wmem"`
+	MaxPending int32 `json:"max_pending"`
+	// InFlight is the SENDING -> AVAILABLE time of completed frames whose
+	// SENDING time is exact (not of frames sent through a bypass nobody
+	// hooks).
+	InFlight Histogram `json:"in_flight"`
+
+	open        map[uint32]*Round // current round per frame
+	last        map[uint32]*Round // latest round per frame
+	calls       map[uint32]*Call  // in progress, per thread
+	lastEntered *Call
+	devSeen     map[string]bool
+	st          sockStats
 }
+
+// Truncated reports whether Limits cut the socket's call or drop lists.
+func (s *Socket) Truncated() bool { return len(s.Calls) < s.NCalls || len(s.Drops) < s.NDrops }
 
 // callIn is the call thread tid is in on s, if any (s may be nil).
 func (s *Socket) callIn(tid uint32) *Call {

@@ -403,8 +403,9 @@ func syntheticReport() *report.Report {
 			{TS: at(200 * us), SndBuf: 9216, Wmem: 3000, Pending: 2}, {TS: at(400 * us), SndBuf: 9216, Wmem: 1500, Pending: 1}},
 		Drops: []report.Drop{{TS: at(160 * us), Frame: 1, Reason: "QDISC_DROP", Location: "__dev_queue_xmit+0xd01", Synchronous: true, Dev: "eth0"},
 			{TS: at(5 * ms), Frame: event.NoFrame, Reason: "TC_EGRESS", Dev: "eth0"}},
+		NCalls: 3, FrameUses: 5, NDrops: 2, SndBuf: 9216, MaxWmem: 3000, MaxPending: 2,
 	}
-	sk2 := &report.Socket{Sk: 0xffff2, Ino: 8, Label: "sk2", PID: 200, Comm: "other", Frames: 2,
+	sk2 := &report.Socket{Sk: 0xffff2, Ino: 8, Label: "sk2", PID: 200, Comm: "other", Frames: 2, FrameUses: 1,
 		Rounds: []*report.Round{{Frame: 0, Call: -1, Done: true, ExactDone: true, State: A, Requested: at(1 * ms), Sending: at(1500 * us), Available: at(1600 * us),
 			Transitions: []report.Transition{tr(1*ms, U, R, "user-space", false, 0), tr(1500*us, R, S, "xmit", true, 0), tr(1600*us, S, A, "skb-freed", true, 0)}}}}
 	return &report.Report{Start: t0, End: at(10 * ms), Kernel: "6.1.0-test", Class: "tracepoint", Completion: "destructor",

@@ -15,7 +15,10 @@ const maxReplayEvents = 50_000_000
 // Replay rebuilds the report of a recording: the raw records are put in
 // timestamp order (stable: ties keep delivery order) and normalised exactly
 // like a live trace.
-func Replay(r *record.Reader) (*Report, error) {
+func Replay(r *record.Reader) (*Report, error) { return ReplayLimits(r, Limits{}) }
+
+// ReplayLimits is Replay keeping only what l allows.
+func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
 	var evs []event.Event
 	for {
 		e, err := r.NextEvent()
@@ -32,6 +35,7 @@ func Replay(r *record.Reader) (*Report, error) {
 	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS < evs[j].TS })
 	b := NewBuilder(NamesFromRecording(r))
+	b.SetLimits(l)
 	n := event.NewNormalizer()
 	for i := range evs {
 		n.Process(&evs[i], func(e *event.Event) error { b.Add(e); return nil })

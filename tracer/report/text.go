@@ -64,19 +64,15 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 
 	fmt.Fprintln(w, "\nSOCKETS")
 	for _, s := range r.Sockets {
-		var maxWmem, maxPend int32
-		var sndbuf int32
-		for _, p := range s.Series {
-			if p.Wmem > maxWmem {
-				maxWmem = p.Wmem
-			}
-			if p.Pending > maxPend {
-				maxPend = p.Pending
-			}
-			sndbuf = p.SndBuf
-		}
 		fmt.Fprintf(w, "  %s pid %d (%s) on %s, ring %d frames: %d calls, %d frame uses, sk_sndbuf %d, max sk_wmem_alloc %d, max pending %d, %d drops\n",
-			s.Label, s.PID, s.Comm, strings.Join(s.Devs, ","), s.Frames, len(s.Calls), len(s.Rounds), sndbuf, maxWmem, maxPend, len(s.Drops))
+			s.Label, s.PID, s.Comm, strings.Join(s.Devs, ","), s.Frames, s.NCalls, s.FrameUses, s.SndBuf, s.MaxWmem, s.MaxPending, s.NDrops)
+		if h := &s.InFlight; h.Count > 0 {
+			fmt.Fprintf(w, "      in flight (SENDING -> AVAILABLE) of %d frames: mean %s, p50 <= %s, p99 <= %s, max %s\n",
+				h.Count, us(h.Mean()), us(h.Quantile(0.5)), us(h.Quantile(0.99)), us(h.Max))
+		}
+		if s.Truncated() {
+			fmt.Fprintf(w, "      (lists kept to the first %d calls and %d drops: counts and diagnoses cover the whole trace)\n", len(s.Calls), len(s.Drops))
+		}
 	}
 	if err := r.writeCalls(w, o); err != nil {
 		return err
@@ -108,9 +104,13 @@ func (r *Report) writeCalls(w io.Writer, o TextOptions) error {
 			if c.LoopCall {
 				note = " (loop)"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s%s\t%d\t%s / %s / %s\t%d %d/%d/%d\t\n", s.Label, c.TID, sec(r, c.Enter), us(c.Duration()),
+			ring := fmt.Sprintf("%d %d/%d/%d", c.ReturnScan.Head, c.ReturnScan.SendRequest, c.ReturnScan.Sending, c.ReturnScan.Available)
+			if rs := c.ReturnScan; rs.Scanned < rs.Frames && rs.Scanned <= rs.RunSendRequest+1 {
+				ring = fmt.Sprintf("%d, %d SEND_REQUEST from head", rs.Head, rs.RunSendRequest) // summary mode: the run only
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s%s\t%d\t%s / %s / %s\t%s\t\n", s.Label, c.TID, sec(r, c.Enter), us(c.Duration()),
 				event.MsgFlags(c.Flags), ret, note, c.FramesTaken, us(c.Slept(event.WaitSndbuf, r.End)), us(c.Slept(event.WaitCompletion, r.End)),
-				us(c.Slept(event.WaitCPU, r.End)), c.ReturnScan.Head, c.ReturnScan.SendRequest, c.ReturnScan.Sending, c.ReturnScan.Available)
+				us(c.Slept(event.WaitCPU, r.End)), ring)
 		}
 	}
 	if err := tw.Flush(); err != nil {

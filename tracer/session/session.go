@@ -44,6 +44,11 @@ type Options struct {
 	SweepInterval time.Duration
 	// Reorder is how long events are held to be put in order (default 10ms).
 	Reorder time.Duration
+	// Aggregate keeps frame transitions in the kernel, as per-socket counts
+	// and in-flight histograms (Aggregates), instead of streaming a
+	// frame_state event for each; sendmsg scans shrink to what calls need.
+	// For summaries of long or fast traces.
+	Aggregate bool
 }
 
 // Session is a loaded, attached trace.
@@ -107,6 +112,9 @@ func Open(o Options) (*Session, error) {
 		return nil, err
 	}
 	cfg.WakeupBytes = o.RingBufBytes / 8
+	if o.Aggregate {
+		cfg.Aggregate, cfg.LightScans = 1, 1
+	}
 	objs, err := load(o.Plan, o.BTF, cfg, o.RingBufBytes, o.MaxFrames)
 	if err != nil {
 		return nil, err
@@ -214,10 +222,158 @@ func monotonicNow() uint64 {
 
 // Sink receives ordered events. Flush is called whenever the events due so
 // far have been delivered (at most every reorder interval), so buffered
-// output reaches the user promptly.
+// output reaches the user promptly. The event passed to Event is only valid
+// during the call: a sink copies what it keeps.
 type Sink interface {
 	Event(*event.Event) error
 	Flush() error
+}
+
+// batchSize is how many events the reader hands to Run's loop at once.
+const batchSize = 512
+
+// batcher is the reader side of Run: it decodes records into batches of
+// events, reusing the batches the loop is done with. Decode errors are
+// counted here and published with each batch. add and take belong to the
+// reader's goroutine, recycle to the loop's.
+type batcher struct {
+	dec        event.Decoder
+	cur        []event.Event
+	free       chan []event.Event // batches handed back by the loop
+	decodeErrs uint64             // not yet published
+}
+
+func newBatcher() *batcher {
+	return &batcher{free: make(chan []event.Event, 8)}
+}
+
+// add decodes one record into the current batch and reports whether the
+// batch is full.
+func (bt *batcher) add(raw []byte) bool {
+	if bt.cur == nil {
+		select {
+		case bt.cur = <-bt.free:
+		default:
+			bt.cur = make([]event.Event, 0, batchSize)
+		}
+	}
+	n := len(bt.cur) // < batchSize <= cap: a full batch was handed over
+	bt.cur = bt.cur[:n+1]
+	if err := bt.dec.Decode(raw, &bt.cur[n]); err != nil {
+		bt.cur = bt.cur[:n]
+		bt.decodeErrs++
+		return false
+	}
+	return len(bt.cur) >= batchSize
+}
+
+// take returns the current batch (nil when it is empty) and starts a new one.
+func (bt *batcher) take() []event.Event {
+	if len(bt.cur) == 0 {
+		return nil
+	}
+	evs := bt.cur
+	bt.cur = nil
+	return evs
+}
+
+// recycle hands a batch whose events were copied out back to the reader.
+func (bt *batcher) recycle(evs []event.Event) {
+	if cap(evs) < batchSize {
+		return
+	}
+	select {
+	case bt.free <- evs[:0]:
+	default:
+	}
+}
+
+// pipeline is the consuming side of Run: it puts events in order,
+// normalises, counts and delivers them. It counts locally and publishes the
+// counts to the session's Stats once per release, not once per event.
+type pipeline struct {
+	s       *Session
+	ro      reorder
+	norm    *event.Normalizer
+	sink    Sink
+	process func(*event.Event) error // p.normalise and p.deliver, bound once
+	deliver func(*event.Event) error
+	events  uint64                // delivered since the last publish
+	perKind []uint64              // the same by kind, indexed by event.Kind
+	other   map[event.Kind]uint64 // kinds beyond perKind (none today)
+}
+
+func (s *Session) newPipeline(sink Sink) *pipeline {
+	p := &pipeline{s: s, norm: event.NewNormalizer(), sink: sink, perKind: make([]uint64, len(event.Kinds())+1)}
+	p.process, p.deliver = p.normalise, p.count
+	return p
+}
+
+func (p *pipeline) push(evs []event.Event) {
+	for i := range evs {
+		p.ro.push(&evs[i])
+	}
+}
+
+// release delivers every held event up to watermark.
+func (p *pipeline) release(watermark uint64) error {
+	err := p.ro.release(watermark, p.process)
+	p.publish()
+	return err
+}
+
+// flush delivers every held event.
+func (p *pipeline) flush() error {
+	err := p.ro.flush(p.process)
+	p.publish()
+	return err
+}
+
+func (p *pipeline) normalise(e *event.Event) error { return p.norm.Process(e, p.deliver) }
+
+func (p *pipeline) count(e *event.Event) error {
+	p.events++
+	if int(e.Kind) < len(p.perKind) {
+		p.perKind[e.Kind]++
+	} else {
+		if p.other == nil {
+			p.other = map[event.Kind]uint64{}
+		}
+		p.other[e.Kind]++
+	}
+	return p.sink.Event(e)
+}
+
+// publish adds the counts since the last publish to the session's Stats.
+func (p *pipeline) publish() {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Events += p.events
+	p.events = 0
+	for k, n := range p.perKind {
+		if n != 0 {
+			s.stats.PerKind[event.Kind(k)] += n
+			p.perKind[k] = 0
+		}
+	}
+	for k, n := range p.other {
+		s.stats.PerKind[k] += n
+	}
+	clear(p.other)
+	s.stats.Duplicates = p.norm.Duplicates
+	s.stats.Late = p.ro.late
+}
+
+// addDecodeErrors publishes the reader's decode errors.
+func (s *Session) addDecodeErrors(bt *batcher) {
+	if bt.decodeErrs == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.stats.Decode += bt.decodeErrs
+	s.mu.Unlock()
+	bt.decodeErrs = 0
 }
 
 // Run streams events to sink, in timestamp order, until ctx is done or the
@@ -225,7 +381,6 @@ type Sink interface {
 // flushes. raw, when not nil, sees every record's bytes as read (for
 // recordings), before ordering.
 func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) error {
-	emit := sink.Event
 	type batch struct {
 		evs []event.Event
 		err error
@@ -233,13 +388,18 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 	batches := make(chan batch, 64)
 	stopRead := make(chan struct{})
 	readerDone := make(chan struct{})
+	bt := newBatcher()
 	go func() {
 		defer close(readerDone)
 		defer close(batches)
+		defer s.addDecodeErrors(bt)
 		var rec ringbuf.Record
-		var cur []event.Event
 		for {
-			s.rd.SetDeadline(time.Now().Add(5 * time.Millisecond))
+			// A batch is handed over when full, or at most 5ms after
+			// its first event.
+			if len(bt.cur) == 0 {
+				s.rd.SetDeadline(time.Now().Add(5 * time.Millisecond))
+			}
 			err := s.rd.ReadInto(&rec)
 			switch {
 			case err == nil:
@@ -249,30 +409,22 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 						return
 					}
 				}
-				ev, derr := event.Decode(rec.RawSample)
-				if derr != nil {
-					s.mu.Lock()
-					s.stats.Decode++
-					s.mu.Unlock()
-					continue
-				}
-				cur = append(cur, ev)
-				if len(cur) < 512 {
+				if !bt.add(rec.RawSample) {
 					continue
 				}
 			case errors.Is(err, os.ErrDeadlineExceeded):
 			case errors.Is(err, ringbuf.ErrClosed):
-				if len(cur) > 0 {
-					batches <- batch{evs: cur}
+				if evs := bt.take(); evs != nil {
+					batches <- batch{evs: evs}
 				}
 				return
 			default:
 				batches <- batch{err: fmt.Errorf("read ring buffer: %w", err)}
 				return
 			}
-			if len(cur) > 0 {
-				batches <- batch{evs: cur}
-				cur = nil
+			if evs := bt.take(); evs != nil {
+				s.addDecodeErrors(bt)
+				batches <- batch{evs: evs}
 			}
 			select {
 			case <-stopRead:
@@ -284,22 +436,7 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 		}
 	}()
 
-	var ro reorder
-	norm := event.NewNormalizer()
-	count := func(e *event.Event) error {
-		s.mu.Lock()
-		s.stats.Events++
-		s.stats.PerKind[e.Kind]++
-		s.mu.Unlock()
-		return emit(e)
-	}
-	out := func(e *event.Event) error {
-		err := norm.Process(e, count)
-		s.mu.Lock()
-		s.stats.Duplicates = norm.Duplicates
-		s.mu.Unlock()
-		return err
-	}
+	p := s.newPipeline(sink)
 	window := uint64(s.o.Reorder.Nanoseconds())
 	sweepTick := time.NewTicker(s.o.SweepInterval)
 	defer sweepTick.Stop()
@@ -321,16 +458,15 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 				stopping = true
 				break
 			}
-			for i := range b.evs {
-				ro.push(&b.evs[i])
-			}
+			p.push(b.evs)
+			bt.recycle(b.evs)
 		case <-sweepTick.C:
 			if err := s.sweep(); err != nil {
 				runErr = err
 				stopping = true
 			}
 		case <-flushTick.C:
-			err := ro.release(monotonicNow()-window, out)
+			err := p.release(monotonicNow() - window)
 			if err == nil {
 				err = sink.Flush()
 			}
@@ -350,20 +486,16 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 		if b.err != nil && runErr == nil {
 			runErr = b.err
 		}
-		for i := range b.evs {
-			ro.push(&b.evs[i])
-		}
+		p.push(b.evs)
+		bt.recycle(b.evs)
 	}
 	<-readerDone
-	if err := ro.flush(out); err != nil && runErr == nil {
+	if err := p.flush(); err != nil && runErr == nil {
 		runErr = err
 	}
 	if err := sink.Flush(); err != nil && runErr == nil {
 		runErr = err
 	}
-	s.mu.Lock()
-	s.stats.Late = ro.late
-	s.mu.Unlock()
 	return runErr
 }
 

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+	"github.com/ringtrace/ringtrace/tracer/nsexec"
+)
+
+func soakCommand() *cli.Command {
+	return &cli.Command{
+		Name: "soak",
+		Usage: "run `ringtrace trace` for a long time against a full-rate sender: " +
+			"its memory must stay flat and no event may be lost (exit 1 otherwise)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "ringtrace", Value: "bin/ringtrace", Usage: "ringtrace binary"},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Minute, Usage: "how long"},
+			&cli.DurationFlag{Name: "every", Value: 10 * time.Second, Usage: "sampling interval"},
+			&cli.StringFlag{Name: "mode", Value: "summary", Usage: "summary (trace --summary) or stream (trace --json to /dev/null)"},
+			&cli.IntFlag{Name: "size", Value: 64, Usage: "frame size"},
+			&cli.IntFlag{Name: "cpu", Value: 0, Usage: "CPU the sender runs on"},
+			&cli.Float64Flag{Name: "max-growth", Value: 0.10, Usage: "largest RSS growth allowed after the first minute (fraction)"},
+		},
+		Action: runSoak,
+	}
+}
+
+// soakSample is one reading of the tracer and the link.
+type soakSample struct {
+	at      time.Duration
+	rss     uint64
+	packets uint64
+}
+
+func runSoak(c *cli.Context) error {
+	if os.Geteuid() != 0 {
+		return inputerr.New("the soak needs root")
+	}
+	rt, err := exec.LookPath(c.String("ringtrace"))
+	if err != nil {
+		return inputerr.New("ringtrace binary %q not found (run make build)", c.String("ringtrace"))
+	}
+	mode := c.String("mode")
+	if mode != "summary" && mode != "stream" {
+		return inputerr.New("--mode %q: summary or stream", mode)
+	}
+	d, every := c.Duration("duration"), c.Duration("every")
+	if d <= 0 || every <= 0 || every > d {
+		return inputerr.New("--duration and --every must be positive, --every at most --duration")
+	}
+	l, dir, done, err := benchLab("ringsoak")
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	ready := filepath.Join(dir, "ready")
+	args := []string{"trace", "--ready-file", ready, "--comm", "ringtrace"}
+	var stdout, stderr bytes.Buffer
+	tracer := exec.Command(rt, args...)
+	if mode == "summary" {
+		tracer.Args = append(tracer.Args, "--summary", "--json")
+		tracer.Stdout = &stdout
+	} else {
+		tracer.Args = append(tracer.Args, "--json")
+		tracer.Stdout = nil // /dev/null: the soak is about the tracer, not the disk
+	}
+	tracer.Stderr = &stderr
+	if err := tracer.Start(); err != nil {
+		return fmt.Errorf("start tracer: %w", err)
+	}
+	defer tracer.Process.Kill()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("tracer not ready after 30s: %s", stderr.String())
+		}
+	}
+	sender := exec.Command(rt, "send", "-i", l.SenderIf, "--size", strconv.Itoa(c.Int("size")), "--duration", (d + time.Minute).String(),
+		"-q", "--cpu", strconv.Itoa(c.Int("cpu")), "--drain", "0", "--qdisc-bypass")
+	if err := nsexec.Do(l.SenderNS, sender.Start); err != nil {
+		return fmt.Errorf("start sender: %w", err)
+	}
+	defer sender.Process.Kill()
+
+	fmt.Printf("soak: %s tracer against a full-rate %d B sender on %s for %v, sampled every %v\n", mode, c.Int("size"), l.SenderIf, d, every)
+	fmt.Printf("%10s %12s %14s\n", "time", "tracer RSS", "sender pps")
+	start := time.Now()
+	var samples []soakSample
+	prev, _ := l.SenderStats()
+	prevAt := start
+	for time.Since(start) < d {
+		select {
+		case <-c.Context.Done():
+			return c.Context.Err()
+		case <-time.After(every):
+		}
+		st, err := l.SenderStats()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		s := soakSample{at: now.Sub(start), rss: vmRSS(tracer.Process.Pid), packets: st.TxPackets}
+		pps := float64(st.TxPackets-prev.TxPackets) / now.Sub(prevAt).Seconds()
+		prev, prevAt = st, now
+		samples = append(samples, s)
+		fmt.Printf("%10v %10.1fMi %14.0f\n", s.at.Round(time.Second), float64(s.rss)/(1<<20), pps)
+	}
+	sender.Process.Signal(syscall.SIGINT)
+	sender.Wait()
+	tracer.Process.Signal(syscall.SIGINT)
+	if err := tracer.Wait(); err != nil {
+		return fmt.Errorf("tracer: %v: %s", err, stderr.String())
+	}
+
+	lost, events := soakCounts(mode, stdout.Bytes(), stderr.String())
+	var fails []string
+	base := samples[0]
+	for _, s := range samples {
+		if s.at >= time.Minute || len(samples) < 3 {
+			base = s
+			break
+		}
+	}
+	last := samples[len(samples)-1]
+	growth := float64(last.rss)/float64(max(base.rss, 1)) - 1
+	fmt.Printf("\nRSS %.1f MiB at %v, %.1f MiB at the end: %+.1f%% (allowed %+.0f%%); %s events, %d lost\n",
+		float64(base.rss)/(1<<20), base.at.Round(time.Second), float64(last.rss)/(1<<20), 100*growth, 100*c.Float64("max-growth"), events, lost)
+	if growth > c.Float64("max-growth") {
+		fails = append(fails, fmt.Sprintf("RSS grew %.1f%%", 100*growth))
+	}
+	if lost > 0 {
+		fails = append(fails, fmt.Sprintf("%d events lost", lost))
+	}
+	if len(fails) > 0 {
+		fmt.Println("soak: FAIL:", strings.Join(fails, ", "))
+		return cli.Exit("", 1)
+	}
+	fmt.Println("soak: PASS")
+	return nil
+}
+
+// soakCounts reads the tracer's lost and event counts from its summary.
+func soakCounts(mode string, stdout []byte, stderr string) (lost uint64, events string) {
+	if mode == "summary" {
+		var s struct {
+			Session struct {
+				Events uint64 `json:"events"`
+				Lost   uint64 `json:"lost"`
+			} `json:"session"`
+		}
+		if json.Unmarshal(stdout, &s) == nil {
+			return s.Session.Lost, strconv.FormatUint(s.Session.Events, 10)
+		}
+	}
+	// Streaming to /dev/null: the loss watcher's stderr lines say it.
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "LOST") {
+			f := strings.Fields(l)
+			for i, w := range f {
+				if w == "LOST" && i+1 < len(f) {
+					n, _ := strconv.ParseUint(f[i+1], 10, 64)
+					lost = max(lost, n)
+				}
+			}
+		}
+	}
+	return lost, "?"
+}
+
+// vmRSS is a process's resident set size now.
+func vmRSS(pid int) uint64 { return procStatusBytes(pid, "VmRSS:") }

@@ -1,0 +1,121 @@
+package event_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/record"
+	"github.com/ringtrace/ringtrace/tracer/report"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/events-*")
+
+const (
+	recordingsDir = "../../testdata/recordings"
+	goldenDir     = "../../testdata/golden"
+)
+
+// replayOutput renders a recording the way `ringtrace trace` prints it:
+// events in timestamp order (stable), normalised, as text lines and as
+// JSON lines, times relative to the recording's clock base.
+func replayOutput(t testing.TB, path string) (text, jsonl []byte) {
+	t.Helper()
+	r, err := record.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var evs []event.Event
+	for {
+		e, err := r.NextEvent()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS < evs[j].TS })
+	// Names from the trailer: only known once the records were read.
+	names := report.NamesFromRecording(r)
+	tf := event.NewFormatter(r.Header.Monotonic, names)
+	jf := event.NewFormatter(r.Header.Monotonic, names)
+	var tb, jb []byte
+	n := event.NewNormalizer()
+	for i := range evs {
+		err := n.Process(&evs[i], func(e *event.Event) error {
+			tb = append(tb, tf.Text(e)...)
+			tb = append(tb, '\n')
+			jb = jf.AppendJSON(jb, e)
+			jb = append(jb, '\n')
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tb, jb
+}
+
+// TestGoldenEventOutput pins the text and JSON lines of every recorded
+// trace byte for byte: the JSON shape is a documented contract.
+func TestGoldenEventOutput(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(recordingsDir, "*.rtrec"))
+	if len(files) == 0 {
+		t.Fatal("no recordings")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".rtrec")
+		t.Run(name, func(t *testing.T) {
+			text, jsonl := replayOutput(t, f)
+			checkGolden(t, "events-"+name+".txt", text)
+			checkGolden(t, "events-"+name+".jsonl", jsonl)
+		})
+	}
+}
+
+// checkGolden compares got with testdata/golden/name; -update rewrites it.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./tracer/event -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (rerun with -update if intended):\n%s", path, firstDiff(got, want))
+	}
+}
+
+// firstDiff shows the first line that differs.
+func firstDiff(got, want []byte) string {
+	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return "line " + strconv.Itoa(i+1) + ":\n got " + gl + "\nwant " + wl
+		}
+	}
+	return "(no line differs)"
+}

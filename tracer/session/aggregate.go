@@ -1,0 +1,70 @@
+package session
+
+import (
+	"fmt"
+
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+// SockKey names a traced socket: its address, told apart from a later
+// socket at the same address by its inode.
+type SockKey struct {
+	Sk  uint64
+	Ino uint32
+}
+
+// Aggregates reads what the kernel counted per socket in Aggregate mode,
+// summed over CPUs.
+func (s *Session) Aggregates() (map[SockKey]bpfobj.RingtraceRtSockAgg, error) {
+	out := map[SockKey]bpfobj.RingtraceRtSockAgg{}
+	var k bpfobj.RingtraceRtAggKey
+	var per []bpfobj.RingtraceRtSockAgg
+	it := s.objs.maps["aggs"].Iterate()
+	for it.Next(&k, &per) {
+		var sum bpfobj.RingtraceRtSockAgg
+		for _, a := range per {
+			sum.Sent += a.Sent
+			sum.CompletedExact += a.CompletedExact
+			sum.CompletedBounded += a.CompletedBounded
+			sum.UnseenSending += a.UnseenSending
+			sum.InflightCount += a.InflightCount
+			sum.InflightSum += a.InflightSum
+			sum.InflightMax = max(sum.InflightMax, a.InflightMax)
+			for i, n := range a.Hist {
+				sum.Hist[i] += n
+			}
+		}
+		out[SockKey{k.Sk, uint32(k.Ino)}] = sum
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read frame aggregates: %w", err)
+	}
+	return out, nil
+}
+
+// Sending is a frame the kernel tracks as SENDING.
+type Sending struct {
+	Sock  SockKey
+	Frame uint32
+	Since uint64 // when it became SENDING (bpf_ktime_get_ns)
+}
+
+// StillSending lists the frames the kernel tracks as SENDING now: at the end
+// of a trace, the frames still in flight (in Aggregate mode no event says
+// so).
+func (s *Session) StillSending() ([]Sending, error) {
+	var out []Sending
+	var k bpfobj.RingtraceRtFrameKey
+	var f bpfobj.RingtraceRtFrame
+	it := s.objs.maps["frames"].Iterate()
+	for it.Next(&k, &f) {
+		if event.State(f.State) == event.Sending {
+			out = append(out, Sending{Sock: SockKey{k.Sk, f.SockIno}, Frame: k.Idx, Since: f.TsSending})
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read frame states: %w", err)
+	}
+	return out, nil
+}
