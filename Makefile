@@ -57,5 +57,10 @@ kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2) into ~/.c
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
 	exec ./bin/ringvm kernels
 
+.PHONY: vmtest
+vmtest: build ## (root) scenarios x hook classes + root tests on the `make kernels` VMs and this host; out/vmtest (VMTEST_FLAGS=…)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
+	exec ./bin/ringvm matrix --binary $(BIN) --out out/vmtest --go "$(GO)" $(VMTEST_FLAGS)
+
 clean: ## remove build output
 	rm -rf bin

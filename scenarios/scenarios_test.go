@@ -24,6 +24,20 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// ringtraceBinary returns $RINGTRACE_BIN when it is set (a prebuilt binary,
+// e.g. in a VM without Go), else builds ringtrace for this test.
+func ringtraceBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("RINGTRACE_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "ringtrace")
+	if b, err := exec.Command("go", "build", "-o", bin, "../cmd/ringtrace").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	return bin
+}
+
 // TestAllScenarios runs every reference scenario on this kernel and
 // checks each passes and leaves no lab behind.
 func TestAllScenarios(t *testing.T) {
@@ -62,10 +76,7 @@ func TestAllScenarios(t *testing.T) {
 // scenario: it must exit, and no namespace may remain.
 func TestInterruptCleansUp(t *testing.T) {
 	needRoot(t)
-	bin := filepath.Join(t.TempDir(), "ringtrace")
-	if b, err := exec.Command("go", "build", "-o", bin, "../cmd/ringtrace").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
+	bin := ringtraceBinary(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		cmd := exec.Command(bin, "run", "call-return", "--rate", "20mbit")
 		if err := cmd.Start(); err != nil {
@@ -91,10 +102,7 @@ func TestInterruptCleansUp(t *testing.T) {
 // run removes it.
 func TestStaleLabCleaned(t *testing.T) {
 	needRoot(t)
-	bin := filepath.Join(t.TempDir(), "ringtrace")
-	if b, err := exec.Command("go", "build", "-o", bin, "../cmd/ringtrace").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
+	bin := ringtraceBinary(t)
 	cmd := exec.Command(bin, "run", "call-return", "--rate", "20mbit")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

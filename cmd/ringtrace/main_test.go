@@ -14,9 +14,14 @@ import (
 	"time"
 )
 
-// buildBinary compiles ringtrace once per test binary run.
+// buildBinary returns the ringtrace binary under test: $RINGTRACE_BIN when it
+// is set (a prebuilt static binary, e.g. in a VM without Go; it must be
+// executable by nobody), else one compiled for this test.
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("RINGTRACE_BIN"); bin != "" {
+		return bin
+	}
 	// Not t.TempDir(): its parent is 0700, and one test runs the binary
 	// as nobody.
 	dir, err := os.MkdirTemp("", "ringtrace-test-bin")
@@ -34,6 +39,22 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// readyTimeout is how long a test waits for `ringtrace trace` to create its
+// --ready-file: 10 s, or $RINGTRACE_TEST_READY_TIMEOUT (a duration) where
+// attaching is slow: make vmtest sets it, a TCG guest takes up to ~20 s.
+func readyTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	s := os.Getenv("RINGTRACE_TEST_READY_TIMEOUT")
+	if s == "" {
+		return 10 * time.Second
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		t.Fatalf("RINGTRACE_TEST_READY_TIMEOUT=%q: want a duration such as 60s", s)
+	}
+	return d
 }
 
 type result struct {
@@ -187,13 +208,14 @@ func TestTraceReadyFileAndSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(10 * time.Second)
+	wait := readyTimeout(t)
+	deadline := time.Now().Add(wait)
 	for {
 		if _, err := os.Stat(ready); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no ready file after 10s: %s", errb.String())
+			t.Fatalf("no ready file after %v: %s", wait, errb.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -92,11 +92,12 @@ func TestTraceRenderFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	wait := readyTimeout(t)
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {
 			break
-		} else if time.Since(start) > 10*time.Second {
-			t.Fatalf("not ready after 10s: %s", errb.String())
+		} else if time.Since(start) > wait {
+			t.Fatalf("not ready after %v: %s", wait, errb.String())
 		}
 	}
 	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "8", "--size", "64", "-q"); r.code != 0 {

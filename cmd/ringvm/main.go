@@ -1,6 +1,7 @@
 // Command ringvm boots another Linux kernel under qemu and runs one shell
-// command in it as root (`make vm`), or fetches kernels into the cache
-// (`make kernels`). The work is done by scenarios/vm; this command maps flags
+// command in it as root (`make vm`), fetches kernels into the cache
+// (`make kernels`), or runs the kernel matrix (`make vmtest`, package
+// scenarios/matrix). The work is done by scenarios/vm; this command maps flags
 // onto vm.Options and exit statuses: the guest command's own status, 124 when
 // the guest timed out, 2 for bad input, 130 when interrupted, 125 when the
 // runner or the guest failed.
@@ -37,6 +38,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			runCommand(),
 			kernelsCommand(),
+			matrixCommand(),
 		},
 		HideHelpCommand: true,
 		OnUsageError:    usageError,

@@ -29,6 +29,11 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"ringvm", "run", "--kernel", "6.1", "--accel", "xen", "--", "true"},
 		{"ringvm", "run", "--no-such-flag"},
 		{"ringvm", "kernels", "4.x"},
+		{"ringvm", "matrix", "--kernel", "banana", "--no-tests"},
+		{"ringvm", "matrix", "--parallel", "0", "--no-tests"},
+		{"ringvm", "matrix", "--cpus", "-1", "--no-tests"},
+		{"ringvm", "matrix", "--binary", "/nonexistent/ringtrace", "--no-tests"},
+		{"ringvm", "matrix", "--timeout", "soon", "--no-tests"},
 	} {
 		if got := run(args); got != exitInput {
 			t.Errorf("%v: exit %d, want %d", args[1:], got, exitInput)

@@ -320,15 +320,26 @@ func TestQdiscBypass(t *testing.T) {
 	}
 }
 
+// ringtraceBinary returns $RINGTRACE_BIN when it is set (a prebuilt binary,
+// e.g. in a VM without Go), else builds ringtrace for this test.
+func ringtraceBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("RINGTRACE_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "ringtrace")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ringtrace").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // TestForeignProcess traces a TX ring owned by another process the same
 // way: here the ringtrace binary's own sender started as a separate
 // process, and trafgen when it is installed.
 func TestForeignProcess(t *testing.T) {
 	l := newLab(t)
-	bin := filepath.Join(t.TempDir(), "ringtrace")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ringtrace").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := ringtraceBinary(t)
 	senders := []struct {
 		name   string
 		cmd    *exec.Cmd

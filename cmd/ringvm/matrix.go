@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ringtrace/ringtrace/scenarios/matrix"
+	"github.com/ringtrace/ringtrace/scenarios/vm"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
+)
+
+func matrixCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "matrix",
+		Usage: "run the scenarios under every hook class and the root integration tests on each kernel (make vmtest)",
+		UsageText: "ringvm matrix [--kernel K]... [--binary bin/ringtrace] [--out out/vmtest] [--parallel N] [--no-host] [--no-tests]\n" +
+			"exit status: 0 every cell passed, 1 some failed, 2 bad input, 130 interrupted",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel to boot (repeatable; default: " + strings.Join(vm.MatrixKernels(), " ") + ")"},
+			&cli.StringFlag{Name: "binary", Value: "bin/ringtrace", Usage: "static ringtrace: run in the guests and on the host"},
+			&cli.StringFlag{Name: "out", Value: "out/vmtest", Usage: "where matrix.json, matrix.txt and per-kernel logs and consoles go"},
+			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "guests booted at once"},
+			&cli.IntFlag{Name: "cpus", Value: matrix.DefaultCPUs, Usage: "vCPUs per guest (see scenarios/matrix.DefaultCPUs for why 1)"},
+			&cli.BoolFlag{Name: "no-host", Usage: "do not run the scenarios natively on this kernel"},
+			&cli.BoolFlag{Name: "no-tests", Usage: "do not run the integration tests in the guests"},
+			&cli.StringFlag{Name: "go", Usage: "go command that builds the test binaries (default: go on PATH, else /usr/local/go/bin/go)"},
+			&cli.StringFlag{Name: "timeout", Value: "20m", Usage: "kill a guest after this long (per boot)"},
+			&cli.StringFlag{Name: "accel", Value: "auto", Usage: "auto, tcg or kvm"},
+			cacheFlag,
+		},
+		Action: runMatrix,
+	}
+}
+
+func runMatrix(c *cli.Context) error {
+	kernels := nonEmpty(c.StringSlice("kernel"))
+	if len(kernels) == 0 {
+		kernels = vm.MatrixKernels()
+	}
+	timeout, err := parseTimeout(c.String("timeout"))
+	if err != nil {
+		return err
+	}
+	accel, err := vm.ParseAccel(c.String("accel"))
+	if err != nil {
+		return err
+	}
+	if p := c.Int("parallel"); p < 1 || p > 8 {
+		return inputerr.New("--parallel %d: want 1..8", p)
+	}
+	if n := c.Int("cpus"); n < 1 || n > 8 {
+		return inputerr.New("--cpus %d: want 1..8", n)
+	}
+	cch, err := cache(c)
+	if err != nil {
+		return err
+	}
+	o := matrix.Options{Kernels: kernels, Binary: c.String("binary"), Host: !c.Bool("no-host"), Parallel: c.Int("parallel"), CPUs: c.Int("cpus"),
+		Out: c.String("out"), Timeout: timeout, Accel: accel, Cache: cch, Log: os.Stderr}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if !c.Bool("no-tests") {
+		dir, err := os.MkdirTemp("", fmt.Sprintf("ringvm-%d-tests-", os.Getpid())) // removed by the next run if this one is killed
+		if err != nil {
+			return fmt.Errorf("test directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		goTool, err := goCommand(c.String("go"))
+		if err != nil {
+			return err
+		}
+		if o.Tests, err = matrix.BuildTests(c.Context, goTool, ".", dir, os.Stderr); err != nil {
+			return err
+		}
+		o.TestDir = dir
+	}
+	m, err := matrix.Run(c.Context, o)
+	if err != nil {
+		return err
+	}
+	var table bytes.Buffer
+	if err := matrix.WriteTable(&table, m); err != nil {
+		return err
+	}
+	os.Stdout.Write(table.Bytes())
+	if err := os.WriteFile(filepath.Join(o.Out, "matrix.txt"), table.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("matrix table: %w", err)
+	}
+	jsonPath := filepath.Join(o.Out, "matrix.json")
+	if err := matrix.WriteJSON(jsonPath, m); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "vmtest: wrote %s, %s and the per-kernel logs there\n", jsonPath, filepath.Join(o.Out, "matrix.txt"))
+	if !m.Pass {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+// goCommand finds the go command: sudo's secure_path often lacks it.
+func goCommand(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
+		return "/usr/local/go/bin/go", nil
+	}
+	return "", inputerr.New("no go command on PATH or at /usr/local/go/bin/go: give --go or --no-tests")
+}

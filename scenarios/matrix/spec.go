@@ -1,0 +1,62 @@
+package matrix
+
+import "strconv"
+
+// Spec is what one target (a guest, or the host) runs.
+type Spec struct {
+	// Ringtrace is the ringtrace executable in the target.
+	Ringtrace string
+	// Hooks are the --hooks values, each run in turn; the first is the
+	// reference the others' plans are compared with. A forced class the
+	// kernel lacks, or one that resolves to the reference's class, is
+	// probed but its scenarios are not run.
+	Hooks []string
+	// Runs are the `ringtrace run` invocations made for every class.
+	Runs []ScenarioRun
+	// Tests are the test binaries run once, under the kernel's default class.
+	Tests []TestRun
+	// TestEnv are NAME=VALUE settings exported for the tests.
+	TestEnv []string
+}
+
+// ScenarioRun is one `ringtrace run` invocation.
+type ScenarioRun struct {
+	Scenarios []string // names; empty means --all
+	Args      []string // further flags, e.g. --rate-scale 0.02
+}
+
+// TestRun is one test binary.
+type TestRun struct {
+	Package string // module-relative package directory, e.g. "tracer/session"
+	Binary  string // the binary's path in the target, in a copy of the package directory
+	Skip    string // -test.skip pattern ("" runs everything)
+	Why     string // why Skip
+}
+
+// Part keys name the pieces of a run in frames and in Script's done set.
+func probeKey(hooks string) string      { return "probe/" + hooks }
+func runKey(hooks string, i int) string { return "run/" + hooks + "/" + strconv.Itoa(i) }
+func testKey(pkg string) string         { return "test/" + pkg }
+
+// Hooks are the --hooks values tried on every kernel: the kernel's own
+// choice (class A where fentry works), then the two forced ones.
+func Hooks() []string { return []string{"auto", "kprobe", "tracepoint"} }
+
+// GuestRuns are the scenario runs in a TCG guest: the emulated links are
+// slowed so that they stay slower than the emulated CPU. call-return needs
+// more: its claim is that a blocking call lasts the wire time of the frames
+// it sent, so the link must be slower than the guest can fill it (1024 x
+// 1500 B at 5 Mbit/s is 2.46 s of wire time).
+func GuestRuns() []ScenarioRun {
+	return []ScenarioRun{
+		{Scenarios: []string{"status", "sndbuf", "sndbuf-blocking", "bypass", "rx"}, Args: []string{"--rate-scale", "0.02"}},
+		{Scenarios: []string{"call-return"}, Args: []string{"--frames", "1024", "--rate-scale", "0.005"}},
+	}
+}
+
+// GuestTestEnv lets the tests wait for a TCG guest: `ringtrace trace` takes
+// up to ~20 s there to attach (about 0.4 s on the host).
+func GuestTestEnv() []string { return []string{"RINGTRACE_TEST_READY_TIMEOUT=90s"} }
+
+// HostRuns are the scenario runs on the host: every scenario at its own rate.
+func HostRuns() []ScenarioRun { return []ScenarioRun{{}} }
