@@ -732,7 +732,7 @@ static __always_inline void agg_completion(struct sock *sk, struct sock_state *s
 {
 	struct rt_sock_agg *a = agg_of(sk, ss);
 	__u64 d;
-	__u32 b;
+	__u64 b;
 
 	if (!a)
 		return;
@@ -756,8 +756,12 @@ static __always_inline void agg_completion(struct sock *sk, struct sock_state *s
 	}
 	d = now > f->ts_sending ? now - f->ts_sending : 0;
 	b = log2_u64(d);
-	if (b >= RT_HIST_BUCKETS)
-		b = RT_HIST_BUCKETS - 1;
+	/* The clamp in one 64-bit register: verifiers before ~6.3 lose the
+	 * bound of a compare on a 32-bit subregister that clang emits for a
+	 * plain C clamp ("R0 unbounded memory access" on 5.10 and 6.1). */
+	asm volatile("if %[b] < %[n] goto +1; %[b] = %[last]"
+		     : [b] "+r"(b)
+		     : [n] "i"(RT_HIST_BUCKETS), [last] "i"(RT_HIST_BUCKETS - 1));
 	a->inflight_count++;
 	a->inflight_sum += d;
 	if (d > a->inflight_max)
@@ -1033,17 +1037,36 @@ static long scan_cb(__u32 i, void *data)
 	return scan_cb_body(i, data);
 }
 
+/* scan_flat's result (a global function cannot take a stack pointer on 5.10). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rt_scan);
+} flat_scan SEC(".maps");
+
 /*
  * scan_flat is scan_cb without bpf_loop (kernels before 5.17): the verifier
  * walks every iteration, and a branch per state would multiply its states,
  * so the body is branch-free: statuses index a counter array and the
  * SEND_REQUEST run is kept with arithmetic. Failed reads leave 0xff (an
  * "other" status) instead of being tested.
+ *
+ * It is a global function, so the verifier walks its BOUNDED_SCAN
+ * iterations once per program, with its arguments as unknown scalars,
+ * instead of once per path into it: the callers' paths (a walk over taken
+ * frames with a break anywhere, drop rollbacks) would otherwise multiply the
+ * walk past the 1M-instruction limit. Arguments are scalars only, as 5.10
+ * requires (at most five: two are pairs of u32); the counts go to
+ * flat_scan.
  */
-static __always_inline void scan_flat(struct scan_ctx *c)
+__noinline int scan_flat(__u64 pg_vec, __u64 fpb_fsize, __u64 n_off, __u32 head)
 {
-	__u32 counts[8] = {};
-	__u32 n = c->n < BOUNDED_SCAN ? c->n : BOUNDED_SCAN;
+	__u32 fpb = fpb_fsize >> 32, fsize = (__u32)fpb_fsize, nframes = n_off >> 32, off = (__u32)n_off;
+	__u32 key = 0, counts[8] = {};
+	__u32 n = nframes < BOUNDED_SCAN ? nframes : BOUNDED_SCAN;
+	__u32 run_open = 1, run = 0;
+	struct rt_scan *out;
 
 	for (__u32 i = 0; i < BOUNDED_SCAN; i++) {
 		__u32 idx, st = 0xff;
@@ -1051,20 +1074,25 @@ static __always_inline void scan_flat(struct scan_ctx *c)
 
 		if (i >= n)
 			break;
-		idx = c->head + i;
-		idx -= idx >= c->n ? c->n : 0;
-		bpf_probe_read_kernel(&buf, sizeof(buf), (void *)(c->pg_vec + (__u64)(idx / c->fpb) * sizeof(__u64)));
-		bpf_probe_read_kernel(&st, sizeof(st), (void *)(buf + (__u64)(idx % c->fpb) * c->fsize + c->off));
+		idx = head + i;
+		idx -= idx >= nframes ? nframes : 0;
+		bpf_probe_read_kernel(&buf, sizeof(buf), (void *)(pg_vec + (__u64)(idx / fpb) * sizeof(__u64)));
+		bpf_probe_read_kernel(&st, sizeof(st), (void *)(buf + (__u64)(idx % fpb) * fsize + off));
 		st &= 7;
 		counts[st]++;
-		c->run_open &= ((st ^ RT_ST_SEND_REQUEST) - 1) >> 31; /* stays 1 while st == 1 */
-		c->s.run_send_request += c->run_open;
+		run_open &= ((st ^ RT_ST_SEND_REQUEST) - 1) >> 31; /* stays 1 while st == 1 */
+		run += run_open;
 	}
-	c->s.scanned = n;
-	c->s.available = counts[RT_ST_AVAILABLE];
-	c->s.send_request = counts[RT_ST_SEND_REQUEST];
-	c->s.sending = counts[RT_ST_SENDING];
-	c->s.wrong_format = counts[RT_ST_WRONG_FORMAT];
+	out = bpf_map_lookup_elem(&flat_scan, &key);
+	if (!out)
+		return -1;
+	out->scanned = n;
+	out->run_send_request = run;
+	out->available = counts[RT_ST_AVAILABLE];
+	out->send_request = counts[RT_ST_SEND_REQUEST];
+	out->sending = counts[RT_ST_SENDING];
+	out->wrong_format = counts[RT_ST_WRONG_FORMAT];
+	return 0;
 }
 
 /*
@@ -1087,7 +1115,12 @@ static __always_inline void scan_ring_x(const struct ring *r, struct rt_scan *ou
 	if (use_loop) {
 		bpf_loop(cfg.max_scan, scan_cb, &c, 0);
 	} else {
-		scan_flat(&c);
+		__u32 key = 0;
+		struct rt_scan *fs;
+
+		if (scan_flat(c.pg_vec, (__u64)c.fpb << 32 | c.fsize, (__u64)c.n << 32 | c.off, c.head) == 0 &&
+		    (fs = bpf_map_lookup_elem(&flat_scan, &key)))
+			c.s = *fs;
 	}
 	c.s.head = r->head;
 	c.s.nframes = r->n;

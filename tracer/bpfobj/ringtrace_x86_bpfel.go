@@ -273,6 +273,7 @@ const (
 	RingtraceMapAggs                           = "aggs"
 	RingtraceMapCalls                          = "calls"
 	RingtraceMapEvents                         = "events"
+	RingtraceMapFlatScan                       = "flat_scan"
 	RingtraceMapFrames                         = "frames"
 	RingtraceMapLost                           = "lost"
 	RingtraceMapOverflow                       = "overflow"
@@ -466,6 +467,7 @@ type RingtraceMapSpecs struct {
 	Aggs      *ebpf.MapSpec `ebpf:"aggs"`
 	Calls     *ebpf.MapSpec `ebpf:"calls"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
+	FlatScan  *ebpf.MapSpec `ebpf:"flat_scan"`
 	Frames    *ebpf.MapSpec `ebpf:"frames"`
 	Lost      *ebpf.MapSpec `ebpf:"lost"`
 	Overflow  *ebpf.MapSpec `ebpf:"overflow"`
@@ -517,6 +519,7 @@ type RingtraceMaps struct {
 	Aggs      *ebpf.Map `ebpf:"aggs"`
 	Calls     *ebpf.Map `ebpf:"calls"`
 	Events    *ebpf.Map `ebpf:"events"`
+	FlatScan  *ebpf.Map `ebpf:"flat_scan"`
 	Frames    *ebpf.Map `ebpf:"frames"`
 	Lost      *ebpf.Map `ebpf:"lost"`
 	Overflow  *ebpf.Map `ebpf:"overflow"`
@@ -533,6 +536,7 @@ func (m *RingtraceMaps) Close() error {
 		m.Aggs,
 		m.Calls,
 		m.Events,
+		m.FlatScan,
 		m.Frames,
 		m.Lost,
 		m.Overflow,
