@@ -126,20 +126,25 @@ type result struct {
 // veth's transmitted packets over window, then stops it with SIGINT.
 func measure(ctx context.Context, l *lab.Lab, cmd *exec.Cmd, warmup, window time.Duration) (result, error) {
 	cmd.Stdout, cmd.Stderr = nil, nil
+	// Its own process group: trafgen forks its workers, and a worker that
+	// outlives the measurement keeps loading the CPU under every later one.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A child forked from a thread inside the namespace starts there.
 	if err := nsexec.Do(l.SenderNS, cmd.Start); err != nil {
 		return result{}, err
 	}
+	pgid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() {
-		cmd.Process.Signal(syscall.SIGINT)
+		syscall.Kill(-pgid, syscall.SIGINT)
 		select {
 		case <-exited:
 		case <-time.After(3 * time.Second):
-			cmd.Process.Kill()
+			syscall.Kill(-pgid, syscall.SIGKILL)
 			<-exited
 		}
+		syscall.Kill(-pgid, syscall.SIGKILL) // workers that ignored SIGINT
 	}
 	sleep := func(d time.Duration) error {
 		select {
