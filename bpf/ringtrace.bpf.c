@@ -838,6 +838,9 @@ static __always_inline void to_available(struct sock *sk, struct sock_state *ss,
 /* ------------------------------------------------------------------ */
 /* ring skbs                                                          */
 
+/* SKBFL_ZEROCOPY_FRAG: SKBFL_ZEROCOPY_ENABLE | SKBFL_SHARED_FRAG (a #define in the kernel). */
+#define RT_ZEROCOPY_FRAG 3
+
 static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
@@ -853,7 +856,8 @@ static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
  * socket = skb->sk) or uarg form (destructor_arg is a struct tpacket_uarg
  * whose ubuf.ops is &tpacket_ubuf_ops: frame = uarg->ph, socket = uarg->po).
  * Clones share destructor_arg but not the destructor, so they don't match
- * in the destructor form; in the uarg form the ops check does the work.
+ * in the destructor form; in the uarg form the zerocopy flags (set by
+ * skb_zcopy_init, cleared once the pages are copied) and the ops check do.
  */
 static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, __u64 *php, __u64 *argp)
 {
@@ -869,7 +873,20 @@ static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, 
 		*php = *argp & ~1ULL;
 		return *skp && *php;
 	}
-	arg = shinfo_destructor_arg(skb);
+	{
+		unsigned char *head = BPF_CORE_READ(skb, head);
+		struct skb_shared_info *sh = (void *)(head + BPF_CORE_READ(skb, end));
+
+		/* skb_zcopy_clear() (the ring pages copied out: veth forward,
+		 * tap clone, local delivery) clears the zerocopy flags but
+		 * leaves destructor_arg pointing at the freed uarg, whose
+		 * memory may still read as one: without the flags test such an
+		 * skb, seen again on the peer, would send its frame a second
+		 * time. */
+		if ((BPF_CORE_READ(sh, flags) & RT_ZEROCOPY_FRAG) != RT_ZEROCOPY_FRAG)
+			return 0;
+		arg = (__u64)BPF_CORE_READ(sh, destructor_arg);
+	}
 	*argp = arg;
 	if (!arg || (arg & 1) || !cfg.uarg_ops_addr)
 		return 0;
@@ -885,7 +902,11 @@ static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, 
 	return *skp && *php;
 }
 
-/* ring_skb_arg for a BTF-typed skb (tp_btf, fentry): plain loads. */
+/*
+ * ring_skb_arg for a BTF-typed skb (tp_btf, fentry): plain loads. In the
+ * uarg form the socket comes from uarg->po, a probe-read value, so it is
+ * not BTF-typed there: callers read it with !cfg.uarg_form as "direct".
+ */
 static __always_inline int ring_skb_arg_direct(struct sk_buff *skb, struct sock **skp, __u64 *php, __u64 *argp)
 {
 	struct skb_shared_info *sh;
@@ -1806,7 +1827,7 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		if (cfg.avail_via_tp)
 			to_available_why(sk, ss, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE,
 					 RT_H_TRACEPOINT, 1, skb->dev, is_kfree ? reason : 0,
-					 is_kfree ? location : 0, 1, c, 1);
+					 is_kfree ? location : 0, !cfg.uarg_form, c, 1);
 		if (st)
 			bpf_map_delete_elem(&skbs, &key);
 		return;
