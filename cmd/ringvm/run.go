@@ -26,7 +26,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "timeout", Value: "600", Usage: "kill the guest after this many seconds (or a duration like 10m)"},
 			&cli.StringFlag{Name: "accel", Value: "auto", Usage: "auto (KVM if a probe shows it works, else TCG), tcg or kvm"},
 			&cli.IntFlag{Name: "memory", Usage: "guest memory in MiB (default: 1024 + room for the shared files)"},
-			&cli.IntFlag{Name: "cpus", Value: 2, Usage: "guest CPUs"},
+			&cli.IntFlag{Name: "cpus", Value: 1, Usage: "guest CPUs (more than one crashes TCG guests while probes attach: scenarios/vm Options.CPUs)"},
 			&cli.StringFlag{Name: "workdir", Usage: "the command's working directory in the guest"},
 			&cli.BoolFlag{Name: "console", Usage: "copy the kernel console to stderr"},
 			&cli.BoolFlag{Name: "install-deps", EnvVars: []string{"VM_INSTALL_DEPS"}, Usage: "apt-get install missing host packages (qemu-system-x86, busybox-static)"},

@@ -31,7 +31,10 @@ type Options struct {
 	Accel Accel
 	// MemoryMiB is the guest's memory; 0 sizes it for the initramfs.
 	MemoryMiB int
-	// CPUs is the guest's CPU count; 0 means 2.
+	// CPUs is the guest's CPU count; 0 means 1. With two, qemu 7.2's
+	// multi-threaded TCG kills guests while probes are switched on and off
+	// (stale translated code after cross-CPU text patching: an "Oops: int3"
+	// or a kernel panic), which is what ringtrace does.
 	CPUs int
 	// Workdir is the command's working directory in the guest; "" means the
 	// host's working directory if it is inside a share, else "/".
@@ -85,7 +88,7 @@ func (o *Options) validate() (Selector, error) {
 		return sel, inputerr.New("guest memory %d MiB is too small: give at least %d", o.MemoryMiB, minMemoryMiB)
 	}
 	if o.CPUs == 0 {
-		o.CPUs = 2
+		o.CPUs = 1
 	}
 	for i, s := range o.Shares {
 		if o.Shares[i], err = validShare(s); err != nil {

@@ -35,7 +35,7 @@ func TestOptionsValidate(t *testing.T) {
 	if _, err := o.validate(); err != nil {
 		t.Fatal(err)
 	}
-	if o.Timeout != DefaultTimeout || o.CPUs != 2 || o.Accel != AccelAuto || o.Workdir != "/" {
+	if o.Timeout != DefaultTimeout || o.CPUs != 1 || o.Accel != AccelAuto || o.Workdir != "/" {
 		t.Errorf("defaults: %+v", o)
 	}
 }
