@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ func overheadCommand() *cli.Command {
 			&cli.StringFlag{Name: "bpftrace", Value: "bpftrace", Usage: "bpftrace binary (reference tracer)"},
 			&cli.IntSliceFlag{Name: "sizes", Value: cli.NewIntSlice(64, 1500), Usage: "frame sizes"},
 			&cli.StringSliceFlag{Name: "senders", Value: cli.NewStringSlice("ringtrace", "trafgen"), Usage: "senders to load the link with"},
-			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("stream", "summary", "bpftrace"), Usage: "tracers to compare with the untraced run"},
+			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("stream", "record", "summary", "bpftrace"), Usage: "tracers to compare with the untraced run"},
 			&cli.IntFlag{Name: "reps", Value: 3, Usage: "interleaved repetitions"},
 			&cli.DurationFlag{Name: "window", Value: 3 * time.Second, Usage: "measured window per run"},
 			&cli.DurationFlag{Name: "warmup", Value: 500 * time.Millisecond, Usage: "time before the window opens"},
@@ -52,6 +53,7 @@ tracepoint:sched:sched_switch, tracepoint:sched:sched_waking { @[probe] = count(
 // tracerRun is one tracer process under measurement.
 type tracerRun struct {
 	cmd    *exec.Cmd
+	stdout *os.File // a file, not a pipe: no reader of ours competes for a CPU
 	out    bytes.Buffer
 	ready  time.Duration
 	rss    uint64 // peak RSS (VmHWM) in bytes, read before it stops
@@ -65,18 +67,26 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 	ready := filepath.Join(dir, "ready")
 	os.Remove(ready)
 	switch mode {
-	case "stream":
+	case "stream": // every event decoded, one JSON object per line
 		tr.cmd = exec.Command(rt, "trace", "--json", "--ready-file", ready)
-	case "summary":
+	case "record": // every event into a recording, the report kept live
+		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--record", filepath.Join(dir, "bench.rtrec"), "--ready-file", ready)
+	case "summary": // in-kernel aggregation
 		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--ready-file", ready)
 	case "bpftrace":
 		tr.cmd = exec.Command(bt, "-e", bpftraceScript)
 	default:
-		return nil, inputerr.New("unknown mode %q (stream, summary, bpftrace)", mode)
+		return nil, inputerr.New("unknown mode %q (stream, record, summary, bpftrace)", mode)
 	}
-	tr.cmd.Stdout = &tr.out
+	f, err := os.Create(filepath.Join(dir, "tracer.out"))
+	if err != nil {
+		return nil, err
+	}
+	tr.stdout = f
+	tr.cmd.Stdout = f
 	tr.cmd.Stderr = &tr.out
 	if err := tr.cmd.Start(); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("start %s tracer: %w", mode, err)
 	}
 	var set unix.CPUSet
@@ -86,7 +96,7 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 	unix.SchedSetaffinity(tr.cmd.Process.Pid, &set)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if mode == "bpftrace" && strings.Contains(tr.out.String(), "Attaching") {
+		if mode == "bpftrace" && strings.Contains(tr.head(), "Attaching") {
 			time.Sleep(time.Second) // bpftrace prints before it attaches
 			break
 		}
@@ -115,7 +125,14 @@ func (tr *tracerRun) stop() error {
 		<-done
 		return fmt.Errorf("tracer did not stop")
 	}
-	sc := bufio.NewScanner(bytes.NewReader(tr.out.Bytes()))
+	// Only the last lines matter (the summary); the file can be large.
+	defer os.Remove(tr.stdout.Name())
+	defer tr.stdout.Close()
+	tail, err := fileTail(tr.stdout, 1<<20)
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(tail))
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
 	for sc.Scan() {
 		l := sc.Text()
@@ -139,6 +156,28 @@ func (tr *tracerRun) stop() error {
 		}
 	}
 	return nil
+}
+
+// head is the start of what the tracer printed so far (stdout file).
+func (tr *tracerRun) head() string {
+	b := make([]byte, 4096)
+	n, _ := tr.stdout.ReadAt(b, 0)
+	return string(b[:n])
+}
+
+// fileTail reads at most n bytes from the end of f.
+func fileTail(f *os.File, n int64) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(st.Size()-n, 0)
+	b := make([]byte, st.Size()-off)
+	_, err = f.ReadAt(b, off)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return b, nil
 }
 
 // vmHWM is a process's peak resident set size.
