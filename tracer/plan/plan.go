@@ -267,9 +267,12 @@ func (b *builder) variant(prog string) string {
 }
 
 // fn reports whether a kernel function can be hooked by name: a symbol in
-// kallsyms and, for fentry, a BTF FUNC.
+// kallsyms under that very name and, for fentry, a BTF FUNC. A compiler
+// clone (5.10 has only __packet_set_status.part.0) is not the function: its
+// entry is not the function's entry, nor are its arguments, and a probe on
+// the plain name finds nothing.
 func (b *builder) fn(name string) bool {
-	if _, ok := b.f.Symbols[name]; !ok {
+	if s, ok := b.f.Symbols[name]; !ok || (s.Name != "" && s.Name != name) {
 		return false
 	}
 	return b.p.Class != Fentry || b.f.Funcs[name]

@@ -147,6 +147,21 @@ func TestSetStatusHookedWhereNotInlined(t *testing.T) {
 	}
 }
 
+// On 5.10, kallsyms has only a compiler clone, __packet_set_status.part.0:
+// a kprobe on the plain name fails, and the clone's entry is not the
+// function's.
+func TestSetStatusCloneNotHooked(t *testing.T) {
+	f := facts(false, true, true, modern...)
+	f.Symbols["__packet_set_status"] = sym("__packet_set_status.part.0", 0xffffffff81800000)
+	p, err := plan.Build(f, plan.Kprobe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := attached(p)["kprobe_set_status"]; ok {
+		t.Errorf("a clone was hooked: %s", a)
+	}
+}
+
 func TestUargForm(t *testing.T) {
 	f := facts(true, true, true, "packet_sendmsg", "tpacket_ubuf_complete", "__dev_queue_xmit", "sock_alloc_send_pskb")
 	f.Types["tpacket_uarg"] = true
