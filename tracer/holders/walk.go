@@ -83,7 +83,7 @@ func (w *Walker) Walk(why string) (*Snapshot, error) {
 	if w.prog == nil {
 		return nil, errors.New("holders walker is closed")
 	}
-	ts := monotonicNow()
+	ts := MonotonicNow()
 	l, err := link.AttachIter(link.IterOptions{Program: w.prog})
 	if err != nil {
 		return nil, fmt.Errorf("attach holders iterator: %w", err)
@@ -194,10 +194,4 @@ func ParseSyscall(pid, tid uint32, line string) Thread {
 		t.Syscall = fmt.Sprintf("syscall(%d)", nr)
 	}
 	return t
-}
-
-func monotonicNow() uint64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
 }

@@ -3,10 +3,12 @@ package report
 import (
 	"sort"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 )
 
 // Builder accumulates ordered, normalised events into a Report. Memory is
@@ -23,6 +25,9 @@ type Builder struct {
 	cur      map[uint64]uint32 // last inode seen per socket address
 	labels   int
 	maxCPU   uint32
+
+	stuckAfter time.Duration
+	snaps      []*holders.Snapshot
 }
 
 // NewBuilder starts an empty report. names resolves drop reasons and
@@ -237,6 +242,8 @@ func (b *Builder) Add(e *event.Event) {
 		if e.Dev != "" && !contains(c.Devs, e.Dev) && len(c.Devs) < 64 {
 			c.Devs = append(c.Devs, e.Dev)
 		}
+	case event.QdiscEnqueue, event.QdiscDequeue, event.XmitStart, event.XmitDone, event.RX:
+		b.where(s, e)
 	case event.SockGone:
 		if s != nil {
 			for _, rd := range s.open {
@@ -411,6 +418,11 @@ func indexOf(calls []*Call, c *Call) int {
 // flight when the trace ended. It runs the diagnoses.
 func (b *Builder) Finish() *Report {
 	r := b.r
+	for _, sn := range b.snaps { // a walk was taken while the trace ran: it lasted at least until then
+		if r.Start != 0 && sn.TS > r.End {
+			r.End = sn.TS
+		}
+	}
 	for _, s := range r.Sockets {
 		for _, c := range s.calls { // still in the kernel
 			s.st.addCall(c, r.End)
@@ -434,7 +446,9 @@ func (b *Builder) Finish() *Report {
 		r.CPUs = append(r.CPUs, c)
 	}
 	sort.Slice(r.CPUs, func(i, j int) bool { return r.CPUs[i].ID < r.CPUs[j].ID })
-	r.Diagnoses = diagnose(r)
+	b.stuck(r)
+	sortStuck(r)
+	r.Diagnoses = append(diagnose(r), stuckDiagnoses(r, b.snaps)...)
 	return r
 }
 
