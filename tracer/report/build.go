@@ -247,6 +247,9 @@ func (b *Builder) Add(e *event.Event) {
 	case event.SockGone:
 		if s != nil {
 			for _, rd := range s.open {
+				if rd.State == event.Sending {
+					rd.gone = e.TS
+				}
 				rd.State = event.Unknown
 			}
 			s.open = map[uint32]*Round{}

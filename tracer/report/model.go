@@ -46,6 +46,7 @@ type Round struct {
 
 	sendingExact bool          // the SENDING time is exact: the in-flight time counts
 	where        holders.Where // where the events last put its skb while SENDING
+	gone         uint64        // its ring went away (socket closed) while it was SENDING
 }
 
 // InFlight is SENDING -> AVAILABLE (0 if not completed).

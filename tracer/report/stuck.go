@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
@@ -22,8 +23,9 @@ type Stuck struct {
 	Socket   string           `json:"socket"`
 	Frame    uint32           `json:"frame"`
 	Sending  uint64           `json:"sending_ns"`
-	Released uint64           `json:"released_ns,omitempty"` // AVAILABLE at last; 0: still SENDING at the end
-	For      uint64           `json:"stuck_ns"`              // SENDING until Released, or until the end
+	Released uint64           `json:"released_ns,omitempty"`   // AVAILABLE at last (or its socket closed); 0: still SENDING at the end
+	Closed   bool             `json:"socket_closed,omitempty"` // released by the socket's close, not by a completion
+	For      uint64           `json:"stuck_ns"`                // SENDING until Released, or until the end
 	Holder   holders.Location `json:"holder"`
 }
 
@@ -56,7 +58,7 @@ func (b *Builder) snapshotFor(f holders.Frame, rd *Round) *holders.Snapshot {
 	var during *holders.Snapshot
 	for i := len(b.snaps) - 1; i >= 0; i-- {
 		sn := b.snaps[i]
-		if sn.TS < rd.Sending || (rd.Done && sn.TS > rd.Available) {
+		if sn.TS < rd.Sending || (rd.Done && sn.TS > rd.Available) || (rd.gone != 0 && sn.TS > rd.gone) {
 			continue
 		}
 		if sn.Find(f) != nil {
@@ -76,6 +78,7 @@ func (b *Builder) stuck(r *Report) {
 		after = uint64(holders.DefaultStuckAfter)
 	}
 	r.StuckAfter = after
+	r.Stuck = []Stuck{} // JSON: [] when none
 	for _, s := range r.Sockets {
 		for _, rd := range s.Rounds {
 			if rd.Sending == 0 {
@@ -87,6 +90,8 @@ func (b *Builder) stuck(r *Report) {
 				st.For = r.End - min(r.End, rd.Sending)
 			case rd.Done && rd.Available >= rd.Sending && rd.Available-rd.Sending >= after:
 				st.Released, st.For = rd.Available, rd.Available-rd.Sending
+			case !rd.Done && rd.gone >= rd.Sending && rd.gone-rd.Sending >= after:
+				st.Released, st.For, st.Closed = rd.gone, rd.gone-rd.Sending, true
 			default:
 				continue
 			}
@@ -103,6 +108,7 @@ type stuckGroup struct {
 	loc      holders.Location
 	frames   []uint32
 	released int
+	closed   int
 	longest  uint64
 }
 
@@ -122,6 +128,9 @@ func groupStuck(r *Report) []*stuckGroup {
 		if st.Released != 0 {
 			g.released++
 		}
+		if st.Closed {
+			g.closed++
+		}
 	}
 	return out
 }
@@ -134,7 +143,8 @@ func stuckDiagnoses(r *Report, snaps []*holders.Snapshot) []Diagnosis {
 		title := fmt.Sprintf("%d frames stuck SENDING (%s), up to %s: %s", len(g.frames), holders.FrameList(g.frames), ms(g.longest), g.loc.Summary)
 		ev := append([]string(nil), g.loc.Evidence...)
 		if g.released > 0 {
-			ev = append(ev, fmt.Sprintf("%d of them completed later (AVAILABLE), the others were still SENDING at the end", g.released))
+			ev = append(ev, fmt.Sprintf("%d of them were released later (%d completed, %d went with their socket's close), %d were still SENDING at the end",
+				g.released, g.released-g.closed, g.closed, len(g.frames)-g.released))
 		}
 		ds = append(ds, Diagnosis{ID: DiagStuck, Severity: "problem", Socket: g.sock.Label, Title: title, Evidence: ev})
 		if g.loc.Self {
@@ -186,12 +196,16 @@ func (r *Report) writeStuck(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nSTUCK FRAMES (SENDING for %s or more, or at the end; holders from kernel state)\n", ms(r.StuckAfter))
 	for _, g := range groupStuck(r) {
-		state := "still SENDING at the end"
-		if g.released == len(g.frames) {
-			state = "AVAILABLE later"
-		} else if g.released > 0 {
-			state = fmt.Sprintf("%d AVAILABLE later, %d still SENDING at the end", g.released, len(g.frames)-g.released)
+		var parts []string
+		for _, p := range []struct {
+			n    int
+			what string
+		}{{g.released - g.closed, "AVAILABLE later"}, {g.closed, "released by the socket's close"}, {len(g.frames) - g.released, "still SENDING at the end"}} {
+			if p.n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+			}
 		}
+		state := strings.Join(parts, ", ")
 		fmt.Fprintf(w, "  %s %s: %d frames, up to %s, %s\n", g.sock.Label, holders.FrameList(g.frames), len(g.frames), ms(g.longest), state)
 		fmt.Fprintf(w, "      held: %s\n", g.loc.Summary)
 	}
