@@ -202,7 +202,13 @@ func (b *Builder) Add(e *event.Event) {
 		tid := uint32(e.A[0])
 		if event.Wait(e.A[1]) == event.WaitCPU { // a whole run-queue wait, ending now
 			if c := s.callIn(tid); c != nil && e.TSLo != 0 && e.TSLo <= e.TS {
-				c.Sleeps = append(c.Sleeps, &Sleep{TID: tid, Start: e.TSLo, End: e.TS, Reason: event.WaitCPU, Waker: event.WaitCPU,
+				start := e.TSLo
+				// A wake without a waker (timeout, signal) is seen late:
+				// the run-queue wait starts when the sleep ended, not before.
+				if n := len(c.Sleeps); n > 0 && c.Sleeps[n-1].End > start && c.Sleeps[n-1].End <= e.TS {
+					start = c.Sleeps[n-1].End
+				}
+				c.Sleeps = append(c.Sleeps, &Sleep{TID: tid, Start: start, End: e.TS, Reason: event.WaitCPU, Waker: event.WaitCPU,
 					SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending})
 			}
 			return
