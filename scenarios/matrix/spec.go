@@ -49,7 +49,7 @@ func Hooks() []string { return []string{"auto", "kprobe", "tracepoint"} }
 // 1500 B at 5 Mbit/s is 2.46 s of wire time).
 func GuestRuns() []ScenarioRun {
 	return []ScenarioRun{
-		{Scenarios: []string{"status", "sndbuf", "sndbuf-blocking", "bypass", "rx"}, Args: []string{"--rate-scale", "0.02"}},
+		{Scenarios: []string{"status", "sndbuf", "sndbuf-blocking", "bypass", "rx", "self-loop"}, Args: []string{"--rate-scale", "0.02"}},
 		{Scenarios: []string{"call-return"}, Args: []string{"--frames", "1024", "--rate-scale", "0.005"}},
 	}
 }
