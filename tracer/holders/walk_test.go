@@ -101,7 +101,7 @@ func TestWalkSelfLoop(t *testing.T) {
 	if q == nil || q.Qlen != frames || q.Walked != frames || q.Truncated {
 		t.Fatalf("own receive queue %+v, want %d skbs queued and walked", q, frames)
 	}
-	t.Logf("kernel %s: %d frames SENDING after the send, queue %+v, %d ring skbs held", kernelRelease(), len(sending), *q, len(s.Held))
+	t.Logf("kernel %s (bounded loop: %v): %d frames SENDING after the send, queue %+v, %d ring skbs held", kernelRelease(), w.Bounded, len(sending), *q, len(s.Held))
 	if q.RingSkbs != len(sending) || len(s.Held) < len(sending) {
 		t.Fatalf("%d frames SENDING, the iterator found %d ring skbs in the queue (%d overall)", len(sending), q.RingSkbs, len(s.Held))
 	}
