@@ -51,7 +51,9 @@ func NewWalker(c Config) (*Walker, error) {
 		return nil, fmt.Errorf("set holders config: %w", err)
 	}
 	name, drop := bpfobj.HoldersProgHolders, "holders_bounded"
-	bounded := features.HaveProgramHelper(ebpf.Tracing, asm.FnLoop) != nil
+	// bpf_loop is a base helper: probed on a raw tracepoint program, as
+	// tracer/kernel does (a Tracing probe needs an attach target and fails).
+	bounded := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop) != nil
 	if bounded {
 		name, drop = drop, name
 	}
