@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
@@ -184,8 +185,16 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	sink := &builderSink{b: builder, addrs: addrs}
+	walker := &holders.Lazy{Config: holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargOpsAddr: r.plan.Config.UargOpsAddr, KernelBTF: r.btf}}
+	defer walker.Close()
+	after := e.s.StuckAfter
+	if after == 0 {
+		after = holders.DefaultStuckAfter
+	}
+	watch := holders.NewWatcher(after, e.Log, walker.Walk)
+	sink := &builderSink{b: builder, addrs: addrs, watch: watch}
 	go func() { done <- sess.Run(runCtx, sink, raw) }()
+	stopWatch := watch.Start(runCtx, 20*time.Millisecond)
 	sendErr := send(ctx)
 	// Completions land after the call returns (a shaped link holds
 	// frames): let the sender's drain and the sweep catch up.
@@ -195,12 +204,19 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	}
 	stop()
 	runErr := <-done
+	stopWatch()
+	watch.Final() // who holds the frames still SENDING
+	snaps := watch.Snapshots()
 	st := sess.Stats()
+	builder.SetStuckAfter(after)
+	for _, sn := range snaps {
+		builder.AddSnapshot(sn)
+	}
 	rep := builder.Finish()
 	rep.Lost, rep.Duplicates = st.Lost, st.Duplicates
 	rep.Kernel, rep.Class, rep.Completion = r.facts.Release, string(r.plan.Class), r.plan.Completion
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost}
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Holders: snaps, StuckAfterNS: uint64(after)}
 		for a := range addrs {
 			tr.Symbols[a] = r.names.Symbol(a)
 		}
@@ -227,10 +243,12 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 type builderSink struct {
 	b     *report.Builder
 	addrs map[uint64]bool
+	watch *holders.Watcher
 }
 
 func (s *builderSink) Event(e *event.Event) error {
 	s.b.Add(e)
+	s.watch.Event(e)
 	if s.addrs != nil && (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 {
 		s.addrs[e.A[1]] = true
 	}

@@ -52,6 +52,9 @@ type Scenario struct {
 	// tracepoints: a scenario whose physics the tracer's own cost could
 	// distort asks only for what it checks.
 	Kinds []event.Kind
+	// StuckAfter is how long a frame may stay SENDING before the trace
+	// reports it stuck and looks for its holder (0: 1 s).
+	StuckAfter time.Duration
 	// Run sends under the tracer (env.Trace) and returns the expectations.
 	Run func(ctx context.Context, env *Env) ([]Expectation, error)
 }
@@ -83,7 +86,7 @@ type Result struct {
 // All lists the scenarios in reference-session order.
 func All() []*Scenario {
 	return []*Scenario{statusScenario(), callReturnScenario(), sndbufScenario(), sndbufBlockingScenario(),
-		bypassScenario(), rxScenario()}
+		bypassScenario(), rxScenario(), selfLoopScenario()}
 }
 
 // Lookup finds a scenario by name.

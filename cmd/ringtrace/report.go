@@ -27,6 +27,7 @@ func reportCommand() *cli.Command {
 			&cli.BoolFlag{Name: "calls", Usage: "list every sendmsg call (default: the first 40)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report (totals, diagnoses, sockets, CPUs) as JSON"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no report (with --perfetto / --html: only write the files)"},
+			&cli.DurationFlag{Name: "stuck-after", Usage: "report a frame SENDING this long as stuck (default: what the trace used, else 1s)"},
 		}, renderFlags()...),
 		Action: runReport,
 	}
@@ -41,7 +42,10 @@ func openReport(c *cli.Context) (*report.Report, error) {
 		return nil, err
 	}
 	defer r.Close()
-	rep, err := report.Replay(r)
+	if c.IsSet("stuck-after") && c.Duration("stuck-after") <= 0 {
+		return nil, inputerr.New("--stuck-after must be positive (e.g. 500ms, 2s)")
+	}
+	rep, err := report.ReplayLimits(r, report.Limits{StuckAfter: c.Duration("stuck-after")})
 	if err != nil {
 		return nil, inputerr.New("recording %s: %v", c.Args().First(), err)
 	}

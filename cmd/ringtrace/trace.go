@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
@@ -113,6 +115,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ringbuf-size", Value: "16", Usage: "BPF ring buffer size: MiB, or with a unit (4k, 256k, 64m); a power of two, 4k .. 1024m"},
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
+		stuckAfterFlag(),
 	), renderFlags()...)
 }
 
@@ -128,6 +131,7 @@ func traceCommand() *cli.Command {
 
 // traceSession holds what a trace needs, for trace and (later) run.
 type traceSession struct {
+	btf   *btf.Spec
 	facts *kernel.Facts
 	plan  *plan.Plan
 	sess  *session.Session
@@ -180,6 +184,9 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	if c.Duration("duration") < 0 || c.Duration("sweep-interval") <= 0 {
 		return nil, inputerr.New("--duration and --sweep-interval must be positive")
 	}
+	if _, err := stuckAfter(c); err != nil {
+		return nil, err
+	}
 	if len(c.String("comm")) > 15 || len(c.String("ifname")) > 15 {
 		return nil, inputerr.New("--comm and --ifname are at most 15 characters (kernel limits)")
 	}
@@ -211,7 +218,7 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 		}
 	}
 	var ts traceSession
-	ts.facts, ts.sess, ts.plan = facts, sess, sess.Plan()
+	ts.facts, ts.sess, ts.plan, ts.btf = facts, sess, sess.Plan(), spec
 	ts.start, ts.wall = monotonicNow(), time.Now()
 	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
 		p.Class.Letter(), p.Class, completionLine(p), sess.Ready.Round(time.Millisecond))
@@ -347,6 +354,14 @@ func runTrace(c *cli.Context) error {
 	if recFile != nil {
 		sinks = append(sinks, addrs)
 	}
+	after, _ := stuckAfter(c)
+	walker := ts.walker()
+	defer walker.Close()
+	var watch *holders.Watcher
+	if !aggregating(c) {
+		watch = holders.NewWatcher(after, os.Stderr, walker.Walk)
+		sinks = append(sinks, watch)
+	}
 	var sink session.Sink = sinks
 	rec, raw, err := ts.startRecording(recFile)
 	if err != nil {
@@ -354,11 +369,21 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	stopLoss := watchLoss(ctx, ts.sess, os.Stderr)
+	stopWatch := func() {}
+	if watch != nil {
+		stopWatch = watch.Start(ctx, stuckTick(after))
+	}
 	runErr := ts.sess.Run(ctx, sink, raw)
+	stopWatch()
 	stopLoss()
+	var snaps []*holders.Snapshot
+	if watch != nil {
+		watch.Final()
+		snaps = watch.Snapshots()
+	}
 	st := ts.sess.Stats()
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost}
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Holders: snaps, StuckAfterNS: uint64(after)}
 		for a := range addrs {
 			if n := nm.Symbol(a); n != "" {
 				tr.Symbols[a] = n
@@ -370,12 +395,24 @@ func runTrace(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", rec.Count(), c.String("record"))
 	}
 	if aggregating(c) {
-		if err := addAggregates(builder, ts.sess); err != nil && runErr == nil {
+		n, err := addAggregates(builder, ts.sess)
+		if err != nil && runErr == nil {
 			runErr = err
+		}
+		if n > 0 { // frames still SENDING: who holds them
+			snap, err := walker.Walk("end")
+			if err != nil {
+				snap = &holders.Snapshot{TS: holders.MonotonicNow(), Why: "end", Err: err.Error()}
+			}
+			snaps = append(snaps, snap)
 		}
 	}
 	var rep *report.Report
 	if builder != nil {
+		builder.SetStuckAfter(after)
+		for _, s := range snaps {
+			builder.AddSnapshot(s)
+		}
 		rep = builder.Finish()
 		rep.Lost, rep.Duplicates = st.Lost, st.Duplicates
 		rep.Kernel, rep.Class, rep.Completion = ts.facts.Release, string(ts.plan.Class), ts.plan.Completion
@@ -412,23 +449,54 @@ type summaryReportJSON struct {
 }
 
 // addAggregates gives the builder what the kernel counted in aggregate mode:
-// per-socket frame counts and in-flight times, and the frames still SENDING.
-func addAggregates(b *report.Builder, s *session.Session) error {
+// per-socket frame counts and in-flight times, and the frames still SENDING
+// (how many: the returned count).
+func addAggregates(b *report.Builder, s *session.Session) (int, error) {
 	aggs, err := s.Aggregates()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for k, a := range aggs {
 		b.AddFrameAgg(k.Sk, k.Ino, report.FrameAggOf(a))
 	}
 	sending, err := s.StillSending()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, f := range sending {
 		b.AddSending(f.Sock.Sk, f.Sock.Ino, f.Frame, f.Since)
 	}
-	return nil
+	return len(sending), nil
+}
+
+// stuckAfterFlag is --stuck-after, shared by trace and report.
+func stuckAfterFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "stuck-after", Value: holders.DefaultStuckAfter,
+		Usage: "report a frame SENDING this long as stuck, and find who holds it (a receive queue, a qdisc, the device)"}
+}
+
+// stuckAfter reads --stuck-after.
+func stuckAfter(c *cli.Context) (time.Duration, error) {
+	d := c.Duration("stuck-after")
+	if d <= 0 {
+		return 0, inputerr.New("--stuck-after must be positive (e.g. 500ms, 2s)")
+	}
+	return d, nil
+}
+
+// stuckTick is how often the watcher looks for stuck frames: a tenth of the
+// threshold, between 10 ms and 100 ms.
+func stuckTick(after time.Duration) time.Duration {
+	return min(max(after/10, 10*time.Millisecond), 100*time.Millisecond)
+}
+
+// walker loads the holders iterator when a stuck frame first needs it.
+func (ts *traceSession) walker() *holders.Lazy {
+	cfg := holders.Config{DestructAddr: ts.plan.Config.DestructAddr, UargOpsAddr: ts.plan.Config.UargOpsAddr}
+	if ts.btf != nil {
+		cfg.KernelBTF = ts.btf
+	}
+	return &holders.Lazy{Config: cfg}
 }
 
 // watchLoss reports ring-buffer losses on stderr as they happen: loss is

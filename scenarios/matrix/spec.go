@@ -50,7 +50,7 @@ func Hooks() []string { return []string{"auto", "kprobe", "tracepoint"} }
 // fell behind the wire by 45%). 1024 x 1500 B at 2.5 Mbit/s is 4.9 s.
 func GuestRuns() []ScenarioRun {
 	return []ScenarioRun{
-		{Scenarios: []string{"status", "sndbuf", "sndbuf-blocking", "bypass", "rx"}, Args: []string{"--rate-scale", "0.02"}},
+		{Scenarios: []string{"status", "sndbuf", "sndbuf-blocking", "bypass", "rx", "self-loop"}, Args: []string{"--rate-scale", "0.02"}},
 		{Scenarios: []string{"call-return"}, Args: []string{"--frames", "1024", "--rate-scale", "0.0025"}},
 	}
 }

@@ -1,6 +1,8 @@
-// Package bpfobj owns ringtrace's compiled CO-RE BPF object: the bpf2go
-// output generated from bpf/ringtrace.bpf.c (committed, so a plain go build
-// needs no clang) and the Go types bpf2go derives from bpf/ringtrace.h.
+// Package bpfobj owns ringtrace's compiled CO-RE BPF objects: the bpf2go
+// output generated from bpf/ringtrace.bpf.c and bpf/holders.bpf.c (the
+// stuck-frame iterator; see holders.go) — committed, so a plain go build
+// needs no clang — and the Go types bpf2go derives from bpf/ringtrace.h and
+// bpf/holders.h.
 //
 // Regenerate with `make generate` (needs clang and libbpf-dev) after editing
 // anything under bpf/.

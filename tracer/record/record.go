@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
@@ -52,6 +53,10 @@ type Trailer struct {
 	// locations), resolved from /proc/kallsyms of the traced machine.
 	Symbols map[uint64]string `json:"symbols,omitempty"`
 	Lost    uint64            `json:"lost"`
+	// Holders are the walks of the kernel's sockets taken for stuck frames
+	// (tracer/holders), and StuckAfterNS the threshold the trace used.
+	Holders      []*holders.Snapshot `json:"holders,omitempty"`
+	StuckAfterNS uint64              `json:"stuck_after_ns,omitempty"`
 	// Check lets a reader detect records damaged after they were written.
 	Check *Check `json:"check,omitempty"`
 }

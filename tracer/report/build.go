@@ -3,10 +3,12 @@ package report
 import (
 	"sort"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 )
 
 // Builder accumulates ordered, normalised events into a Report. Memory is
@@ -23,6 +25,9 @@ type Builder struct {
 	cur      map[uint64]uint32 // last inode seen per socket address
 	labels   int
 	maxCPU   uint32
+
+	stuckAfter time.Duration
+	snaps      []*holders.Snapshot
 }
 
 // NewBuilder starts an empty report. names resolves drop reasons and
@@ -197,7 +202,13 @@ func (b *Builder) Add(e *event.Event) {
 		tid := uint32(e.A[0])
 		if event.Wait(e.A[1]) == event.WaitCPU { // a whole run-queue wait, ending now
 			if c := s.callIn(tid); c != nil && e.TSLo != 0 && e.TSLo <= e.TS {
-				c.Sleeps = append(c.Sleeps, &Sleep{TID: tid, Start: e.TSLo, End: e.TS, Reason: event.WaitCPU, Waker: event.WaitCPU,
+				start := e.TSLo
+				// A wake without a waker (timeout, signal) is seen late:
+				// the run-queue wait starts when the sleep ended, not before.
+				if n := len(c.Sleeps); n > 0 && c.Sleeps[n-1].End > start && c.Sleeps[n-1].End <= e.TS {
+					start = c.Sleeps[n-1].End
+				}
+				c.Sleeps = append(c.Sleeps, &Sleep{TID: tid, Start: start, End: e.TS, Reason: event.WaitCPU, Waker: event.WaitCPU,
 					SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending})
 			}
 			return
@@ -237,9 +248,14 @@ func (b *Builder) Add(e *event.Event) {
 		if e.Dev != "" && !contains(c.Devs, e.Dev) && len(c.Devs) < 64 {
 			c.Devs = append(c.Devs, e.Dev)
 		}
+	case event.QdiscEnqueue, event.QdiscDequeue, event.XmitStart, event.XmitDone, event.RX:
+		b.where(s, e)
 	case event.SockGone:
 		if s != nil {
 			for _, rd := range s.open {
+				if rd.State == event.Sending {
+					rd.gone = e.TS
+				}
 				rd.State = event.Unknown
 			}
 			s.open = map[uint32]*Round{}
@@ -411,6 +427,11 @@ func indexOf(calls []*Call, c *Call) int {
 // flight when the trace ended. It runs the diagnoses.
 func (b *Builder) Finish() *Report {
 	r := b.r
+	for _, sn := range b.snaps { // a walk was taken while the trace ran: it lasted at least until then
+		if r.Start != 0 && sn.TS > r.End {
+			r.End = sn.TS
+		}
+	}
 	for _, s := range r.Sockets {
 		for _, c := range s.calls { // still in the kernel
 			s.st.addCall(c, r.End)
@@ -434,7 +455,9 @@ func (b *Builder) Finish() *Report {
 		r.CPUs = append(r.CPUs, c)
 	}
 	sort.Slice(r.CPUs, func(i, j int) bool { return r.CPUs[i].ID < r.CPUs[j].ID })
-	r.Diagnoses = diagnose(r)
+	b.stuck(r)
+	sortStuck(r)
+	r.Diagnoses = append(diagnose(r), stuckDiagnoses(r, b.snaps)...)
 	return r
 }
 

@@ -9,6 +9,7 @@ package report
 
 import (
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 )
 
 // Transition is one frame state change.
@@ -43,7 +44,9 @@ type Round struct {
 	Dev         string       `json:"dev,omitempty"`    // device it was sent on
 	FreeReason  string       `json:"free_reason,omitempty"`
 
-	sendingExact bool // the SENDING time is exact: the in-flight time counts
+	sendingExact bool          // the SENDING time is exact: the in-flight time counts
+	where        holders.Where // where the events last put its skb while SENDING
+	gone         uint64        // its ring went away (socket closed) while it was SENDING
 }
 
 // InFlight is SENDING -> AVAILABLE (0 if not completed).
@@ -226,17 +229,21 @@ type Diagnosis struct {
 
 // Report is a reconstructed trace.
 type Report struct {
-	Start, End uint64              `json:"-"`
-	Kernel     string              `json:"kernel,omitempty"`
-	Class      string              `json:"hook_class,omitempty"`
-	Completion string              `json:"completion,omitempty"`
-	Sockets    []*Socket           `json:"sockets"`
-	CPUs       []*CPU              `json:"cpus"`
-	Diagnoses  []Diagnosis         `json:"diagnoses"`
-	Events     map[string]uint64   `json:"events"`
-	Lost       uint64              `json:"lost"`
-	Duplicates uint64              `json:"duplicates"`
-	Totals     Totals              `json:"totals"`
+	Start, End uint64            `json:"-"`
+	Kernel     string            `json:"kernel,omitempty"`
+	Class      string            `json:"hook_class,omitempty"`
+	Completion string            `json:"completion,omitempty"`
+	Sockets    []*Socket         `json:"sockets"`
+	CPUs       []*CPU            `json:"cpus"`
+	Diagnoses  []Diagnosis       `json:"diagnoses"`
+	Events     map[string]uint64 `json:"events"`
+	Lost       uint64            `json:"lost"`
+	Duplicates uint64            `json:"duplicates"`
+	Totals     Totals            `json:"totals"`
+	// Stuck are the frames SENDING for StuckAfter (ns) or more, or at the
+	// end, with who held them.
+	Stuck      []Stuck             `json:"stuck"`
+	StuckAfter uint64              `json:"stuck_after_ns"`
 	socks      map[sockKey]*Socket `json:"-"`
 }
 

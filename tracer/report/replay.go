@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/record"
@@ -36,6 +37,13 @@ func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS < evs[j].TS })
 	b := NewBuilder(NamesFromRecording(r))
 	b.SetLimits(l)
+	b.SetStuckAfter(l.StuckAfter)
+	if l.StuckAfter == 0 {
+		b.SetStuckAfter(time.Duration(r.Trailer.StuckAfterNS))
+	}
+	for _, s := range r.Trailer.Holders {
+		b.AddSnapshot(s)
+	}
 	n := event.NewNormalizer()
 	for i := range evs {
 		n.Process(&evs[i], func(e *event.Event) error { b.Add(e); return nil })

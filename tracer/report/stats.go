@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,6 +20,9 @@ type Limits struct {
 	Samples int  // accounting samples per socket, downsampled keeping extremes (0: all)
 	Drops   int  // drops listed per socket (0: all)
 	Summary bool // no frame timelines or softirq spans: only open and WRONG_FORMAT rounds
+	// StuckAfter, for Replay: the stuck-frame threshold (0: the one the
+	// recording's trace used, else holders.DefaultStuckAfter).
+	StuckAfter time.Duration
 }
 
 // SummaryLimits are what `trace --summary` keeps: memory stays flat however

@@ -74,6 +74,7 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 			fmt.Fprintf(w, "      (lists kept to the first %d calls and %d drops: counts and diagnoses cover the whole trace)\n", len(s.Calls), len(s.Drops))
 		}
 	}
+	r.writeStuck(w)
 	if err := r.writeCalls(w, o); err != nil {
 		return err
 	}

@@ -1,0 +1,276 @@
+// Package holders answers "who holds this TX-ring frame?" from kernel state.
+//
+// A frame that stays SENDING has an skb somewhere that still carries it: in
+// a qdisc, in a driver, or in a socket's receive queue (on 7.2 a packet
+// socket bound to ETH_P_ALL on lo queues its own frames with the ring pages
+// attached). Walk runs the BPF iterator of bpf/holders.bpf.c over every
+// task's open files, their sockets and the skbs in their receive queues, and
+// returns a Snapshot: the TX rings it saw (with their block addresses) and
+// every ring skb found queued, with the socket, the processes that have it
+// open, and what their threads are doing (from /proc). Snapshot.Find maps a
+// frame (ring socket, frame index) to where its skb is. Nothing here guesses
+// from timing: a frame is "held" only when its skb was seen.
+//
+// The matching and formatting are pure Go (unit-tested); Walk needs root and
+// a kernel with BPF iterators (5.8+).
+package holders
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// NoFrame marks a ring skb whose frame address lies in no ring the walk saw.
+const NoFrame = ^uint32(0)
+
+// Form is how a ring skb was recognised.
+type Form string
+
+const (
+	// FormDestructor: skb->destructor == tpacket_destruct_skb, destructor_arg == frame | 1.
+	FormDestructor Form = "destructor"
+	// FormUarg: destructor_arg is a struct tpacket_uarg {ubuf, po, ph}.
+	FormUarg Form = "uarg"
+)
+
+// Owner is a process that has a socket open.
+type Owner struct {
+	PID  uint32 `json:"pid"`
+	Comm string `json:"comm"`
+	FD   uint32 `json:"fd"`
+}
+
+// Thread is a thread of an owning process and the system call it is in
+// (/proc/PID/task/TID/syscall at the time of the walk).
+type Thread struct {
+	PID     uint32 `json:"pid"`
+	TID     uint32 `json:"tid"`
+	Syscall string `json:"syscall"` // "sendto", "sendmsg", "recvfrom", "running", "other(N)", ...
+	FD      int    `json:"fd"`      // first argument of socket calls, -1 otherwise
+	Flags   uint64 `json:"flags"`   // sendto/recvfrom flags argument
+}
+
+// InSendOn reports whether the thread is inside sendto/sendmsg on fd.
+func (t Thread) InSendOn(fd uint32) bool {
+	return (t.Syscall == "sendto" || t.Syscall == "sendmsg") && t.FD == int(fd)
+}
+
+// Ring is a packet socket's TX ring.
+type Ring struct {
+	Sk             uint64   `json:"sk"`
+	Ino            uint32   `json:"inode"`
+	Protocol       uint16   `json:"protocol"` // bound ethertype, host order (0x0003 ETH_P_ALL)
+	FrameSize      uint32   `json:"frame_size"`
+	FramesPerBlock uint32   `json:"frames_per_block"`
+	Frames         uint32   `json:"frames"`
+	Blocks         []uint64 `json:"blocks"` // block addresses, in ring order (may be cut at RT_HOLDER_MAX_BLOCKS)
+	Owners         []Owner  `json:"owners"`
+}
+
+// Index is the frame index of address ph in the ring, or false when ph is
+// not the start of a frame of this ring.
+func (r *Ring) Index(ph uint64) (uint32, bool) {
+	if r.FrameSize == 0 || r.FramesPerBlock == 0 {
+		return 0, false
+	}
+	span := uint64(r.FrameSize) * uint64(r.FramesPerBlock)
+	for b, base := range r.Blocks {
+		if base == 0 || ph < base || ph >= base+span {
+			continue
+		}
+		off := ph - base
+		if off%uint64(r.FrameSize) != 0 {
+			return 0, false
+		}
+		idx := uint64(b)*uint64(r.FramesPerBlock) + off/uint64(r.FrameSize)
+		if idx >= uint64(r.Frames) {
+			return 0, false
+		}
+		return uint32(idx), true
+	}
+	return 0, false
+}
+
+// Queue is a socket whose receive queue held ring skbs.
+type Queue struct {
+	Sk        uint64  `json:"sk"`
+	Ino       uint32  `json:"inode"`
+	Family    uint32  `json:"family"`
+	Qlen      uint32  `json:"qlen"`      // skbs queued
+	RingSkbs  int     `json:"ring_skbs"` // of them carrying a TX-ring frame
+	Walked    uint32  `json:"walked"`
+	Truncated bool    `json:"truncated"` // the walk stopped before the end of the queue
+	Owners    []Owner `json:"owners"`
+}
+
+// Held is a ring skb found in a receive queue.
+type Held struct {
+	Skb       uint64 `json:"skb"`
+	Ph        uint64 `json:"ph"`
+	Form      Form   `json:"form"`
+	Sender    uint64 `json:"sender_sk"`    // the packet socket whose ring the frame is in
+	SenderIno uint32 `json:"sender_inode"` // 0 if that socket is in no fd table the walk saw
+	Frame     uint32 `json:"frame"`        // NoFrame if ph is in no ring the walk saw
+	Holder    uint64 `json:"holder_sk"`    // the socket whose receive queue holds it
+	HolderIno uint32 `json:"holder_inode"`
+}
+
+// Snapshot is one walk of the kernel's sockets.
+type Snapshot struct {
+	TS      uint64   `json:"ts_ns"` // CLOCK_MONOTONIC when the walk started
+	Why     string   `json:"why"`   // what asked for it ("stuck", "end")
+	Rings   []Ring   `json:"rings"`
+	Queues  []Queue  `json:"queues"`
+	Held    []Held   `json:"held"`
+	Threads []Thread `json:"threads,omitempty"`
+	Err     string   `json:"error,omitempty"` // the walk failed: nothing can be said
+}
+
+// Frame names one ring frame: its socket (address and inode) and index.
+type Frame struct {
+	Sk    uint64
+	Ino   uint32
+	Frame uint32
+}
+
+// Ring is the ring of socket (sk, ino), if the walk saw it.
+func (s *Snapshot) Ring(sk uint64, ino uint32) *Ring {
+	for i := range s.Rings {
+		if r := &s.Rings[i]; r.Sk == sk && (ino == 0 || r.Ino == 0 || r.Ino == ino) {
+			return r
+		}
+	}
+	return nil
+}
+
+// Queue is the receive queue record of socket sk.
+func (s *Snapshot) Queue(sk uint64) *Queue {
+	for i := range s.Queues {
+		if s.Queues[i].Sk == sk {
+			return &s.Queues[i]
+		}
+	}
+	return nil
+}
+
+// Find is where frame f's skb was: the Held record, or nil when no
+// receive queue held it.
+func (s *Snapshot) Find(f Frame) *Held {
+	for i := range s.Held {
+		h := &s.Held[i]
+		if h.Sender == f.Sk && h.Frame == f.Frame && (f.Ino == 0 || h.SenderIno == 0 || h.SenderIno == f.Ino) {
+			return h
+		}
+	}
+	return nil
+}
+
+// HeldBy counts the frames of ring socket sender that socket holder holds.
+func (s *Snapshot) HeldBy(holder, sender uint64) int {
+	n := 0
+	for _, h := range s.Held {
+		if h.Holder == holder && h.Sender == sender {
+			n++
+		}
+	}
+	return n
+}
+
+// ThreadsOf are the snapshot's threads of process pid.
+func (s *Snapshot) ThreadsOf(pid uint32) []Thread {
+	var out []Thread
+	for _, t := range s.Threads {
+		if t.PID == pid {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// BlockedSenders are the threads of the ring's owners inside sendto/sendmsg
+// on the ring's socket.
+func (s *Snapshot) BlockedSenders(r *Ring) []Thread {
+	var out []Thread
+	for _, o := range r.Owners {
+		for _, t := range s.ThreadsOf(o.PID) {
+			if t.InSendOn(o.FD) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// OwnersString is "pid 42 (comm) fd 3, pid 43 (comm) fd 5".
+func OwnersString(os []Owner) string {
+	if len(os) == 0 {
+		return "no process has it open"
+	}
+	var parts []string
+	for _, o := range os {
+		parts = append(parts, fmt.Sprintf("pid %d (%s) fd %d", o.PID, o.Comm, o.FD))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Describe says in one line where the held skb is, e.g. "in the receive
+// queue of packet socket inode 1234 (pid 42 (sender) fd 3), which holds 32
+// ring skbs of 32 queued".
+func (s *Snapshot) Describe(h *Held) string {
+	q := s.Queue(h.Holder)
+	fam := "socket"
+	var owners []Owner
+	qlen, ring := uint32(0), s.HeldBy(h.Holder, h.Sender)
+	if q != nil {
+		fam = FamilyName(q.Family) + " socket"
+		owners, qlen = q.Owners, q.Qlen
+	}
+	self := ""
+	if h.Holder == h.Sender {
+		self = "its own sender's "
+	}
+	return fmt.Sprintf("in the receive queue of %s%s inode %d (%s), which holds %d of this ring's skbs among %d queued",
+		self, fam, h.HolderIno, OwnersString(owners), ring, qlen)
+}
+
+// FamilyName names an address family.
+func FamilyName(f uint32) string {
+	switch f {
+	case 1:
+		return "unix"
+	case 2:
+		return "inet"
+	case 10:
+		return "inet6"
+	case 16:
+		return "netlink"
+	case 17:
+		return "packet"
+	}
+	return fmt.Sprintf("family-%d", f)
+}
+
+// Remedies are what breaks a self-deadlock of a TX-ring sender on its own
+// receive queue.
+var Remedies = []string{
+	"read (or drain) the socket's receive queue: each skb read releases its frame",
+	"set SO_SNDTIMEO so a blocking sendto returns (-ETIMEDOUT) instead of waiting forever",
+	"send with MSG_DONTWAIT and poll the ring's frame status instead of blocking in sendto",
+	"open a second listener (a tap: another ETH_P_ALL packet socket) on the device: its clone copies the ring pages out",
+	"bind the sending socket with protocol 0 (it then receives nothing, like trafgen)",
+}
+
+// sortSnapshot puts a snapshot's lists in a stable order.
+func sortSnapshot(s *Snapshot) {
+	sort.Slice(s.Rings, func(i, j int) bool { return s.Rings[i].Ino < s.Rings[j].Ino })
+	sort.Slice(s.Queues, func(i, j int) bool { return s.Queues[i].Ino < s.Queues[j].Ino })
+	sort.Slice(s.Held, func(i, j int) bool {
+		a, b := s.Held[i], s.Held[j]
+		if a.SenderIno != b.SenderIno {
+			return a.SenderIno < b.SenderIno
+		}
+		return a.Frame < b.Frame
+	})
+	sort.Slice(s.Threads, func(i, j int) bool { return s.Threads[i].TID < s.Threads[j].TID })
+}

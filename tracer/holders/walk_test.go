@@ -1,0 +1,188 @@
+package holders
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/txring"
+)
+
+func rootWalker(t *testing.T) *Walker {
+	t.Helper()
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("needs root and a BPF-iterator kernel (not in -short)")
+	}
+	syms, err := kernel.LoadKallsyms([]string{"tpacket_destruct_skb", "tpacket_ubuf_ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWalker(Config{DestructAddr: syms["tpacket_destruct_skb"].Addr, UargOpsAddr: syms["tpacket_ubuf_ops"].Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func inode(t *testing.T, fd int) uint32 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint32(st.Ino)
+}
+
+// TestWalkSelfLoop sends frames from a TX ring on lo bound to ETH_P_ALL,
+// MSG_DONTWAIT, never reading the socket: the looped-back frames sit in its
+// own receive queue. What that queue holds depends on the kernel, and the
+// test checks the iterator against what the ring says:
+//   - frames still SENDING (7.2 uarg form): every one of them is found, as
+//     a ring skb of this very socket, in its own receive queue, at its index;
+//   - every frame AVAILABLE (destructor form, and 6.12 uarg: lo orphans or
+//     copies the pages before delivery; this is what 6.18 does): the queue
+//     holds the copies (walked == queued == frames sent) and no ring skb.
+func TestWalkSelfLoop(t *testing.T) {
+	w := rootWalker(t)
+	const frames = 8
+	geo := txring.Geometry{Version: txring.V2, Frames: frames, FrameSize: 2048, BlockSize: 4096}
+	r, err := txring.Open(txring.SocketConfig{Ifname: "lo", Protocol: unix.ETH_P_ALL}, geo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ino := inode(t, r.FD())
+	if kernelAtLeast(5, 17) == w.Bounded {
+		t.Errorf("bounded loop %v on kernel %s: bpf_loop exists since 5.17", w.Bounded, kernelRelease())
+	}
+
+	// Nothing queued yet: the ring is described, no queue.
+	s, err := w.Walk("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := ringByIno(s, ino)
+	if ring == nil {
+		t.Fatalf("walk did not see the TX ring of socket inode %d: rings %+v", ino, s.Rings)
+	}
+	if ring.Frames != frames || ring.FrameSize != 2048 || ring.FramesPerBlock != 2 || len(ring.Blocks) != frames/2 || ring.Protocol != unix.ETH_P_ALL {
+		t.Fatalf("ring geometry %+v, want 8 frames of 2048 in 4 blocks, protocol ETH_P_ALL", ring)
+	}
+	if len(ring.Owners) != 1 || ring.Owners[0].PID != uint32(os.Getpid()) || ring.Owners[0].FD != uint32(r.FD()) {
+		t.Fatalf("ring owners %+v, want this process fd %d", ring.Owners, r.FD())
+	}
+
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build()
+	for i := 0; i < frames; i++ {
+		r.Fill(i, pkt)
+		r.SetStatus(i, txring.SendRequest)
+	}
+	if n, err := r.Send(unix.MSG_DONTWAIT); err != nil || n != frames*len(pkt) {
+		t.Fatalf("send: %d, %v", n, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	var sending []uint32
+	for i, st := range r.Statuses() {
+		if st.State() == txring.Sending {
+			sending = append(sending, uint32(i))
+		}
+	}
+	s, err = w.Walk("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring = ringByIno(s, ino)
+	if ring == nil {
+		t.Fatal("ring gone from the second walk")
+	}
+	q := s.Queue(ring.Sk)
+	if q == nil || q.Qlen != frames || q.Walked != frames || q.Truncated {
+		t.Fatalf("own receive queue %+v, want %d skbs queued and walked", q, frames)
+	}
+	t.Logf("kernel %s (bounded loop: %v): %d frames SENDING after the send, queue %+v, %d ring skbs held", kernelRelease(), w.Bounded, len(sending), *q, len(s.Held))
+	if q.RingSkbs != len(sending) || len(s.Held) < len(sending) {
+		t.Fatalf("%d frames SENDING, the iterator found %d ring skbs in the queue (%d overall)", len(sending), q.RingSkbs, len(s.Held))
+	}
+	for _, idx := range sending {
+		h := s.Find(Frame{Sk: ring.Sk, Ino: ino, Frame: idx})
+		if h == nil {
+			t.Fatalf("frame #%d SENDING but not found in any receive queue: %+v", idx, s.Held)
+		}
+		if h.Holder != ring.Sk || h.HolderIno != ino {
+			t.Fatalf("frame #%d held by socket inode %d, want its own sender %d", idx, h.HolderIno, ino)
+		}
+		if h.Form != FormUarg {
+			t.Errorf("frame #%d recognised in form %s: only the uarg form survives into a receive queue", idx, h.Form)
+		}
+	}
+	if len(sending) == 0 {
+		for _, h := range s.Held {
+			if h.Sender == ring.Sk {
+				t.Fatalf("every frame is AVAILABLE, yet the walk claims a ring skb of this socket is held: %+v", h)
+			}
+		}
+	}
+
+	// Draining the queue releases whatever it held.
+	buf := make([]byte, 2048)
+	for i := 0; i < frames; i++ {
+		if _, _, err := unix.Recvfrom(r.FD(), buf, unix.MSG_DONTWAIT); err != nil {
+			t.Fatalf("drain: %v", err)
+		}
+	}
+	if c := r.WaitAvailable(time.Second); c.Available != frames {
+		t.Fatalf("after draining: %v", c)
+	}
+	s, err = w.Walk("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := s.Queue(ring.Sk); q != nil {
+		t.Fatalf("queue not empty after the drain: %+v", q)
+	}
+}
+
+func ringByIno(s *Snapshot, ino uint32) *Ring {
+	for i := range s.Rings {
+		if s.Rings[i].Ino == ino {
+			return &s.Rings[i]
+		}
+	}
+	return nil
+}
+
+func kernelAtLeast(major, minor int) bool {
+	var a, b int
+	fmt.Sscanf(kernelRelease(), "%d.%d", &a, &b)
+	return a > major || (a == major && b >= minor)
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	unix.Uname(&u)
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// TestWalkerClose: after Close nothing of the iterator stays loaded.
+func TestWalkerClose(t *testing.T) {
+	w := rootWalker(t)
+	id, err := w.prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := id.ID()
+	w.Close()
+	if _, err := w.Walk("x"); err == nil {
+		t.Fatal("walk after Close succeeded")
+	}
+	if p, err := ebpfProgramByID(pid); err == nil {
+		p.Close()
+		t.Fatalf("program %d still loaded after Close", pid)
+	}
+}

@@ -1,0 +1,306 @@
+package holders
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+)
+
+// DefaultStuckAfter is how long a frame may stay SENDING before it is
+// reported as stuck.
+const DefaultStuckAfter = time.Second
+
+// Watcher follows a live trace's frames (it is a session sink) and, when
+// frames stay SENDING longer than After, walks the kernel's sockets at once
+// and prints who holds them on Out. Final does the same for every frame
+// still SENDING when the trace ends. Safe for concurrent use: the session
+// calls Event, a ticker (Start) calls Check.
+type Watcher struct {
+	After time.Duration
+	Out   io.Writer
+	// Walk takes a snapshot (a *Walker's Walk, or a fake in tests).
+	Walk func(why string) (*Snapshot, error)
+
+	mu      sync.Mutex
+	frames  map[Frame]*tracked
+	calls   map[Frame]map[uint32]*inCall // per socket (Frame.Frame 0), calls in progress by tid
+	lastRet map[Frame]*inCall            // per socket, the last call that returned
+	labels  map[Frame]string
+	cur     map[uint64]uint32
+	start   uint64
+	snaps   []*Snapshot
+}
+
+type tracked struct {
+	since    uint64
+	where    Where
+	reported bool
+}
+
+type inCall struct {
+	tid, pid uint32
+	comm     string
+	enter    uint64
+	flags    uint64
+	ret      int64
+}
+
+// NewWatcher watches for frames SENDING longer than after.
+func NewWatcher(after time.Duration, out io.Writer, walk func(string) (*Snapshot, error)) *Watcher {
+	return &Watcher{After: after, Out: out, Walk: walk, frames: map[Frame]*tracked{}, calls: map[Frame]map[uint32]*inCall{},
+		lastRet: map[Frame]*inCall{}, labels: map[Frame]string{}, cur: map[uint64]uint32{}}
+}
+
+// sock is the socket key of e, labelled like the report labels sockets
+// (sk1, sk2, ... in order of first appearance).
+func (w *Watcher) sock(e *event.Event) Frame {
+	ino := e.SockIno
+	if ino == 0 {
+		ino = w.cur[e.Sk]
+	} else {
+		w.cur[e.Sk] = ino
+	}
+	k := Frame{Sk: e.Sk, Ino: ino}
+	if _, ok := w.labels[k]; !ok {
+		w.labels[k] = "sk" + strconv.Itoa(len(w.labels)+1)
+	}
+	return k
+}
+
+// Event takes the next ordered event.
+func (w *Watcher) Event(e *event.Event) error {
+	if e.Sk == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.start == 0 {
+		w.start = e.TS
+	}
+	s := w.sock(e)
+	f := Frame{Sk: s.Sk, Ino: s.Ino, Frame: e.Frame}
+	switch e.Kind {
+	case event.SendmsgEnter:
+		if w.calls[s] == nil {
+			w.calls[s] = map[uint32]*inCall{}
+		}
+		w.calls[s][e.TID] = &inCall{tid: e.TID, pid: e.PID, comm: e.Comm, enter: e.TS, flags: e.A[0]}
+	case event.SendmsgReturn:
+		c := w.calls[s][e.TID]
+		if c == nil {
+			c = &inCall{tid: e.TID, pid: e.PID, comm: e.Comm, enter: e.A[2]}
+		}
+		c.ret = int64(e.A[0])
+		delete(w.calls[s], e.TID)
+		w.lastRet[s] = c
+	case event.FrameState:
+		if !e.HasFrame() {
+			return nil
+		}
+		if e.New == event.Sending {
+			if t := w.frames[f]; t == nil || t.since == 0 {
+				w.frames[f] = &tracked{since: e.TS}
+			}
+		} else {
+			delete(w.frames, f)
+		}
+	case event.SockGone:
+		for k := range w.frames {
+			if k.Sk == s.Sk && k.Ino == s.Ino {
+				delete(w.frames, k)
+			}
+		}
+	default:
+		if t := w.frames[f]; t != nil && e.HasFrame() {
+			t.where.Update(e)
+		}
+	}
+	return nil
+}
+
+// Flush is part of the sink interface.
+func (w *Watcher) Flush() error { return nil }
+
+// Start checks every tick until ctx ends or stop is called.
+func (w *Watcher) Start(ctx context.Context, tick time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				w.Check(MonotonicNow())
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// Check reports the frames that became stuck (SENDING for After or more
+// at now) since the last check, with a fresh walk of the kernel's sockets.
+func (w *Watcher) Check(now uint64) {
+	w.mu.Lock()
+	var due []Frame
+	for f, t := range w.frames {
+		if !t.reported && now >= t.since && now-t.since >= uint64(w.After) {
+			t.reported = true
+			due = append(due, f)
+		}
+	}
+	w.mu.Unlock()
+	if len(due) > 0 {
+		w.report(due, "stuck", fmt.Sprintf("SENDING for more than %v", w.After))
+	}
+}
+
+// Final reports every frame still SENDING at the end of the trace.
+func (w *Watcher) Final() {
+	w.mu.Lock()
+	var left []Frame
+	for f := range w.frames {
+		left = append(left, f)
+	}
+	w.mu.Unlock()
+	if len(left) > 0 {
+		w.report(left, "end", "still SENDING at the end of the trace")
+	}
+}
+
+// Snapshots are the walks taken so far, in order.
+func (w *Watcher) Snapshots() []*Snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]*Snapshot(nil), w.snaps...)
+}
+
+// report walks the kernel's sockets and prints, per socket and place, where
+// the frames are.
+func (w *Watcher) report(frames []Frame, why, what string) {
+	snap, err := w.Walk(why)
+	if err != nil {
+		snap = &Snapshot{TS: MonotonicNow(), Why: why, Err: err.Error()}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.snaps = append(w.snaps, snap)
+	type group struct {
+		sock Frame
+		loc  Location
+		idx  []uint32
+	}
+	groups := map[string]*group{}
+	var keys []string
+	for _, f := range frames {
+		var where Where
+		if t := w.frames[f]; t != nil {
+			where = t.where
+		}
+		loc := Locate(f, snap, where, w.start)
+		s := Frame{Sk: f.Sk, Ino: f.Ino}
+		k := w.labels[s] + "\x00" + loc.Summary
+		g := groups[k]
+		if g == nil {
+			g = &group{sock: s, loc: loc}
+			groups[k] = g
+			keys = append(keys, k)
+		}
+		g.idx = append(g.idx, f.Frame)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		g := groups[k]
+		fmt.Fprintf(w.Out, "ringtrace: STUCK %s: %d frames %s (%s): %s\n", w.labels[g.sock], len(g.idx), what, FrameList(g.idx), g.loc.Summary)
+		for _, e := range g.loc.Evidence {
+			fmt.Fprintf(w.Out, "ringtrace:     - %s\n", e)
+		}
+		if g.loc.Self {
+			title, ev := SelfDeadlock(snap.HeldBy(g.sock.Sk, g.sock.Sk), w.senderState(g.sock, snap))
+			fmt.Fprintf(w.Out, "ringtrace: %s %s\n", w.labels[g.sock], title)
+			for _, e := range ev {
+				fmt.Fprintf(w.Out, "ringtrace:     - %s\n", e)
+			}
+		}
+	}
+}
+
+// senderState says what the ring socket's sender is doing: from the
+// events (a call still inside the kernel, or the last one returned) and
+// the threads the walk read.
+func (w *Watcher) senderState(s Frame, snap *Snapshot) []string {
+	var out []string
+	now := MonotonicNow()
+	for _, c := range w.calls[s] {
+		out = append(out, fmt.Sprintf("thread %d (%s) is blocked in sendto (%s) since %.3f s ago",
+			c.tid, c.comm, event.MsgFlags(c.flags), float64(now-c.enter)/1e9))
+	}
+	if r := snap.Ring(s.Sk, s.Ino); r != nil {
+		for _, t := range snap.BlockedSenders(r) {
+			out = append(out, fmt.Sprintf("/proc/%d/task/%d/syscall: in %s on the ring's fd %d", t.PID, t.TID, t.Syscall, t.FD))
+		}
+	}
+	if len(out) == 0 {
+		if c := w.lastRet[s]; c != nil {
+			out = append(out, fmt.Sprintf("the last sendto (thread %d) returned %s: the frames it queued stay SENDING until the socket reads its queue",
+				c.tid, event.ReturnString(c.ret)))
+		}
+	}
+	return out
+}
+
+// MonotonicNow is CLOCK_MONOTONIC in ns, the clock of event timestamps.
+func MonotonicNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// Lazy loads a Walker on its first Walk (most traces never need one);
+// Close unloads it if it was loaded.
+type Lazy struct {
+	Config Config
+	mu     sync.Mutex
+	w      *Walker
+}
+
+// Walk loads the iterator if needed and takes a snapshot.
+func (l *Lazy) Walk(why string) (*Snapshot, error) {
+	l.mu.Lock()
+	if l.w == nil {
+		w, err := NewWalker(l.Config)
+		if err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+		l.w = w
+	}
+	w := l.w
+	l.mu.Unlock()
+	return w.Walk(why)
+}
+
+// Close unloads the iterator.
+func (l *Lazy) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return nil
+	}
+	err := l.w.Close()
+	l.w = nil
+	return err
+}
