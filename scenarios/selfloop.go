@@ -82,6 +82,13 @@ func runSelfLoop(ctx context.Context, env *Env) ([]Expectation, error) {
 	return exps, nil
 }
 
+// What the self-loop verdicts say happened (the end of their What): the
+// kernel matrix compares them with what each kernel is known to do.
+const (
+	SelfLoopCompleted  = "returned with every frame AVAILABLE, and ringtrace calls nothing stuck"
+	SelfLoopDeadlocked = "frames stayed SENDING and ringtrace names the sender's own receive queue as their holder (self-deadlock)"
+)
+
 // selfLoopVerdict checks that ringtrace's explanation matches what
 // happened: the call returned and every frame reached AVAILABLE (and nothing
 // is called stuck), or frames stayed SENDING (the call timed out, or
@@ -115,11 +122,11 @@ func selfLoopVerdict(what string, rep *report.Report, r *txring.Ring, c call, af
 	normal := c.errno == 0 && c.ret == want && after.Available == r.Frames()
 	switch {
 	case normal:
-		return pass(what+": returned with every frame AVAILABLE, and ringtrace calls nothing stuck",
+		return pass(what+": "+SelfLoopCompleted,
 			len(rep.Stuck) == 0 && !deadlock,
 			fmt.Sprintf("returned %v, %v; %d stuck frames reported", c, after, len(rep.Stuck)), "no stuck frame, no self-deadlock")
 	case stuckCall && len(sending) > 0:
-		return pass(what+": frames stayed SENDING and ringtrace names the sender's own receive queue as their holder (self-deadlock)",
+		return pass(what+": "+SelfLoopDeadlocked,
 			self == len(sending) && other == 0 && deadlock,
 			fmt.Sprintf("returned %v; %d frames SENDING, %d named held by the sender's own receive queue, %d elsewhere, self-deadlock diagnosed %v",
 				c, len(sending), self, other, deadlock),

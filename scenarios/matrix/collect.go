@@ -98,6 +98,10 @@ func (c *collector) run(hooks string, r ScenarioRun, f Frame) {
 			cell.State, cell.Detail = Error, firstLine(res.Error)
 		case !res.Pass:
 			cell.State, cell.Detail = Fail, failDetail(res)
+		default:
+			if d := kernelOutcome(res); d != "" {
+				cell.State, cell.Detail = Fail, d
+			}
 		}
 		c.t.Cells = append(c.t.Cells, cell)
 	}
