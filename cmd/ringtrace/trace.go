@@ -336,7 +336,11 @@ func runTrace(c *cli.Context) error {
 	switch {
 	case c.Bool("summary"):
 		builder = report.NewBuilder(nm)
-		if aggregating(c) {
+		// Only the summary is printed: keep memory flat however long the
+		// trace runs, also when every event goes to a --record file
+		// (measured: 900 MB after 3 s at 800k events/s without limits).
+		// Timelines (--perfetto, --html) need every frame.
+		if c.String("perfetto") == "" && c.String("html") == "" {
 			builder.SetLimits(report.SummaryLimits)
 		}
 		sinks = append(sinks, builderSink{builder})
