@@ -30,7 +30,7 @@ func overheadCommand() *cli.Command {
 			&cli.StringFlag{Name: "bpftrace", Value: "bpftrace", Usage: "bpftrace binary (reference tracer)"},
 			&cli.IntSliceFlag{Name: "sizes", Value: cli.NewIntSlice(64, 1500), Usage: "frame sizes"},
 			&cli.StringSliceFlag{Name: "senders", Value: cli.NewStringSlice("ringtrace", "trafgen"), Usage: "senders to load the link with"},
-			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("stream", "record", "summary", "bpftrace"), Usage: "tracers to compare with the untraced run"},
+			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("null", "stream", "record", "summary", "bpftrace"), Usage: "tracers to compare with the untraced run"},
 			&cli.IntFlag{Name: "reps", Value: 3, Usage: "interleaved repetitions"},
 			&cli.DurationFlag{Name: "window", Value: 3 * time.Second, Usage: "measured window per run"},
 			&cli.DurationFlag{Name: "warmup", Value: 500 * time.Millisecond, Usage: "time before the window opens"},
@@ -73,10 +73,16 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--record", filepath.Join(dir, "bench.rtrec"), "--ready-file", ready)
 	case "summary": // in-kernel aggregation
 		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--ready-file", ready)
+	case "null": // empty programs on the same hooks: the floor
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		tr.cmd = exec.Command(self, "null-tracer", "--ready-file", ready)
 	case "bpftrace":
 		tr.cmd = exec.Command(bt, "-e", bpftraceScript)
 	default:
-		return nil, inputerr.New("unknown mode %q (stream, record, summary, bpftrace)", mode)
+		return nil, inputerr.New("unknown mode %q (stream, record, summary, null, bpftrace)", mode)
 	}
 	f, err := os.Create(filepath.Join(dir, "tracer.out"))
 	if err != nil {
