@@ -841,13 +841,17 @@ static __always_inline void to_available(struct sock *sk, struct sock_state *ss,
 /* SKBFL_ZEROCOPY_FRAG: SKBFL_ZEROCOPY_ENABLE | SKBFL_SHARED_FRAG (a #define in the kernel). */
 #define RT_ZEROCOPY_FRAG 3
 
-static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
+/* skb_shinfo() for an skb read with probe reads. */
+static __always_inline struct skb_shared_info *shinfo_of(struct sk_buff *skb)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned int end = BPF_CORE_READ(skb, end);
-	struct skb_shared_info *sh = (void *)(head + end);
 
-	return (__u64)BPF_CORE_READ(sh, destructor_arg);
+	return (void *)(head + BPF_CORE_READ(skb, end));
+}
+
+static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
+{
+	return (__u64)BPF_CORE_READ(shinfo_of(skb), destructor_arg);
 }
 
 /*
@@ -874,8 +878,7 @@ static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, 
 		return *skp && *php;
 	}
 	{
-		unsigned char *head = BPF_CORE_READ(skb, head);
-		struct skb_shared_info *sh = (void *)(head + BPF_CORE_READ(skb, end));
+		struct skb_shared_info *sh = shinfo_of(skb);
 
 		/* skb_zcopy_clear() (the ring pages copied out: veth forward,
 		 * tap clone, local delivery) clears the zerocopy flags but
