@@ -14,7 +14,6 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 )
@@ -97,10 +96,4 @@ func run(args []string) int {
 		return ec.ExitCode()
 	}
 	return 1
-}
-
-func monotonicNow() uint64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
 }

@@ -219,7 +219,7 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	}
 	var ts traceSession
 	ts.facts, ts.sess, ts.plan, ts.btf = facts, sess, sess.Plan(), spec
-	ts.start, ts.wall = monotonicNow(), time.Now()
+	ts.start, ts.wall = event.MonotonicNow(), time.Now()
 	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
 		p.Class.Letter(), p.Class, completionLine(p), sess.Ready.Round(time.Millisecond))
 	return &ts, nil
@@ -406,7 +406,7 @@ func runTrace(c *cli.Context) error {
 		if n > 0 { // frames still SENDING: who holds them
 			snap, err := walker.Walk("end")
 			if err != nil {
-				snap = &holders.Snapshot{TS: holders.MonotonicNow(), Why: "end", Err: err.Error()}
+				snap = &holders.Snapshot{TS: event.MonotonicNow(), Why: "end", Err: err.Error()}
 			}
 			snaps = append(snaps, snap)
 		}

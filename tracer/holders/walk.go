@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
 // Config is what the iterator needs to recognise ring skbs (from the attach
@@ -85,7 +86,7 @@ func (w *Walker) Walk(why string) (*Snapshot, error) {
 	if w.prog == nil {
 		return nil, errors.New("holders walker is closed")
 	}
-	ts := MonotonicNow()
+	ts := event.MonotonicNow()
 	l, err := link.AttachIter(link.IterOptions{Program: w.prog})
 	if err != nil {
 		return nil, fmt.Errorf("attach holders iterator: %w", err)

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
@@ -144,7 +142,7 @@ func (w *Watcher) Start(ctx context.Context, tick time.Duration) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				w.Check(MonotonicNow())
+				w.Check(event.MonotonicNow())
 			}
 		}
 	}()
@@ -193,7 +191,7 @@ func (w *Watcher) Snapshots() []*Snapshot {
 func (w *Watcher) report(frames []Frame, why, what string) {
 	snap, err := w.Walk(why)
 	if err != nil {
-		snap = &Snapshot{TS: MonotonicNow(), Why: why, Err: err.Error()}
+		snap = &Snapshot{TS: event.MonotonicNow(), Why: why, Err: err.Error()}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -243,7 +241,7 @@ func (w *Watcher) report(frames []Frame, why, what string) {
 // the threads the walk read.
 func (w *Watcher) senderState(s Frame, snap *Snapshot) []string {
 	var out []string
-	now := MonotonicNow()
+	now := event.MonotonicNow()
 	for _, c := range w.calls[s] {
 		out = append(out, fmt.Sprintf("thread %d (%s) is blocked in sendto (%s) since %.3f s ago",
 			c.tid, c.comm, event.MsgFlags(c.flags), float64(now-c.enter)/1e9))
@@ -260,13 +258,6 @@ func (w *Watcher) senderState(s Frame, snap *Snapshot) []string {
 		}
 	}
 	return out
-}
-
-// MonotonicNow is CLOCK_MONOTONIC in ns, the clock of event timestamps.
-func MonotonicNow() uint64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
 }
 
 // Lazy loads a Walker on its first Walk (most traces never need one);

@@ -11,7 +11,6 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
@@ -212,12 +211,6 @@ func copyMap(m map[event.Kind]uint64) map[event.Kind]uint64 {
 		out[k] = v
 	}
 	return out
-}
-
-func monotonicNow() uint64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
 }
 
 // Sink receives ordered events. Flush is called whenever the events due so
@@ -466,7 +459,7 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 				stopping = true
 			}
 		case <-flushTick.C:
-			err := p.release(monotonicNow() - window)
+			err := p.release(event.MonotonicNow() - window)
 			if err == nil {
 				err = sink.Flush()
 			}
