@@ -99,7 +99,7 @@ func runMatrix(c *cli.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "vmtest: wrote %s, %s and the per-kernel logs there\n", jsonPath, filepath.Join(o.Out, "matrix.txt"))
 	if !m.Pass {
-		return cli.Exit("", 1)
+		return cli.Exit("vmtest: FAIL: the matrix has failures, listed under FAILURES above", 1)
 	}
 	return nil
 }

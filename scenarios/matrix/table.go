@@ -12,9 +12,10 @@ import (
 
 // WriteTable prints the matrix for people: kernel x class x scenario with
 // the TX completion form and the plan, the integration tests, the timings,
-// every failure with its cause, and the plan changes between classes.
+// the plan changes between classes, and last every failure with its cause,
+// so that the tail of a CI log (often all that is kept) says what failed.
 func WriteTable(w io.Writer, m *Matrix) error {
-	for _, section := range []func(io.Writer, *Matrix) error{writeCells, writeTests, writeTimes, writeFailures, writeChanges} {
+	for _, section := range []func(io.Writer, *Matrix) error{writeCells, writeTests, writeTimes, writeChanges, writeFailures} {
 		if err := section(w, m); err != nil {
 			return err
 		}
