@@ -35,7 +35,11 @@ type Watcher struct {
 	cur     map[uint64]uint32
 	start   uint64
 	snaps   []*Snapshot
+	spare   []*tracked // entries of frames that completed, for reuse: one per frame sent otherwise
 }
+
+// maxSpare bounds the spare entries kept for reuse.
+const maxSpare = 4096
 
 type tracked struct {
 	since    uint64
@@ -105,15 +109,15 @@ func (w *Watcher) Event(e *event.Event) error {
 		}
 		if e.New == event.Sending {
 			if t := w.frames[f]; t == nil || t.since == 0 {
-				w.frames[f] = &tracked{since: e.TS}
+				w.frames[f] = w.newTracked(e.TS)
 			}
 		} else {
-			delete(w.frames, f)
+			w.untrack(f)
 		}
 	case event.SockGone:
 		for k := range w.frames {
 			if k.Sk == s.Sk && k.Ino == s.Ino {
-				delete(w.frames, k)
+				w.untrack(k)
 			}
 		}
 	default:
@@ -122,6 +126,27 @@ func (w *Watcher) Event(e *event.Event) error {
 		}
 	}
 	return nil
+}
+
+func (w *Watcher) newTracked(since uint64) *tracked {
+	if n := len(w.spare); n > 0 {
+		t := w.spare[n-1]
+		w.spare = w.spare[:n-1]
+		*t = tracked{since: since}
+		return t
+	}
+	return &tracked{since: since}
+}
+
+func (w *Watcher) untrack(f Frame) {
+	t := w.frames[f]
+	if t == nil {
+		return
+	}
+	delete(w.frames, f)
+	if len(w.spare) < maxSpare {
+		w.spare = append(w.spare, t)
+	}
 }
 
 // Flush is part of the sink interface.

@@ -3,6 +3,7 @@ package holders
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,24 @@ func TestLocateDevice(t *testing.T) {
 	}
 	if got := FrameList([]uint32{7, 0, 1, 2, 5}); got != "#0-#2, #5, #7" {
 		t.Errorf("FrameList = %q", got)
+	}
+}
+
+// TestWatcherSteadyStateAllocations: frames going SENDING -> AVAILABLE, one
+// after another, cost the watcher no allocation once it has warmed up (it
+// sees every frame of a stream at full rate).
+func TestWatcherSteadyStateAllocations(t *testing.T) {
+	w := NewWatcher(time.Second, io.Discard, func(string) (*Snapshot, error) { return &Snapshot{}, nil })
+	ts := uint64(1)
+	cycle := func() {
+		for i := uint32(0); i < 64; i++ {
+			ts++
+			w.Event(&event.Event{Kind: event.FrameState, TS: ts, Sk: 1, SockIno: 9, Frame: i, Old: event.SendRequest, New: event.Sending})
+			w.Event(&event.Event{Kind: event.FrameState, TS: ts, Sk: 1, SockIno: 9, Frame: i, Old: event.Sending, New: event.Available})
+		}
+	}
+	cycle()
+	if n := testing.AllocsPerRun(20, cycle); n != 0 {
+		t.Fatalf("%.1f allocations per 64 frames, want 0", n)
 	}
 }
