@@ -80,3 +80,30 @@ func TestProbeThisHost(t *testing.T) {
 		}
 	}
 }
+
+// TestSymbolizerRead: text symbols only, sorted, named with offsets.
+func TestSymbolizerRead(t *testing.T) {
+	var s Symbolizer
+	s.once.Do(func() {
+		s.read(strings.NewReader(strings.Join([]string{
+			"ffffffff81e65000 T kfree_skb_reason",
+			"ffffffff81000000 T _stext",
+			"ffffffff82000000 D some_data",
+			"ffffffff81e60000 t consume_skb [mod]",
+			"0000000000000000 T hidden",
+			"bad line",
+		}, "\n")))
+	})
+	for addr, want := range map[uint64]string{
+		0xffffffff81e65000: "kfree_skb_reason",
+		0xffffffff81e65010: "kfree_skb_reason+0x10",
+		0xffffffff81e60001: "consume_skb+0x1",
+		0xffffffff81000002: "_stext+0x2",
+		0xffffffff80000000: "",
+		0xffffffff82000004: "kfree_skb_reason+0x19b004", // data symbols are not text
+	} {
+		if got := s.Lookup(addr); got != want {
+			t.Errorf("Lookup(%#x) = %q, want %q", addr, got, want)
+		}
+	}
+}
