@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,7 +113,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ready-file", Usage: "create this file once every probe is attached"},
 		&cli.StringFlag{Name: "record", Usage: "also write the raw event stream to this file (see `ringtrace report`)"},
 		&cli.BoolFlag{Name: "summary", Usage: "print no events: at exit, print the report (diagnoses, sockets, calls)"},
-		&cli.StringFlag{Name: "ringbuf-size", Value: "16", Usage: "BPF ring buffer size: MiB, or with a unit (4k, 256k, 64m); a power of two, 4k .. 1024m"},
+		&cli.StringFlag{Name: "ringbuf-size", Usage: "BPF ring buffer size: MiB, or with a unit (4k, 256k, 64m); a power of two, 4k .. 1024m (default: 8, or 4 with an aggregating --summary)"},
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
 		stuckAfterFlag(),
@@ -165,6 +166,35 @@ func aggregating(c *cli.Context) bool {
 	return c.Bool("summary") && c.String("record") == "" && c.String("perfetto") == "" && c.String("html") == ""
 }
 
+// ringbufSize is --ringbuf-size or its default for the mode. The buffer is
+// mapped twice into the process (the kernel's wrap-around trick), all of it
+// resident: streaming every frame at ~1M events/s needs 8 MiB to ride out
+// the reader's scheduling delays without loss; an aggregating --summary
+// streams a few events per sendmsg call, not per frame.
+func ringbufSize(c *cli.Context) string {
+	switch {
+	case c.IsSet("ringbuf-size"):
+		return c.String("ringbuf-size")
+	case aggregating(c):
+		return "4"
+	}
+	return "8"
+}
+
+// heapLimit is the soft limit trace puts on the Go heap when it keeps no
+// per-event history (no --perfetto or --html timeline): what it holds is
+// bounded (the reorder window, per-socket state, the report's tables),
+// and without a limit the collector lets the heap double that between
+// cycles. GOMEMLIMIT, when set, wins.
+const heapLimit = 32 << 20
+
+func limitHeap(c *cli.Context) {
+	if os.Getenv("GOMEMLIMIT") != "" || c.String("perfetto") != "" || c.String("html") != "" {
+		return
+	}
+	debug.SetMemoryLimit(heapLimit)
+}
+
 func openTrace(c *cli.Context) (*traceSession, error) {
 	evs := c.String("events")
 	if aggregating(c) && !c.IsSet("events") {
@@ -174,7 +204,7 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	rbBytes, err := parseRingbufSize(c.String("ringbuf-size"))
+	rbBytes, err := parseRingbufSize(ringbufSize(c))
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +346,7 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	limitHeap(c)
 	ts, err := openTrace(c)
 	if err != nil {
 		outs.abort()
