@@ -38,6 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
  * the frame tracking (blocks, untraced frames) BOUNDED_WALK. */
 #define BOUNDED_SCAN 1024
 #define BOUNDED_WALK 16
+#define SCAN_BLKS 8 /* block addresses a ring scan reads at once */
 #define STACK_DEPTH 12 /* the wait function is within the first few frames */
 
 const volatile struct rt_config cfg = {};
@@ -121,8 +122,12 @@ struct sock_state {
 	__u32 fsize;
 	__u32 n;
 	__u32 off;
+	/* the frame expected to complete next (the one after the last that
+	 * did): frames mostly complete in ring order, and checking a guess
+	 * costs one read where finding an index costs map lookups */
+	__u32 next_idx;
 	__u8 tracked; /* 0: filtered out */
-	__u8 pad[3];
+	__u8 pad[7];
 	/* the device this socket's frames were last seen on, and its name:
 	 * reading a name is a string copy, most events reuse this one */
 	__u64 dev;
@@ -369,6 +374,7 @@ static __always_inline int ring_of(struct packet_sock *po, struct sock_state *ss
 		ss->fsize = r->fsize;
 		ss->n = r->n;
 		ss->off = r->off;
+		ss->next_idx = RT_NO_FRAME;
 		return 0;
 	}
 	r->pg_vec = pg;
@@ -568,6 +574,29 @@ static __always_inline __u32 frame_index(struct packet_sock *po, const struct ri
 		bpf_map_update_elem(&ph2idx, &ph, &n, BPF_ANY);
 	}
 	return c.idx;
+}
+
+/*
+ * predicted_idx returns ss->next_idx if the frame at ph is that frame, else
+ * RT_NO_FRAME. The guess is only a hint (sockets are shared across CPUs and
+ * it is written without locks): the frame's address, computed from the
+ * ring, confirms it. ss's geometry is the ring's: ring_of renews it, and
+ * forgets the guess, at the sendmsg that first uses a new ring, before any
+ * of its frames can complete.
+ */
+static __always_inline __u32 predicted_idx(struct sock_state *ss, __u64 ph)
+{
+	struct ring r = { .pg_vec = ss->pg_vec, .fpb = ss->fpb, .fsize = ss->fsize };
+	__u32 idx = ss->next_idx;
+
+	if (!r.pg_vec || !r.fpb || idx >= ss->n || frame_addr(&r, idx) != ph)
+		return RT_NO_FRAME;
+	return idx;
+}
+
+static __always_inline void predict_after(struct sock_state *ss, __u32 idx)
+{
+	ss->next_idx = idx + 1 < ss->n ? idx + 1 : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1013,13 +1042,40 @@ struct scan_ctx {
 	__u32 off;
 	__u32 head;
 	__u32 run_open;
+	/* block addresses pg_vec[blk_first .. blk_first + SCAN_BLKS), read
+	 * SCAN_BLKS at a time: one read instead of one per frame */
+	__u32 blk_first;
+	__u32 pad2;
+	__u64 blk[SCAN_BLKS];
 	struct rt_scan s;
 };
+
+/* frame_addr with the block addresses read in runs, for scans that walk
+ * the ring in order. */
+static __always_inline __u64 scan_frame_addr(struct scan_ctx *c, __u32 idx)
+{
+	__u32 b = idx / c->fpb;
+	__u64 *pgv = (__u64 *)c->pg_vec;
+
+	if (b - c->blk_first >= SCAN_BLKS) {
+		c->blk_first = b & ~(SCAN_BLKS - 1);
+		/* The run can pass the end of pg_vec (and of its page): then
+		 * read this block's address alone. */
+		if (bpf_probe_read_kernel(c->blk, sizeof(c->blk), pgv + c->blk_first)) {
+			c->blk_first = b;
+			__builtin_memset(c->blk, 0, sizeof(c->blk));
+			bpf_probe_read_kernel(&c->blk[0], sizeof(c->blk[0]), pgv + b);
+		}
+	}
+	b -= c->blk_first;
+	if (!c->blk[b & (SCAN_BLKS - 1)])
+		return 0;
+	return c->blk[b & (SCAN_BLKS - 1)] + (__u64)(idx % c->fpb) * c->fsize;
+}
 
 static __always_inline long scan_cb_body(__u32 i, void *data)
 {
 	struct scan_ctx *c = data;
-	struct ring r;
 	__u32 idx, st;
 
 	if (i >= c->n)
@@ -1027,10 +1083,7 @@ static __always_inline long scan_cb_body(__u32 i, void *data)
 	idx = c->head + i;
 	if (idx >= c->n)
 		idx -= c->n;
-	r.pg_vec = c->pg_vec;
-	r.fpb = c->fpb;
-	r.fsize = c->fsize;
-	st = frame_status(frame_addr(&r, idx), c->off) & 7;
+	st = frame_status(scan_frame_addr(c, idx), c->off) & 7;
 	c->s.scanned++;
 	switch (st) {
 	case RT_ST_AVAILABLE:
@@ -1136,6 +1189,7 @@ static __always_inline void scan_ring_x(const struct ring *r, struct rt_scan *ou
 	c.off = r->off;
 	c.head = r->head;
 	c.run_open = 1;
+	c.blk_first = ~0u - SCAN_BLKS; /* no run read yet */
 	if (use_loop) {
 		bpf_loop(cfg.max_scan, scan_cb, &c, 0);
 	} else {
@@ -1788,6 +1842,9 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 				st = bpf_map_lookup_elem(&skbs, &key);
 				ps->skb = 0;
 			}
+		} else if ((idx = predicted_idx(ss, ph)) != RT_NO_FRAME) {
+			/* Not sent through a hooked xmit (qdisc bypass): nothing
+			 * cached it, and it completes in ring order. */
 		} else {
 			st = bpf_map_lookup_elem(&skbs, &key);
 			if (st && st->darg == darg && st->sk == (__u64)sk) {
@@ -1800,6 +1857,7 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 					return;
 			}
 		}
+		predict_after(ss, idx);
 		c = current_call((__u64)sk);
 		/*
 		 * Which side freed it: once the frame reached a receiving device

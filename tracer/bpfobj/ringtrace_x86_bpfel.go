@@ -257,8 +257,9 @@ type RingtraceSockState struct {
 	Fsize   uint32
 	N       uint32
 	Off     uint32
+	NextIdx uint32
 	Tracked uint8
-	Pad     [3]uint8
+	Pad     [7]uint8
 	Dev     uint64
 	Ifindex uint32
 	DevName [16]int8
