@@ -186,7 +186,7 @@ func ringbufSize(c *cli.Context) string {
 // bounded (the reorder window, per-socket state, the report's tables),
 // and without a limit the collector lets the heap double that between
 // cycles. GOMEMLIMIT, when set, wins.
-const heapLimit = 32 << 20
+const heapLimit = 36 << 20
 
 func limitHeap(c *cli.Context) {
 	if os.Getenv("GOMEMLIMIT") != "" || c.String("perfetto") != "" || c.String("html") != "" {
@@ -248,7 +248,10 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 		}
 	}
 	var ts traceSession
-	ts.facts, ts.sess, ts.plan, ts.btf = facts, sess, sess.Plan(), spec
+	ts.facts, ts.sess, ts.plan = facts, sess, sess.Plan()
+	if c.String("btf") != "" {
+		ts.btf = spec // the stuck-frame walker needs the override; else it loads the kernel's when first used
+	}
 	ts.start, ts.wall = event.MonotonicNow(), time.Now()
 	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
 		p.Class.Letter(), p.Class, completionLine(p), sess.Ready.Round(time.Millisecond))
