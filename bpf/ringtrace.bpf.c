@@ -38,7 +38,6 @@ char LICENSE[] SEC("license") = "GPL";
  * the frame tracking (blocks, untraced frames) BOUNDED_WALK. */
 #define BOUNDED_SCAN 1024
 #define BOUNDED_WALK 16
-#define SCAN_BLKS 8 /* block addresses a ring scan reads at once */
 #define STACK_DEPTH 12 /* the wait function is within the first few frames */
 
 const volatile struct rt_config cfg = {};
@@ -1042,40 +1041,13 @@ struct scan_ctx {
 	__u32 off;
 	__u32 head;
 	__u32 run_open;
-	/* block addresses pg_vec[blk_first .. blk_first + SCAN_BLKS), read
-	 * SCAN_BLKS at a time: one read instead of one per frame */
-	__u32 blk_first;
-	__u32 pad2;
-	__u64 blk[SCAN_BLKS];
 	struct rt_scan s;
 };
-
-/* frame_addr with the block addresses read in runs, for scans that walk
- * the ring in order. */
-static __always_inline __u64 scan_frame_addr(struct scan_ctx *c, __u32 idx)
-{
-	__u32 b = idx / c->fpb;
-	__u64 *pgv = (__u64 *)c->pg_vec;
-
-	if (b - c->blk_first >= SCAN_BLKS) {
-		c->blk_first = b & ~(SCAN_BLKS - 1);
-		/* The run can pass the end of pg_vec (and of its page): then
-		 * read this block's address alone. */
-		if (bpf_probe_read_kernel(c->blk, sizeof(c->blk), pgv + c->blk_first)) {
-			c->blk_first = b;
-			__builtin_memset(c->blk, 0, sizeof(c->blk));
-			bpf_probe_read_kernel(&c->blk[0], sizeof(c->blk[0]), pgv + b);
-		}
-	}
-	b -= c->blk_first;
-	if (!c->blk[b & (SCAN_BLKS - 1)])
-		return 0;
-	return c->blk[b & (SCAN_BLKS - 1)] + (__u64)(idx % c->fpb) * c->fsize;
-}
 
 static __always_inline long scan_cb_body(__u32 i, void *data)
 {
 	struct scan_ctx *c = data;
+	struct ring r;
 	__u32 idx, st;
 
 	if (i >= c->n)
@@ -1083,7 +1055,10 @@ static __always_inline long scan_cb_body(__u32 i, void *data)
 	idx = c->head + i;
 	if (idx >= c->n)
 		idx -= c->n;
-	st = frame_status(scan_frame_addr(c, idx), c->off) & 7;
+	r.pg_vec = c->pg_vec;
+	r.fpb = c->fpb;
+	r.fsize = c->fsize;
+	st = frame_status(frame_addr(&r, idx), c->off) & 7;
 	c->s.scanned++;
 	switch (st) {
 	case RT_ST_AVAILABLE:
@@ -1189,7 +1164,6 @@ static __always_inline void scan_ring_x(const struct ring *r, struct rt_scan *ou
 	c.off = r->off;
 	c.head = r->head;
 	c.run_open = 1;
-	c.blk_first = ~0u - SCAN_BLKS; /* no run read yet */
 	if (use_loop) {
 		bpf_loop(cfg.max_scan, scan_cb, &c, 0);
 	} else {
