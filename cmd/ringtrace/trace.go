@@ -349,12 +349,12 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	limitHeap(c)
 	ts, err := openTrace(c)
 	if err != nil {
 		outs.abort()
 		return err
 	}
+	limitHeap(c) // after loading: collecting during it would delay attaching
 	defer ts.sess.Close()
 	ctx := c.Context
 	if d := c.Duration("duration"); d > 0 {
