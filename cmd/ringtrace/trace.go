@@ -27,6 +27,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 	"github.com/ringtrace/ringtrace/tracer/session"
+	"github.com/ringtrace/ringtrace/tracer/tick"
 )
 
 // Event groups for --events.
@@ -540,28 +541,13 @@ func (ts *traceSession) walker() *holders.Lazy {
 // watchLoss reports ring-buffer losses on stderr as they happen: loss is
 // never silent.
 func watchLoss(ctx context.Context, s *session.Session, w io.Writer) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		var reported uint64
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if st := s.Stats(); st.Lost > reported {
-					fmt.Fprintf(w, "ringtrace: LOST %d events so far (ring buffer full: raise --ringbuf-size or narrow --events)\n", st.Lost)
-					reported = st.Lost
-				}
-			}
+	var reported uint64
+	return tick.Every(ctx, time.Second, func() {
+		if st := s.Stats(); st.Lost > reported {
+			fmt.Fprintf(w, "ringtrace: LOST %d events so far (ring buffer full: raise --ringbuf-size or narrow --events)\n", st.Lost)
+			reported = st.Lost
 		}
-	}()
-	return func() { close(done); <-finished }
+	})
 }
 
 type summaryJSON struct {

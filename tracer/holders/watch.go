@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/tick"
 )
 
 // DefaultStuckAfter is how long a frame may stay SENDING before it is
@@ -153,25 +154,8 @@ func (w *Watcher) untrack(f Frame) {
 func (w *Watcher) Flush() error { return nil }
 
 // Start checks every tick until ctx ends or stop is called.
-func (w *Watcher) Start(ctx context.Context, tick time.Duration) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				w.Check(event.MonotonicNow())
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+func (w *Watcher) Start(ctx context.Context, every time.Duration) (stop func()) {
+	return tick.Every(ctx, every, func() { w.Check(event.MonotonicNow()) })
 }
 
 // Check reports the frames that became stuck (SENDING for After or more
