@@ -1228,6 +1228,41 @@ static long taken_cb(__u32 i, void *data)
 	return taken_cb_body(i, data);
 }
 
+/*
+ * Frames the events left SENDING that the ring shows AVAILABLE at a call's
+ * return: a completion no hook reported. The usual cause is a kprobe the
+ * kernel skipped (it runs no kprobe program while another BPF program is
+ * running on that CPU, and a softirq completing frames can interrupt one).
+ * Found at the return, each bounded by when it was last seen SENDING; the
+ * periodic sweep would find them too, but after the call has returned.
+ */
+struct missed_ctx {
+	struct sock *sk;
+	struct ring r;
+	__s32 want; /* completions still unaccounted for */
+	__u8 hook;
+};
+
+static long missed_cb(__u32 i, void *data)
+{
+	struct missed_ctx *c = data;
+	struct rt_frame_key k = { .sk = (__u64)c->sk, .idx = i };
+	struct rt_frame *f;
+	__u64 ph;
+
+	if (i >= c->r.n || c->want <= 0)
+		return 1;
+	f = bpf_map_lookup_elem(&frames, &k);
+	if (!f || f->state != RT_ST_SENDING)
+		return 0;
+	ph = frame_addr(&c->r, i);
+	if ((frame_status(ph, c->r.off) & 7) == RT_ST_AVAILABLE) {
+		to_available(c->sk, NULL, i, ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, c->hook, 0, NULL);
+		c->want--;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* sendmsg enter / return                                             */
 
@@ -1337,6 +1372,17 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		}
 	}
 	scan_ring_x(&r, &s, use_loop, cfg.light_scans);
+	/* Fewer frames SENDING than the events say: some completed unseen.
+	 * Without bpf_loop the walk is left to the sweep. */
+	if (use_loop && !cfg.light_scans && ss->pending > (__s32)s.sending) {
+		struct missed_ctx m = {};
+
+		m.sk = sk;
+		m.r = r;
+		m.want = ss->pending - (__s32)s.sending;
+		m.hook = hook;
+		bpf_loop(cfg.max_scan, missed_cb, &m, 0);
+	}
 	e = ev_reserve(RT_SENDMSG_RETURN, hook);
 	if (e) {
 		ev_sock(e, sk, ss);

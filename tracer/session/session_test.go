@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
@@ -503,5 +504,119 @@ func TestFilters(t *testing.T) {
 	send()
 	if d := devsOf(tr.stop(t)); !d[l.SenderIf] || !d["lo"] {
 		t.Errorf("--comm %s: frames sent on %v", comm, d)
+	}
+}
+
+// TestMissedCompletionFoundAtReturn: a completion no hook reported (the
+// kernel skipped a kprobe program) is found when the call returns, bounded
+// by when the frame was last seen SENDING, not later by the sweep. The
+// miss is made by setting one completed frame back to SENDING in the
+// tracer's maps during a blocking call; the sweep is off.
+func TestMissedCompletionFoundAtReturn(t *testing.T) {
+	l := newLab(t)
+	if err := l.Shape(lab.NIC{Rate: 10e6, FifoLimit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	facts, spec, err := kernel.Probe(kernel.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !facts.Features.BPFLoop.OK {
+		t.Skip("the walk at return needs bpf_loop (5.17+); older kernels leave it to the sweep")
+	}
+	p, err := plan.Build(facts, plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p,
+		Filter: session.Filter{PID: uint32(os.Getpid())}, SweepInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	var (
+		mu    sync.Mutex
+		raw   []event.Event
+		enter = make(chan event.Event, 1)
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- sess.Run(ctx, &collector{}, func(b []byte) error {
+			e, err := event.Decode(b)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			raw = append(raw, e)
+			mu.Unlock()
+			if e.Kind == event.SendmsgEnter {
+				select {
+				case enter <- e:
+				default:
+				}
+			}
+			return nil
+		})
+	}()
+	// 40 x 1000 B at 10 Mbit/s, within the pfifo's 50: one blocking call
+	// of ~32 ms.
+	sent := make(chan txring.Summary, 1)
+	go func() {
+		sent <- sendRing(t, l, l.SenderIf, txring.Options{Count: 40, Frame: txring.FrameSpec{Size: 1000},
+			Ring: txring.Geometry{Version: txring.V2, Frames: 40, FrameSize: 2048, BlockSize: 4096}})
+	}()
+	var in event.Event
+	select {
+	case in = <-enter:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sendmsg entry seen")
+	}
+	var (
+		idx    uint32
+		forgot bool
+	)
+	for deadline := time.Now().Add(5 * time.Second); !forgot && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+		if idx, forgot, err = sess.ForgetCompletion(in.Sk, in.TS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !forgot {
+		t.Fatal("no frame completed during the call")
+	}
+	if sum := <-sent; sum.Frames != 40 {
+		t.Fatalf("sent %d frames, want 40", sum.Frames)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var ret event.Event
+	var avail []event.Event
+	for _, e := range raw {
+		switch {
+		case e.Sk != in.Sk:
+		case e.Kind == event.SendmsgReturn && ret.TS == 0:
+			ret = e
+		case e.Kind == event.FrameState && e.Frame == idx && e.New == event.Available:
+			avail = append(avail, e)
+		}
+	}
+	if ret.TS == 0 {
+		t.Fatal("no sendmsg return seen")
+	}
+	if len(avail) != 2 {
+		t.Fatalf("frame %d: %d AVAILABLE events, want 2 (the completion, then the one found at return): %v", idx, len(avail), avail)
+	}
+	first, found := avail[0], avail[1]
+	if found.Prec != event.Bounded || found.Cause != event.CauseScan || found.Hook == event.Hook(bpfobj.RingtraceRtHookRT_H_SWEEP) {
+		t.Errorf("found as %v/%v by %v, want bounded, scan, by the return's hook", found.Prec, found.Cause, found.Hook)
+	}
+	if found.TS > ret.TS || found.TSLo > first.TS || found.TSLo < in.TS {
+		t.Errorf("found in [%d, %d], want within [entry %d .. completion %d, return %d]", found.TSLo, found.TS, in.TS, first.TS, ret.TS)
 	}
 }
