@@ -212,11 +212,11 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	for _, sn := range snaps {
 		builder.AddSnapshot(sn)
 	}
+	builder.SetGaps(st.Lost, st.Duplicates, st.Missed)
 	rep := builder.Finish()
-	rep.Lost, rep.Duplicates = st.Lost, st.Duplicates
 	rep.Kernel, rep.Class, rep.Completion = r.facts.Release, string(r.plan.Class), r.plan.Completion
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Holders: snaps, StuckAfterNS: uint64(after)}
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after)}
 		for a := range addrs {
 			tr.Symbols[a] = r.names.Symbol(a)
 		}

@@ -422,7 +422,7 @@ func runTrace(c *cli.Context) error {
 	}
 	st := ts.sess.Stats()
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Holders: snaps, StuckAfterNS: uint64(after)}
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after)}
 		for a := range addrs {
 			if n := nm.Symbol(a); n != "" {
 				tr.Symbols[a] = n
@@ -452,8 +452,8 @@ func runTrace(c *cli.Context) error {
 		for _, s := range snaps {
 			builder.AddSnapshot(s)
 		}
+		builder.SetGaps(st.Lost, st.Duplicates, st.Missed)
 		rep = builder.Finish()
-		rep.Lost, rep.Duplicates = st.Lost, st.Duplicates
 		rep.Kernel, rep.Class, rep.Completion = ts.facts.Release, string(ts.plan.Class), ts.plan.Completion
 	}
 	switch {
@@ -560,6 +560,7 @@ type summaryJSON struct {
 	Late       uint64            `json:"late"`
 	Decode     uint64            `json:"decode_errors"`
 	Overflow   map[string]uint64 `json:"overflow,omitempty"`
+	Missed     map[string]uint64 `json:"missed_runs,omitempty"`
 }
 
 func kindCounts(m map[event.Kind]uint64) map[string]uint64 {
@@ -573,7 +574,7 @@ func kindCounts(m map[event.Kind]uint64) map[string]uint64 {
 func writeJSONSummary(w io.Writer, st session.Stats) {
 	b, _ := json.Marshal(summaryJSON{Event: "summary", Lost: st.Lost, LostByKind: kindCounts(st.LostByKind),
 		Events: st.Events, PerKind: kindCounts(st.PerKind), Duplicates: st.Duplicates, Late: st.Late,
-		Decode: st.Decode, Overflow: st.Overflow})
+		Decode: st.Decode, Overflow: st.Overflow, Missed: st.Missed})
 	fmt.Fprintf(w, "%s\n", b)
 }
 
@@ -593,6 +594,9 @@ func writeTextSummary(w io.Writer, st session.Stats) {
 	}
 	if len(st.Overflow) > 0 {
 		fmt.Fprintf(w, ", tracking maps full: %v", st.Overflow)
+	}
+	if len(st.Missed) > 0 {
+		fmt.Fprintf(w, ", hook runs the kernel skipped: %s", report.MissedString(st.Missed))
 	}
 	fmt.Fprintln(w)
 }

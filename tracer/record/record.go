@@ -53,6 +53,9 @@ type Trailer struct {
 	// locations), resolved from /proc/kallsyms of the traced machine.
 	Symbols map[uint64]string `json:"symbols,omitempty"`
 	Lost    uint64            `json:"lost"`
+	// Missed are the runs of each attachment the kernel skipped (see
+	// session.Stats.Missed).
+	Missed map[string]uint64 `json:"missed,omitempty"`
 	// Holders are the walks of the kernel's sockets taken for stuck frames
 	// (tracer/holders), and StuckAfterNS the threshold the trace used.
 	Holders      []*holders.Snapshot `json:"holders,omitempty"`

@@ -46,6 +46,13 @@ func NewBuilder(names event.Names) *Builder {
 // SetLimits bounds what the builder keeps from now on (see Limits).
 func (b *Builder) SetLimits(l Limits) { b.lim = l }
 
+// SetGaps records what the tracer knows it did not see: events lost to a
+// full ring buffer, hook runs the kernel skipped, and transitions reported
+// twice. Set before Finish, whose diagnoses name them.
+func (b *Builder) SetGaps(lost, duplicates uint64, missed map[string]uint64) {
+	b.r.Lost, b.r.Duplicates, b.r.Missed = lost, duplicates, missed
+}
+
 // maxCPUs bounds the CPU table against corrupt input.
 const maxCPUs = 8192
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
@@ -20,6 +21,7 @@ const (
 	DiagTimedOut       = "sndtimeo-expired"
 	DiagPartialSend    = "partial-send"
 	DiagLost           = "lost-events"
+	DiagMissedRuns     = "missed-hook-runs"
 	DiagThroughput     = "call-throughput"
 	DiagCPUWait        = "cpu-wait"
 )
@@ -31,6 +33,17 @@ func diagnose(r *Report) []Diagnosis {
 	if r.Lost > 0 {
 		ds = append(ds, Diagnosis{ID: DiagLost, Severity: "problem", Title: fmt.Sprintf("%d events were lost (BPF ring buffer full): timelines have gaps", r.Lost),
 			Evidence: []string{"raise --ringbuf-size or narrow --events"}})
+	}
+	if len(r.Missed) > 0 {
+		var n uint64
+		for _, v := range r.Missed {
+			n += v
+		}
+		ds = append(ds, Diagnosis{ID: DiagMissedRuns, Severity: "warning",
+			Title: fmt.Sprintf("the kernel skipped %d runs of ringtrace's hooks: events they would have sent are missing", n),
+			Evidence: []string{"skipped: " + MissedString(r.Missed),
+				"the kernel runs no kprobe program while another BPF program runs on that CPU (a softirq can interrupt one), and no tracing program inside itself",
+				"completions they missed are still found by ring scans (at the call's return, or by the sweep), with bounded times"}})
 	}
 	for _, s := range r.Sockets {
 		ds = append(ds, sndbufBlocked(r, s)...)
@@ -260,4 +273,18 @@ func softirqBudget(r *Report) []Diagnosis {
 				"an instance that uses its whole budget is polled again; net_rx_action stops after netdev_budget packets or netdev_budget_usecs (time_squeeze in /proc/net/softnet_stat)"}})
 	}
 	return out
+}
+
+// MissedString lists skipped hook runs as "kprobe tpacket_destruct_skb=2, …",
+// in name order.
+func MissedString(m map[string]uint64) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for i, k := range names {
+		names[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(names, ", ")
 }

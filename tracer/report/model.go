@@ -238,6 +238,7 @@ type Report struct {
 	Diagnoses  []Diagnosis       `json:"diagnoses"`
 	Events     map[string]uint64 `json:"events"`
 	Lost       uint64            `json:"lost"`
+	Missed     map[string]uint64 `json:"missed_runs,omitempty"` // per attachment, runs the kernel skipped
 	Duplicates uint64            `json:"duplicates"`
 	Totals     Totals            `json:"totals"`
 	// Stuck are the frames SENDING for StuckAfter (ns) or more, or at the

@@ -48,9 +48,8 @@ func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
 	for i := range evs {
 		n.Process(&evs[i], func(e *event.Event) error { b.Add(e); return nil })
 	}
+	b.SetGaps(r.Trailer.Lost, n.Duplicates, r.Trailer.Missed)
 	rep := b.Finish()
-	rep.Duplicates = n.Duplicates
-	rep.Lost = r.Trailer.Lost
 	if h := r.Header; h.Kernel != nil {
 		rep.Kernel = h.Kernel.Release
 	}

@@ -353,3 +353,22 @@ func TestCPUWait(t *testing.T) {
 		t.Errorf("a preempted MSG_DONTWAIT call is not the sndbuf bug: %+v", v)
 	}
 }
+
+// TestGapsDiagnosed: what the tracer knows it missed is named, with the
+// counts, in the report's diagnoses.
+func TestGapsDiagnosed(t *testing.T) {
+	b := report.NewBuilder(event.Names{})
+	b.SetGaps(3, 0, map[string]uint64{"kprobe tpacket_destruct_skb": 2, "kretprobe packet_sendmsg": 1})
+	rep := b.Finish()
+	if d := diag(rep, report.DiagLost); d == nil || !strings.Contains(d.Title, "3 events were lost") {
+		t.Errorf("lost events: %+v", d)
+	}
+	d := diag(rep, report.DiagMissedRuns)
+	if d == nil || !strings.Contains(d.Title, "skipped 3 runs") ||
+		!strings.Contains(strings.Join(d.Evidence, "\n"), "kprobe tpacket_destruct_skb=2, kretprobe packet_sendmsg=1") {
+		t.Fatalf("missed runs: %+v", d)
+	}
+	if d := diag(report.NewBuilder(event.Names{}).Finish(), report.DiagMissedRuns); d != nil {
+		t.Errorf("no gaps, yet %+v", d)
+	}
+}

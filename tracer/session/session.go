@@ -73,7 +73,12 @@ type Stats struct {
 	Late       uint64                `json:"late"`       // events released after a later one
 	Decode     uint64                `json:"decode_errors"`
 	Overflow   map[string]uint64     `json:"overflow"` // tracking maps full
-	Sweeps     uint64                `json:"sweeps"`
+	// Missed are the runs the kernel skipped, per attachment ("kprobe
+	// tpacket_destruct_skb"): it runs no kprobe program while another BPF
+	// program runs on that CPU, and no tracing program inside itself.
+	// Counted since Linux 6.7 (kprobes) or 5.12 (trampolines, tp_btf).
+	Missed map[string]uint64 `json:"missed,omitempty"`
+	Sweeps uint64            `json:"sweeps"`
 }
 
 func (o *Options) defaults() {
@@ -206,8 +211,25 @@ func (s *Session) Stats() Stats {
 				}
 			}
 		}
+		st.Missed = s.missed()
 	}
 	return st
+}
+
+// missed reads the kernel's count of skipped runs of every attached
+// program.
+func (s *Session) missed() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, a := range s.o.Plan.Attach {
+		prog := s.objs.progs[a.Program]
+		if a.Kind == plan.KindTestRun || prog == nil {
+			continue
+		}
+		if st, err := prog.Stats(); err == nil && st.RecursionMisses > 0 {
+			out[a.Kind+" "+a.Target] += st.RecursionMisses
+		}
+	}
+	return out
 }
 
 func copyMap(m map[event.Kind]uint64) map[event.Kind]uint64 {
