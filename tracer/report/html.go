@@ -313,6 +313,9 @@ func (r *Report) segTitle(s *Socket, g *segment) string {
 	if g.Round.FreeReason != "" && g.State == event.Sending {
 		t += ", freed: " + g.Round.FreeReason
 	}
+	if h := stuckHolder(g); h != nil {
+		t += "; stuck: " + h.Summary
+	}
 	return t
 }
 

@@ -355,3 +355,24 @@ func TestHTMLHugeSpan(t *testing.T) {
 		t.Errorf("%d axis ticks", n)
 	}
 }
+
+// TestHTMLStuckHolder: a stuck frame's SENDING bar says who held it; a
+// frame that completed in time says nothing of the kind.
+func TestHTMLStuckHolder(t *testing.T) {
+	rep := replay(t, "selfloop-7.2-blocking")
+	_, page := htmlOf(t, rep)
+	rows := byID(page, "frame-timeline").find("g", "frame-row")
+	if len(rep.Stuck) == 0 || len(rows) == 0 {
+		t.Fatalf("%d stuck frames, %d rows", len(rep.Stuck), len(rows))
+	}
+	for _, st := range rep.Stuck {
+		row := rows[st.Frame]
+		if !strings.Contains(row.textContent(), "stuck: "+st.Holder.Summary) {
+			t.Errorf("frame %d's row does not name its holder %q", st.Frame, st.Holder.Summary)
+		}
+	}
+	_, page = htmlOf(t, replay(t, "veth"))
+	if strings.Contains(byID(page, "frame-timeline").textContent(), "stuck: ") {
+		t.Error("veth frames completed, yet a bar says stuck")
+	}
+}

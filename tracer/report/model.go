@@ -44,9 +44,10 @@ type Round struct {
 	Dev         string       `json:"dev,omitempty"`    // device it was sent on
 	FreeReason  string       `json:"free_reason,omitempty"`
 
-	sendingExact bool          // the SENDING time is exact: the in-flight time counts
-	where        holders.Where // where the events last put its skb while SENDING
-	gone         uint64        // its ring went away (socket closed) while it was SENDING
+	sendingExact bool              // the SENDING time is exact: the in-flight time counts
+	where        holders.Where     // where the events last put its skb while SENDING
+	gone         uint64            // its ring went away (socket closed) while it was SENDING
+	holder       *holders.Location // who held it, when it was stuck in its last SENDING
 }
 
 // InFlight is SENDING -> AVAILABLE (0 if not completed).

@@ -313,6 +313,9 @@ func segmentArgs(s *Socket, g *segment) map[string]any {
 	if rd.Call >= 0 {
 		a["sendto_call"] = rd.Call
 	}
+	if h := stuckHolder(g); h != nil {
+		a["stuck_in"], a["holder"] = h.Place, h.Summary
+	}
 	return a
 }
 

@@ -98,6 +98,8 @@ func (b *Builder) stuck(r *Report) {
 			f := holders.Frame{Sk: s.Sk, Ino: s.Ino, Frame: rd.Frame}
 			st.Holder = holders.Locate(f, b.snapshotFor(f, rd), rd.where, r.Start)
 			r.Stuck = append(r.Stuck, st)
+			loc := st.Holder
+			rd.holder = &loc
 		}
 	}
 }
@@ -187,6 +189,15 @@ func senderState(r *Report, s *Socket, snaps []*holders.Snapshot) []string {
 		}
 	}
 	return out
+}
+
+// stuckHolder is who held the frame during g, when g is the SENDING
+// segment in which its round got stuck.
+func stuckHolder(g *segment) *holders.Location {
+	if g.State != event.Sending || g.Round == nil || g.Round.holder == nil || g.Start < g.Round.Sending {
+		return nil
+	}
+	return g.Round.holder
 }
 
 // writeStuck renders the STUCK FRAMES section.
