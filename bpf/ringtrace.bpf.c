@@ -2229,19 +2229,78 @@ int BPF_PROG(tp_napi_poll, struct napi_struct *napi, int work, int budget)
 /* sweep: re-read frames no event completed                           */
 
 /*
- * Run by user space through BPF_PROG_TEST_RUN after writing, into sweep_req,
- * frames it found SENDING in the frames map. A frame whose status now reads
- * AVAILABLE completed without any hook seeing it (an orphan with no
- * tracepoint, a uarg completion by page copy): emit it, bounded by the last
- * time it was seen SENDING. A socket whose ring is gone is reported once.
+ * sweep_frame re-reads one frame the frames map holds as SENDING. A frame
+ * whose status now reads AVAILABLE completed without any hook seeing it (an
+ * orphan with no tracepoint, a uarg completion by page copy, a kprobe the
+ * kernel skipped): emit it, bounded by the last time it was seen SENDING. A
+ * socket whose ring is gone is reported once.
  */
-static __always_inline long sweep_one(__u32 i, void *data)
+static __always_inline void sweep_frame(const struct rt_frame_key *k, struct rt_frame *f)
 {
-	struct rt_sweep *req = data;
-	struct rt_frame_key k;
-	struct rt_frame *f;
 	struct sock_state *ss;
 	struct ring r;
+
+	if (f->state != RT_ST_SENDING)
+		return;
+	ss = bpf_map_lookup_elem(&socks, &k->sk);
+	if (!ss)
+		return;
+	if (read_ring((struct packet_sock *)k->sk, &r) || r.pg_vec != ss->pg_vec) {
+		struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
+
+		f->state = RT_ST_UNKNOWN;
+		if (e) {
+			e->sk = k->sk;
+			e->frame = k->idx;
+			ev_submit(e);
+		}
+		return;
+	}
+	if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
+		to_available((struct sock *)k->sk, ss, k->idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, RT_H_SWEEP, 0,
+			     NULL);
+	else
+		f->ts_seen = bpf_ktime_get_ns();
+}
+
+/*
+ * sweep_loop, run by user space through BPF_PROG_TEST_RUN (which runs it with
+ * preemption off), walks the frames map itself. User space must not read
+ * the map to find SENDING frames: while a map syscall runs the kernel runs
+ * no kprobe program on that CPU, and a reader preempted there blinds every
+ * kprobe on it until it runs again. Returns how many frames were SENDING.
+ */
+struct sweep_walk {
+	__u32 sending;
+};
+
+static long sweep_elem(void *map, const struct rt_frame_key *k, struct rt_frame *f, struct sweep_walk *w)
+{
+	if (f->state == RT_ST_SENDING) {
+		w->sending++;
+		sweep_frame(k, f);
+	}
+	return 0;
+}
+
+SEC("raw_tp")
+int sweep_loop(void *ctx)
+{
+	struct sweep_walk w = {};
+
+	bpf_for_each_map_elem(&frames, sweep_elem, &w, 0);
+	return w.sending;
+}
+
+/*
+ * Kernels without bpf_loop (before 5.17) may lack bpf_for_each_map_elem
+ * (5.13) too: there user space lists the SENDING frames into sweep_req and
+ * sweep_bounded re-reads them.
+ */
+static __always_inline long sweep_one(__u32 i, struct rt_sweep *req)
+{
+	struct rt_frame_key k;
+	struct rt_frame *f;
 
 	if (i >= req->n || i >= RT_SWEEP_BATCH)
 		return 1;
@@ -2250,50 +2309,8 @@ static __always_inline long sweep_one(__u32 i, void *data)
 	asm volatile("" : "+r"(i));
 	k = req->keys[i & (RT_SWEEP_BATCH - 1)];
 	f = bpf_map_lookup_elem(&frames, &k);
-	if (!f || f->state != RT_ST_SENDING)
-		return 0;
-	ss = bpf_map_lookup_elem(&socks, &k.sk);
-	if (!ss)
-		return 0;
-	if (read_ring((struct packet_sock *)k.sk, &r) || r.pg_vec != ss->pg_vec) {
-		struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
-
-		f->state = RT_ST_UNKNOWN;
-		if (e) {
-			e->sk = k.sk;
-			e->frame = k.idx;
-			ev_submit(e);
-		}
-		return 0;
-	}
-	if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
-		to_available((struct sock *)k.sk, ss, k.idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, RT_H_SWEEP, 0,
-			     NULL);
-	else
-		f->ts_seen = bpf_ktime_get_ns();
-	return 0;
-}
-
-/* bpf_loop wants its context on the stack: carry the request pointer. */
-struct sweep_ctx {
-	struct rt_sweep *req;
-};
-
-static long sweep_cb(__u32 i, void *data)
-{
-	struct sweep_ctx *c = data;
-
-	return sweep_one(i, c->req);
-}
-
-SEC("raw_tp")
-int sweep_loop(void *ctx)
-{
-	__u32 zero = 0;
-	struct sweep_ctx c = { .req = bpf_map_lookup_elem(&sweep_req, &zero) };
-
-	if (c.req)
-		bpf_loop(RT_SWEEP_BATCH, sweep_cb, &c, 0);
+	if (f)
+		sweep_frame(&k, f);
 	return 0;
 }
 

@@ -137,7 +137,7 @@ func Open(o Options) (*Session, error) {
 	}
 	for _, a := range o.Plan.Attach {
 		if a.Kind == plan.KindTestRun {
-			s.sw = &sweeper{prog: objs.progs[a.Program], frames: objs.maps["frames"], req: objs.maps["sweep_req"],
+			s.sw = &sweeper{prog: objs.progs[a.Program], walk: o.Plan.Config.UseLoop, frames: objs.maps["frames"], req: objs.maps["sweep_req"],
 				batch: o.Plan.Config.SweepBatch}
 		}
 	}

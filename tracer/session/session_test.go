@@ -187,6 +187,24 @@ func sendRing(t *testing.T, l *lab.Lab, ifname string, o txring.Options) txring.
 	return sum
 }
 
+// requestedRing opens a V2 TX ring of n frames on the lab's sender, every
+// frame filled with size bytes and SEND_REQUEST; closed at the test's end.
+func requestedRing(t *testing.T, l *lab.Lab, n, size int) *txring.Ring {
+	t.Helper()
+	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
+		txring.Geometry{Version: txring.V2, Frames: n, FrameSize: 2048, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: size}.Build()
+	for i := 0; i < n; i++ {
+		r.Fill(i, pkt)
+		r.SetStatus(i, txring.SendRequest)
+	}
+	return r
+}
+
 func newLab(t *testing.T) *lab.Lab {
 	t.Helper()
 	needRoot(t)
@@ -245,17 +263,7 @@ func TestQdiscDropRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
-	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
-		txring.Geometry{Version: txring.V2, Frames: 4, FrameSize: 2048, BlockSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 1000}.Build()
-	for i := 0; i < 4; i++ {
-		r.Fill(i, pkt)
-		r.SetStatus(i, txring.SendRequest)
-	}
+	r := requestedRing(t, l, 4, 1000)
 	n, err := r.Send(unix.MSG_DONTWAIT)
 	if err != unix.ENOBUFS {
 		t.Fatalf("sendto = %d, %v; want ENOBUFS", n, err)
@@ -507,6 +515,124 @@ func TestFilters(t *testing.T) {
 	}
 }
 
+// rawTrace is a session whose undecoded-order events are kept as they
+// leave the ring buffer (the raw callback), before any normalisation.
+type rawTrace struct {
+	sess   *session.Session
+	mu     sync.Mutex
+	evs    []event.Event
+	enter  chan event.Event // the first sendmsg entry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startRawTrace(t *testing.T, sweep time.Duration) *rawTrace {
+	t.Helper()
+	facts, spec, err := kernel.Probe(kernel.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !facts.Features.BPFLoop.OK {
+		t.Skip("needs bpf_loop (5.17+): the walk at return and the in-kernel sweep")
+	}
+	p, err := plan.Build(facts, plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p,
+		Filter: session.Filter{PID: uint32(os.Getpid())}, SweepInterval: sweep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := &rawTrace{sess: sess, enter: make(chan event.Event, 1), cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		rt.done <- sess.Run(ctx, &collector{}, func(b []byte) error {
+			e, err := event.Decode(b)
+			if err != nil {
+				return err
+			}
+			rt.mu.Lock()
+			rt.evs = append(rt.evs, e)
+			rt.mu.Unlock()
+			if e.Kind == event.SendmsgEnter {
+				select {
+				case rt.enter <- e:
+				default:
+				}
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() { rt.stop(t); sess.Close() })
+	return rt
+}
+
+// stop ends the trace (once) and returns the raw events.
+func (rt *rawTrace) stop(t *testing.T) []event.Event {
+	t.Helper()
+	if rt.cancel != nil {
+		time.Sleep(100 * time.Millisecond)
+		rt.cancel()
+		rt.cancel = nil
+		if err := <-rt.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.evs
+}
+
+// firstEnter waits for the first sendmsg entry.
+func (rt *rawTrace) firstEnter(t *testing.T) event.Event {
+	t.Helper()
+	select {
+	case e := <-rt.enter:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sendmsg entry seen")
+	}
+	return event.Event{}
+}
+
+// forget makes one completion of sk after since look unseen (see
+// Session.ForgetCompletion), waiting up to 5 s for one.
+func (rt *rawTrace) forget(t *testing.T, sk, since uint64) uint32 {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		idx, ok, err := rt.sess.ForgetCompletion(sk, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return idx
+		}
+	}
+	t.Fatal("no frame completed")
+	return 0
+}
+
+// availables returns the AVAILABLE events of one frame of sk.
+func availables(evs []event.Event, sk uint64, frame uint32) []event.Event {
+	var out []event.Event
+	for _, e := range evs {
+		if e.Sk == sk && e.Kind == event.FrameState && e.Frame == frame && e.New == event.Available {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+var (
+	hookSweep = event.Hook(bpfobj.RingtraceRtHookRT_H_SWEEP)
+	// 40 x 1000 B at 10 Mbit/s, within the pfifo's 50: one blocking call
+	// of ~32 ms.
+	slowNIC = lab.NIC{Rate: 10e6, FifoLimit: 50}
+	fortyKB = txring.Options{Count: 40, Frame: txring.FrameSpec{Size: 1000},
+		Ring: txring.Geometry{Version: txring.V2, Frames: 40, FrameSize: 2048, BlockSize: 4096}}
+)
+
 // TestMissedCompletionFoundAtReturn: a completion no hook reported (the
 // kernel skipped a kprobe program) is found when the call returns, bounded
 // by when the frame was last seen SENDING, not later by the sweep. The
@@ -514,109 +640,55 @@ func TestFilters(t *testing.T) {
 // tracer's maps during a blocking call; the sweep is off.
 func TestMissedCompletionFoundAtReturn(t *testing.T) {
 	l := newLab(t)
-	if err := l.Shape(lab.NIC{Rate: 10e6, FifoLimit: 50}); err != nil {
+	if err := l.Shape(slowNIC); err != nil {
 		t.Fatal(err)
 	}
-	facts, spec, err := kernel.Probe(kernel.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !facts.Features.BPFLoop.OK {
-		t.Skip("the walk at return needs bpf_loop (5.17+); older kernels leave it to the sweep")
-	}
-	p, err := plan.Build(facts, plan.Auto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p,
-		Filter: session.Filter{PID: uint32(os.Getpid())}, SweepInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	var (
-		mu    sync.Mutex
-		raw   []event.Event
-		enter = make(chan event.Event, 1)
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- sess.Run(ctx, &collector{}, func(b []byte) error {
-			e, err := event.Decode(b)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			raw = append(raw, e)
-			mu.Unlock()
-			if e.Kind == event.SendmsgEnter {
-				select {
-				case enter <- e:
-				default:
-				}
-			}
-			return nil
-		})
-	}()
-	// 40 x 1000 B at 10 Mbit/s, within the pfifo's 50: one blocking call
-	// of ~32 ms.
+	rt := startRawTrace(t, time.Hour)
 	sent := make(chan txring.Summary, 1)
-	go func() {
-		sent <- sendRing(t, l, l.SenderIf, txring.Options{Count: 40, Frame: txring.FrameSpec{Size: 1000},
-			Ring: txring.Geometry{Version: txring.V2, Frames: 40, FrameSize: 2048, BlockSize: 4096}})
-	}()
-	var in event.Event
-	select {
-	case in = <-enter:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no sendmsg entry seen")
-	}
-	var (
-		idx    uint32
-		forgot bool
-	)
-	for deadline := time.Now().Add(5 * time.Second); !forgot && time.Now().Before(deadline); {
-		time.Sleep(2 * time.Millisecond)
-		if idx, forgot, err = sess.ForgetCompletion(in.Sk, in.TS); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !forgot {
-		t.Fatal("no frame completed during the call")
-	}
+	go func() { sent <- sendRing(t, l, l.SenderIf, fortyKB) }()
+	in := rt.firstEnter(t)
+	idx := rt.forget(t, in.Sk, in.TS)
 	if sum := <-sent; sum.Frames != 40 {
 		t.Fatalf("sent %d frames, want 40", sum.Frames)
 	}
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	evs := rt.stop(t)
 	var ret event.Event
-	var avail []event.Event
-	for _, e := range raw {
-		switch {
-		case e.Sk != in.Sk:
-		case e.Kind == event.SendmsgReturn && ret.TS == 0:
+	for _, e := range evs {
+		if e.Sk == in.Sk && e.Kind == event.SendmsgReturn {
 			ret = e
-		case e.Kind == event.FrameState && e.Frame == idx && e.New == event.Available:
-			avail = append(avail, e)
+			break
 		}
 	}
 	if ret.TS == 0 {
 		t.Fatal("no sendmsg return seen")
 	}
+	avail := availables(evs, in.Sk, idx)
 	if len(avail) != 2 {
 		t.Fatalf("frame %d: %d AVAILABLE events, want 2 (the completion, then the one found at return): %v", idx, len(avail), avail)
 	}
 	first, found := avail[0], avail[1]
-	if found.Prec != event.Bounded || found.Cause != event.CauseScan || found.Hook == event.Hook(bpfobj.RingtraceRtHookRT_H_SWEEP) {
+	if found.Prec != event.Bounded || found.Cause != event.CauseScan || found.Hook == hookSweep {
 		t.Errorf("found as %v/%v by %v, want bounded, scan, by the return's hook", found.Prec, found.Cause, found.Hook)
 	}
 	if found.TS > ret.TS || found.TSLo > first.TS || found.TSLo < in.TS {
 		t.Errorf("found in [%d, %d], want within [entry %d .. completion %d, return %d]", found.TSLo, found.TS, in.TS, first.TS, ret.TS)
+	}
+}
+
+// TestSweepFindsMissedCompletion: a completion no hook reported after the
+// last call, its socket still open, is found by the in-kernel sweep.
+func TestSweepFindsMissedCompletion(t *testing.T) {
+	l := newLab(t)
+	rt := startRawTrace(t, 20*time.Millisecond)
+	r := requestedRing(t, l, 8, 300)
+	if n, err := r.Send(0); err != nil || n != 8*300 {
+		t.Fatalf("sendto = %d, %v; want %d", n, err, 8*300)
+	}
+	in := rt.firstEnter(t)
+	idx := rt.forget(t, in.Sk, 0)
+	time.Sleep(200 * time.Millisecond)
+	avail := availables(rt.stop(t), in.Sk, idx)
+	if len(avail) != 2 || avail[1].Hook != hookSweep || avail[1].Prec != event.Bounded || avail[1].TSLo > avail[0].TS {
+		t.Fatalf("frame %d: AVAILABLE events %v, want the completion, then a bounded one by the sweep", idx, avail)
 	}
 }

@@ -10,12 +10,18 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
-// sweeper finds frames the BPF side last saw SENDING and has the sweep
-// program re-read their status words: a frame whose completion no hook saw
-// (orphaned without a tracepoint, uarg pages copied out) is reported as
-// AVAILABLE, bounded by the previous read.
+// sweeper has the sweep program re-read the status words of the frames
+// the BPF side last saw SENDING: a frame whose completion no hook saw
+// (orphaned without a tracepoint, uarg pages copied out, a skipped kprobe)
+// is reported as AVAILABLE, bounded by the previous read.
+//
+// With walk set the program finds those frames itself. Otherwise (kernels
+// before 5.17) user space lists them from the frames map; while such a map
+// syscall runs the kernel runs no kprobe program on that CPU, so class B
+// traces there can miss more events.
 type sweeper struct {
 	prog   *ebpf.Program
+	walk   bool
 	frames *ebpf.Map
 	req    *ebpf.Map
 	batch  int // frames the program reads per run
@@ -27,8 +33,15 @@ type sweeper struct {
 
 const sweepChunk = 4096
 
-// run returns how many frames it asked the kernel to re-read.
+// run returns how many frames the kernel re-read.
 func (w *sweeper) run() (int, error) {
+	if w.walk {
+		n, err := w.prog.Run(&ebpf.RunOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("run sweep program: %w", err)
+		}
+		return int(n), nil
+	}
 	sending, err := w.sendingFrames()
 	if err != nil {
 		return 0, err
