@@ -75,8 +75,9 @@ type Stats struct {
 	Overflow   map[string]uint64     `json:"overflow"` // tracking maps full
 	// Missed are the runs the kernel skipped, per attachment ("kprobe
 	// tpacket_destruct_skb"): it runs no kprobe program while another BPF
-	// program runs on that CPU, and no tracing program inside itself.
-	// Counted since Linux 6.7 (kprobes) or 5.12 (trampolines, tp_btf).
+	// program or a BPF map syscall runs on that CPU, and no tracing
+	// program inside itself. Counted since Linux 6.7 (kprobes) or 5.12
+	// (trampolines, tp_btf).
 	Missed map[string]uint64 `json:"missed,omitempty"`
 	Sweeps uint64            `json:"sweeps"`
 }
