@@ -543,9 +543,9 @@ func (ts *traceSession) walker() *holders.Lazy {
 func watchLoss(ctx context.Context, s *session.Session, w io.Writer) (stop func()) {
 	var reported uint64
 	return tick.Every(ctx, time.Second, func() {
-		if st := s.Stats(); st.Lost > reported {
-			fmt.Fprintf(w, "ringtrace: LOST %d events so far (ring buffer full: raise --ringbuf-size or narrow --events)\n", st.Lost)
-			reported = st.Lost
+		if lost := s.Lost(); lost > reported {
+			fmt.Fprintf(w, "ringtrace: LOST %d events so far (ring buffer full: raise --ringbuf-size or narrow --events)\n", lost)
+			reported = lost
 		}
 	})
 }

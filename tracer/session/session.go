@@ -178,43 +178,60 @@ func (s *Session) Close() error {
 	return errors.Join(errs...)
 }
 
-// Stats returns a snapshot of the counters, with losses read from the
-// kernel.
+// Stats returns a snapshot of the counters, with losses, full tracking
+// maps and skipped hook runs read from the kernel.
 func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	st := s.stats
 	st.PerKind = copyMap(s.stats.PerKind)
 	s.mu.Unlock()
-	st.LostByKind = map[event.Kind]uint64{}
+	st.Lost, st.LostByKind = s.lost()
 	if s.objs != nil {
-		var per []uint64
-		for _, k := range event.Kinds() {
-			if err := s.objs.maps["lost"].Lookup(uint32(k), &per); err == nil {
-				var n uint64
-				for _, v := range per {
-					n += v
-				}
-				if n > 0 {
-					st.LostByKind[k] = n
-					st.Lost += n
-				}
-			}
-		}
 		st.Overflow = map[string]uint64{}
 		for i, name := range []string{"frames", "sockets", "calls", "skbs"} {
-			if err := s.objs.maps["overflow"].Lookup(uint32(i), &per); err == nil {
-				var n uint64
-				for _, v := range per {
-					n += v
-				}
-				if n > 0 {
-					st.Overflow[name] = n
-				}
+			if n := s.counter("overflow", uint32(i)); n > 0 {
+				st.Overflow[name] = n
 			}
 		}
 		st.Missed = s.missed()
 	}
 	return st
+}
+
+// Lost is the number of events lost so far. It reads only the loss
+// counters: a periodic check should make as few map syscalls as it can,
+// since while one runs the kernel runs no kprobe program on that CPU.
+func (s *Session) Lost() uint64 {
+	n, _ := s.lost()
+	return n
+}
+
+func (s *Session) lost() (uint64, map[event.Kind]uint64) {
+	var total uint64
+	byKind := map[event.Kind]uint64{}
+	if s.objs == nil {
+		return 0, byKind
+	}
+	for _, k := range event.Kinds() {
+		if n := s.counter("lost", uint32(k)); n > 0 {
+			byKind[k] = n
+			total += n
+		}
+	}
+	return total, byKind
+}
+
+// counter sums one per-CPU counter of a BPF map (0 if it cannot be read).
+func (s *Session) counter(m string, key uint32) uint64 {
+	var per []uint64
+	if err := s.objs.maps[m].Lookup(key, &per); err != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
 }
 
 // missed reads the kernel's count of skipped runs of every attached
