@@ -626,9 +626,10 @@ func availables(evs []event.Event, sk uint64, frame uint32) []event.Event {
 
 var (
 	hookSweep = event.Hook(bpfobj.RingtraceRtHookRT_H_SWEEP)
-	// 40 x 1000 B at 10 Mbit/s, within the pfifo's 50: one blocking call
-	// of ~32 ms.
-	slowNIC = lab.NIC{Rate: 10e6, FifoLimit: 50}
+	// 40 x 1000 B at 1 Mbit/s, within the pfifo's 50: one blocking call
+	// of ~300 ms, long enough for the test to act during it even on a
+	// loaded machine or a TCG guest (tbf's clock is wall time).
+	slowNIC = lab.NIC{Rate: 1e6, FifoLimit: 50}
 	fortyKB = txring.Options{Count: 40, Frame: txring.FrameSpec{Size: 1000},
 		Ring: txring.Geometry{Version: txring.V2, Frames: 40, FrameSize: 2048, BlockSize: 4096}}
 )
@@ -648,6 +649,7 @@ func TestMissedCompletionFoundAtReturn(t *testing.T) {
 	go func() { sent <- sendRing(t, l, l.SenderIf, fortyKB) }()
 	in := rt.firstEnter(t)
 	idx := rt.forget(t, in.Sk, in.TS)
+	forgotten := event.MonotonicNow()
 	if sum := <-sent; sum.Frames != 40 {
 		t.Fatalf("sent %d frames, want 40", sum.Frames)
 	}
@@ -661,6 +663,9 @@ func TestMissedCompletionFoundAtReturn(t *testing.T) {
 	}
 	if ret.TS == 0 {
 		t.Fatal("no sendmsg return seen")
+	}
+	if forgotten > ret.TS {
+		t.Fatalf("the call returned (%d) before frame %d was set back to SENDING (%d): nothing to find at the return", ret.TS, idx, forgotten)
 	}
 	avail := availables(evs, in.Sk, idx)
 	if len(avail) != 2 {
