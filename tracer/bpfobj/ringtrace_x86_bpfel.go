@@ -246,24 +246,26 @@ type RingtraceSkbState struct {
 }
 
 type RingtraceSockState struct {
-	_       structs.HostLayout
-	PgVec   uint64
-	LastTs  uint64
-	Ino     uint64
-	Pid     uint32
-	Seq     uint32
-	Pending int32
-	Fpb     uint32
-	Fsize   uint32
-	N       uint32
-	Off     uint32
-	NextIdx uint32
-	Tracked uint8
-	Pad     [7]uint8
-	Dev     uint64
-	Ifindex uint32
-	DevName [16]int8
-	_       [4]byte
+	_          structs.HostLayout
+	PgVec      uint64
+	LastTs     uint64
+	Ino        uint64
+	Pid        uint32
+	Seq        uint32
+	Pending    int32
+	MapSending int32
+	Fpb        uint32
+	Fsize      uint32
+	N          uint32
+	Off        uint32
+	NextIdx    uint32
+	Tracked    uint8
+	Pad        [7]uint8
+	_          [4]byte
+	Dev        uint64
+	Ifindex    uint32
+	DevName    [16]int8
+	_          [4]byte
 }
 
 // Names of all BPF objects in the ELF.

@@ -10,7 +10,7 @@ import (
 // ForgetCompletion makes the tracer's kernel state look as if the
 // completion of one of sk's frames had gone unseen, as when the kernel
 // skips a kprobe program: a frame of sk that completed after since (ns)
-// is set back to SENDING and the socket's SENDING count raised. It
+// is set back to SENDING and the socket's SENDING counts raised. It
 // returns the frame's index, and false when no such frame exists yet.
 func (s *Session) ForgetCompletion(sk, since uint64) (uint32, bool, error) {
 	frames, socks := s.objs.maps["frames"], s.objs.maps["socks"]
@@ -32,10 +32,21 @@ func (s *Session) ForgetCompletion(sk, since uint64) (uint32, bool, error) {
 			return 0, false, fmt.Errorf("frame %d: %w", k.Idx, err)
 		}
 		ss.Pending++
+		ss.MapSending++
 		if err := socks.Update(sk, ss, 0); err != nil {
 			return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
 		}
 		return k.Idx, true, nil
 	}
 	return 0, false, it.Err()
+}
+
+// Sweep runs one sweep now.
+func (s *Session) Sweep() (int, error) { return s.sw.run() }
+
+// SockState returns the BPF side's state of socket sk.
+func (s *Session) SockState(sk uint64) (bpfobj.RingtraceSockState, error) {
+	var ss bpfobj.RingtraceSockState
+	err := s.objs.maps["socks"].Lookup(sk, &ss)
+	return ss, err
 }

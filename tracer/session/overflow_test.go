@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/session"
 	"github.com/ringtrace/ringtrace/tracer/txring"
@@ -19,17 +18,10 @@ import (
 // the frames produced (SENDING and AVAILABLE each).
 func TestRingBufferOverflow(t *testing.T) {
 	needRoot(t)
-	facts, spec, err := kernel.Probe(kernel.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Build(facts, plan.Auto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p,
-		Filter: session.Filter{PID: uint32(os.Getpid())}, Kinds: []event.Kind{event.FrameState},
-		RingBufBytes: uint32(os.Getpagesize())})
+	o := options(t, plan.Auto)
+	o.Filter, o.Kinds = session.Filter{PID: uint32(os.Getpid())}, []event.Kind{event.FrameState}
+	o.RingBufBytes = uint32(os.Getpagesize())
+	sess, err := session.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,23 +52,32 @@ type tracer struct {
 	plan   *plan.Plan
 }
 
-func startTracer(t *testing.T, class plan.Class, f session.Filter) *tracer {
-	t.Helper()
-	needRoot(t)
+// options probes this kernel and fills a session's facts, BTF and the
+// attach plan of class.
+func options(tb testing.TB, class plan.Class) session.Options {
+	tb.Helper()
 	facts, spec, err := kernel.Probe(kernel.Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	p, err := plan.Build(facts, class)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p, Filter: f})
+	return session.Options{Facts: facts, BTF: spec, Plan: p}
+}
+
+func startTracer(t *testing.T, class plan.Class, f session.Filter) *tracer {
+	t.Helper()
+	needRoot(t)
+	o := options(t, class)
+	o.Filter = f
+	sess, err := session.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: &collector{}, plan: p}
+	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: &collector{}, plan: o.Plan}
 	go func() { tr.done <- sess.Run(ctx, tr.col, nil) }()
 	t.Cleanup(func() { tr.stop(t) })
 	return tr
@@ -528,19 +537,12 @@ type rawTrace struct {
 
 func startRawTrace(t *testing.T, sweep time.Duration) *rawTrace {
 	t.Helper()
-	facts, spec, err := kernel.Probe(kernel.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !facts.Features.BPFLoop.OK {
+	o := options(t, plan.Auto)
+	if !o.Facts.Features.BPFLoop.OK {
 		t.Skip("needs bpf_loop (5.17+): the walk at return and the in-kernel sweep")
 	}
-	p, err := plan.Build(facts, plan.Auto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := session.Open(session.Options{Facts: facts, BTF: spec, Plan: p,
-		Filter: session.Filter{PID: uint32(os.Getpid())}, SweepInterval: sweep})
+	o.Filter, o.SweepInterval = session.Filter{PID: uint32(os.Getpid())}, sweep
+	sess, err := session.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,6 +655,9 @@ func TestMissedCompletionFoundAtReturn(t *testing.T) {
 	if sum := <-sent; sum.Frames != 40 {
 		t.Fatalf("sent %d frames, want 40", sum.Frames)
 	}
+	if ss, err := rt.sess.SockState(in.Sk); err != nil || ss.MapSending != 0 {
+		t.Errorf("after the call: %d frames still SENDING in the maps (%v), want 0", ss.MapSending, err)
+	}
 	evs := rt.stop(t)
 	var ret event.Event
 	for _, e := range evs {
@@ -692,6 +697,9 @@ func TestSweepFindsMissedCompletion(t *testing.T) {
 	in := rt.firstEnter(t)
 	idx := rt.forget(t, in.Sk, 0)
 	time.Sleep(200 * time.Millisecond)
+	if ss, err := rt.sess.SockState(in.Sk); err != nil || ss.MapSending != 0 {
+		t.Errorf("after the sweep: %d frames still SENDING in the maps (%v), want 0", ss.MapSending, err)
+	}
 	avail := availables(rt.stop(t), in.Sk, idx)
 	if len(avail) != 2 || avail[1].Hook != hookSweep || avail[1].Prec != event.Bounded || avail[1].TSLo > avail[0].TS {
 		t.Fatalf("frame %d: AVAILABLE events %v, want the completion, then a bounded one by the sweep", idx, avail)
