@@ -66,15 +66,23 @@ func runSendBench(c *cli.Context) error {
 	bypass := !c.Bool("qdisc")
 	cpu := c.Int("cpu")
 	extra := strings.Fields(c.String("ringtrace-args"))
-	tools := []tool{
-		{"ringtrace", func(size int) *exec.Cmd {
+	ringtrace := func(linear bool) func(size int) *exec.Cmd {
+		return func(size int) *exec.Cmd {
 			args := []string{"send", "-i", l.SenderIf, "--size", strconv.Itoa(size), "--duration", "1h", "-q",
 				"--cpu", strconv.Itoa(cpu), "--drain", "0"}
 			if bypass {
 				args = append(args, "--qdisc-bypass")
 			}
+			if linear {
+				args = append(args, "--linear")
+			}
 			return exec.Command(rt, append(args, extra...)...)
-		}},
+		}
+	}
+	// The ringtrace senders, then trafgen, the reference.
+	tools := []tool{
+		{"ringtrace", ringtrace(false)},
+		{"ringtrace --linear", ringtrace(true)},
 		{"trafgen", func(size int) *exec.Cmd {
 			pkt := fmt.Sprintf("{ fill(0xff, 6), 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, c16(0x88b5), fill(0x00, %d) }", size-14)
 			args := []string{"--dev", l.SenderIf, "--cpus", "1", "-Q", "-C", pkt}
@@ -84,34 +92,39 @@ func runSendBench(c *cli.Context) error {
 			return exec.Command(tg, args...)
 		}},
 	}
-	fmt.Printf("ringtrace send vs trafgen on veth %s, one thread on CPU %d, qdisc bypass %v, %d interleaved runs of %v per size\n",
+	ref := len(tools) - 1
+	fmt.Printf("ringtrace send (default, and --linear) vs trafgen on veth %s, one thread on CPU %d, qdisc bypass %v, %d interleaved runs of %v per size\n",
 		l.SenderIf, cpu, bypass, c.Int("reps"), c.Duration("window"))
-	fmt.Printf("%-6s %-4s %14s %14s %8s   %s\n", "size", "rep", "ringtrace pps", "trafgen pps", "ratio", "CPU per frame user/sys ns (ringtrace | trafgen)")
+	fmt.Printf("%-6s %-4s %-18s %12s %8s   %s\n", "size", "rep", "sender", "pps", "ratio", "CPU per frame user/sys ns")
 	for _, size := range c.IntSlice("sizes") {
-		var ratios []float64
+		ratios := make([][]float64, ref)
 		for rep := 0; rep < c.Int("reps"); rep++ {
-			order := []int{0, 1}
-			if rep%2 == 1 {
-				order = []int{1, 0} // interleave: ABBA...
-			}
-			res := make([]result, 2)
-			for _, i := range order {
+			// Interleaved, each rep starting one sender later.
+			res := make([]result, len(tools))
+			for k := range tools {
+				i := (rep + k) % len(tools)
 				res[i], err = measure(c.Context, l, tools[i].cmd(size), c.Duration("warmup"), c.Duration("window"))
 				if err != nil {
 					return fmt.Errorf("%s %d B: %w", tools[i].name, size, err)
 				}
 			}
-			r := res[0].pps / res[1].pps
-			ratios = append(ratios, r)
-			fmt.Printf("%-6d %-4d %14.0f %14.0f %8.3f   %4.0f/%-5.0f | %4.0f/%-5.0f\n", size, rep+1, res[0].pps, res[1].pps, r,
-				res[0].userNs, res[0].sysNs, res[1].userNs, res[1].sysNs)
+			for i, r := range res {
+				ratio := "-"
+				if i != ref {
+					ratios[i] = append(ratios[i], r.pps/res[ref].pps)
+					ratio = fmt.Sprintf("%.3f", r.pps/res[ref].pps)
+				}
+				fmt.Printf("%-6d %-4d %-18s %12.0f %8s   %4.0f/%-5.0f\n", size, rep+1, tools[i].name, r.pps, ratio, r.userNs, r.sysNs)
+			}
 		}
-		med := median(ratios)
-		verdict := "met"
-		if med < 1.1 {
-			verdict = "NOT met"
+		for i := range ratios {
+			med := median(ratios[i])
+			verdict := "met"
+			if med < 1.1 {
+				verdict = "NOT met"
+			}
+			fmt.Printf("%-6d median ratio %s/trafgen %.3f (target >= 1.10: %s)\n", size, tools[i].name, med, verdict)
 		}
-		fmt.Printf("%-6d median ratio ringtrace/trafgen %.3f (target >= 1.10: %s)\n", size, med, verdict)
 	}
 	return nil
 }

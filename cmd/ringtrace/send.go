@@ -44,6 +44,7 @@ func sendCommand() *cli.Command {
 			&cli.IntFlag{Name: "sndbuf", Usage: "SO_SNDBUF in bytes (the kernel doubles it)"},
 			&cli.BoolFlag{Name: "force-sndbuf", Usage: "use SO_SNDBUFFORCE for --sndbuf (ignores net.core.wmem_max)"},
 			&cli.BoolFlag{Name: "qdisc-bypass", Usage: "set PACKET_QDISC_BYPASS (hand frames straight to the driver)"},
+			&cli.BoolFlag{Name: "linear", Usage: "PACKET_VNET_HDR with hdr_len = the frame: the kernel copies each frame into the skb instead of attaching the ring page (faster on veth, which copies pages out anyway)"},
 			&cli.DurationFlag{Name: "sndtimeo", Usage: "SO_SNDTIMEO for blocking sends"},
 			&cli.IntFlag{Name: "threads", Value: 1, Usage: "sending threads, each with its own socket and ring"},
 			&cli.StringFlag{Name: "cpu", Usage: "pin threads to these CPUs, e.g. 1 or 0,2 or 0-3 (thread i gets the i-th)"},
@@ -124,7 +125,7 @@ func sendOptions(c *cli.Context) (txring.Options, func(), error) {
 		Socket: txring.SocketConfig{
 			Ifname: c.String("ifname"), NetNS: ns, Protocol: proto,
 			QdiscBypass: c.Bool("qdisc-bypass"), SndBuf: c.Int("sndbuf"), ForceSndBuf: c.Bool("force-sndbuf"),
-			SndTimeo: c.Duration("sndtimeo"),
+			SndTimeo: c.Duration("sndtimeo"), Linear: c.Bool("linear"),
 		},
 		Ring:  txring.Geometry{Version: ver, Frames: c.Int("frames"), FrameSize: c.Int("frame-size"), BlockSize: c.Int("block-size")},
 		Frame: txring.FrameSpec{Dst: dst, Src: src, EtherType: et, Size: c.Int("size")},
@@ -220,6 +221,9 @@ func flagsString(o txring.Options) string {
 	}
 	if o.Socket.QdiscBypass {
 		parts = append(parts, "PACKET_QDISC_BYPASS")
+	}
+	if o.Socket.Linear {
+		parts = append(parts, "PACKET_VNET_HDR (linear skbs)")
 	}
 	if o.Loop {
 		parts = append(parts, "loop until queue empty")
