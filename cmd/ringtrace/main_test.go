@@ -128,6 +128,7 @@ func TestSendBadInput(t *testing.T) {
 		{"zero-threads", []string{"send", "-i", "lo", "--threads", "0"}, "threads"},
 		{"force-without-sndbuf", []string{"send", "-i", "lo", "--force-sndbuf"}, "--sndbuf"},
 		{"loop-per-packet", []string{"send", "-i", "lo", "--mode", "per-packet", "--loop"}, "--loop"},
+		{"linear-per-packet", []string{"send", "-i", "lo", "--mode", "per-packet", "--linear"}, "--linear"},
 		{"unknown-netns", []string{"send", "-i", "lo", "--netns", "ringtrace-nonexistent"}, "namespace"},
 		{"unknown-command", []string{"frobnicate"}, "frobnicate"},
 	} {

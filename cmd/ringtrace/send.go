@@ -107,6 +107,9 @@ func sendOptions(c *cli.Context) (txring.Options, func(), error) {
 	if c.Bool("loop") && mode != txring.ModeRing {
 		return o, cleanup, inputerr.New("--loop only applies to --mode ring")
 	}
+	if c.Bool("linear") && mode != txring.ModeRing {
+		return o, cleanup, inputerr.New("--linear only applies to --mode ring")
+	}
 	for _, n := range []string{"duration", "sndtimeo", "interval", "drain"} {
 		if c.Duration(n) < 0 {
 			return o, cleanup, inputerr.New("--%s must not be negative", n)

@@ -199,13 +199,20 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.Frame.Size < ethHdrLen {
 		return Summary{}, inputerr.New("--size %d is smaller than an Ethernet header (%d bytes)", o.Frame.Size, ethHdrLen)
 	}
+	if o.Socket.Linear && o.Mode != ModeRing {
+		return Summary{}, inputerr.New("--linear only applies to --mode ring")
+	}
 	if o.Mode == ModeRing {
 		if err := o.Ring.Validate(); err != nil {
 			return Summary{}, err
 		}
-		if o.Frame.Size > o.Ring.MaxData() {
-			return Summary{}, inputerr.New("--size %d does not fit a %d-byte frame (at most %d bytes after the %v header)",
-				o.Frame.Size, o.Ring.FrameSize, o.Ring.MaxData(), o.Ring.Version)
+		hdr, max := o.Ring.Version.String()+" header", o.Ring.MaxData()
+		if o.Socket.Linear {
+			hdr, max = hdr+" and the virtio_net_hdr", max-vnetHdrLen
+		}
+		if o.Frame.Size > max {
+			return Summary{}, inputerr.New("--size %d does not fit a %d-byte frame (at most %d bytes after the %s)",
+				o.Frame.Size, o.Ring.FrameSize, max, hdr)
 		}
 	}
 	if o.Count == 0 && o.Duration == 0 {
