@@ -57,6 +57,21 @@ func readyTimeout(t *testing.T) time.Duration {
 	return d
 }
 
+// waitReady waits readyTimeout for `ringtrace trace` to create its
+// --ready-file, and fails the test with the tracer's stderr if it does not.
+func waitReady(t *testing.T, ready string, stderr fmt.Stringer) {
+	t.Helper()
+	wait := readyTimeout(t)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			return
+		}
+		if time.Since(start) > wait {
+			t.Fatalf("no ready file after %v: %s", wait, stderr.String())
+		}
+	}
+}
+
 type result struct {
 	code           int
 	stdout, stderr string
@@ -209,17 +224,7 @@ func TestTraceReadyFileAndSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	wait := readyTimeout(t)
-	deadline := time.Now().Add(wait)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready file after %v: %s", wait, errb.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, ready, &errb)
 	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "4", "--size", "64", "-q"); r.code != 0 {
 		t.Fatalf("send: %s", r.stderr)
 	}

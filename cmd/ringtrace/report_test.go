@@ -92,14 +92,7 @@ func TestTraceRenderFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	wait := readyTimeout(t)
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		} else if time.Since(start) > wait {
-			t.Fatalf("not ready after %v: %s", wait, errb.String())
-		}
-	}
+	waitReady(t, ready, &errb)
 	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "8", "--size", "64", "-q"); r.code != 0 {
 		t.Fatalf("send: %s", r.stderr)
 	}

@@ -67,14 +67,7 @@ func TestTraceReleasesEverything(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
-			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if _, err := os.Stat(ready); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("never ready: %s", errb.String())
-				}
-			}
+			waitReady(t, ready, &errb)
 			progs, maps := bpfObjects(t)
 			var mine []uint32
 			for id := range progs {
@@ -138,21 +131,14 @@ func TestLostEventsShown(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bin, "trace", "--ringbuf-size", "4k", "--json", "--comm", "ringtrace", "--duration", "20s", "--ready-file", ready)
+	cmd := exec.Command(bin, "trace", "--ringbuf-size", "4k", "--json", "--comm", "ringtrace", "--duration", "2m", "--ready-file", ready)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready: %s", errb.String())
-		}
-	}
+	waitReady(t, ready, &errb)
 	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "1024", "--count", "8192", "--size", "60", "-q"); r.code != 0 {
 		t.Fatalf("send: %s", r.stderr)
 	}
