@@ -11,34 +11,51 @@ import (
 // completion of one of sk's frames had gone unseen, as when the kernel
 // skips a kprobe program: a frame of sk that completed after since (ns)
 // is set back to SENDING and the socket's SENDING counts raised. It
-// returns the frame's index, and false when no such frame exists yet.
-func (s *Session) ForgetCompletion(sk, since uint64) (uint32, bool, error) {
+// returns the frame's index, and false when no such frame exists yet or
+// fewer than taken of sk's frames have left SEND_REQUEST.
+//
+// It reads and rewrites the socket's state from user space, so a hook
+// updating that state meanwhile is overwritten: callers wait for every
+// frame to be taken (taken) and act right after a completion, when the
+// next one is far away.
+func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, error) {
 	frames, socks := s.objs.maps["frames"], s.objs.maps["socks"]
 	var (
-		k  bpfobj.RingtraceRtFrameKey
-		f  bpfobj.RingtraceRtFrame
-		it = frames.Iterate()
+		k, pick bpfobj.RingtraceRtFrameKey
+		f, pf   bpfobj.RingtraceRtFrame
+		seen    int
+		found   bool
+		it      = frames.Iterate()
 	)
 	for it.Next(&k, &f) {
-		if k.Sk != sk || event.State(f.State) != event.Available || f.TsSeen <= since {
+		if k.Sk != sk {
 			continue
 		}
-		var ss bpfobj.RingtraceSockState
-		if err := socks.Lookup(sk, &ss); err != nil {
-			return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
+		st := event.State(f.State)
+		if st == event.Sending || st == event.Available {
+			seen++
 		}
-		f.State = uint8(event.Sending)
-		if err := frames.Update(k, f, 0); err != nil {
-			return 0, false, fmt.Errorf("frame %d: %w", k.Idx, err)
+		if !found && st == event.Available && f.TsSeen > since {
+			pick, pf, found = k, f, true
 		}
-		ss.Pending++
-		ss.MapSending++
-		if err := socks.Update(sk, ss, 0); err != nil {
-			return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
-		}
-		return k.Idx, true, nil
 	}
-	return 0, false, it.Err()
+	if err := it.Err(); err != nil || !found || seen < taken {
+		return 0, false, err
+	}
+	var ss bpfobj.RingtraceSockState
+	if err := socks.Lookup(sk, &ss); err != nil {
+		return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
+	}
+	pf.State = uint8(event.Sending)
+	if err := frames.Update(pick, pf, 0); err != nil {
+		return 0, false, fmt.Errorf("frame %d: %w", pick.Idx, err)
+	}
+	ss.Pending++
+	ss.MapSending++
+	if err := socks.Update(sk, ss, 0); err != nil {
+		return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
+	}
+	return pick.Idx, true, nil
 }
 
 // Sweep runs one sweep now.

@@ -599,11 +599,12 @@ func (rt *rawTrace) firstEnter(t *testing.T) event.Event {
 }
 
 // forget makes one completion of sk after since look unseen (see
-// Session.ForgetCompletion), waiting up to 5 s for one.
-func (rt *rawTrace) forget(t *testing.T, sk, since uint64) uint32 {
+// Session.ForgetCompletion), once taken frames have left SEND_REQUEST,
+// waiting up to 5 s for one.
+func (rt *rawTrace) forget(t *testing.T, sk, since uint64, taken int) uint32 {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		idx, ok, err := rt.sess.ForgetCompletion(sk, since)
+		idx, ok, err := rt.sess.ForgetCompletion(sk, since, taken)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -628,10 +629,11 @@ func availables(evs []event.Event, sk uint64, frame uint32) []event.Event {
 
 var (
 	hookSweep = event.Hook(bpfobj.RingtraceRtHookRT_H_SWEEP)
-	// 40 x 1000 B at 1 Mbit/s, within the pfifo's 50: one blocking call
-	// of ~300 ms, long enough for the test to act during it even on a
-	// loaded machine or a TCG guest (tbf's clock is wall time).
-	slowNIC = lab.NIC{Rate: 1e6, FifoLimit: 50}
+	// 40 x 1000 B at 250 kbit/s, within the pfifo's 50: one blocking
+	// call of ~1.2 s, a completion every 32 ms after tbf's burst: time
+	// for the test to act during the call, between two completions, even
+	// on a loaded machine or a TCG guest (tbf's clock is wall time).
+	slowNIC = lab.NIC{Rate: 250e3, FifoLimit: 50}
 	fortyKB = txring.Options{Count: 40, Frame: txring.FrameSpec{Size: 1000},
 		Ring: txring.Geometry{Version: txring.V2, Frames: 40, FrameSize: 2048, BlockSize: 4096}}
 )
@@ -650,7 +652,7 @@ func TestMissedCompletionFoundAtReturn(t *testing.T) {
 	sent := make(chan txring.Summary, 1)
 	go func() { sent <- sendRing(t, l, l.SenderIf, fortyKB) }()
 	in := rt.firstEnter(t)
-	idx := rt.forget(t, in.Sk, in.TS)
+	idx := rt.forget(t, in.Sk, in.TS, 40)
 	forgotten := event.MonotonicNow()
 	if sum := <-sent; sum.Frames != 40 {
 		t.Fatalf("sent %d frames, want 40", sum.Frames)
@@ -695,7 +697,7 @@ func TestSweepFindsMissedCompletion(t *testing.T) {
 		t.Fatalf("sendto = %d, %v; want %d", n, err, 8*300)
 	}
 	in := rt.firstEnter(t)
-	idx := rt.forget(t, in.Sk, 0)
+	idx := rt.forget(t, in.Sk, 0, 8)
 	time.Sleep(200 * time.Millisecond)
 	if ss, err := rt.sess.SockState(in.Sk); err != nil || ss.MapSending != 0 {
 		t.Errorf("after the sweep: %d frames still SENDING in the maps (%v), want 0", ss.MapSending, err)
