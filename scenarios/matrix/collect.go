@@ -3,6 +3,7 @@ package matrix
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -156,25 +157,54 @@ func (c *collector) test(pkg string, f Frame) {
 }
 
 // parseTestOutput reads `go test -v` result lines: top-level passes and
-// skips, failures at any level (subtests by their full name), a panic.
+// skips, failures at any level (subtests by their full name), and as the
+// detail a panic or else the first failed test's last message (the
+// `x_test.go:N: …` line before its FAIL), so a matrix summary says why.
 func parseTestOutput(out string) *TestResult {
 	r := &TestResult{}
+	var msg, why string
 	for _, l := range strings.Split(out, "\n") {
 		trimmed := strings.TrimLeft(l, " ")
 		top := len(trimmed) == len(l)
 		f := strings.Fields(trimmed)
 		switch {
-		case len(f) >= 3 && f[0] == "---" && f[1] == "PASS:" && top:
-			r.Passed++
-		case len(f) >= 3 && f[0] == "---" && f[1] == "SKIP:" && top:
-			r.Skipped = append(r.Skipped, f[2])
+		case len(f) >= 2 && f[0] == "===" && f[1] == "RUN":
+			msg = ""
+		case len(f) >= 3 && f[0] == "---" && f[1] == "PASS:":
+			if top {
+				r.Passed++
+			}
+			msg = ""
+		case len(f) >= 3 && f[0] == "---" && f[1] == "SKIP:":
+			if top {
+				r.Skipped = append(r.Skipped, f[2])
+			}
+			msg = ""
 		case len(f) >= 3 && f[0] == "---" && f[1] == "FAIL:":
 			r.Failed = append(r.Failed, f[2])
+			if why == "" && msg != "" {
+				why = f[2] + ": " + msg
+			}
 		case strings.HasPrefix(l, "panic: "):
 			r.Detail = l
+		case testMessage.MatchString(trimmed):
+			msg = trimmed
 		}
 	}
+	if r.Detail == "" {
+		r.Detail = truncate(why, 300)
+	}
 	return r
+}
+
+// testMessage is a t.Log/t.Error line of `go test -v`.
+var testMessage = regexp.MustCompile(`^[\w.-]+_test\.go:\d+: `)
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // finish fills in, after the last attempt, what never reported: the cells

@@ -62,3 +62,26 @@ func TestParseTestOutput(t *testing.T) {
 		t.Errorf("parsed %+v", r)
 	}
 }
+
+func TestParseTestOutputNamesWhy(t *testing.T) {
+	out := strings.Join([]string{
+		"=== RUN   TestA",
+		"    a_test.go:10: a log line of a passing test",
+		"--- PASS: TestA (0.01s)",
+		"=== RUN   TestB",
+		"    b_test.go:12: setting up",
+		"    b_test.go:20: sleeps map[], wakers map[]: want TX-completion waits",
+		"--- FAIL: TestB (0.02s)",
+		"=== RUN   TestC",
+		"    c_test.go:3: second failure",
+		"--- FAIL: TestC (0.02s)",
+		"FAIL",
+	}, "\n")
+	r := parseTestOutput(out)
+	if want := "TestB: b_test.go:20: sleeps map[], wakers map[]: want TX-completion waits"; r.Detail != want {
+		t.Errorf("detail %q, want %q", r.Detail, want)
+	}
+	if r := parseTestOutput("--- PASS: TestA (0.01s)\n    a_test.go:1: x\n"); r.Detail != "" {
+		t.Errorf("passing output has detail %q", r.Detail)
+	}
+}
