@@ -451,7 +451,12 @@ func TestWrongFormat(t *testing.T) {
 // in tpacket_snd's TX-completion wait and is woken by completions.
 func TestBlockingSleepsOnCompletion(t *testing.T) {
 	l := newLab(t)
-	if err := l.Shape(lab.NIC{Rate: 10e6, FifoLimit: 50}); err != nil {
+	// 1 Mbit/s: the frames behind the tbf bucket take about 100 ms, far
+	// longer than queueing 16 frames takes even in a loaded TCG guest, so
+	// the call must wait for completions (at 10 Mbit/s a slow guest could
+	// queue the last frame after the others had all gone).
+	nic := lab.NIC{Rate: 1e6, FifoLimit: 50}
+	if err := l.Shape(nic); err != nil {
 		t.Fatal(err)
 	}
 	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
@@ -474,15 +479,17 @@ func TestBlockingSleepsOnCompletion(t *testing.T) {
 	if reasons[event.WaitCompletion] == 0 || wakers[event.WaitCompletion] == 0 {
 		t.Errorf("sleeps %v, wakers %v: want TX-completion waits woken by completions", reasons, wakers)
 	}
-	// 16 x 1000 B at 10 Mbit/s is 12.8 ms on the wire: the call lasts that.
+	// The call lasts at least the wire time of what the tbf bucket (2
+	// full frames' worth at this rate) does not let through at once.
 	var d uint64
 	for _, e := range evs {
 		if e.Kind == event.SendmsgReturn {
 			d = e.TS - e.A[2]
 		}
 	}
-	if d < 8e6 {
-		t.Errorf("blocking call took %v, want about the 12.8ms wire time", time.Duration(d))
+	wire := time.Duration(float64((16*1000-2*1514)*8) / float64(nic.Rate) * float64(time.Second))
+	if time.Duration(d) < wire*8/10 {
+		t.Errorf("blocking call took %v, want about the %v wire time behind the tbf bucket", time.Duration(d), wire)
 	}
 }
 
