@@ -100,19 +100,19 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 		set.Set(c)
 	}
 	unix.SchedSetaffinity(tr.cmd.Process.Pid, &set)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if mode == "bpftrace" && strings.Contains(tr.head(), "Attaching") {
-			time.Sleep(time.Second) // bpftrace prints before it attaches
-			break
-		}
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if tr.cmd.ProcessState != nil {
-			return nil, fmt.Errorf("%s tracer exited: %s", mode, tr.out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	var attached func() bool
+	if mode == "bpftrace" { // no ready file: it says "Attaching N probes..."
+		attached = func() bool { return strings.Contains(tr.head(), "Attaching") }
+	}
+	if err := awaitReady(tr.cmd.Process, ready, attached, 30*time.Second); err != nil {
+		tr.cmd.Process.Kill()
+		tr.cmd.Wait()
+		tr.stdout.Close()
+		os.Remove(tr.stdout.Name())
+		return nil, fmt.Errorf("%s: %w: %s", mode, err, strings.TrimSpace(tr.out.String()))
+	}
+	if mode == "bpftrace" {
+		time.Sleep(time.Second) // bpftrace prints before it attaches
 	}
 	tr.ready = time.Since(tr.start)
 	return tr, nil

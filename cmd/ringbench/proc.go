@@ -3,12 +3,46 @@ package main
 import (
 	"fmt"
 	"os"
-
-	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/ringtrace/ringtrace/scenarios/lab"
 )
+
+// awaitReady waits until the file at path exists (a tracer's --ready-file)
+// or, when attached is not nil, until it says the tracer is attached. It
+// fails when p exits first (seen as a zombie in /proc, so its owner can
+// still Wait for it) or after timeout. The caller adds the tracer's output
+// once it has waited for it (its stderr is being copied until then).
+func awaitReady(p *os.Process, path string, attached func() bool, timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(5 * time.Millisecond) {
+		if attached != nil && attached() {
+			return nil
+		}
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if exited(p.Pid) {
+			return fmt.Errorf("tracer exited before it was ready")
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("tracer not ready after %v", timeout)
+		}
+	}
+}
+
+// exited reports whether pid has ended (a zombie, or gone).
+func exited(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
+}
 
 // benchLab makes a fresh lab (after removing stale ones) and a scratch
 // directory; done removes both.

@@ -81,13 +81,10 @@ func runSoak(c *cli.Context) error {
 		return fmt.Errorf("start tracer: %w", err)
 	}
 	defer tracer.Process.Kill()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("tracer not ready after 30s: %s", stderr.String())
-		}
+	if err := awaitReady(tracer.Process, ready, nil, 30*time.Second); err != nil {
+		tracer.Process.Kill()
+		tracer.Wait()
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	sender := exec.Command(rt, "send", "-i", l.SenderIf, "--size", strconv.Itoa(c.Int("size")), "--duration", (d + time.Minute).String(),
 		"-q", "--cpu", strconv.Itoa(c.Int("cpu")), "--drain", "0", "--qdisc-bypass")
