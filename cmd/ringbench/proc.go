@@ -35,13 +35,23 @@ func awaitReady(p *os.Process, path string, attached func() bool, timeout time.D
 
 // exited reports whether pid has ended (a zombie, or gone).
 func exited(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	f := statFields(strconv.Itoa(pid))
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
+}
+
+// statFields returns the fields of /proc/PID/stat after the parenthesised
+// comm (state, ppid, …, utime at 11, stime at 12), nil if it is gone.
+func statFields(pid string) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
 	if err != nil {
-		return true
+		return nil
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
 }
 
 // benchLab makes a fresh lab (after removing stale ones) and a scratch
@@ -75,17 +85,7 @@ func treeCPU(root int) (user, sys float64) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised comm: state ppid ... utime(14) stime(15).
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
+		f := statFields(e.Name())
 		if len(f) < 13 {
 			continue
 		}
