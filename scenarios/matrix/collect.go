@@ -191,21 +191,17 @@ func parseTestOutput(out string) *TestResult {
 			msg = trimmed
 		}
 	}
+	if len(why) > 300 {
+		why = why[:300] + "…"
+	}
 	if r.Detail == "" {
-		r.Detail = truncate(why, 300)
+		r.Detail = why
 	}
 	return r
 }
 
 // testMessage is a t.Log/t.Error line of `go test -v`.
 var testMessage = regexp.MustCompile(`^[\w.-]+_test\.go:\d+: `)
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
 
 // finish fills in, after the last attempt, what never reported: the cells
 // and tests of the parts with no frame (DIED when the guest died, MISSING
