@@ -51,8 +51,49 @@ struct tpacket_uarg {
 	void *ph;
 } __attribute__((preserve_access_index));
 
-struct ubuf_info___ops {
-	const void *ops;
+/* struct ubuf_info_ops (6.10+): complete() is its first member. */
+struct ubuf_info_ops___rt {
+	const void *complete;
 } __attribute__((preserve_access_index));
+
+struct ubuf_info___ops {
+	const struct ubuf_info_ops___rt *ops;
+} __attribute__((preserve_access_index));
+
+/* SKBFL_ZEROCOPY_FRAG (SKBFL_ZEROCOPY_ENABLE | SKBFL_SHARED_FRAG): what
+ * skb_zcopy_init() sets in skb_shinfo(skb)->flags for a tpacket_uarg. */
+#define RT_ZEROCOPY_FRAG 3
+
+/*
+ * tpacket_uarg_of: the struct tpacket_uarg a ring skb of the uarg form
+ * carries, or NULL. Recognised from its structure, with no data symbol
+ * (kallsyms lists &tpacket_ubuf_ops only with CONFIG_KALLSYMS_ALL):
+ *   - skb_shinfo(skb)->flags has SKBFL_ZEROCOPY_FRAG. skb_zcopy_clear()
+ *     (the ring pages copied out: veth forward, tap clone, local delivery)
+ *     clears the flags but leaves destructor_arg pointing at the freed
+ *     uarg, whose memory may still read as one;
+ *   - destructor_arg has bit 0 clear (set: a zerocopy "nouarg" marker);
+ *   - uarg->ubuf.ops->complete is tpacket_ubuf_complete, a text symbol on
+ *     every uarg kernel (complete_addr, from kallsyms).
+ * Both programs use it, so the holders walk and the tracer agree on what a
+ * ring skb is.
+ */
+static __always_inline struct tpacket_uarg *tpacket_uarg_of(struct skb_shared_info *sh, __u64 complete_addr)
+{
+	struct ubuf_info___ops *ub;
+	__u64 arg;
+
+	if (!complete_addr)
+		return NULL;
+	if ((BPF_CORE_READ(sh, flags) & RT_ZEROCOPY_FRAG) != RT_ZEROCOPY_FRAG)
+		return NULL;
+	arg = (__u64)BPF_CORE_READ(sh, destructor_arg);
+	if (!arg || (arg & 1))
+		return NULL;
+	ub = (void *)arg;
+	if ((__u64)BPF_CORE_READ(ub, ops, complete) != complete_addr)
+		return NULL;
+	return (struct tpacket_uarg *)arg;
+}
 
 #endif /* __RINGTRACE_CORE_FIXES_H__ */

@@ -10,8 +10,9 @@
  *     socket is skb->sk;
  *   uarg form (struct tpacket_uarg exists in the kernel's BTF):
  *     destructor_arg is a struct tpacket_uarg {ubuf, po, ph} (bit 0 clear,
- *     shinfo->flags has SKBFL_ZEROCOPY_FRAG, ubuf.ops == &tpacket_ubuf_ops
- *     when that address is known); the ring's socket is po, the frame ph.
+ *     shinfo->flags has SKBFL_ZEROCOPY_FRAG, ubuf.ops->complete ==
+ *     tpacket_ubuf_complete: tpacket_uarg_of() in core_fixes.bpf.h, shared
+ *     with the tracer); the ring's socket is po, the frame ph.
  * For each packet socket with a TX ring it also reports the ring's block
  * addresses, so user space can tell that ph lies inside that ring and which
  * frame it is. Read-only: it changes nothing, it only reads kernel memory.
@@ -23,14 +24,13 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "holders.h"
+#include "core_fixes.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define AF_PACKET 17
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
-/* SKBFL_ZEROCOPY_ENABLE | SKBFL_SHARED_FRAG: what skb_zcopy_init() sets for tpacket_uarg. */
-#define ZEROCOPY_FRAG 0x3
 
 const volatile struct rt_holder_config hcfg = {};
 
@@ -78,18 +78,6 @@ struct packet_sock___h {
 	__be16 num;
 } __attribute__((preserve_access_index));
 
-struct ubuf_info___h {
-	const void *ops;
-} __attribute__((preserve_access_index));
-
-/* struct tpacket_uarg (stable 6.12.112+, 7.2.9+): absent from older BTF,
- * so a local flavour; bpf_core_type_exists() says whether the kernel has it. */
-struct tpacket_uarg___h {
-	struct ubuf_info___h ubuf;
-	void *po;
-	void *ph;
-} __attribute__((preserve_access_index));
-
 static __always_inline void fill_common(struct rt_holder *h, struct task_struct *task, __u32 fd, __u32 ino,
 					struct sock *sk, __u32 family)
 {
@@ -115,14 +103,10 @@ static __always_inline __u32 ring_frame(struct sk_buff *skb, __u64 *ph, __u64 *s
 
 	if (!head || !arg)
 		return 0;
-	if (bpf_core_type_exists(struct tpacket_uarg___h)) {
-		struct tpacket_uarg___h *u = (void *)arg;
+	if (bpf_core_type_exists(struct tpacket_uarg)) {
+		struct tpacket_uarg *u = tpacket_uarg_of(sh, hcfg.uarg_complete_addr);
 
-		if (arg & 1)
-			return 0;
-		if ((BPF_CORE_READ(sh, flags) & ZEROCOPY_FRAG) != ZEROCOPY_FRAG)
-			return 0;
-		if (hcfg.uarg_ops_addr && (__u64)BPF_CORE_READ(u, ubuf.ops) != hcfg.uarg_ops_addr)
+		if (!u)
 			return 0;
 		*ph = (__u64)BPF_CORE_READ(u, ph);
 		*sender = (__u64)BPF_CORE_READ(u, po);

@@ -63,7 +63,7 @@ struct rt_holder {
 /* Load-time configuration (.rodata), written by the Go loader. */
 struct rt_holder_config {
 	__u64 destruct_addr; /* tpacket_destruct_skb, 0 if unknown */
-	__u64 uarg_ops_addr; /* &tpacket_ubuf_ops, 0 if unknown */
+	__u64 uarg_complete_addr; /* tpacket_ubuf_complete (uarg kernels), 0 if unknown */
 };
 
 #endif /* __RINGTRACE_HOLDERS_H__ */

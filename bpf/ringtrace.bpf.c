@@ -877,9 +877,6 @@ static __always_inline void to_available(struct sock *sk, struct sock_state *ss,
 /* ------------------------------------------------------------------ */
 /* ring skbs                                                          */
 
-/* SKBFL_ZEROCOPY_FRAG: SKBFL_ZEROCOPY_ENABLE | SKBFL_SHARED_FRAG (a #define in the kernel). */
-#define RT_ZEROCOPY_FRAG 3
-
 /* skb_shinfo() for an skb read with probe reads. */
 static __always_inline struct skb_shared_info *shinfo_of(struct sk_buff *skb)
 {
@@ -894,17 +891,18 @@ static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
 }
 
 /*
- * ring_skb recognises an skb carrying a TX-ring frame: destructor form
+ * ring_skb_arg recognises an skb carrying a TX-ring frame: destructor form
  * (skb->destructor == tpacket_destruct_skb, frame = destructor_arg & ~1,
- * socket = skb->sk) or uarg form (destructor_arg is a struct tpacket_uarg
- * whose ubuf.ops is &tpacket_ubuf_ops: frame = uarg->ph, socket = uarg->po).
- * Clones share destructor_arg but not the destructor, so they don't match
- * in the destructor form; in the uarg form the zerocopy flags (set by
- * skb_zcopy_init, cleared once the pages are copied) and the ops check do.
+ * socket = skb->sk) or uarg form (tpacket_uarg_of(): destructor_arg is a
+ * struct tpacket_uarg whose ubuf.ops->complete is tpacket_ubuf_complete:
+ * frame = uarg->ph, socket = uarg->po). Clones share destructor_arg but not
+ * the destructor, so they don't match in the destructor form; in the uarg
+ * form the zerocopy flags (cleared once the pages are copied) and the ops
+ * check do. *argp is destructor_arg either way.
  */
 static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, __u64 *php, __u64 *argp)
 {
-	__u64 arg;
+	struct tpacket_uarg *u;
 
 	if (!skb)
 		return 0;
@@ -916,31 +914,12 @@ static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, 
 		*php = *argp & ~1ULL;
 		return *skp && *php;
 	}
-	{
-		struct skb_shared_info *sh = shinfo_of(skb);
-
-		/* skb_zcopy_clear() (the ring pages copied out: veth forward,
-		 * tap clone, local delivery) clears the zerocopy flags but
-		 * leaves destructor_arg pointing at the freed uarg, whose
-		 * memory may still read as one: without the flags test such an
-		 * skb, seen again on the peer, would send its frame a second
-		 * time. */
-		if ((BPF_CORE_READ(sh, flags) & RT_ZEROCOPY_FRAG) != RT_ZEROCOPY_FRAG)
-			return 0;
-		arg = (__u64)BPF_CORE_READ(sh, destructor_arg);
-	}
-	*argp = arg;
-	if (!arg || (arg & 1) || !cfg.uarg_ops_addr)
+	u = tpacket_uarg_of(shinfo_of(skb), cfg.uarg_complete_addr);
+	*argp = (__u64)u;
+	if (!u)
 		return 0;
-	{
-		struct tpacket_uarg *u = (void *)arg;
-		struct ubuf_info___ops *ub = (void *)arg;
-
-		if ((__u64)BPF_CORE_READ(ub, ops) != cfg.uarg_ops_addr)
-			return 0;
-		*skp = (struct sock *)BPF_CORE_READ(u, po);
-		*php = (__u64)BPF_CORE_READ(u, ph);
-	}
+	*skp = (struct sock *)BPF_CORE_READ(u, po);
+	*php = (__u64)BPF_CORE_READ(u, ph);
 	return *skp && *php;
 }
 
@@ -1738,29 +1717,56 @@ int BPF_KPROBE(kprobe_set_status, struct packet_sock *po, void *frame, int statu
 /* ------------------------------------------------------------------ */
 /* AVAILABLE                                                          */
 
-/* tpacket_destruct_skb(skb): the destructor form's completion, exact. */
-static __always_inline void destruct(struct sk_buff *skb, __u8 hook)
+/* ring_idx finds the index of the frame at ph in sk's ring (bounded
+ * search), RT_NO_FRAME if it is not there. */
+static __always_inline __u32 ring_idx(struct sock *sk, struct sock_state *ss, __u64 ph)
 {
-	struct sock *sk = BPF_CORE_READ(skb, sk);
-	__u64 ph = shinfo_destructor_arg(skb) & ~1ULL;
+	struct ring r;
+
+	if (ring_of((struct packet_sock *)sk, ss, &r))
+		return RT_NO_FRAME;
+	return frame_index((struct packet_sock *)sk, &r, ph, 0);
+}
+
+/*
+ * frame_done: a completion hook saw the frame at ph of socket sk become
+ * AVAILABLE (exact). The frame's index is cached by address where it was
+ * sent through a hooked xmit, else it is the one after the last that
+ * completed, else it is found in the ring. When kfree_skb's tracepoint,
+ * just before, marked a synchronous drop of this frame, the completion is
+ * the drop tpacket_snd rolls back (RT_C_DROP).
+ */
+static __always_inline void frame_done(struct sock *sk, __u64 ph, __u64 skb, struct net_device *dev, __u8 cause,
+				       __u8 hook)
+{
 	struct sock_state *ss;
 	struct call_state *c;
-	struct ring r;
+	struct ph_state *ps;
 	__u32 idx;
 
 	if (!sk || !ph)
 		return;
 	ss = sock_lookup(sk, 0);
-	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
+	if (!ss)
 		return;
-	idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
-	if (idx == RT_NO_FRAME)
+	ps = bpf_map_lookup_elem(&ph2idx, &ph);
+	if (ps && ps->sk == (__u64)sk && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
+		idx = ps->idx;
+	} else if ((idx = predicted_idx(ss, ph)) == RT_NO_FRAME && (idx = ring_idx(sk, ss, ph)) == RT_NO_FRAME) {
 		return;
-	/* kfree_skb's tracepoint, just before, marked a synchronous drop of
-	 * this frame: the completion is the drop tpacket_snd rolls back. */
+	}
+	predict_after(ss, idx);
 	c = current_call((__u64)sk);
-	to_available(sk, ss, idx, ph, (__u64)skb, RT_EXACT, 0,
-		     c && c->rollback_idx == idx ? RT_C_DROP : RT_C_DESTRUCT, hook, 1, BPF_CORE_READ(skb, dev));
+	if (c && c->rollback_idx == idx)
+		cause = RT_C_DROP;
+	to_available_why(sk, ss, idx, ph, skb, RT_EXACT, 0, cause, hook, 1, dev, 0, 0, 0, c, 1);
+}
+
+/* tpacket_destruct_skb(skb): the destructor form's completion. */
+static __always_inline void destruct(struct sk_buff *skb, __u8 hook)
+{
+	frame_done(BPF_CORE_READ(skb, sk), shinfo_destructor_arg(skb) & ~1ULL, (__u64)skb, BPF_CORE_READ(skb, dev),
+		   RT_C_DESTRUCT, hook);
 }
 
 SEC("fentry/tpacket_destruct_skb")
@@ -1784,23 +1790,13 @@ int BPF_KPROBE(kprobe_tpacket_destruct_skb, struct sk_buff *skb)
  */
 static __always_inline void ubuf_complete(struct tpacket_uarg *u, int success, __u8 hook)
 {
-	struct sock *sk = (struct sock *)BPF_CORE_READ(u, po);
-	__u64 ph = (__u64)BPF_CORE_READ(u, ph);
 	int refs = 0;
-	struct ring r;
-	__u32 idx;
-
-	struct sock_state *ss;
 
 	bpf_core_read(&refs, sizeof(refs), &u->ubuf.refcnt);
-	if (refs != 1 || !sk || !ph)
+	if (refs != 1)
 		return;
-	ss = sock_lookup(sk, 0);
-	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
-		return;
-	idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
-	if (idx != RT_NO_FRAME)
-		to_available(sk, ss, idx, ph, 0, RT_EXACT, 0, success ? RT_C_DESTRUCT : RT_C_COPIED, hook, 1, NULL);
+	frame_done((struct sock *)BPF_CORE_READ(u, po), (__u64)BPF_CORE_READ(u, ph), 0, NULL,
+		   success ? RT_C_DESTRUCT : RT_C_COPIED, hook);
 }
 
 SEC("fentry/tpacket_ubuf_complete")
@@ -1814,6 +1810,28 @@ SEC("kprobe/tpacket_ubuf_complete")
 int BPF_KPROBE(kprobe_tpacket_ubuf_complete, struct sk_buff *skb, struct tpacket_uarg *u, bool success)
 {
 	ubuf_complete(u, success, RT_H_KPROBE);
+	return 0;
+}
+
+/*
+ * kfree(uarg) from tpacket_ubuf_complete: the uarg form's completion where
+ * that function cannot be hooked (tracepoints only). tpacket_ubuf_complete
+ * frees its struct tpacket_uarg right after it wrote TP_STATUS_AVAILABLE,
+ * on every completion path: the skb's data released, or the ring pages
+ * copied out (a veth forward, a tap's clone, a local delivery), which no
+ * skb tracepoint shows. The free's call site, inside tpacket_ubuf_complete,
+ * tells it from every other kfree in the kernel at two compares; the uarg
+ * is still intact at the tracepoint.
+ */
+SEC("tp_btf/kfree")
+int BPF_PROG(tp_kfree_uarg, unsigned long call_site, const void *ptr)
+{
+	struct tpacket_uarg *u = (void *)ptr;
+
+	if (!cfg.uarg_via_kfree || call_site - cfg.uarg_complete_addr >= cfg.uarg_complete_len || !u)
+		return 0;
+	frame_done((struct sock *)BPF_CORE_READ(u, po), (__u64)BPF_CORE_READ(u, ph), 0, NULL, RT_C_DESTRUCT,
+		   RT_H_TRACEPOINT);
 	return 0;
 }
 
@@ -1854,7 +1872,6 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 	struct ph_state *ps;
 	struct sock *sk;
 	struct call_state *c;
-	struct ring r;
 	int tx_side, sync_drop;
 	__u32 idx;
 
@@ -1880,12 +1897,8 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 			st = bpf_map_lookup_elem(&skbs, &key);
 			if (st && st->darg == darg && st->sk == (__u64)sk) {
 				idx = st->idx;
-			} else {
-				if (ring_of((struct packet_sock *)sk, ss, &r))
-					return;
-				idx = frame_index((struct packet_sock *)sk, &r, ph, 0);
-				if (idx == RT_NO_FRAME)
-					return;
+			} else if ((idx = ring_idx(sk, ss, ph)) == RT_NO_FRAME) {
+				return;
 			}
 		}
 		predict_after(ss, idx);
@@ -1916,7 +1929,9 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		}
 		if (tx_side)
 			emit_drop(sk, ss, idx, skb, reason, location, !sync_drop);
-		if (cfg.avail_via_tp)
+		/* With the uarg's free hooked, the completion is reported there,
+		 * right after the status write this free leads to. */
+		if (cfg.avail_via_tp && !cfg.uarg_via_kfree)
 			to_available_why(sk, ss, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE,
 					 RT_H_TRACEPOINT, 1, skb->dev, is_kfree ? reason : 0,
 					 is_kfree ? location : 0, !cfg.uarg_form, c, 1);

@@ -162,7 +162,9 @@ struct rt_stack_range {
 /* Load-time configuration, written into .rodata by the Go loader. */
 struct rt_config {
 	__u64 destruct_addr; /* tpacket_destruct_skb */
-	__u64 uarg_ops_addr; /* &tpacket_ubuf_ops on uarg kernels, else 0 */
+	__u64 uarg_complete_addr; /* tpacket_ubuf_complete on uarg kernels, else 0 */
+	__u32 uarg_complete_len; /* its length in bytes: kfree call sites inside it */
+	__u32 pad1;
 	__u32 filter_pid; /* 0: any */
 	__u32 max_scan; /* frames a ring scan looks at */
 	__u32 events; /* bit (1 << rt_kind) set: emit that kind */
@@ -177,6 +179,7 @@ struct rt_config {
 	__u8 sending_via_tp; /* SENDING from net_dev_queue (no xmit hook) */
 	__u8 calls_via_syscalls; /* sendmsg enter/return from syscall tracepoints */
 	__u8 uarg_form; /* frames complete via struct tpacket_uarg */
+	__u8 uarg_via_kfree; /* completions from tp kfree(uarg) in tpacket_ubuf_complete */
 	__u8 hook_class; /* enum rt_hook of the frame hooks */
 	char filter_comm[RT_COMM_LEN];
 	char filter_ifname[RT_IFNAME_LEN];

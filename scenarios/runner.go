@@ -185,7 +185,7 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	walker := &holders.Lazy{Config: holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargOpsAddr: r.plan.Config.UargOpsAddr, KernelBTF: r.btf}}
+	walker := &holders.Lazy{Config: holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf}}
 	defer walker.Close()
 	after := e.s.StuckAfter
 	if after == 0 {

@@ -531,7 +531,7 @@ func stuckTick(after time.Duration) time.Duration {
 
 // walker loads the holders iterator when a stuck frame first needs it.
 func (ts *traceSession) walker() *holders.Lazy {
-	cfg := holders.Config{DestructAddr: ts.plan.Config.DestructAddr, UargOpsAddr: ts.plan.Config.UargOpsAddr}
+	cfg := holders.Config{DestructAddr: ts.plan.Config.DestructAddr, UargCompleteAddr: ts.plan.Config.UargCompleteAddr}
 	if ts.btf != nil {
 		cfg.KernelBTF = ts.btf
 	}

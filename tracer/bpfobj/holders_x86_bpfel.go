@@ -40,9 +40,9 @@ type HoldersRtHolder struct {
 }
 
 type HoldersRtHolderConfig struct {
-	_            structs.HostLayout
-	DestructAddr uint64
-	UargOpsAddr  uint64
+	_                structs.HostLayout
+	DestructAddr     uint64
+	UargCompleteAddr uint64
 }
 
 type HoldersRtHolderForm uint32

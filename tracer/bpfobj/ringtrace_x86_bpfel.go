@@ -71,7 +71,9 @@ const (
 type RingtraceRtConfig struct {
 	_                structs.HostLayout
 	DestructAddr     uint64
-	UargOpsAddr      uint64
+	UargCompleteAddr uint64
+	UargCompleteLen  uint32
+	Pad1             uint32
 	FilterPid        uint32
 	MaxScan          uint32
 	Events           uint32
@@ -86,10 +88,11 @@ type RingtraceRtConfig struct {
 	SendingViaTp     uint8
 	CallsViaSyscalls uint8
 	UargForm         uint8
+	UargViaKfree     uint8
 	HookClass        uint8
 	FilterComm       [16]int8
 	FilterIfname     [16]int8
-	_                [4]byte
+	_                [3]byte
 	StackRanges      [16]struct {
 		_      structs.HostLayout
 		Start  uint64
@@ -333,6 +336,7 @@ const (
 	RingtraceProgSysExitSendtoLoop             = "sys_exit_sendto_loop"
 	RingtraceProgTpConsumeSkb                  = "tp_consume_skb"
 	RingtraceProgTpKfreeSkb                    = "tp_kfree_skb"
+	RingtraceProgTpKfreeUarg                   = "tp_kfree_uarg"
 	RingtraceProgTpNapiPoll                    = "tp_napi_poll"
 	RingtraceProgTpNetDevQueue                 = "tp_net_dev_queue"
 	RingtraceProgTpNetDevQueueBounded          = "tp_net_dev_queue_bounded"
@@ -448,6 +452,7 @@ type RingtraceProgramSpecs struct {
 	SysExitSendtoLoop             *ebpf.ProgramSpec `ebpf:"sys_exit_sendto_loop"`
 	TpConsumeSkb                  *ebpf.ProgramSpec `ebpf:"tp_consume_skb"`
 	TpKfreeSkb                    *ebpf.ProgramSpec `ebpf:"tp_kfree_skb"`
+	TpKfreeUarg                   *ebpf.ProgramSpec `ebpf:"tp_kfree_uarg"`
 	TpNapiPoll                    *ebpf.ProgramSpec `ebpf:"tp_napi_poll"`
 	TpNetDevQueue                 *ebpf.ProgramSpec `ebpf:"tp_net_dev_queue"`
 	TpNetDevQueueBounded          *ebpf.ProgramSpec `ebpf:"tp_net_dev_queue_bounded"`
@@ -620,6 +625,7 @@ type RingtracePrograms struct {
 	SysExitSendtoLoop             *ebpf.Program `ebpf:"sys_exit_sendto_loop"`
 	TpConsumeSkb                  *ebpf.Program `ebpf:"tp_consume_skb"`
 	TpKfreeSkb                    *ebpf.Program `ebpf:"tp_kfree_skb"`
+	TpKfreeUarg                   *ebpf.Program `ebpf:"tp_kfree_uarg"`
 	TpNapiPoll                    *ebpf.Program `ebpf:"tp_napi_poll"`
 	TpNetDevQueue                 *ebpf.Program `ebpf:"tp_net_dev_queue"`
 	TpNetDevQueueBounded          *ebpf.Program `ebpf:"tp_net_dev_queue_bounded"`
@@ -684,6 +690,7 @@ func (p *RingtracePrograms) Close() error {
 		p.SysExitSendtoLoop,
 		p.TpConsumeSkb,
 		p.TpKfreeSkb,
+		p.TpKfreeUarg,
 		p.TpNapiPoll,
 		p.TpNetDevQueue,
 		p.TpNetDevQueueBounded,

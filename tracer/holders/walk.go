@@ -24,8 +24,8 @@ import (
 // Config is what the iterator needs to recognise ring skbs (from the attach
 // plan's load-time configuration).
 type Config struct {
-	DestructAddr uint64 // tpacket_destruct_skb
-	UargOpsAddr  uint64 // &tpacket_ubuf_ops (uarg kernels), 0 if unknown
+	DestructAddr     uint64 // tpacket_destruct_skb
+	UargCompleteAddr uint64 // tpacket_ubuf_complete (uarg kernels), 0 if unknown
 	// KernelBTF, when set, is used for CO-RE instead of /sys/kernel/btf/vmlinux.
 	KernelBTF *btf.Spec
 }
@@ -48,7 +48,7 @@ func NewWalker(c Config) (*Walker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded holders object: %w", err)
 	}
-	if err := spec.Variables["hcfg"].Set(bpfobj.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargOpsAddr: c.UargOpsAddr}); err != nil {
+	if err := spec.Variables["hcfg"].Set(bpfobj.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr}); err != nil {
 		return nil, fmt.Errorf("set holders config: %w", err)
 	}
 	name, drop := bpfobj.HoldersProgHolders, "holders_bounded"

@@ -18,11 +18,11 @@ func rootWalker(t *testing.T) *Walker {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("needs root and a BPF-iterator kernel (not in -short)")
 	}
-	syms, err := kernel.LoadKallsyms([]string{"tpacket_destruct_skb", "tpacket_ubuf_ops"})
+	syms, err := kernel.LoadKallsyms([]string{"tpacket_destruct_skb", "tpacket_ubuf_complete"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewWalker(Config{DestructAddr: syms["tpacket_destruct_skb"].Addr, UargOpsAddr: syms["tpacket_ubuf_ops"].Addr})
+	w, err := NewWalker(Config{DestructAddr: syms["tpacket_destruct_skb"].Addr, UargCompleteAddr: syms["tpacket_ubuf_complete"].Addr})
 	if err != nil {
 		t.Fatal(err)
 	}

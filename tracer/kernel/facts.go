@@ -17,7 +17,7 @@ import (
 // whose presence on a sleeping sender's stack says why it sleeps.
 var Symbols = []string{
 	"packet_sendmsg", "tpacket_snd", "__packet_set_status",
-	"tpacket_destruct_skb", "tpacket_ubuf_complete", "tpacket_ubuf_ops",
+	"tpacket_destruct_skb", "tpacket_ubuf_complete",
 	"__dev_queue_xmit", "dev_queue_xmit", "packet_direct_xmit", "__dev_direct_xmit", "packet_xmit",
 	"sock_alloc_send_pskb", "sock_wait_for_wmem", "sock_def_write_space", "sock_wfree",
 	"__wait_for_common", "wait_for_common", "wait_for_completion_interruptible_timeout",
@@ -30,7 +30,7 @@ var Tracepoints = []string{
 	"net_dev_queue", "net_dev_start_xmit", "net_dev_xmit", "netif_receive_skb",
 	"qdisc_enqueue", "qdisc_dequeue", "kfree_skb", "consume_skb",
 	"sched_switch", "sched_waking", "softirq_entry", "softirq_exit", "napi_poll",
-	"sock_send_length",
+	"sock_send_length", "kfree",
 }
 
 // BTFFuncs are functions whose presence in BTF (not inlined away) matters.

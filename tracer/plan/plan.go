@@ -155,7 +155,9 @@ func (w *Wait) UnmarshalText(b []byte) error {
 // Config is what the BPF side needs to know at load time (rt_config).
 type Config struct {
 	DestructAddr     uint64       `json:"destruct_addr"`
-	UargOpsAddr      uint64       `json:"uarg_ops_addr"`
+	UargCompleteAddr uint64       `json:"uarg_complete_addr"`
+	UargCompleteLen  uint32       `json:"uarg_complete_len,omitempty"`
+	UargViaKfree     bool         `json:"uarg_via_kfree,omitempty"`
 	UseLoop          bool         `json:"bpf_loop"`
 	MaxScan          uint32       `json:"max_scan"`
 	KfreeHasReason   bool         `json:"kfree_has_reason"`
@@ -299,9 +301,13 @@ func (b *builder) config() {
 	c.DestructAddr = f.Symbols["tpacket_destruct_skb"].Addr
 	c.UargForm = b.p.Completion == "uarg"
 	if c.UargForm {
-		c.UargOpsAddr = f.Symbols["tpacket_ubuf_ops"].Addr
-		if c.UargOpsAddr == 0 {
-			b.p.Notes = append(b.p.Notes, "tpacket_ubuf_ops not in kallsyms (CONFIG_KALLSYMS_ALL=n): ring skbs cannot be recognised from tracepoints")
+		// Recognised by structure (uarg->ubuf.ops->complete), so only a
+		// text symbol is needed: &tpacket_ubuf_ops is a data symbol,
+		// listed only with CONFIG_KALLSYMS_ALL.
+		s := f.Symbols["tpacket_ubuf_complete"]
+		c.UargCompleteAddr, c.UargCompleteLen = s.Addr, uint32(s.Size())
+		if c.UargCompleteAddr == 0 {
+			b.p.Notes = append(b.p.Notes, "tpacket_ubuf_complete not in kallsyms: ring skbs of the uarg form cannot be recognised")
 		}
 	}
 	c.CallsViaSyscalls = b.p.Class == Tracepoint
@@ -414,7 +420,7 @@ func (b *builder) sending() {
 
 func (b *builder) ringSkbTest() string {
 	if b.p.Config.UargForm {
-		return "uarg ops == tpacket_ubuf_ops"
+		return "uarg ops->complete == tpacket_ubuf_complete"
 	}
 	return "skb->destructor == tpacket_destruct_skb"
 }
@@ -485,6 +491,15 @@ func (b *builder) available() {
 		// Fall back to the tracepoint rules below.
 		b.p.Config.AvailViaTP = true
 	}
+	if c := &b.p.Config; c.UargForm && c.UargCompleteAddr != 0 && c.UargCompleteLen != 0 && b.tp("kfree") {
+		// Every uarg completion, whatever path it takes, frees the uarg
+		// from tpacket_ubuf_complete right after the status write.
+		c.UargViaKfree = true
+		b.attach("tp_kfree_uarg", KindTPBTF, "kfree")
+		b.row(ev, "tp_btf kfree of the uarg, called from tpacket_ubuf_complete", "exact",
+			"tpacket_ubuf_complete cannot be hooked; it frees its struct tpacket_uarg right after writing AVAILABLE, on every completion path (skb freed, ring pages copied out by a veth, a tap or a local delivery)")
+		return
+	}
 	b.row(ev, "tp_btf kfree_skb/consume_skb of a ring skb", "exact", "the completion runs right after the free tracepoint")
 	b.row(ev+" (lo, tun: orphaned in the driver)", "status read at tp_btf net_dev_xmit", "bounded", "skb_orphan() has no tracepoint; bounded by net_dev_start_xmit")
 	b.row(ev+" (orphaned elsewhere, "+map[bool]string{true: "uarg page copies", false: "IP receive"}[b.p.Config.UargForm]+")", "status read at the skb's later free, or the sweep", "bounded", "no tracepoint at the orphan; bounded by the last time the frame was seen SENDING")
@@ -543,7 +558,10 @@ func (b *builder) sweep() {
 	if !b.p.Config.UseLoop {
 		b.p.Config.SweepBatch = SweepBatchBounded
 	}
-	if b.p.Config.AvailViaTP {
+	switch {
+	case b.p.Config.UargViaKfree:
+		b.row("frame -> AVAILABLE (no event at all)", "sweep: status re-read of SENDING frames every interval", "bounded", "a safety net: every completion should have come from the exact hook above, so one found here breaks that promise (trace warns)")
+	case b.p.Config.AvailViaTP:
 		b.row("frame -> AVAILABLE (no event at all)", "sweep: status re-read of SENDING frames every interval", "bounded", "catches completions no hook shows; bounded by the previous read")
 	}
 }

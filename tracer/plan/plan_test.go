@@ -165,16 +165,62 @@ func TestSetStatusCloneNotHooked(t *testing.T) {
 func TestUargForm(t *testing.T) {
 	f := facts(true, true, true, "packet_sendmsg", "tpacket_ubuf_complete", "__dev_queue_xmit", "sock_alloc_send_pskb")
 	f.Types["tpacket_uarg"] = true
-	f.Symbols["tpacket_ubuf_ops"] = kernel.Symbol{Name: "tpacket_ubuf_ops", Addr: 0xffffffff82000000, Type: "r"}
+	// No data symbol (this host: CONFIG_KALLSYMS_ALL=n): the uarg is
+	// recognised by its ops->complete, the text symbol.
 	p, err := plan.Build(f, plan.Auto)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Completion != "uarg" || !p.Config.UargForm || p.Config.UargOpsAddr == 0 {
+	if p.Completion != "uarg" || !p.Config.UargForm || p.Config.UargCompleteAddr != f.Symbols["tpacket_ubuf_complete"].Addr || p.Config.UargCompleteAddr == 0 {
 		t.Errorf("completion %s config %+v", p.Completion, p.Config)
+	}
+	for _, n := range p.Notes {
+		if strings.Contains(n, "cannot be recognised") {
+			t.Errorf("note on a kernel whose ring skbs can be recognised: %s", n)
+		}
 	}
 	if attached(p)["fentry_tpacket_ubuf_complete"] != "fentry tpacket_ubuf_complete" {
 		t.Errorf("uarg completion not hooked: %v", attached(p))
+	}
+}
+
+// TestUargTracepointsOnly: this host's kernel (uarg form, no fentry, no
+// kprobes) completes frames exactly through the uarg's kfree, whose call
+// site lies inside tpacket_ubuf_complete.
+func TestUargTracepointsOnly(t *testing.T) {
+	f := facts(false, false, true, "packet_sendmsg", "tpacket_ubuf_complete", "__dev_queue_xmit")
+	f.Types["tpacket_uarg"] = true
+	p, err := plan.Build(f, plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Symbols["tpacket_ubuf_complete"]
+	if !p.Config.UargViaKfree || p.Config.UargCompleteAddr != s.Addr || uint64(p.Config.UargCompleteLen) != s.End-s.Addr {
+		t.Errorf("config %+v, want completions via kfree inside %#x..%#x", p.Config, s.Addr, s.End)
+	}
+	if attached(p)["tp_kfree_uarg"] != "tp_btf kfree" {
+		t.Errorf("kfree not hooked: %v", attached(p))
+	}
+	var exact bool
+	for _, r := range p.Rows {
+		if r.Event == "frame -> AVAILABLE" {
+			exact = r.Precision == "exact" && strings.Contains(r.Hook, "kfree")
+		}
+	}
+	if !exact {
+		t.Errorf("frame -> AVAILABLE is not promised exact at the uarg's kfree: %+v", p.Rows)
+	}
+
+	// With the completion function hooked, the kfree is not needed; with
+	// no size known for it, no call site can be matched.
+	f.Features.Kprobe.OK = true
+	if p, _ = plan.Build(f, plan.Auto); p.Config.UargViaKfree || attached(p)["tp_kfree_uarg"] != "" {
+		t.Errorf("class %s hooks kfree too: %v", p.Class, attached(p))
+	}
+	f.Features.Kprobe.OK = false
+	f.Symbols["tpacket_ubuf_complete"] = kernel.Symbol{Name: "tpacket_ubuf_complete", Addr: s.Addr, Type: "t"}
+	if p, _ = plan.Build(f, plan.Auto); p.Config.UargViaKfree {
+		t.Errorf("kfree hooked with no extent for tpacket_ubuf_complete")
 	}
 }
 

@@ -21,11 +21,11 @@ import (
 func rtConfig(p *plan.Plan, f Filter, events uint32) (bpfobj.RingtraceRtConfig, error) {
 	c := p.Config
 	cfg := bpfobj.RingtraceRtConfig{
-		DestructAddr: c.DestructAddr, UargOpsAddr: c.UargOpsAddr, FilterPid: f.PID,
+		DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, FilterPid: f.PID,
 		MaxScan: c.MaxScan, Events: events,
 		KfreeHasReason: b2u(c.KfreeHasReason), AvailViaTp: b2u(c.AvailViaTP),
 		SendingViaTp: b2u(c.SendingViaTP), CallsViaSyscalls: b2u(c.CallsViaSyscalls),
-		UargForm: b2u(c.UargForm),
+		UargForm: b2u(c.UargForm), UargCompleteLen: c.UargCompleteLen, UargViaKfree: b2u(c.UargViaKfree),
 	}
 	switch p.Class {
 	case plan.Fentry:
