@@ -6,10 +6,12 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/cilium/ebpf/btf"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ringtrace/ringtrace/scenarios/verify"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
@@ -46,24 +48,81 @@ func probeCommand() *cli.Command {
 		Usage: "show what this kernel allows and the attach plan ringtrace would use",
 		Flags: append(kernelFlags(),
 			&cli.BoolFlag{Name: "json", Usage: "print facts and plan as JSON"},
+			&cli.BoolFlag{Name: "verify", Usage: "prove the plan: trace a few frames sent in a throwaway network namespace and check every promised precision (exit 1 if one is broken)"},
 		),
 		Action: func(c *cli.Context) error {
-			facts, _, p, err := probeKernel(c)
+			facts, spec, p, err := probeKernel(c)
 			if err != nil {
 				return err
+			}
+			var res *verify.Result
+			if c.Bool("verify") {
+				var log io.Writer = os.Stderr
+				if c.Bool("json") {
+					log = nil
+				}
+				if res, err = verify.Run(c.Context, verify.Options{Facts: facts, BTF: spec, Plan: p, Log: log}); err != nil {
+					return err
+				}
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
 				facts.DropReasons = nil
-				return enc.Encode(struct {
-					Facts *kernel.Facts `json:"kernel"`
-					Plan  *plan.Plan    `json:"plan"`
-				}{facts, p})
+				if err := enc.Encode(struct {
+					Facts  *kernel.Facts  `json:"kernel"`
+					Plan   *plan.Plan     `json:"plan"`
+					Verify *verify.Result `json:"verify,omitempty"`
+				}{facts, p, res}); err != nil {
+					return err
+				}
+			} else {
+				if err := writeProbe(os.Stdout, facts, p); err != nil {
+					return err
+				}
+				if res != nil {
+					fmt.Println()
+					if err := writeVerify(os.Stdout, p, res); err != nil {
+						return err
+					}
+				}
 			}
-			return writeProbe(os.Stdout, facts, p)
+			if res != nil && !res.OK {
+				return fmt.Errorf("verify: %d broken: %s", len(res.Broken), res.Broken[0])
+			}
+			return nil
 		},
 	}
+}
+
+// writeVerify prints a verification: per promise, what was seen.
+func writeVerify(w io.Writer, p *plan.Plan, res *verify.Result) error {
+	frames := 0
+	for _, s := range res.Cases {
+		frames += s.NFrames
+	}
+	fmt.Fprintf(w, "VERIFY: %d sends (%d frames) in a throwaway network namespace, traced with hook class %s (%s), %s completion, in %.2fs\n",
+		len(res.Cases), frames, p.Class.Letter(), p.Class, p.Completion, res.Seconds)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOGICAL EVENT\tPROMISED\tOBSERVED\tRESULT\tCASES")
+	for _, pr := range res.Promises {
+		verdict := "held"
+		if !pr.Held {
+			verdict = "BROKEN: " + pr.Detail
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", pr.Event, pr.Promised, pr.Observed(), verdict, strings.Join(pr.Cases, ","))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if res.OK {
+		fmt.Fprintln(w, "verified: every promise held")
+		return nil
+	}
+	for _, b := range res.Broken {
+		fmt.Fprintf(w, "BROKEN: %s\n", b)
+	}
+	return nil
 }
 
 func yesNo(f kernel.Feature) string {

@@ -217,15 +217,11 @@ func (l *Lab) PeerStats() (Stats, error) {
 
 // SenderMAC is the sender veth's address.
 func (l *Lab) SenderMAC() (net.HardwareAddr, error) {
-	h, err := l.Handle()
+	h, link, err := l.senderLink()
 	if err != nil {
 		return nil, err
 	}
-	defer h.Close()
-	link, err := h.LinkByName(l.SenderIf)
-	if err != nil {
-		return nil, err
-	}
+	h.Close()
 	return link.Attrs().HardwareAddr, nil
 }
 

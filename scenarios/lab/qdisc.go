@@ -32,15 +32,11 @@ func (l *Lab) Shape(n NIC) error {
 	if n.Rate == 0 {
 		return fmt.Errorf("shape: rate must be positive")
 	}
-	h, err := l.Handle()
+	h, link, err := l.senderLink()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	link, err := h.LinkByName(l.SenderIf)
-	if err != nil {
-		return fmt.Errorf("find %s: %w", l.SenderIf, err)
-	}
 	mtu := uint32(link.Attrs().MTU) + 14
 	if n.Burst == 0 {
 		n.Burst = uint32(n.Rate / 8 / 1000)
@@ -74,6 +70,37 @@ func (l *Lab) Shape(n NIC) error {
 	})
 }
 
+// senderLink is a netlink handle in the sender's namespace and its veth;
+// the caller closes the handle.
+func (l *Lab) senderLink() (*netlink.Handle, netlink.Link, error) {
+	h, err := l.Handle()
+	if err != nil {
+		return nil, nil, err
+	}
+	link, err := h.LinkByName(l.SenderIf)
+	if err != nil {
+		h.Close()
+		return nil, nil, fmt.Errorf("find %s: %w", l.SenderIf, err)
+	}
+	return h, link, nil
+}
+
+// DropAll replaces the sender veth's root qdisc with a pfifo of limit 0.
+// A fifo that may hold nothing has no empty-queue fast path (the kernel
+// allows TCQ_F_CAN_BYPASS only with a limit of one or more), so every frame
+// is dropped at enqueue, inside the sender's dev_queue_xmit: a synchronous
+// drop, -ENOBUFS for a TX ring.
+func (l *Lab) DropAll() error {
+	h, link, err := l.senderLink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return nsexec.Do(l.SenderNS, func() error {
+		return addPfifo(link.Attrs().Index, netlink.HANDLE_ROOT, fifoHandle, 0)
+	})
+}
+
 func addPfifo(ifindex int, parent, handle uint32, limit uint32) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
 	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifindex), Handle: handle, Parent: parent})
@@ -99,15 +126,11 @@ type QdiscStats struct {
 
 // Qdiscs lists the sender veth's qdiscs with their statistics.
 func (l *Lab) Qdiscs() ([]QdiscStats, error) {
-	h, err := l.Handle()
+	h, link, err := l.senderLink()
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	link, err := h.LinkByName(l.SenderIf)
-	if err != nil {
-		return nil, err
-	}
 	qs, err := h.QdiscList(link)
 	if err != nil {
 		return nil, fmt.Errorf("list qdiscs of %s: %w", l.SenderIf, err)

@@ -27,6 +27,7 @@ var rootTestPackages = []testPackage{
 		why: "these subtests assert that the host's kernel refuses fentry and lacks kprobes; the guests' kernels have both"},
 	{dir: "scenarios", skip: "^TestAllScenarios$",
 		why: "the scenarios run separately, under every class"},
+	{dir: "scenarios/verify"},
 }
 
 // TestPackages lists the module-relative directories of the packages whose

@@ -106,6 +106,32 @@ type Row struct {
 	Why       string `json:"why"`
 }
 
+// Logical events whose promises can be checked against what a trace saw
+// (probe --verify, and trace's promise watch): the Event of their rows.
+const (
+	EvCalls           = "sendmsg enter/return"
+	EvPicked          = "frame picked (SEND_REQUEST seen)"
+	EvStatusWrite     = "every frame status write"
+	EvSending         = "frame -> SENDING"
+	EvSendingBypass   = EvSending + " (qdisc bypass)"
+	EvXmit            = "driver xmit (+rc)"
+	EvDrop            = "qdisc/driver drop (reason, location)"
+	EvAvailable       = "frame -> AVAILABLE"
+	EvAvailableDriver = EvAvailable + " (lo, tun: orphaned in the driver)"
+	EvAvailableSweep  = EvAvailable + " (no event at all)"
+	EvRollback        = "frame rolled back to SEND_REQUEST"
+)
+
+// Row returns the plan's row for a logical event.
+func (p *Plan) Row(event string) (Row, bool) {
+	for _, r := range p.Rows {
+		if r.Event == event {
+			return r, true
+		}
+	}
+	return Row{}, false
+}
+
 // StackRange classifies a kernel stack frame: a sleeping sender whose stack
 // holds an address in [Start, End) waits for Reason.
 type StackRange struct {
@@ -337,7 +363,7 @@ func (b *builder) config() {
 }
 
 func (b *builder) calls() {
-	const ev = "sendmsg enter/return"
+	const ev = EvCalls
 	if b.p.Class != Tracepoint {
 		in, out, label, retLabel := b.hookKinds()
 		b.attach(b.variant(label+"_packet_sendmsg"), in, "packet_sendmsg")
@@ -365,7 +391,7 @@ func (b *builder) whyNoFunctionHooks() string {
 }
 
 func (b *builder) picked() {
-	const ev = "frame picked (SEND_REQUEST seen)"
+	const ev = EvPicked
 	if b.p.Class != Tracepoint && b.fn("sock_alloc_send_pskb") {
 		in, _, label, _ := b.hookKinds()
 		b.attach(label+"_sock_alloc_send_pskb", in, "sock_alloc_send_pskb")
@@ -376,12 +402,12 @@ func (b *builder) picked() {
 }
 
 func (b *builder) sending() {
-	const ev = "frame -> SENDING"
+	const ev = EvSending
 	if b.p.Class != Tracepoint {
 		in, out, label, retLabel := b.hookKinds()
 		if b.fn("__packet_set_status") {
 			b.attach(label+"_set_status", in, "__packet_set_status")
-			b.row("every frame status write", label+" __packet_set_status", "exact", "__packet_set_status is not inlined on this kernel")
+			b.row(EvStatusWrite, label+" __packet_set_status", "exact", "__packet_set_status is not inlined on this kernel")
 		}
 		switch {
 		case b.fn("__dev_queue_xmit"):
@@ -399,13 +425,13 @@ func (b *builder) sending() {
 		case b.fn("__dev_direct_xmit"):
 			b.attach(label+"_direct_xmit", in, "__dev_direct_xmit")
 			b.attach(retLabel+"_direct_xmit", out, "__dev_direct_xmit")
-			b.row(ev+" (qdisc bypass)", label+" __dev_direct_xmit", "exact", "PACKET_QDISC_BYPASS sends through dev_direct_xmit")
+			b.row(EvSendingBypass, label+" __dev_direct_xmit", "exact", "PACKET_QDISC_BYPASS sends through dev_direct_xmit")
 		case b.fn("packet_direct_xmit"):
 			b.attach(label+"_direct_xmit_legacy", in, "packet_direct_xmit")
 			b.attach(retLabel+"_direct_xmit_legacy", out, "packet_direct_xmit")
-			b.row(ev+" (qdisc bypass)", label+" packet_direct_xmit", "exact", "PACKET_QDISC_BYPASS sends through po->xmit = packet_direct_xmit (3.14-6.3)")
+			b.row(EvSendingBypass, label+" packet_direct_xmit", "exact", "PACKET_QDISC_BYPASS sends through po->xmit = packet_direct_xmit (3.14-6.3)")
 		default:
-			b.row(ev+" (qdisc bypass)", "ring scan at sendmsg return", "bounded", "no bypass xmit function can be hooked")
+			b.row(EvSendingBypass, "ring scan at sendmsg return", "bounded", "no bypass xmit function can be hooked")
 		}
 		return
 	}
@@ -414,7 +440,7 @@ func (b *builder) sending() {
 		b.row(ev, "tp_btf net_dev_queue (ring skb: "+b.ringSkbTest()+")", "exact",
 			"tpacket_snd and __packet_set_status are inlined/unhookable; net_dev_queue is the first tracepoint after the status write, with tx_ring.head still at the frame")
 	}
-	b.row(ev+" (qdisc bypass)", "ring scan at sendmsg return, or the frame's first later event", "bounded",
+	b.row(EvSendingBypass, "ring scan at sendmsg return, or the frame's first later event", "bounded",
 		"dev_direct_xmit fires no net_dev_*/qdisc tracepoint")
 }
 
@@ -450,7 +476,7 @@ func (b *builder) qdiscAndDriver() {
 	}
 	if b.tp("net_dev_xmit") {
 		b.attach("tp_net_dev_xmit", KindTPBTF, "net_dev_xmit")
-		b.row("driver xmit (+rc)", "tp_btf net_dev_start_xmit / net_dev_xmit", "exact", "driver entry and its NETDEV_TX_* return code")
+		b.row(EvXmit, "tp_btf net_dev_start_xmit / net_dev_xmit", "exact", "driver entry and its NETDEV_TX_* return code")
 	}
 	if b.p.Class != Tracepoint {
 		_, _, _, retLabel := b.hookKinds()
@@ -462,7 +488,7 @@ func (b *builder) qdiscAndDriver() {
 		if !b.p.Config.KfreeHasReason {
 			why += "; no drop reason before Linux 5.17"
 		}
-		b.row("qdisc/driver drop (reason, location)", "tp_btf kfree_skb", "exact", why)
+		b.row(EvDrop, "tp_btf kfree_skb", "exact", why)
 	}
 	if b.tp("consume_skb") {
 		b.attach("tp_consume_skb", KindTPBTF, "consume_skb")
@@ -474,7 +500,7 @@ func (b *builder) qdiscAndDriver() {
 }
 
 func (b *builder) available() {
-	const ev = "frame -> AVAILABLE"
+	const ev = EvAvailable
 	if b.p.Class != Tracepoint {
 		in, _, label, _ := b.hookKinds()
 		if b.p.Config.UargForm {
@@ -501,7 +527,7 @@ func (b *builder) available() {
 		return
 	}
 	b.row(ev, "tp_btf kfree_skb/consume_skb of a ring skb", "exact", "the completion runs right after the free tracepoint")
-	b.row(ev+" (lo, tun: orphaned in the driver)", "status read at tp_btf net_dev_xmit", "bounded", "skb_orphan() has no tracepoint; bounded by net_dev_start_xmit")
+	b.row(EvAvailableDriver, "status read at tp_btf net_dev_xmit", "bounded", "skb_orphan() has no tracepoint; bounded by net_dev_start_xmit")
 	b.row(ev+" (orphaned elsewhere, "+map[bool]string{true: "uarg page copies", false: "IP receive"}[b.p.Config.UargForm]+")", "status read at the skb's later free, or the sweep", "bounded", "no tracepoint at the orphan; bounded by the last time the frame was seen SENDING")
 }
 
@@ -509,7 +535,7 @@ func (b *builder) rollback() {
 	if b.p.Class != Tracepoint && b.fn("__packet_set_status") {
 		return // covered by the status-write row
 	}
-	b.row("frame rolled back to SEND_REQUEST", "drop event + status read at sendmsg return", "bounded", "tpacket_snd writes SEND_REQUEST back at out_status after a synchronous drop; no hook at the write")
+	b.row(EvRollback, "drop event + status read at sendmsg return", "bounded", "tpacket_snd writes SEND_REQUEST back at out_status after a synchronous drop; no hook at the write")
 	b.row("frame -> WRONG_FORMAT", "status read at sendmsg return", "bounded", "tpacket_snd writes WRONG_FORMAT at out_status (EMSGSIZE); no hook at the write")
 }
 
@@ -560,9 +586,9 @@ func (b *builder) sweep() {
 	}
 	switch {
 	case b.p.Config.UargViaKfree:
-		b.row("frame -> AVAILABLE (no event at all)", "sweep: status re-read of SENDING frames every interval", "bounded", "a safety net: every completion should have come from the exact hook above, so one found here breaks that promise (trace warns)")
+		b.row(EvAvailableSweep, "sweep: status re-read of SENDING frames every interval", "bounded", "a safety net: every completion should have come from the exact hook above, so one found here breaks that promise (trace warns)")
 	case b.p.Config.AvailViaTP:
-		b.row("frame -> AVAILABLE (no event at all)", "sweep: status re-read of SENDING frames every interval", "bounded", "catches completions no hook shows; bounded by the previous read")
+		b.row(EvAvailableSweep, "sweep: status re-read of SENDING frames every interval", "bounded", "catches completions no hook shows; bounded by the previous read")
 	}
 }
 

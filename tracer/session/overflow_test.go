@@ -32,7 +32,7 @@ func TestRingBufferOverflow(t *testing.T) {
 	if sum.Frames != frames {
 		t.Fatalf("sent %d frames", sum.Frames)
 	}
-	col := &collector{}
+	col := &session.Collector{}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := sess.Run(ctx, col, nil); err != nil {
@@ -40,7 +40,7 @@ func TestRingBufferOverflow(t *testing.T) {
 	}
 	st := sess.Stats()
 	got := 0
-	for _, e := range col.evs {
+	for _, e := range col.Events() {
 		if e.Kind == event.FrameState {
 			got++
 		}

@@ -270,6 +270,31 @@ type Sink interface {
 // batchSize is how many events the reader hands to Run's loop at once.
 const batchSize = 512
 
+// Collector is a Sink that keeps every event, for callers that judge a
+// whole trace once it has ended (probe --verify, tests).
+type Collector struct {
+	mu  sync.Mutex
+	evs []event.Event
+}
+
+// Event keeps a copy of e.
+func (c *Collector) Event(e *event.Event) error {
+	c.mu.Lock()
+	c.evs = append(c.evs, *e)
+	c.mu.Unlock()
+	return nil
+}
+
+// Flush does nothing: the events are kept.
+func (c *Collector) Flush() error { return nil }
+
+// Events returns the events kept so far, in delivery order.
+func (c *Collector) Events() []event.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evs
+}
+
 // batcher is the reader side of Run: it decodes records into batches of
 // events, reusing the batches the loop is done with. Decode errors are
 // counted here and published with each batch. add and take belong to the

@@ -30,25 +30,11 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// collector is a Sink that keeps every event.
-type collector struct {
-	mu  sync.Mutex
-	evs []event.Event
-}
-
-func (c *collector) Event(e *event.Event) error {
-	c.mu.Lock()
-	c.evs = append(c.evs, *e)
-	c.mu.Unlock()
-	return nil
-}
-func (c *collector) Flush() error { return nil }
-
 type tracer struct {
 	sess   *session.Session
 	cancel context.CancelFunc
 	done   chan error
-	col    *collector
+	col    *session.Collector
 	plan   *plan.Plan
 }
 
@@ -77,7 +63,7 @@ func startTracer(t *testing.T, class plan.Class, f session.Filter) *tracer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: &collector{}, plan: o.Plan}
+	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: &session.Collector{}, plan: o.Plan}
 	go func() { tr.done <- sess.Run(ctx, tr.col, nil) }()
 	t.Cleanup(func() { tr.stop(t) })
 	return tr
@@ -99,7 +85,7 @@ func (tr *tracer) stop(t *testing.T) []event.Event {
 		tr.sess.Close()
 		tr.cancel = nil
 	}
-	return tr.col.evs
+	return tr.col.Events()
 }
 
 type frameID struct {
@@ -556,7 +542,7 @@ func startRawTrace(t *testing.T, sweep time.Duration) *rawTrace {
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &rawTrace{sess: sess, enter: make(chan event.Event, 1), cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		rt.done <- sess.Run(ctx, &collector{}, func(b []byte) error {
+		rt.done <- sess.Run(ctx, &session.Collector{}, func(b []byte) error {
 			e, err := event.Decode(b)
 			if err != nil {
 				return err

@@ -1,0 +1,110 @@
+package verify
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+)
+
+// testPlan promises exact SENDING and AVAILABLE, bounded bypass SENDING.
+func testPlan() *plan.Plan {
+	return &plan.Plan{Rows: []plan.Row{
+		{Event: plan.EvCalls, Hook: "syscalls", Precision: "exact"},
+		{Event: plan.EvSending, Hook: "net_dev_queue", Precision: "exact"},
+		{Event: plan.EvSendingBypass, Hook: "ring scan", Precision: "bounded"},
+		{Event: plan.EvAvailable, Hook: "kfree", Precision: "exact"},
+		{Event: plan.EvXmit, Hook: "net_dev_start_xmit", Precision: "unavailable"},
+	}}
+}
+
+func frame(ts uint64, idx uint32, st event.State, prec event.Precision, cause event.Cause) event.Event {
+	return event.Event{Kind: event.FrameState, TS: ts, PID: 7, Frame: idx, New: st, Prec: prec, Cause: cause}
+}
+
+func ret(ts uint64, v int64) event.Event {
+	return event.Event{Kind: event.SendmsgReturn, TS: ts, PID: 7, A: [3]uint64{uint64(v)}}
+}
+
+func TestJudgeHeld(t *testing.T) {
+	s := []Send{{Case: "veth", Start: 10, End: 100, Rets: []int64{200}, Frames: []uint32{0, 1},
+		Completed: map[uint32]bool{0: true, 1: true}, NFrames: 2}}
+	evs := []event.Event{
+		frame(11, 0, event.Sending, event.Exact, 0), frame(12, 0, event.Available, event.Exact, 0),
+		frame(13, 1, event.Sending, event.Exact, 0), frame(14, 1, event.Available, event.Exact, 0),
+		ret(15, 200),
+		// Another case's, outside the window.
+		frame(200, 1, event.Available, event.Bounded, event.CauseScan),
+	}
+	res := Judge(testPlan(), s, evs, 7)
+	if !res.OK || len(res.Broken) != 0 {
+		t.Fatalf("broken: %v", res.Broken)
+	}
+	for _, pr := range res.Promises {
+		if pr.Event == plan.EvXmit {
+			t.Errorf("an unavailable row was judged: %+v", pr)
+		}
+		if pr.Event == plan.EvAvailable && (pr.Exact != 2 || pr.Bounded != 0) {
+			t.Errorf("AVAILABLE: %+v", pr)
+		}
+	}
+}
+
+func TestJudgeBrokenExactPromise(t *testing.T) {
+	s := []Send{{Case: "lo", Lo: true, Start: 10, End: 100, Rets: []int64{100}, Frames: []uint32{0},
+		Completed: map[uint32]bool{0: true}, NFrames: 1}}
+	evs := []event.Event{
+		frame(11, 0, event.Sending, event.Bounded, event.CauseTaken),
+		frame(12, 0, event.Available, event.Bounded, event.CauseScan),
+		ret(15, 100),
+	}
+	res := Judge(testPlan(), s, evs, 7)
+	if res.OK {
+		t.Fatal("bounded observations of exact promises passed")
+	}
+	want := map[string]string{plan.EvSending: "1 bounded (taken-unseen in lo)", plan.EvAvailable: "1 bounded (status-read in lo)"}
+	for ev, d := range want {
+		found := false
+		for _, b := range res.Broken {
+			found = found || (strings.HasPrefix(b, ev+":") && strings.Contains(b, d))
+		}
+		if !found {
+			t.Errorf("no broken line for %s with %q: %v", ev, d, res.Broken)
+		}
+	}
+}
+
+func TestJudgeBoundedPromiseNeedsAnEvent(t *testing.T) {
+	s := []Send{{Case: "bypass", Bypass: true, Start: 10, End: 100, Rets: []int64{100, 0}, Frames: []uint32{0},
+		Completed: map[uint32]bool{0: true}, NFrames: 1}}
+	// An exact observation keeps a bounded promise; nothing seen breaks it,
+	// and a missing return breaks the calls' promise.
+	evs := []event.Event{frame(12, 0, event.Available, event.Exact, 0), ret(15, 100)}
+	res := Judge(testPlan(), s, evs, 7)
+	if res.OK {
+		t.Fatal("an unseen SENDING passed")
+	}
+	var sending, calls *Promise
+	for i := range res.Promises {
+		switch res.Promises[i].Event {
+		case plan.EvSendingBypass:
+			sending = &res.Promises[i]
+		case plan.EvCalls:
+			calls = &res.Promises[i]
+		}
+	}
+	if sending == nil || sending.Held || sending.NotSeen != 1 || !strings.Contains(sending.Detail, "1 not seen in bypass") {
+		t.Errorf("bypass SENDING: %+v", sending)
+	}
+	if calls == nil || calls.Held || calls.Exact != 1 || calls.NotSeen != 1 {
+		t.Errorf("calls: %+v", calls)
+	}
+}
+
+func TestJudgeCaseError(t *testing.T) {
+	res := Judge(testPlan(), []Send{{Case: "qdisc-drop", Error: "boom"}}, nil, 7)
+	if res.OK || len(res.Broken) == 0 || !strings.Contains(res.Broken[0], "qdisc-drop did not run: boom") {
+		t.Errorf("%+v", res)
+	}
+}
