@@ -96,4 +96,34 @@ static __always_inline struct tpacket_uarg *tpacket_uarg_of(struct skb_shared_in
 	return (struct tpacket_uarg *)arg;
 }
 
+/*
+ * PACKET_QDISC_BYPASS: a bit of po->flags (enum packet_sock_flags) since 6.4
+ * ("net/packet: remove po->xmit"); before, po->xmit == packet_direct_xmit
+ * (direct_xmit_addr, a text symbol).
+ */
+enum packet_sock_flags {
+	PACKET_SOCK_QDISC_BYPASS = 6,
+};
+
+struct packet_sock___flags {
+	unsigned long flags;
+} __attribute__((preserve_access_index));
+
+struct packet_sock___xmit {
+	void *xmit;
+} __attribute__((preserve_access_index));
+
+static __always_inline int qdisc_bypass(struct packet_sock *po, __u64 direct_xmit_addr)
+{
+	struct packet_sock___flags *pf = (void *)po;
+	struct packet_sock___xmit *px = (void *)po;
+
+	if (bpf_core_enum_value_exists(enum packet_sock_flags, PACKET_SOCK_QDISC_BYPASS) &&
+	    bpf_core_field_exists(pf->flags))
+		return (BPF_CORE_READ(pf, flags) >> bpf_core_enum_value(enum packet_sock_flags, PACKET_SOCK_QDISC_BYPASS)) & 1;
+	if (bpf_core_field_exists(px->xmit))
+		return direct_xmit_addr && (__u64)BPF_CORE_READ(px, xmit) == direct_xmit_addr;
+	return 0;
+}
+
 #endif /* __RINGTRACE_CORE_FIXES_H__ */

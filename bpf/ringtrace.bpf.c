@@ -1291,6 +1291,7 @@ static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, 
 	ev_sock(e, sk, ss);
 	e->a[0] = flags;
 	e->a[1] = r.head;
+	e->a[2] = qdisc_bypass((struct packet_sock *)sk, cfg.direct_xmit_addr);
 	e->scan = s;
 	e->frame = r.head;
 	ev_dev(e, ss, BPF_CORE_READ((struct packet_sock *)sk, cached_dev));

@@ -20,7 +20,7 @@
 
 /* Logical events, independent of the hook that observed them. */
 enum rt_kind {
-	RT_SENDMSG_ENTER = 1, /* a[0]=flags a[1]=head, ring scan in scan */
+	RT_SENDMSG_ENTER = 1, /* a[0]=flags a[1]=head a[2]=PACKET_QDISC_BYPASS set, ring scan in scan */
 	RT_SENDMSG_RETURN = 2, /* a[0]=ret (s64), a[1]=head, a[2]=entry ts, scan, n=frames taken */
 	RT_FRAME_STATE = 3, /* old -> new state of one frame */
 	RT_QDISC_ENQUEUE = 4, /* a[0]=qdisc handle a[1]=qlen|backlog<<32 */
@@ -165,6 +165,7 @@ struct rt_config {
 	__u64 uarg_complete_addr; /* tpacket_ubuf_complete on uarg kernels, else 0 */
 	__u32 uarg_complete_len; /* its length in bytes: kfree call sites inside it */
 	__u32 pad1;
+	__u64 direct_xmit_addr; /* packet_direct_xmit (po->xmit of a bypass socket before 6.4), else 0 */
 	__u32 filter_pid; /* 0: any */
 	__u32 max_scan; /* frames a ring scan looks at */
 	__u32 events; /* bit (1 << rt_kind) set: emit that kind */

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf/btf"
@@ -19,6 +20,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -119,6 +121,9 @@ func (r *Runner) Run(ctx context.Context, s *Scenario) (res *Result) {
 	fmt.Fprintf(r.o.Log, "lab: netns %s / %s, veth %s -> %s, %s\n", l.SenderNSName(), l.PeerNSName(), l.SenderIf, l.PeerIf, shape)
 	env := &Env{r: r, s: s, res: res, Lab: l, Params: res.Params, Log: r.o.Log}
 	exps, err := s.Run(ctx, env)
+	if len(exps) > 0 {
+		exps = append(exps, promisesHeld(env.promises))
+	}
 	res.Expectations = exps
 	if err != nil {
 		res.Error = err.Error()
@@ -146,6 +151,8 @@ type Env struct {
 	Lab    *lab.Lab
 	Params Params
 	Log    io.Writer
+	// promises are the plan's exact promises as each trace kept them.
+	promises []promise.Tally
 }
 
 // Trace runs send while tracing this process, waits for the frames'
@@ -192,7 +199,10 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		after = holders.DefaultStuckAfter
 	}
 	watch := holders.NewWatcher(after, e.Log, walker.Walk)
-	sink := &builderSink{b: builder, addrs: addrs, watch: watch}
+	promises := promise.New(r.plan, func(s string) {
+		fmt.Fprintf(e.Log, "ringtrace: WARNING: broken promise: %s; has the kernel changed? run `ringtrace probe --verify`\n", s)
+	})
+	sink := &builderSink{b: builder, addrs: addrs, watch: watch, promises: promises}
 	go func() { done <- sess.Run(runCtx, sink, raw) }()
 	stopWatch := watch.Start(runCtx, 20*time.Millisecond)
 	sendErr := send(ctx)
@@ -213,10 +223,13 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		builder.AddSnapshot(sn)
 	}
 	builder.SetGaps(st.Lost, st.Duplicates, st.Missed)
+	builder.SetPromises(promises.Tallies())
+	e.promises = append(e.promises, promises.Tallies()...)
 	rep := builder.Finish()
 	rep.Kernel, rep.Class, rep.Completion = r.facts.Release, string(r.plan.Class), r.plan.Completion
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after)}
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
+			Promises: promises.Tallies()}
 		for a := range addrs {
 			tr.Symbols[a] = r.names.Symbol(a)
 		}
@@ -240,15 +253,39 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	return rep, ctx.Err()
 }
 
+// promisesHeld is every scenario's last expectation: the plan's exact hooks
+// saw the frames (at most promise.Threshold of any promise's events
+// reconstructed). A kernel that changed under the plan fails here even when
+// the reconstructed timelines would pass the scenario's own checks.
+func promisesHeld(ts []promise.Tally) Expectation {
+	var kept, recon uint64
+	var broken []string
+	for _, t := range ts {
+		kept += t.Kept
+		recon += t.Reconstructed
+		if t.Broken() {
+			broken = append(broken, t.String())
+		}
+	}
+	measured := fmt.Sprintf("%d events as promised, %d reconstructed", kept, recon)
+	if len(broken) > 0 {
+		measured = strings.Join(broken, "; ")
+	}
+	return pass("the attach plan's exact hooks saw the frames (its promises held)", len(broken) == 0,
+		measured, fmt.Sprintf("<= %.0f %% of any promise's events reconstructed", 100*promise.Threshold))
+}
+
 type builderSink struct {
-	b     *report.Builder
-	addrs map[uint64]bool
-	watch *holders.Watcher
+	b        *report.Builder
+	addrs    map[uint64]bool
+	watch    *holders.Watcher
+	promises *promise.Watch
 }
 
 func (s *builderSink) Event(e *event.Event) error {
 	s.b.Add(e)
 	s.watch.Event(e)
+	s.promises.Event(e)
 	if s.addrs != nil && (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 {
 		s.addrs[e.A[1]] = true
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -393,6 +394,8 @@ func runTrace(c *cli.Context) error {
 	if recFile != nil {
 		sinks = append(sinks, addrs)
 	}
+	promises := promise.New(ts.plan, warnPromise(os.Stderr))
+	sinks = append(sinks, promises)
 	after, _ := stuckAfter(c)
 	walker := ts.walker()
 	defer walker.Close()
@@ -422,7 +425,8 @@ func runTrace(c *cli.Context) error {
 	}
 	st := ts.sess.Stats()
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after)}
+		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
+			Promises: promises.Tallies()}
 		for a := range addrs {
 			if n := nm.Symbol(a); n != "" {
 				tr.Symbols[a] = n
@@ -453,6 +457,7 @@ func runTrace(c *cli.Context) error {
 			builder.AddSnapshot(s)
 		}
 		builder.SetGaps(st.Lost, st.Duplicates, st.Missed)
+		builder.SetPromises(promises.Tallies())
 		rep = builder.Finish()
 		rep.Kernel, rep.Class, rep.Completion = ts.facts.Release, string(ts.plan.Class), ts.plan.Completion
 	}
@@ -465,11 +470,11 @@ func runTrace(c *cli.Context) error {
 		if err := rep.WriteText(out, report.TextOptions{}); err != nil && runErr == nil {
 			runErr = err
 		}
-		writeTextSummary(out, st)
+		writeTextSummary(out, st, promises.Tallies())
 	case c.Bool("json"):
-		writeJSONSummary(out, st)
+		writeJSONSummary(out, st, promises.Tallies())
 	default:
-		writeTextSummary(out, st)
+		writeTextSummary(out, st, promises.Tallies())
 	}
 	if err := out.Flush(); err != nil && runErr == nil {
 		runErr = err
@@ -561,6 +566,7 @@ type summaryJSON struct {
 	Decode     uint64            `json:"decode_errors"`
 	Overflow   map[string]uint64 `json:"overflow,omitempty"`
 	Missed     map[string]uint64 `json:"missed_runs,omitempty"`
+	Promises   []promise.Tally   `json:"promises,omitempty"`
 }
 
 func kindCounts(m map[event.Kind]uint64) map[string]uint64 {
@@ -571,14 +577,22 @@ func kindCounts(m map[event.Kind]uint64) map[string]uint64 {
 	return out
 }
 
-func writeJSONSummary(w io.Writer, st session.Stats) {
+func writeJSONSummary(w io.Writer, st session.Stats, promises []promise.Tally) {
 	b, _ := json.Marshal(summaryJSON{Event: "summary", Lost: st.Lost, LostByKind: kindCounts(st.LostByKind),
 		Events: st.Events, PerKind: kindCounts(st.PerKind), Duplicates: st.Duplicates, Late: st.Late,
-		Decode: st.Decode, Overflow: st.Overflow, Missed: st.Missed})
+		Decode: st.Decode, Overflow: st.Overflow, Missed: st.Missed, Promises: promises})
 	fmt.Fprintf(w, "%s\n", b)
 }
 
-func writeTextSummary(w io.Writer, st session.Stats) {
+// warnPromise prints, once per promise, that the plan's exact hook is no
+// longer what sees the events: the kernel may have changed under the plan.
+func warnPromise(w io.Writer) func(string) {
+	return func(s string) {
+		fmt.Fprintf(w, "ringtrace: WARNING: broken promise: %s; has the kernel changed? run `ringtrace probe --verify`\n", s)
+	}
+}
+
+func writeTextSummary(w io.Writer, st session.Stats, promises []promise.Tally) {
 	fmt.Fprintf(w, "--- %d events", st.Events)
 	var ks []string
 	for k, v := range st.PerKind {
@@ -599,4 +613,12 @@ func writeTextSummary(w io.Writer, st session.Stats) {
 		fmt.Fprintf(w, ", hook runs the kernel skipped: %s", report.MissedString(st.Missed))
 	}
 	fmt.Fprintln(w)
+	for _, t := range promises {
+		switch {
+		case t.Broken():
+			fmt.Fprintf(w, "--- BROKEN PROMISE %s\n", t)
+		case t.Reconstructed > 0:
+			fmt.Fprintf(w, "--- reconstructed %s\n", t)
+		}
+	}
 }

@@ -70,14 +70,7 @@ type judge struct {
 // for is the promise it is held to; rows the plan marks unavailable promise
 // nothing.
 func (j *judge) observe(c string, e *event.Event, candidates ...string) {
-	var row plan.Row
-	found := false
-	for _, ev := range candidates {
-		if r, ok := j.p.Row(ev); ok {
-			row, found = r, true
-			break
-		}
-	}
+	row, found := j.p.FirstRow(candidates...)
 	if !found || (row.Precision != "exact" && row.Precision != "bounded") {
 		return
 	}
@@ -203,26 +196,28 @@ func (j *judge) send(s Send, evs []event.Event) {
 		}
 		j.observe(s.Case, seen, plan.EvCalls)
 	}
-	sending := []string{plan.EvSending, plan.EvStatusWrite}
-	if s.Bypass {
-		sending = []string{plan.EvSendingBypass, plan.EvStatusWrite}
+	// A transition is held to the promise of how it was seen (a bounded
+	// completion found at the driver's return is lo's promise, say); one
+	// not seen at all to the promise of the main path.
+	transition := func(idx uint32, match func(*event.Event) bool, unseen event.Event) {
+		e := firstFrame(evs, idx, match)
+		if e != nil {
+			unseen = *e
+		}
+		j.observe(s.Case, e, plan.Promise(&unseen, s.Bypass)...)
 	}
-	available := []string{plan.EvAvailable}
-	if s.Lo {
-		available = []string{plan.EvAvailableDriver, plan.EvAvailable}
-	}
+	sending := event.Event{Kind: event.FrameState, New: event.Sending, Prec: event.Exact}
+	available := event.Event{Kind: event.FrameState, New: event.Available, Prec: event.Exact}
+	rollback := event.Event{Kind: event.FrameState, New: event.SendRequest, Cause: event.CauseRollback}
 	for _, idx := range s.Frames {
-		j.observe(s.Case, firstFrame(evs, idx, func(e *event.Event) bool { return e.New == event.Sending }), sending...)
-		if s.Completed[idx] {
-			j.observe(s.Case, firstFrame(evs, idx, func(e *event.Event) bool { return e.New == event.Available }), available...)
+		transition(idx, func(e *event.Event) bool { return e.New == event.Sending }, sending)
+		// A dropped frame completes (and is rolled back) at once.
+		if s.Completed[idx] || s.Drop {
+			transition(idx, func(e *event.Event) bool { return e.New == event.Available }, available)
 		}
 		if s.Drop {
-			j.observe(s.Case, firstFrame(evs, idx, func(e *event.Event) bool {
-				return e.New == event.SendRequest && e.Cause == event.CauseRollback
-			}), plan.EvRollback, plan.EvStatusWrite)
+			transition(idx, func(e *event.Event) bool { return e.New == event.SendRequest && e.Cause == event.CauseRollback }, rollback)
 			j.observe(s.Case, first(evs, func(e *event.Event) bool { return e.Kind == event.Drop && e.Frame == idx }), plan.EvDrop)
-			// The drop's completion (AVAILABLE, then rolled back).
-			j.observe(s.Case, firstFrame(evs, idx, func(e *event.Event) bool { return e.New == event.Available }), plan.EvAvailable)
 		}
 		if !s.Bypass && !s.Drop {
 			j.observe(s.Case, first(evs, func(e *event.Event) bool { return e.Kind == event.XmitStart && e.Frame == idx }), plan.EvXmit)

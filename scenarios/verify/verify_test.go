@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -28,12 +29,15 @@ func options(t *testing.T, class plan.Class) verify.Options {
 	return verify.Options{Facts: facts, BTF: spec, Plan: p}
 }
 
+// netnsNames lists the lab namespaces this process made (other processes
+// on the machine may be running labs of their own).
 func netnsNames(t *testing.T) map[string]bool {
 	t.Helper()
 	m := map[string]bool{}
 	ents, _ := os.ReadDir("/run/netns")
+	mine := fmt.Sprintf("%s%d-", lab.Prefix, os.Getpid())
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), lab.Prefix) {
+		if strings.HasPrefix(e.Name(), mine) {
 			m[e.Name()] = true
 		}
 	}

@@ -74,6 +74,7 @@ type RingtraceRtConfig struct {
 	UargCompleteAddr uint64
 	UargCompleteLen  uint32
 	Pad1             uint32
+	DirectXmitAddr   uint64
 	FilterPid        uint32
 	MaxScan          uint32
 	Events           uint32

@@ -178,6 +178,10 @@ func putCString(dst []int8, s string) {
 // Ret is a sendmsg return value or a driver/xmit return code.
 func (e *Event) Ret() int64 { return int64(e.A[0]) }
 
+// QdiscBypass reports whether a sendmsg entry's socket sends with
+// PACKET_QDISC_BYPASS: its frames pass no qdisc and no net_dev tracepoint.
+func (e *Event) QdiscBypass() bool { return e.Kind == SendmsgEnter && e.A[2] != 0 }
+
 // HasFrame reports whether the event names a ring frame.
 func (e *Event) HasFrame() bool { return e.Frame != NoFrame }
 

@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -156,5 +157,55 @@ func TestNormalizerSplitsUnseenSending(t *testing.T) {
 	}
 	if a.Old != event.Sending || a.New != event.Available || a.Prec != event.Exact || a.A != [3]uint64{7, 8, 0} {
 		t.Errorf("AVAILABLE %+v", a)
+	}
+}
+
+// TestNormalizerFindsCompletionsAtReturn: a blocking call returns with the
+// whole ring scanned and no frame SENDING, but no hook reported frame 2's
+// completion (a kprobe run the kernel skipped, on a kernel without the
+// in-kernel walk at the return): it is reported there, bounded by its
+// SENDING, before the return. A frame another thread sent is left alone,
+// and a scan that still sees frames SENDING proves nothing.
+func TestNormalizerFindsCompletionsAtReturn(t *testing.T) {
+	const sk = 0xa
+	sending := func(ts uint64, frame, tid uint32) event.Event {
+		return event.Event{Kind: event.FrameState, TS: ts, Sk: sk, TID: tid, Frame: frame, Old: event.SendRequest, New: event.Sending}
+	}
+	avail := func(ts uint64, frame uint32) event.Event {
+		return event.Event{Kind: event.FrameState, TS: ts, Sk: sk, TID: 1, Frame: frame, Old: event.Sending, New: event.Available}
+	}
+	ret := func(ts uint64, scanSending uint32) event.Event {
+		return event.Event{Kind: event.SendmsgReturn, TS: ts, Sk: sk, TID: 1,
+			Scan: event.Scan{Frames: 4, Scanned: 4, Sending: scanSending, Available: 4 - scanSending}}
+	}
+	in := []event.Event{
+		sending(10, 0, 1), sending(11, 1, 1), sending(12, 2, 1), sending(13, 3, 9),
+		avail(20, 0), ret(25, 2), // frames 2 (thread 1) and 3 (thread 9) still SENDING: nothing to find
+		avail(30, 1), ret(40, 0),
+		avail(50, 2), // the sweep, later: a duplicate
+	}
+	n := event.NewNormalizer()
+	var got []string
+	for i := range in {
+		n.Process(&in[i], func(e *event.Event) error {
+			s := fmt.Sprintf("%s@%d", e.Kind, e.TS)
+			if e.Kind == event.FrameState {
+				s = fmt.Sprintf("#%d %s %s [%d,%d] %s", e.Frame, e.New, e.Prec, e.TSLo, e.TS, e.Cause)
+			}
+			got = append(got, s)
+			return nil
+		})
+	}
+	want := []string{
+		"#0 SENDING exact [0,10] ", "#1 SENDING exact [0,11] ", "#2 SENDING exact [0,12] ", "#3 SENDING exact [0,13] ",
+		"#0 AVAILABLE exact [0,20] ", "sendmsg_return@25",
+		"#1 AVAILABLE exact [0,30] ",
+		"#2 AVAILABLE bounded [12,40] status-read", "sendmsg_return@40",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n.FoundAtReturn != 1 || n.Duplicates != 1 {
+		t.Errorf("found at return %d, duplicates %d; want 1, 1", n.FoundAtReturn, n.Duplicates)
 	}
 }

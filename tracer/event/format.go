@@ -300,6 +300,9 @@ func (f *Formatter) AppendText(dst []byte, e *Event) []byte {
 	switch e.Kind {
 	case SendmsgEnter:
 		b = appendMsgFlags(append(b, "sendmsg enter    flags="...), e.A[0])
+		if e.QdiscBypass() {
+			b = append(b, " qdisc-bypass"...)
+		}
 		num(" head=", uint64(e.Scan.Head))
 		num(" SEND_REQUEST=", uint64(e.Scan.SendRequest))
 		num(" (run of ", uint64(e.Scan.RunSendRequest))

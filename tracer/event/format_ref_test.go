@@ -147,8 +147,12 @@ func (f *refFormatter) Text(e *Event) string {
 	}
 	switch e.Kind {
 	case SendmsgEnter:
-		fmt.Fprintf(&b, "sendmsg enter    flags=%s head=%d SEND_REQUEST=%d (run of %d from head) SENDING=%d AVAILABLE=%d",
-			refMsgFlags(e.A[0]), e.Scan.Head, e.Scan.SendRequest, e.Scan.RunSendRequest, e.Scan.Sending, e.Scan.Available)
+		bypass := ""
+		if e.A[2] != 0 {
+			bypass = " qdisc-bypass"
+		}
+		fmt.Fprintf(&b, "sendmsg enter    flags=%s%s head=%d SEND_REQUEST=%d (run of %d from head) SENDING=%d AVAILABLE=%d",
+			refMsgFlags(e.A[0]), bypass, e.Scan.Head, e.Scan.SendRequest, e.Scan.RunSendRequest, e.Scan.Sending, e.Scan.Available)
 		if e.Scan.WrongFormat > 0 {
 			fmt.Fprintf(&b, " WRONG_FORMAT=%d", e.Scan.WrongFormat)
 		}
@@ -367,6 +371,9 @@ func (f *refFormatter) AppendJSON(dst []byte, e *Event) []byte {
 	case SendmsgEnter:
 		w.u("flags", e.A[0])
 		w.bool("dontwait", e.A[0]&unix.MSG_DONTWAIT != 0)
+		if e.A[2] != 0 {
+			w.bool("qdisc_bypass", true)
+		}
 		w.scan(e.Scan)
 		sockState()
 	case SendmsgReturn:

@@ -2,12 +2,9 @@ package event_test
 
 import (
 	"bytes"
-	"errors"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,18 +31,10 @@ func replayOutput(t testing.TB, path string) (text, jsonl []byte) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var evs []event.Event
-	for {
-		e, err := r.NextEvent()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, e)
+	evs, err := r.Events(0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS < evs[j].TS })
 	// Names from the trailer: only known once the records were read.
 	names := report.NamesFromRecording(r)
 	tf := event.NewFormatter(r.Header.Monotonic, names)

@@ -118,6 +118,9 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	case SendmsgEnter:
 		w.u("flags", e.A[0])
 		w.bool("dontwait", e.A[0]&unix.MSG_DONTWAIT != 0)
+		if e.QdiscBypass() {
+			w.bool("qdisc_bypass", true)
+		}
 		w.scan(e.Scan)
 		sockState()
 	case SendmsgReturn:

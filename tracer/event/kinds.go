@@ -166,6 +166,10 @@ const (
 	CauseScan     = Cause(bpfobj.RingtraceRtCauseRT_C_SCAN)
 	CauseUser     = Cause(bpfobj.RingtraceRtCauseRT_C_USER)
 	CauseTaken    = Cause(bpfobj.RingtraceRtCauseRT_C_TAKEN)
+	// CauseDriverOrphan: completed inside the driver (lo, tun), read at
+	// the driver's return; CauseOrphaned: orphaned elsewhere, read later.
+	CauseDriverOrphan = Cause(bpfobj.RingtraceRtCauseRT_C_DRIVER_ORPHAN)
+	CauseOrphaned     = Cause(bpfobj.RingtraceRtCauseRT_C_ORPHANED)
 )
 
 func (c Cause) String() string {
@@ -177,6 +181,9 @@ func (c Cause) String() string {
 
 // Hook is the hook family that produced an event.
 type Hook uint8
+
+// HookSweep: found by the periodic sweep of SENDING frames.
+const HookSweep = Hook(bpfobj.RingtraceRtHookRT_H_SWEEP)
 
 func (h Hook) String() string {
 	switch h {

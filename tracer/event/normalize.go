@@ -1,5 +1,7 @@
 package event
 
+import "slices"
+
 // Normalizer turns the raw event stream into the logical one, the same way
 // live and when a recording is replayed:
 //
@@ -12,12 +14,21 @@ package event
 //     it can have become SENDING: it is reported as the two transitions,
 //     SENDING bounded in [A[2], ts], then AVAILABLE;
 //   - frame transitions two hooks raced to report (same frame, same new
-//     state) are reported once.
+//     state) are reported once;
+//   - a sendmsg return whose ring scan saw the whole ring with no frame
+//     SENDING proves that every frame its thread sent had completed by then:
+//     a completion no hook reported (a kprobe the kernel skipped, on kernels
+//     without the in-kernel walk at the return) is reported there, bounded
+//     by when the frame was last seen SENDING, and counted in FoundAtReturn.
 //
 // Events must be passed in timestamp order.
 type Normalizer struct {
-	frames     map[frameKey]frameMem
-	Duplicates uint64
+	frames map[frameKey]frameMem
+	// sending counts each socket's frames in SENDING, so that a return
+	// only walks frames when some may have completed unseen.
+	sending       map[uint64]int
+	Duplicates    uint64
+	FoundAtReturn uint64
 	// The events expandScan and splitCompletion emit, reused: emit does
 	// not keep them.
 	implied Event
@@ -31,11 +42,14 @@ type frameKey struct {
 
 type frameMem struct {
 	state State
+	tid   uint32 // the thread whose event reported it
 	ts    uint64 // when state was reached
 }
 
 // NewNormalizer returns an empty normalizer.
-func NewNormalizer() *Normalizer { return &Normalizer{frames: map[frameKey]frameMem{}} }
+func NewNormalizer() *Normalizer {
+	return &Normalizer{frames: map[frameKey]frameMem{}, sending: map[uint64]int{}}
+}
 
 // Process passes e (and the events it implies) to emit. An event passed
 // to emit is only valid during that call: emit copies what it keeps.
@@ -51,19 +65,67 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 			return n.splitCompletion(e, emit)
 		}
 		k := frameKey{e.Sk, e.Frame}
-		if prev, ok := n.frames[k]; ok && prev.state == e.New {
+		prev, ok := n.frames[k]
+		if ok && prev.state == e.New {
 			n.Duplicates++
 			return nil
 		}
-		n.frames[k] = frameMem{state: e.New, ts: e.TS}
+		n.set(k, prev.state, frameMem{state: e.New, tid: e.TID, ts: e.TS})
+	case SendmsgReturn:
+		if err := n.foundAtReturn(e, emit); err != nil {
+			return err
+		}
 	case SockGone:
 		for k := range n.frames {
 			if k.sk == e.Sk {
 				delete(n.frames, k)
 			}
 		}
+		delete(n.sending, e.Sk)
 	}
 	return emit(e)
+}
+
+// set records a frame's new state, keeping the socket's SENDING count.
+func (n *Normalizer) set(k frameKey, old State, m frameMem) {
+	if old == Sending {
+		n.sending[k.sk]--
+	}
+	if m.state == Sending {
+		n.sending[k.sk]++
+	}
+	n.frames[k] = m
+}
+
+// foundAtReturn reports, before a sendmsg return whose scan of the whole
+// ring found no frame SENDING, the completion of every frame the returning
+// thread sent that the events still hold SENDING.
+func (n *Normalizer) foundAtReturn(e *Event, emit func(*Event) error) error {
+	s := e.Scan
+	if n.sending[e.Sk] <= 0 || s.Frames == 0 || s.Scanned < s.Frames || s.Sending != 0 {
+		return nil
+	}
+	var found []uint32
+	for k, m := range n.frames {
+		if k.sk == e.Sk && m.state == Sending && m.tid == e.TID {
+			found = append(found, k.frame)
+		}
+	}
+	slices.Sort(found)
+	for _, idx := range found {
+		k := frameKey{e.Sk, idx}
+		m := n.frames[k]
+		x := &n.implied
+		*x = Event{Kind: FrameState, TS: e.TS, TSLo: m.ts, Sk: e.Sk, SockIno: e.SockIno, PID: e.PID, TID: e.TID, CPU: e.CPU,
+			Frame: k.frame, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending, Old: Sending, New: Available,
+			Prec: Bounded, Cause: CauseScan, Hook: e.Hook, Comm: e.Comm, Dev: e.Dev}
+		n.set(k, Sending, frameMem{state: Available, tid: e.TID, ts: e.TS})
+		n.FoundAtReturn++
+		if err := emit(x); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // splitCompletion reports a SEND_REQUEST -> AVAILABLE raw event as the
@@ -110,7 +172,7 @@ func (n *Normalizer) expandScan(e *Event, emit func(*Event) error) error {
 		*x = Event{Kind: FrameState, TS: e.TS, TSLo: lo, Sk: e.Sk, PID: e.PID, TID: e.TID, CPU: e.CPU,
 			Frame: idx, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending, Old: old, New: SendRequest,
 			Prec: Bounded, Cause: CauseUser, Hook: e.Hook, Comm: e.Comm}
-		n.frames[k] = frameMem{state: SendRequest, ts: e.TS}
+		n.set(k, old, frameMem{state: SendRequest, tid: e.TID, ts: e.TS})
 		if err := emit(x); err != nil {
 			return err
 		}

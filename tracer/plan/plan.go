@@ -118,18 +118,60 @@ const (
 	EvDrop            = "qdisc/driver drop (reason, location)"
 	EvAvailable       = "frame -> AVAILABLE"
 	EvAvailableDriver = EvAvailable + " (lo, tun: orphaned in the driver)"
-	EvAvailableSweep  = EvAvailable + " (no event at all)"
-	EvRollback        = "frame rolled back to SEND_REQUEST"
+	// EvAvailableOrphaned's row names the orphaning path of the kernel's
+	// completion form; it begins with this.
+	EvAvailableOrphaned = EvAvailable + " (orphaned elsewhere"
+	EvAvailableSweep    = EvAvailable + " (no event at all)"
+	EvRollback          = "frame rolled back to SEND_REQUEST"
 )
 
-// Row returns the plan's row for a logical event.
-func (p *Plan) Row(event string) (Row, bool) {
+// Row returns the plan's row for a logical event (or the first whose event
+// begins with EvAvailableOrphaned, for that one).
+func (p *Plan) Row(ev string) (Row, bool) {
 	for _, r := range p.Rows {
-		if r.Event == event {
+		if r.Event == ev || (ev == EvAvailableOrphaned && strings.HasPrefix(r.Event, ev)) {
 			return r, true
 		}
 	}
 	return Row{}, false
+}
+
+// FirstRow returns the row of the first of the events the plan has one for.
+func (p *Plan) FirstRow(evs ...string) (Row, bool) {
+	for _, ev := range evs {
+		if r, ok := p.Row(ev); ok {
+			return r, true
+		}
+	}
+	return Row{}, false
+}
+
+// Promise names the logical events a frame transition is held to, best
+// first: a frame's SENDING (through a qdisc, or bypassing it), its
+// completion (bounded ones by how they were found), its roll-back. The
+// plan's first row among them is the promise. nil: not a frame transition
+// the plan promises anything about.
+func Promise(e *event.Event, bypass bool) []string {
+	if e.Kind != event.FrameState {
+		return nil
+	}
+	switch {
+	case e.New == event.Sending && bypass:
+		return []string{EvSendingBypass, EvStatusWrite}
+	case e.New == event.Sending:
+		return []string{EvSending, EvStatusWrite}
+	case e.New == event.SendRequest && e.Cause == event.CauseRollback:
+		return []string{EvRollback, EvStatusWrite}
+	case e.New != event.Available:
+		return nil
+	case e.Prec == event.Exact:
+		return []string{EvAvailable}
+	case e.Cause == event.CauseDriverOrphan:
+		return []string{EvAvailableDriver, EvAvailable}
+	case e.Cause == event.CauseOrphaned || e.Cause == event.CauseScan || e.Hook == event.HookSweep:
+		return []string{EvAvailableOrphaned, EvAvailableSweep, EvAvailable}
+	}
+	return []string{EvAvailable}
 }
 
 // StackRange classifies a kernel stack frame: a sleeping sender whose stack
@@ -184,6 +226,7 @@ type Config struct {
 	UargCompleteAddr uint64       `json:"uarg_complete_addr"`
 	UargCompleteLen  uint32       `json:"uarg_complete_len,omitempty"`
 	UargViaKfree     bool         `json:"uarg_via_kfree,omitempty"`
+	DirectXmitAddr   uint64       `json:"direct_xmit_addr,omitempty"` // packet_direct_xmit: po->xmit of a bypass socket before 6.4
 	UseLoop          bool         `json:"bpf_loop"`
 	MaxScan          uint32       `json:"max_scan"`
 	KfreeHasReason   bool         `json:"kfree_has_reason"`
@@ -326,6 +369,7 @@ func (b *builder) config() {
 	c.KfreeHasReason = f.KfreeSkbArgs >= 3
 	c.DestructAddr = f.Symbols["tpacket_destruct_skb"].Addr
 	c.UargForm = b.p.Completion == "uarg"
+	c.DirectXmitAddr = f.Symbols["packet_direct_xmit"].Addr
 	if c.UargForm {
 		// Recognised by structure (uarg->ubuf.ops->complete), so only a
 		// text symbol is needed: &tpacket_ubuf_ops is a data symbol,
@@ -528,7 +572,7 @@ func (b *builder) available() {
 	}
 	b.row(ev, "tp_btf kfree_skb/consume_skb of a ring skb", "exact", "the completion runs right after the free tracepoint")
 	b.row(EvAvailableDriver, "status read at tp_btf net_dev_xmit", "bounded", "skb_orphan() has no tracepoint; bounded by net_dev_start_xmit")
-	b.row(ev+" (orphaned elsewhere, "+map[bool]string{true: "uarg page copies", false: "IP receive"}[b.p.Config.UargForm]+")", "status read at the skb's later free, or the sweep", "bounded", "no tracepoint at the orphan; bounded by the last time the frame was seen SENDING")
+	b.row(ev+" (orphaned elsewhere, "+map[bool]string{true: "uarg page copies", false: "IP receive"}[b.p.Config.UargForm]+")", "status read at the skb's later free, at the call's return, or by the sweep", "bounded", "no tracepoint at the orphan; bounded by the last time the frame was seen SENDING")
 }
 
 func (b *builder) rollback() {
@@ -586,7 +630,9 @@ func (b *builder) sweep() {
 	}
 	switch {
 	case b.p.Config.UargViaKfree:
-		b.row(EvAvailableSweep, "sweep: status re-read of SENDING frames every interval", "bounded", "a safety net: every completion should have come from the exact hook above, so one found here breaks that promise (trace warns)")
+		// Every completion has an exact hook: what the sweep finds is a
+		// broken promise, not a path of its own.
+		b.p.Notes = append(b.p.Notes, "the sweep re-reads SENDING frames every interval as a safety net: a completion it finds is one the exact hook missed (trace warns)")
 	case b.p.Config.AvailViaTP:
 		b.row(EvAvailableSweep, "sweep: status re-read of SENDING frames every interval", "bounded", "catches completions no hook shows; bounded by the previous read")
 	}

@@ -6,7 +6,7 @@
 // Layout (all integers little-endian), documented in docs/recording-format.md:
 //
 //	magic    "RTREC\x00\r\n"              8 bytes
-//	version  uint32                       currently 2 (1 is read too)
+//	version  uint32                       currently 3 (1 and 2 are read too)
 //	hlen     uint32                       length of the header JSON
 //	header   hlen bytes of JSON           Header
 //	records  repeated: uint32 n, n bytes  one struct rt_event each
@@ -25,6 +25,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
@@ -32,13 +33,19 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 )
 
 // Magic starts every recording.
 const Magic = "RTREC\x00\r\n"
 
 // Version is the format version this package writes and the newest it reads.
-const Version = 2
+const Version = 3
+
+// VersionBypassFlag is the first version whose sendmsg_enter records say
+// whether the socket sends with PACKET_QDISC_BYPASS (a[2]); before it a[2]
+// was 0 whatever the socket did.
+const VersionBypassFlag = 3
 
 const (
 	maxHeader = 16 << 20
@@ -60,6 +67,9 @@ type Trailer struct {
 	// (tracer/holders), and StuckAfterNS the threshold the trace used.
 	Holders      []*holders.Snapshot `json:"holders,omitempty"`
 	StuckAfterNS uint64              `json:"stuck_after_ns,omitempty"`
+	// Promises are the plan's exact promises as the live trace kept them
+	// (tracer/promise); a report recomputes them from the records.
+	Promises []promise.Tally `json:"promises,omitempty"`
 	// Check lets a reader detect records damaged after they were written.
 	Check *Check `json:"check,omitempty"`
 }
@@ -177,12 +187,14 @@ type Reader struct {
 	// recording has none: HasTrailer says which).
 	Trailer    Trailer
 	HasTrailer bool
-	r          *bufio.Reader
-	off        int64
-	buf        []byte
-	f          io.Closer
-	n          uint64
-	crc        uint32
+	// Version is the file's format version.
+	Version uint32
+	r       *bufio.Reader
+	off     int64
+	buf     []byte
+	f       io.Closer
+	n       uint64
+	crc     uint32
 }
 
 // Open opens a recording file.
@@ -217,6 +229,7 @@ func NewReader(in io.Reader) (*Reader, error) {
 	if v == 0 || v > Version {
 		return nil, fmt.Errorf("%w: format version %d, this ringtrace reads up to version %d (upgrade ringtrace)", ErrFormat, v, Version)
 	}
+	r.Version = v
 	hlen := binary.LittleEndian.Uint32(pre[12:])
 	if hlen > maxHeader {
 		return nil, fmt.Errorf("%w: header of %d bytes", ErrFormat, hlen)
@@ -303,6 +316,28 @@ func (r *Reader) NextEvent() (event.Event, error) {
 		return event.Event{}, fmt.Errorf("%w: record at offset %d: %v", ErrFormat, r.off-int64(len(raw)), err)
 	}
 	return e, nil
+}
+
+// Events reads every remaining event and puts them in timestamp order
+// (stable: ties keep the order the ring buffer delivered them in), the order
+// live output uses. It refuses more than max events (0: no limit).
+func (r *Reader) Events(max int) ([]event.Event, error) {
+	var evs []event.Event
+	for {
+		e, err := r.NextEvent()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if max > 0 && len(evs) >= max {
+			return nil, fmt.Errorf("recording has more than %d events: split the trace", max)
+		}
+		evs = append(evs, e)
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS < evs[j].TS })
+	return evs, nil
 }
 
 // Close closes the file (if Open opened it).

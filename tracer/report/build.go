@@ -9,6 +9,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/holders"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 )
 
 // Builder accumulates ordered, normalised events into a Report. Memory is
@@ -52,6 +53,10 @@ func (b *Builder) SetLimits(l Limits) { b.lim = l }
 func (b *Builder) SetGaps(lost, duplicates uint64, missed map[string]uint64) {
 	b.r.Lost, b.r.Duplicates, b.r.Missed = lost, duplicates, missed
 }
+
+// SetPromises gives the builder the plan's exact promises as a trace kept
+// them (tracer/promise); Finish diagnoses the broken ones.
+func (b *Builder) SetPromises(t []promise.Tally) { b.r.Promises = t }
 
 // maxCPUs bounds the CPU table against corrupt input.
 const maxCPUs = 8192

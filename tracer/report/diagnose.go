@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 )
 
 // Diagnosis IDs.
@@ -24,6 +25,8 @@ const (
 	DiagMissedRuns     = "missed-hook-runs"
 	DiagThroughput     = "call-throughput"
 	DiagCPUWait        = "cpu-wait"
+	DiagBrokenPromise  = "broken-promise"
+	DiagReconstructed  = "reconstructed-events"
 )
 
 func ms(ns uint64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }
@@ -45,6 +48,7 @@ func diagnose(r *Report) []Diagnosis {
 				"the kernel runs no kprobe program while another BPF program runs on that CPU (a softirq can interrupt one), and no tracing program inside itself",
 				"completions they missed are still found by ring scans (at the call's return, or by the sweep), with bounded times"}})
 	}
+	ds = append(ds, promises(r)...)
 	for _, s := range r.Sockets {
 		ds = append(ds, sndbufBlocked(r, s)...)
 		ds = append(ds, completionWait(r, s)...)
@@ -287,4 +291,28 @@ func MissedString(m map[string]uint64) string {
 		names[i] = fmt.Sprintf("%s=%d", k, m[k])
 	}
 	return strings.Join(names, ", ")
+}
+
+// promises says which of the plan's exact promises the trace broke: more
+// than promise.Threshold of their events reconstructed, the sign of a
+// kernel that changed under the plan. Fewer reconstructions are noted.
+func promises(r *Report) []Diagnosis {
+	var ds []Diagnosis
+	for _, t := range r.Promises {
+		if t.Reconstructed == 0 {
+			continue
+		}
+		ev := []string{t.String(),
+			"reconstructed events are bounded in time: found by a ring status read (at the call's return, or by the sweep) instead of the promised hook"}
+		if t.Broken() {
+			ds = append(ds, Diagnosis{ID: DiagBrokenPromise, Severity: "warning",
+				Title:    fmt.Sprintf("the attach plan promised %q exactly, but %.1f %% of those events were reconstructed: has the kernel changed? (ringtrace probe --verify)", t.Event, 100*t.Share()),
+				Evidence: append(ev, "run `ringtrace probe --verify` on this kernel: it names the promise that no longer holds")})
+			continue
+		}
+		ds = append(ds, Diagnosis{ID: DiagReconstructed, Severity: "info",
+			Title:    fmt.Sprintf("%d %q events were reconstructed (%.2f %%, under the %.0f %% a broken promise takes)", t.Reconstructed, t.Event, 100*t.Share(), 100*promise.Threshold),
+			Evidence: append(ev, "hook runs the kernel skipped (see missed-hook-runs) are the usual cause")})
+	}
+	return ds
 }

@@ -10,6 +10,7 @@ package report
 import (
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/holders"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 )
 
 // Transition is one frame state change.
@@ -241,7 +242,10 @@ type Report struct {
 	Lost       uint64            `json:"lost"`
 	Missed     map[string]uint64 `json:"missed_runs,omitempty"` // per attachment, runs the kernel skipped
 	Duplicates uint64            `json:"duplicates"`
-	Totals     Totals            `json:"totals"`
+	// Promises are the plan's exact promises and how many of their events
+	// had to be reconstructed (tracer/promise).
+	Promises []promise.Tally `json:"promises,omitempty"`
+	Totals   Totals          `json:"totals"`
 	// Stuck are the frames SENDING for StuckAfter (ns) or more, or at the
 	// end, with who held them.
 	Stuck      []Stuck             `json:"stuck"`

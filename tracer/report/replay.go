@@ -1,12 +1,10 @@
 package report
 
 import (
-	"errors"
-	"io"
-	"sort"
 	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 	"github.com/ringtrace/ringtrace/tracer/record"
 )
 
@@ -20,21 +18,10 @@ func Replay(r *record.Reader) (*Report, error) { return ReplayLimits(r, Limits{}
 
 // ReplayLimits is Replay keeping only what l allows.
 func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
-	var evs []event.Event
-	for {
-		e, err := r.NextEvent()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(evs) >= maxReplayEvents {
-			return nil, errors.New("recording has more than 50 million events: split the trace")
-		}
-		evs = append(evs, e)
+	evs, err := r.Events(maxReplayEvents)
+	if err != nil {
+		return nil, err
 	}
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS < evs[j].TS })
 	b := NewBuilder(NamesFromRecording(r))
 	b.SetLimits(l)
 	b.SetStuckAfter(l.StuckAfter)
@@ -45,10 +32,26 @@ func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
 		b.AddSnapshot(s)
 	}
 	n := event.NewNormalizer()
+	var watch *promise.Watch
+	if r.Header.Plan != nil {
+		watch = promise.New(r.Header.Plan, nil)
+		if r.Version < record.VersionBypassFlag {
+			watch.WithoutBypassFlag()
+		}
+	}
 	for i := range evs {
-		n.Process(&evs[i], func(e *event.Event) error { b.Add(e); return nil })
+		n.Process(&evs[i], func(e *event.Event) error {
+			b.Add(e)
+			if watch != nil {
+				watch.Event(e)
+			}
+			return nil
+		})
 	}
 	b.SetGaps(r.Trailer.Lost, n.Duplicates, r.Trailer.Missed)
+	if watch != nil {
+		b.SetPromises(watch.Tallies())
+	}
 	rep := b.Finish()
 	if h := r.Header; h.Kernel != nil {
 		rep.Kernel = h.Kernel.Release

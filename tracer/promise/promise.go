@@ -1,0 +1,163 @@
+// Package promise watches an attach plan's promises while a trace runs. A
+// plan promises, per logical event, to see it exactly or within bounds; a
+// kernel that changed under the tracer (a hook that no longer fires, a ring
+// skb no longer recognised) keeps producing events, only reconstructed ones.
+// Watch counts, for every frame transition the plan promises to see
+// exactly, the events that were exact and those that had to be
+// reconstructed, and says once when reconstructions pass the threshold.
+// It is pure: recordings are judged the same way as live traces.
+package promise
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+)
+
+// Threshold: a promise is broken when more than this share of the events
+// it covers were reconstructed.
+const Threshold = 0.01
+
+// Tally is one exact promise and what a trace saw of it.
+type Tally struct {
+	Event         string            `json:"event"`
+	Hook          string            `json:"hook"`
+	Kept          uint64            `json:"kept"` // seen as promised (exactly, or along a path promised bounded)
+	Reconstructed uint64            `json:"reconstructed"`
+	Causes        map[string]uint64 `json:"causes,omitempty"` // how the reconstructed ones were found
+}
+
+// Share is the part of the events that was reconstructed.
+func (t Tally) Share() float64 {
+	if n := t.Kept + t.Reconstructed; n > 0 {
+		return float64(t.Reconstructed) / float64(n)
+	}
+	return 0
+}
+
+// Broken reports whether more than Threshold of the events were
+// reconstructed.
+func (t Tally) Broken() bool { return t.Share() > Threshold }
+
+// String says it in one line.
+func (t Tally) String() string {
+	s := fmt.Sprintf("%s: promised exact (%s), %d of %d events reconstructed (%.1f %%", t.Event, t.Hook,
+		t.Reconstructed, t.Kept+t.Reconstructed, 100*t.Share())
+	if len(t.Causes) > 0 {
+		s += ": " + causes(t.Causes)
+	}
+	return s + ")"
+}
+
+func causes(m map[string]uint64) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// minWarn is how many reconstructions it takes before Watch warns live: one
+// lone miss (a hook run the kernel skipped) is counted, not announced.
+const minWarn = 2
+
+// Watch is a session.Sink that tallies the plan's exact promises. Not safe
+// for concurrent use (sinks are called from one goroutine).
+type Watch struct {
+	p    *plan.Plan
+	warn func(string)
+	// noBypassFlag: the events do not say which sockets bypass the qdisc
+	// (recordings older than the flag), so SENDING cannot be judged.
+	noBypassFlag bool
+	bypass       map[uint64]bool // socket -> its last call sent with PACKET_QDISC_BYPASS
+	rows         map[string]*Tally
+	warned       map[string]bool
+}
+
+// New watches p's promises; warn (may be nil) is called once per promise,
+// as soon as it is broken.
+func New(p *plan.Plan, warn func(string)) *Watch {
+	return &Watch{p: p, warn: warn, bypass: map[uint64]bool{}, rows: map[string]*Tally{}, warned: map[string]bool{}}
+}
+
+// WithoutBypassFlag is for events whose sendmsg entries do not say whether
+// the socket bypasses the qdisc (recordings before format version 3): a
+// frame's SENDING is then not judged, since a bypassing socket's is
+// reconstructed by design.
+func (w *Watch) WithoutBypassFlag() *Watch { w.noBypassFlag = true; return w }
+
+// Event counts e if it is a frame transition the plan promises exactly.
+func (w *Watch) Event(e *event.Event) error {
+	switch e.Kind {
+	case event.SendmsgEnter:
+		w.bypass[e.Sk] = e.QdiscBypass()
+		return nil
+	case event.SockGone:
+		delete(w.bypass, e.Sk)
+		return nil
+	case event.FrameState:
+	default:
+		return nil
+	}
+	if (e.New == event.SendRequest && e.Cause != event.CauseRollback) || (e.New == event.Sending && w.noBypassFlag) {
+		return nil // user space's writes: no hook is promised
+	}
+	// row: the promise of the path the event says the frame took; main:
+	// the transition's promise (for a completion, the completion hook's).
+	row, ok := w.p.FirstRow(plan.Promise(e, w.bypass[e.Sk])...)
+	if !ok {
+		return nil
+	}
+	main := row
+	if e.New == event.Available {
+		main, _ = w.p.Row(plan.EvAvailable)
+	}
+	if main.Precision != "exact" {
+		return nil // the plan promises no exact hook for this transition
+	}
+	t := w.rows[main.Event]
+	if t == nil {
+		t = &Tally{Event: main.Event, Hook: main.Hook, Causes: map[string]uint64{}}
+		w.rows[main.Event] = t
+	}
+	// Exact, or bounded along a path the plan promises bounded (lo's
+	// driver orphan on a destructor kernel): kept. Bounded where the plan
+	// promised exact: reconstructed.
+	if e.Prec == event.Exact || row.Precision == "bounded" {
+		t.Kept++
+		return nil
+	}
+	t.Reconstructed++
+	c := e.Cause.String()
+	if e.Hook == event.HookSweep {
+		c = "sweep"
+	}
+	t.Causes[c]++
+	if t.Reconstructed >= minWarn && t.Broken() && !w.warned[t.Event] && w.warn != nil {
+		w.warned[t.Event] = true
+		w.warn(t.String())
+	}
+	return nil
+}
+
+// Flush does nothing.
+func (*Watch) Flush() error { return nil }
+
+// Tallies returns the promises exercised so far, in the plan's row order.
+func (w *Watch) Tallies() []Tally {
+	var out []Tally
+	for _, r := range w.p.Rows {
+		if t, ok := w.rows[r.Event]; ok {
+			out = append(out, *t)
+		}
+	}
+	return out
+}

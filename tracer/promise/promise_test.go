@@ -1,0 +1,162 @@
+package promise_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/promise"
+	"github.com/ringtrace/ringtrace/tracer/record"
+)
+
+// uargPlan is this host's plan: every SENDING and AVAILABLE exact, bypass
+// SENDING bounded.
+func uargPlan() *plan.Plan {
+	return &plan.Plan{Rows: []plan.Row{
+		{Event: plan.EvSending, Hook: "tp_btf net_dev_queue", Precision: "exact"},
+		{Event: plan.EvSendingBypass, Hook: "ring scan", Precision: "bounded"},
+		{Event: plan.EvAvailable, Hook: "tp_btf kfree", Precision: "exact"},
+	}}
+}
+
+// destructorPlan is a class C destructor plan: lo's completions are
+// promised bounded.
+func destructorPlan() *plan.Plan {
+	p := uargPlan()
+	p.Rows = append(p.Rows, plan.Row{Event: plan.EvAvailableDriver, Hook: "status read", Precision: "bounded"})
+	return p
+}
+
+func enter(sk uint64, bypass bool) event.Event {
+	e := event.Event{Kind: event.SendmsgEnter, Sk: sk}
+	if bypass {
+		e.A[2] = 1
+	}
+	return e
+}
+
+func state(sk uint64, st event.State, prec event.Precision, cause event.Cause) event.Event {
+	return event.Event{Kind: event.FrameState, Sk: sk, New: st, Prec: prec, Cause: cause}
+}
+
+func feed(w *promise.Watch, evs ...event.Event) {
+	for i := range evs {
+		w.Event(&evs[i])
+	}
+}
+
+func tally(t *testing.T, w *promise.Watch, ev string) promise.Tally {
+	t.Helper()
+	for _, x := range w.Tallies() {
+		if x.Event == ev {
+			return x
+		}
+	}
+	t.Fatalf("no tally for %q in %+v", ev, w.Tallies())
+	return promise.Tally{}
+}
+
+func TestReconstructedSendingWarnsOnce(t *testing.T) {
+	var warnings []string
+	w := promise.New(uargPlan(), func(s string) { warnings = append(warnings, s) })
+	feed(w, enter(1, false))
+	for i := 0; i < 100; i++ {
+		feed(w, state(1, event.Sending, event.Exact, 0))
+	}
+	feed(w, state(1, event.Sending, event.Bounded, event.CauseTaken))
+	if len(warnings) != 0 {
+		t.Fatalf("warned after one reconstruction: %v", warnings)
+	}
+	for i := 0; i < 5; i++ {
+		feed(w, state(1, event.Sending, event.Bounded, event.CauseTaken))
+	}
+	s := tally(t, w, plan.EvSending)
+	if s.Kept != 100 || s.Reconstructed != 6 || !s.Broken() {
+		t.Errorf("tally %+v", s)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], plan.EvSending) || !strings.Contains(warnings[0], "taken-unseen 6") && !strings.Contains(warnings[0], "taken-unseen 2") {
+		t.Errorf("warnings %q", warnings)
+	}
+}
+
+func TestBypassSendingIsPromisedBounded(t *testing.T) {
+	w := promise.New(uargPlan(), nil)
+	feed(w, enter(2, true), state(2, event.Sending, event.Bounded, event.CauseTaken),
+		state(2, event.Available, event.Exact, 0))
+	for _, x := range w.Tallies() {
+		if x.Event == plan.EvSending || x.Reconstructed != 0 {
+			t.Errorf("a bypassing socket's bounded SENDING was judged: %+v", x)
+		}
+	}
+	// Without the flag (old recordings) SENDING is not judged at all.
+	w = promise.New(uargPlan(), nil).WithoutBypassFlag()
+	feed(w, enter(3, false), state(3, event.Sending, event.Bounded, event.CauseTaken))
+	if len(w.Tallies()) != 0 {
+		t.Errorf("judged SENDING without the bypass flag: %+v", w.Tallies())
+	}
+}
+
+func TestCompletionsByPath(t *testing.T) {
+	lo := state(4, event.Available, event.Bounded, event.CauseDriverOrphan)
+	sweep := state(4, event.Available, event.Bounded, event.CauseOrphaned)
+	sweep.Hook = event.HookSweep
+
+	// Destructor kernel, tracepoints: lo's bounded completion is its path's promise.
+	w := promise.New(destructorPlan(), nil)
+	feed(w, lo, state(4, event.Available, event.Exact, 0))
+	if a := tally(t, w, plan.EvAvailable); a.Kept != 2 || a.Reconstructed != 0 {
+		t.Errorf("destructor plan: %+v", a)
+	}
+	// This host: every completion has an exact hook; the sweep finding one
+	// is a reconstruction, whatever the device.
+	w = promise.New(uargPlan(), nil)
+	feed(w, lo, sweep, state(4, event.Available, event.Exact, 0))
+	a := tally(t, w, plan.EvAvailable)
+	if a.Kept != 1 || a.Reconstructed != 2 || a.Causes["sweep"] != 1 || a.Causes["orphaned-in-driver"] != 1 {
+		t.Errorf("uarg plan: %+v", a)
+	}
+}
+
+func TestUnderThreshold(t *testing.T) {
+	w := promise.New(uargPlan(), func(s string) { t.Errorf("warned: %s", s) })
+	for i := 0; i < 999; i++ {
+		feed(w, state(5, event.Available, event.Exact, 0))
+	}
+	feed(w, state(5, event.Available, event.Bounded, event.CauseScan), state(5, event.Available, event.Bounded, event.CauseScan))
+	if a := tally(t, w, plan.EvAvailable); a.Broken() || a.Reconstructed != 2 {
+		t.Errorf("%+v", a)
+	}
+}
+
+// TestRecordings: the recorded traces in testdata (destructor and uarg
+// kernels, classes A to C) kept their plans' promises.
+func TestRecordings(t *testing.T) {
+	for _, name := range []string{"veth", "lo", "status", "qdisc-drop", "sndbuf-blocking", "bypass", "selfloop-6.12.95-blocking"} {
+		t.Run(name, func(t *testing.T) {
+			r, err := record.Open("../../testdata/recordings/" + name + ".rtrec")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			evs, err := r.Events(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := promise.New(r.Header.Plan, nil).WithoutBypassFlag()
+			n := event.NewNormalizer()
+			for i := range evs {
+				n.Process(&evs[i], func(e *event.Event) error { return w.Event(e) })
+			}
+			if len(w.Tallies()) == 0 {
+				t.Fatal("no promise exercised")
+			}
+			for _, x := range w.Tallies() {
+				t.Logf("%s", x)
+				if x.Broken() {
+					t.Errorf("broken: %s", x)
+				}
+			}
+		})
+	}
+}
