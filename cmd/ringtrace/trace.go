@@ -438,7 +438,7 @@ func runTrace(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", rec.Count(), c.String("record"))
 	}
 	if aggregating(c) {
-		n, err := addAggregates(builder, ts.sess)
+		n, err := addAggregates(builder, promises, ts.sess)
 		if err != nil && runErr == nil {
 			runErr = err
 		}
@@ -492,16 +492,17 @@ type summaryReportJSON struct {
 	Session session.Stats  `json:"session"`
 }
 
-// addAggregates gives the builder what the kernel counted in aggregate mode:
-// per-socket frame counts and in-flight times, and the frames still SENDING
-// (how many: the returned count).
-func addAggregates(b *report.Builder, s *session.Session) (int, error) {
+// addAggregates gives the builder (and the promise watch) what the kernel
+// counted in aggregate mode: per-socket frame counts and in-flight times,
+// and the frames still SENDING (how many: the returned count).
+func addAggregates(b *report.Builder, w *promise.Watch, s *session.Session) (int, error) {
 	aggs, err := s.Aggregates()
 	if err != nil {
 		return 0, err
 	}
 	for k, a := range aggs {
 		b.AddFrameAgg(k.Sk, k.Ino, report.FrameAggOf(a))
+		w.Completions(a.CompletedExact, a.CompletedBounded)
 	}
 	sending, err := s.StillSending()
 	if err != nil {

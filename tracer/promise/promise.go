@@ -123,11 +123,7 @@ func (w *Watch) Event(e *event.Event) error {
 	if main.Precision != "exact" {
 		return nil // the plan promises no exact hook for this transition
 	}
-	t := w.rows[main.Event]
-	if t == nil {
-		t = &Tally{Event: main.Event, Hook: main.Hook, Causes: map[string]uint64{}}
-		w.rows[main.Event] = t
-	}
+	t := w.tally(main)
 	// Exact, or bounded along a path the plan promises bounded (lo's
 	// driver orphan on a destructor kernel): kept. Bounded where the plan
 	// promised exact: reconstructed.
@@ -141,11 +137,49 @@ func (w *Watch) Event(e *event.Event) error {
 		c = "sweep"
 	}
 	t.Causes[c]++
+	w.check(t)
+	return nil
+}
+
+func (w *Watch) tally(r plan.Row) *Tally {
+	t := w.rows[r.Event]
+	if t == nil {
+		t = &Tally{Event: r.Event, Hook: r.Hook, Causes: map[string]uint64{}}
+		w.rows[r.Event] = t
+	}
+	return t
+}
+
+// check warns, once per promise, when t is broken.
+func (w *Watch) check(t *Tally) {
 	if t.Reconstructed >= minWarn && t.Broken() && !w.warned[t.Event] && w.warn != nil {
 		w.warned[t.Event] = true
 		w.warn(t.String())
 	}
-	return nil
+}
+
+// Completions counts completions the kernel aggregated (trace --summary
+// streams no frame events): exact ones, and bounded ones found by a status
+// read. They are judged only where the plan promises every completion
+// exactly; where some paths are promised bounded (lo on a destructor kernel
+// with tracepoints only) the counts do not say which path a frame took.
+func (w *Watch) Completions(exact, bounded uint64) {
+	main, ok := w.p.Row(plan.EvAvailable)
+	if !ok || main.Precision != "exact" || exact+bounded == 0 {
+		return
+	}
+	for _, alt := range []string{plan.EvAvailableDriver, plan.EvAvailableOrphaned, plan.EvAvailableSweep} {
+		if _, ok := w.p.Row(alt); ok {
+			return
+		}
+	}
+	t := w.tally(main)
+	t.Kept += exact
+	t.Reconstructed += bounded
+	if bounded > 0 {
+		t.Causes["status-read"] += bounded
+	}
+	w.check(t)
 }
 
 // Flush does nothing.

@@ -160,3 +160,19 @@ func TestRecordings(t *testing.T) {
 		})
 	}
 }
+
+// TestAggregatedCompletions: trace --summary's in-kernel counts are judged
+// where every completion is promised exact, and left alone where some
+// paths are promised bounded.
+func TestAggregatedCompletions(t *testing.T) {
+	w := promise.New(uargPlan(), nil)
+	w.Completions(90, 10)
+	if a := tally(t, w, plan.EvAvailable); a.Kept != 90 || a.Reconstructed != 10 || !a.Broken() {
+		t.Errorf("%+v", a)
+	}
+	w = promise.New(destructorPlan(), nil)
+	w.Completions(90, 10)
+	if len(w.Tallies()) != 0 {
+		t.Errorf("judged aggregates of a plan with bounded completion paths: %+v", w.Tallies())
+	}
+}
