@@ -1735,10 +1735,13 @@ static __always_inline __u32 ring_idx(struct sock *sk, struct sock_state *ss, __
  * sent through a hooked xmit, else it is the one after the last that
  * completed, else it is found in the ring. When kfree_skb's tracepoint,
  * just before, marked a synchronous drop of this frame, the completion is
- * the drop tpacket_snd rolls back (RT_C_DROP).
+ * the drop tpacket_snd rolls back (RT_C_DROP). certain: this hook is the
+ * first to see the completion, so a frame nobody saw become SENDING
+ * completes too; otherwise (a hook backing up another) only a frame the
+ * events hold SENDING does.
  */
 static __always_inline void frame_done(struct sock *sk, __u64 ph, __u64 skb, struct net_device *dev, __u8 cause,
-				       __u8 hook)
+				       __u8 hook, int certain)
 {
 	struct sock_state *ss;
 	struct call_state *c;
@@ -1760,14 +1763,16 @@ static __always_inline void frame_done(struct sock *sk, __u64 ph, __u64 skb, str
 	c = current_call((__u64)sk);
 	if (c && c->rollback_idx == idx)
 		cause = RT_C_DROP;
-	to_available_why(sk, ss, idx, ph, skb, RT_EXACT, 0, cause, hook, 1, dev, 0, 0, 0, c, 1);
+	to_available_why(sk, ss, idx, ph, skb, RT_EXACT, 0, cause, hook, certain, dev, 0, 0, 0, c, 1);
 }
 
-/* tpacket_destruct_skb(skb): the destructor form's completion. */
+/* tpacket_destruct_skb(skb): the destructor form's completion. Where the
+ * free tracepoints report completions too (class B), they run first and
+ * this hook reports the frames orphaned without a free. */
 static __always_inline void destruct(struct sk_buff *skb, __u8 hook)
 {
 	frame_done(BPF_CORE_READ(skb, sk), shinfo_destructor_arg(skb) & ~1ULL, (__u64)skb, BPF_CORE_READ(skb, dev),
-		   RT_C_DESTRUCT, hook);
+		   RT_C_DESTRUCT, hook, !cfg.avail_via_tp);
 }
 
 SEC("fentry/tpacket_destruct_skb")
@@ -1797,7 +1802,7 @@ static __always_inline void ubuf_complete(struct tpacket_uarg *u, int success, _
 	if (refs != 1)
 		return;
 	frame_done((struct sock *)BPF_CORE_READ(u, po), (__u64)BPF_CORE_READ(u, ph), 0, NULL,
-		   success ? RT_C_DESTRUCT : RT_C_COPIED, hook);
+		   success ? RT_C_DESTRUCT : RT_C_COPIED, hook, 1);
 }
 
 SEC("fentry/tpacket_ubuf_complete")
@@ -1822,7 +1827,8 @@ int BPF_KPROBE(kprobe_tpacket_ubuf_complete, struct sk_buff *skb, struct tpacket
  * copied out (a veth forward, a tap's clone, a local delivery), which no
  * skb tracepoint shows. The free's call site, inside tpacket_ubuf_complete,
  * tells it from every other kfree in the kernel at two compares; the uarg
- * is still intact at the tracepoint.
+ * is still intact at the tracepoint. Where tpacket_ubuf_complete is hooked
+ * by kprobe (class B), this backs it up: a kprobe run the kernel skipped.
  */
 SEC("tp_btf/kfree")
 int BPF_PROG(tp_kfree_uarg, unsigned long call_site, const void *ptr)
@@ -1832,7 +1838,7 @@ int BPF_PROG(tp_kfree_uarg, unsigned long call_site, const void *ptr)
 	if (!cfg.uarg_via_kfree || call_site - cfg.uarg_complete_addr >= cfg.uarg_complete_len || !u)
 		return 0;
 	frame_done((struct sock *)BPF_CORE_READ(u, po), (__u64)BPF_CORE_READ(u, ph), 0, NULL, RT_C_DESTRUCT,
-		   RT_H_TRACEPOINT);
+		   RT_H_TRACEPOINT, !cfg.complete_hooked);
 	return 0;
 }
 

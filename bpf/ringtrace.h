@@ -181,6 +181,7 @@ struct rt_config {
 	__u8 calls_via_syscalls; /* sendmsg enter/return from syscall tracepoints */
 	__u8 uarg_form; /* frames complete via struct tpacket_uarg */
 	__u8 uarg_via_kfree; /* completions from tp kfree(uarg) in tpacket_ubuf_complete */
+	__u8 complete_hooked; /* tpacket_ubuf_complete is hooked: the kfree only backs it up */
 	__u8 hook_class; /* enum rt_hook of the frame hooks */
 	char filter_comm[RT_COMM_LEN];
 	char filter_ifname[RT_IFNAME_LEN];

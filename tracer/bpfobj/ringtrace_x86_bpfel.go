@@ -90,10 +90,11 @@ type RingtraceRtConfig struct {
 	CallsViaSyscalls uint8
 	UargForm         uint8
 	UargViaKfree     uint8
+	CompleteHooked   uint8
 	HookClass        uint8
 	FilterComm       [16]int8
 	FilterIfname     [16]int8
-	_                [3]byte
+	_                [2]byte
 	StackRanges      [16]struct {
 		_      structs.HostLayout
 		Start  uint64

@@ -86,6 +86,23 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 	return emit(e)
 }
 
+// FrameRef is one ring frame of one socket (the socket's kernel address).
+type FrameRef struct {
+	Sk    uint64
+	Frame uint32
+}
+
+// AppendSending appends the frames the events processed so far hold
+// SENDING, in no particular order.
+func (n *Normalizer) AppendSending(dst []FrameRef) []FrameRef {
+	for k, m := range n.frames {
+		if m.state == Sending && n.sending[k.sk] > 0 {
+			dst = append(dst, FrameRef{k.sk, k.frame})
+		}
+	}
+	return dst
+}
+
 // set records a frame's new state, keeping the socket's SENDING count.
 func (n *Normalizer) set(k frameKey, old State, m frameMem) {
 	if old == Sending {

@@ -226,6 +226,7 @@ type Config struct {
 	UargCompleteAddr uint64       `json:"uarg_complete_addr"`
 	UargCompleteLen  uint32       `json:"uarg_complete_len,omitempty"`
 	UargViaKfree     bool         `json:"uarg_via_kfree,omitempty"`
+	CompleteHooked   bool         `json:"complete_hooked,omitempty"`  // tpacket_ubuf_complete itself is hooked (kfree only backs it up)
 	DirectXmitAddr   uint64       `json:"direct_xmit_addr,omitempty"` // packet_direct_xmit: po->xmit of a bypass socket before 6.4
 	UseLoop          bool         `json:"bpf_loop"`
 	MaxScan          uint32       `json:"max_scan"`
@@ -314,6 +315,8 @@ func Build(f *kernel.Facts, want Class) (*Plan, error) {
 type builder struct {
 	f *kernel.Facts
 	p *Plan
+	// allExact: every completion path has an exact hook.
+	allExact bool
 }
 
 func (b *builder) row(event, hook, prec, why string) {
@@ -545,34 +548,65 @@ func (b *builder) qdiscAndDriver() {
 
 func (b *builder) available() {
 	const ev = EvAvailable
+	c := &b.p.Config
 	if b.p.Class != Tracepoint {
 		in, _, label, _ := b.hookKinds()
-		if b.p.Config.UargForm {
-			if b.fn("tpacket_ubuf_complete") {
-				b.attach(label+"_tpacket_ubuf_complete", in, "tpacket_ubuf_complete")
-				b.row(ev, label+" tpacket_ubuf_complete (uarg refcnt == 1)", "exact", "uarg completion form; success=0 means the ring pages were copied out")
+		// A kprobe is skipped when its CPU already runs a kprobe or
+		// perf-tracepoint BPF program: a softirq that completes a frame
+		// inside one of ringtrace's own kprobe programs goes unseen (0.6-2.5 %
+		// of completions in 1-CPU TCG guests). Where a tp_btf hook sees the
+		// completion too (it only skips a run nested in itself), class B
+		// lets it: fentry (class A) has the same per-program guard.
+		backed := b.p.Class == Kprobe
+		switch {
+		case c.UargForm && b.fn("tpacket_ubuf_complete"):
+			b.attach(label+"_tpacket_ubuf_complete", in, "tpacket_ubuf_complete")
+			c.CompleteHooked = true
+			b.allExact = true
+			if backed && b.kfreeUarg() {
+				b.row(ev, label+" tpacket_ubuf_complete (uarg refcnt == 1), backed by tp_btf kfree of the uarg", "exact",
+					"uarg completion form; success=0 means the ring pages were copied out. A run the kernel skips (nested in another kprobe program) is caught at the uarg's kfree, right after the status write")
 				return
 			}
-		} else if b.fn("tpacket_destruct_skb") {
+			b.row(ev, label+" tpacket_ubuf_complete (uarg refcnt == 1)", "exact", "uarg completion form; success=0 means the ring pages were copied out")
+			return
+		case !c.UargForm && b.fn("tpacket_destruct_skb"):
 			b.attach(label+"_tpacket_destruct_skb", in, "tpacket_destruct_skb")
+			b.allExact = true
+			if backed {
+				c.AvailViaTP = true
+				b.row(ev, "tp_btf kfree_skb/consume_skb of a ring skb, else "+label+" tpacket_destruct_skb", "exact",
+					"the destructor runs right after the free tracepoint; it alone shows the frames orphaned without a free (lo, tun, IP receive). A run it skips (nested in another kprobe program) is read at the driver's return or by the sweep")
+				return
+			}
 			b.row(ev, label+" tpacket_destruct_skb", "exact", "destructor completion form: every completion path runs it")
 			return
 		}
 		// Fall back to the tracepoint rules below.
-		b.p.Config.AvailViaTP = true
+		c.AvailViaTP = true
 	}
-	if c := &b.p.Config; c.UargForm && c.UargCompleteAddr != 0 && c.UargCompleteLen != 0 && b.tp("kfree") {
-		// Every uarg completion, whatever path it takes, frees the uarg
-		// from tpacket_ubuf_complete right after the status write.
-		c.UargViaKfree = true
-		b.attach("tp_kfree_uarg", KindTPBTF, "kfree")
+	if c.UargForm && b.kfreeUarg() {
+		b.allExact = true
 		b.row(ev, "tp_btf kfree of the uarg, called from tpacket_ubuf_complete", "exact",
 			"tpacket_ubuf_complete cannot be hooked; it frees its struct tpacket_uarg right after writing AVAILABLE, on every completion path (skb freed, ring pages copied out by a veth, a tap or a local delivery)")
 		return
 	}
 	b.row(ev, "tp_btf kfree_skb/consume_skb of a ring skb", "exact", "the completion runs right after the free tracepoint")
 	b.row(EvAvailableDriver, "status read at tp_btf net_dev_xmit", "bounded", "skb_orphan() has no tracepoint; bounded by net_dev_start_xmit")
-	b.row(ev+" (orphaned elsewhere, "+map[bool]string{true: "uarg page copies", false: "IP receive"}[b.p.Config.UargForm]+")", "status read at the skb's later free, at the call's return, or by the sweep", "bounded", "no tracepoint at the orphan; bounded by the last time the frame was seen SENDING")
+	b.row(ev+" (orphaned elsewhere, "+map[bool]string{true: "uarg page copies", false: "IP receive"}[c.UargForm]+")", "status read at the skb's later free, at the call's return, or by the sweep", "bounded", "no tracepoint at the orphan; bounded by the last time the frame was seen SENDING")
+}
+
+// kfreeUarg hooks kfree() of a struct tpacket_uarg by tpacket_ubuf_complete,
+// where the kernel allows it: every uarg completion, whatever path it takes,
+// frees the uarg there right after the status write.
+func (b *builder) kfreeUarg() bool {
+	c := &b.p.Config
+	if !c.UargForm || c.UargCompleteAddr == 0 || c.UargCompleteLen == 0 || !b.tp("kfree") {
+		return false
+	}
+	c.UargViaKfree = true
+	b.attach("tp_kfree_uarg", KindTPBTF, "kfree")
+	return true
 }
 
 func (b *builder) rollback() {
@@ -629,7 +663,7 @@ func (b *builder) sweep() {
 		b.p.Config.SweepBatch = SweepBatchBounded
 	}
 	switch {
-	case b.p.Config.UargViaKfree:
+	case b.allExact:
 		// Every completion has an exact hook: what the sweep finds is a
 		// broken promise, not a path of its own.
 		b.p.Notes = append(b.p.Notes, "the sweep re-reads SENDING frames every interval as a safety net: a completion it finds is one the exact hook missed (trace warns)")

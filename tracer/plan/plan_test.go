@@ -211,13 +211,21 @@ func TestUargTracepointsOnly(t *testing.T) {
 		t.Errorf("frame -> AVAILABLE is not promised exact at the uarg's kfree: %+v", p.Rows)
 	}
 
-	// With the completion function hooked, the kfree is not needed; with
-	// no size known for it, no call site can be matched.
+	// A kprobe on the completion function is backed up by the kfree (a
+	// kprobe run nested in another kprobe program is skipped); fentry
+	// needs no backup. With no size known for the function, no call site
+	// can be matched.
 	f.Features.Kprobe.OK = true
+	p, _ = plan.Build(f, plan.Auto)
+	if !p.Config.UargViaKfree || !p.Config.CompleteHooked || attached(p)["tp_kfree_uarg"] == "" || attached(p)["kprobe_tpacket_ubuf_complete"] == "" {
+		t.Errorf("class %s: the kprobe is not backed by the kfree: %v %+v", p.Class, attached(p), p.Config)
+	}
+	f.Features.Fentry.OK = true
+	f.Funcs["tpacket_ubuf_complete"] = true
 	if p, _ = plan.Build(f, plan.Auto); p.Config.UargViaKfree || attached(p)["tp_kfree_uarg"] != "" {
 		t.Errorf("class %s hooks kfree too: %v", p.Class, attached(p))
 	}
-	f.Features.Kprobe.OK = false
+	f.Features.Fentry.OK, f.Features.Kprobe.OK = false, false
 	f.Symbols["tpacket_ubuf_complete"] = kernel.Symbol{Name: "tpacket_ubuf_complete", Addr: s.Addr, Type: "t"}
 	if p, _ = plan.Build(f, plan.Auto); p.Config.UargViaKfree {
 		t.Errorf("kfree hooked with no extent for tpacket_ubuf_complete")
@@ -248,5 +256,27 @@ func TestStackRanges(t *testing.T) {
 	}
 	if reasons["sock_alloc_send_pskb"] != plan.WaitSndbuf || reasons["__wait_for_common"] != plan.WaitCompletion {
 		t.Errorf("reasons %v", reasons)
+	}
+}
+
+// TestDestructorKprobeBackedByFrees: on a class B destructor kernel the
+// free tracepoints report completions first (immune to the kprobe skip),
+// the kprobe the orphans; every path is promised exact, so no bounded row
+// and no sweep row remain.
+func TestDestructorKprobeBackedByFrees(t *testing.T) {
+	p, err := plan.Build(facts(false, true, true, modern...), plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Class != plan.Kprobe || !p.Config.AvailViaTP || attached(p)["kprobe_tpacket_destruct_skb"] == "" {
+		t.Fatalf("class %s, config %+v, attached %v", p.Class, p.Config, attached(p))
+	}
+	for _, r := range p.Rows {
+		if strings.HasPrefix(r.Event, plan.EvAvailable) && r.Precision != "exact" {
+			t.Errorf("bounded completion row on a kernel whose completions all have exact hooks: %+v", r)
+		}
+	}
+	if p, _ = plan.Build(facts(true, true, true, modern...), plan.Auto); p.Config.AvailViaTP {
+		t.Errorf("class A takes completions from the free tracepoints")
 	}
 }

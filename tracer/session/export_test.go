@@ -59,7 +59,7 @@ func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, e
 }
 
 // Sweep runs one sweep now.
-func (s *Session) Sweep() (int, error) { return s.sw.run() }
+func (s *Session) Sweep() (int, error) { return s.sw.run(nil) }
 
 // SockState returns the BPF side's state of socket sk.
 func (s *Session) SockState(sk uint64) (bpfobj.RingtraceSockState, error) {

@@ -26,7 +26,7 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpfobj.RingtraceRtConfig, 
 		KfreeHasReason: b2u(c.KfreeHasReason), AvailViaTp: b2u(c.AvailViaTP),
 		SendingViaTp: b2u(c.SendingViaTP), CallsViaSyscalls: b2u(c.CallsViaSyscalls),
 		UargForm: b2u(c.UargForm), UargCompleteLen: c.UargCompleteLen, UargViaKfree: b2u(c.UargViaKfree),
-		DirectXmitAddr: c.DirectXmitAddr,
+		DirectXmitAddr: c.DirectXmitAddr, CompleteHooked: b2u(c.CompleteHooked),
 	}
 	switch p.Class {
 	case plan.Fentry:

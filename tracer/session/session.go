@@ -364,6 +364,7 @@ type pipeline struct {
 	events  uint64                // delivered since the last publish
 	perKind []uint64              // the same by kind, indexed by event.Kind
 	other   map[event.Kind]uint64 // kinds beyond perKind (none today)
+	sending []event.FrameRef      // the sweep's candidates, reused
 }
 
 func (s *Session) newPipeline(sink Sink) *pipeline {
@@ -524,7 +525,7 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 			p.push(b.evs)
 			bt.recycle(b.evs)
 		case <-sweepTick.C:
-			if err := s.sweep(); err != nil {
+			if err := s.sweep(p); err != nil {
 				runErr = err
 				stopping = true
 			}
@@ -542,7 +543,7 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 	// Wind down: one last sweep so completions no hook saw are reported,
 	// then drain what the kernel already queued.
 	if runErr == nil {
-		runErr = s.sweep()
+		runErr = s.sweep(p)
 	}
 	close(stopRead)
 	for b := range batches {
@@ -562,11 +563,19 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 	return runErr
 }
 
-func (s *Session) sweep() error {
+func (s *Session) sweep(p *pipeline) error {
 	if s.sw == nil {
 		return nil
 	}
-	n, err := s.sw.run()
+	var known []event.FrameRef
+	if !s.sw.walk && !s.o.Aggregate {
+		p.sending = p.norm.AppendSending(p.sending[:0])
+		known = p.sending
+		if len(known) == 0 {
+			return nil
+		}
+	}
+	n, err := s.sw.run(known)
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}

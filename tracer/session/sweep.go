@@ -16,9 +16,13 @@ import (
 // is reported as AVAILABLE, bounded by the previous read.
 //
 // With walk set the program finds those frames itself. Otherwise (kernels
-// before 5.17) user space lists them from the frames map; while such a map
-// syscall runs the kernel runs no kprobe program on that CPU, so class B
-// traces there can miss more events.
+// before 5.17) user space names them: the frames the events delivered so
+// far hold SENDING, when the caller knows them. Listing the frames map
+// instead (aggregating traces stream no frame events) is the last resort:
+// while such a map syscall runs, and while its task is preempted inside it,
+// the kernel runs no kprobe or perf-tracepoint program on that CPU. Measured
+// on 5.10 class B under TCG (call-return, 1024 frames): listing every 20 ms
+// made tpacket_destruct_skb's kprobe skip 1.7-2.5 % of the completions.
 type sweeper struct {
 	prog   *ebpf.Program
 	walk   bool
@@ -33,8 +37,9 @@ type sweeper struct {
 
 const sweepChunk = 4096
 
-// run returns how many frames the kernel re-read.
-func (w *sweeper) run() (int, error) {
+// run returns how many frames the kernel re-read. known, when not nil,
+// names the frames to re-read (without bpf_loop).
+func (w *sweeper) run(known []event.FrameRef) (int, error) {
 	if w.walk {
 		n, err := w.prog.Run(&ebpf.RunOptions{})
 		if err != nil {
@@ -42,9 +47,16 @@ func (w *sweeper) run() (int, error) {
 		}
 		return int(n), nil
 	}
-	sending, err := w.sendingFrames()
-	if err != nil {
-		return 0, err
+	var sending []bpfobj.RingtraceRtFrameKey
+	if known != nil {
+		for _, f := range known {
+			sending = append(sending, bpfobj.RingtraceRtFrameKey{Sk: f.Sk, Idx: f.Frame})
+		}
+	} else {
+		var err error
+		if sending, err = w.sendingFrames(); err != nil {
+			return 0, err
+		}
 	}
 	if w.batch <= 0 || w.batch > len(bpfobj.RingtraceRtSweep{}.Keys) {
 		w.batch = len(bpfobj.RingtraceRtSweep{}.Keys)
