@@ -1830,10 +1830,14 @@ int BPF_KPROBE(kprobe_tpacket_ubuf_complete, struct sk_buff *skb, struct tpacket
  * is still intact at the tracepoint. Where tpacket_ubuf_complete is hooked
  * by kprobe (class B), this backs it up: a kprobe run the kernel skipped.
  */
-SEC("tp_btf/kfree")
-int BPF_PROG(tp_kfree_uarg, unsigned long call_site, const void *ptr)
+SEC("raw_tp/kfree")
+int tp_kfree_uarg(__u64 *ctx)
 {
-	struct tpacket_uarg *u = (void *)ptr;
+	/* A raw tracepoint, not tp_btf: before 6.13 the verifier refuses a
+	 * typed load of kfree's `const void *ptr` ("type UNKNOWN is not a
+	 * struct"). Both skip only runs nested in themselves. */
+	__u64 call_site = ctx[0];
+	struct tpacket_uarg *u = (void *)ctx[1];
 
 	if (!cfg.uarg_via_kfree || call_site - cfg.uarg_complete_addr >= cfg.uarg_complete_len || !u)
 		return 0;

@@ -65,6 +65,7 @@ const (
 	KindFexit      = "fexit"
 	KindKprobe     = "kprobe"
 	KindKretprobe  = "kretprobe"
+	KindRawTP      = "raw_tp"   // raw tracepoint: untyped u64 arguments
 	KindTestRun    = "test_run" // loaded, run from user space
 )
 
@@ -564,7 +565,7 @@ func (b *builder) available() {
 			c.CompleteHooked = true
 			b.allExact = true
 			if backed && b.kfreeUarg() {
-				b.row(ev, label+" tpacket_ubuf_complete (uarg refcnt == 1), backed by tp_btf kfree of the uarg", "exact",
+				b.row(ev, label+" tpacket_ubuf_complete (uarg refcnt == 1), backed by raw_tp kfree of the uarg", "exact",
 					"uarg completion form; success=0 means the ring pages were copied out. A run the kernel skips (nested in another kprobe program) is caught at the uarg's kfree, right after the status write")
 				return
 			}
@@ -587,7 +588,7 @@ func (b *builder) available() {
 	}
 	if c.UargForm && b.kfreeUarg() {
 		b.allExact = true
-		b.row(ev, "tp_btf kfree of the uarg, called from tpacket_ubuf_complete", "exact",
+		b.row(ev, "raw_tp kfree of the uarg, called from tpacket_ubuf_complete", "exact",
 			"tpacket_ubuf_complete cannot be hooked; it frees its struct tpacket_uarg right after writing AVAILABLE, on every completion path (skb freed, ring pages copied out by a veth, a tap or a local delivery)")
 		return
 	}
@@ -605,7 +606,7 @@ func (b *builder) kfreeUarg() bool {
 		return false
 	}
 	c.UargViaKfree = true
-	b.attach("tp_kfree_uarg", KindTPBTF, "kfree")
+	b.attach("tp_kfree_uarg", KindRawTP, "kfree")
 	return true
 }
 

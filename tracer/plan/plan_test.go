@@ -198,7 +198,7 @@ func TestUargTracepointsOnly(t *testing.T) {
 	if !p.Config.UargViaKfree || p.Config.UargCompleteAddr != s.Addr || uint64(p.Config.UargCompleteLen) != s.End-s.Addr {
 		t.Errorf("config %+v, want completions via kfree inside %#x..%#x", p.Config, s.Addr, s.End)
 	}
-	if attached(p)["tp_kfree_uarg"] != "tp_btf kfree" {
+	if attached(p)["tp_kfree_uarg"] != "raw_tp kfree" {
 		t.Errorf("kfree not hooked: %v", attached(p))
 	}
 	var exact bool

@@ -223,6 +223,8 @@ func attach(p *plan.Plan, objs *objects) ([]link.Link, error) {
 			continue
 		case plan.KindTPBTF, plan.KindFentry, plan.KindFexit:
 			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+		case plan.KindRawTP:
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.Target, Program: prog})
 		case plan.KindTracepoint:
 			group, name, _ := strings.Cut(a.Target, "/")
 			l, err = link.Tracepoint(group, name, prog, nil)
