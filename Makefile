@@ -54,7 +54,7 @@ vm: build ## boot KERNEL=5.10|6.1|6.12.95|6.12.117|7.2|7.3|next under qemu, run 
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
 	exec ./bin/ringvm run --kernel "$$KERNEL" --binary $(BIN) --share "$$VM_SHARE" --timeout "$${VM_TIMEOUT:-600}" --accel "$${VM_ACCEL:-auto}" -- "$$CMD"
 
-kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2) into ~/.cache/ringtrace
+kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2 next) into ~/.cache/ringtrace
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
 	exec ./bin/ringvm kernels
 

@@ -21,8 +21,8 @@ const Next = "next"
 
 // MatrixKernels returns the selectors `make kernels` fetches: the kernels
 // ringtrace is checked on (5.10 and 6.1 LTS, 6.12 before and after the TX
-// ring's uarg completion, the newest series).
-func MatrixKernels() []string { return []string{"5.10", "6.1", "6.12.95", "6.12.117", "7.2"} }
+// ring's uarg completion, the newest stable series, and Next).
+func MatrixKernels() []string { return []string{"5.10", "6.1", "6.12.95", "6.12.117", "7.2", Next} }
 
 // Selector names the kernel to boot: a series or version ("6.1", "6.12.117",
 // newest matching build), an exact Debian release ("6.1.0-56",
