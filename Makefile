@@ -50,11 +50,11 @@ bench-send: build ## (root) ringtrace send vs trafgen on one veth, pps ratio
 	$(GO) run ./cmd/ringbench send
 
 .PHONY: vm kernels
-vm: build ## boot KERNEL=5.10|6.1|6.12.95|6.12.117|7.2 under qemu, run CMD='…' as root (VM_SHARE=DIR VM_TIMEOUT=s; docs/vm.md)
+vm: build ## boot KERNEL=5.10|6.1|6.12.95|6.12.117|7.2|7.3|next under qemu, run CMD='…' as root (VM_SHARE=DIR VM_TIMEOUT=s; docs/vm.md)
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
 	exec ./bin/ringvm run --kernel "$$KERNEL" --binary $(BIN) --share "$$VM_SHARE" --timeout "$${VM_TIMEOUT:-600}" --accel "$${VM_ACCEL:-auto}" -- "$$CMD"
 
-kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2) into ~/.cache/ringtrace
+kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2 next) into ~/.cache/ringtrace
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
 	exec ./bin/ringvm kernels
 

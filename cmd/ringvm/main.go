@@ -92,13 +92,22 @@ func run(args []string) int {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := newApp().RunContext(ctx, args)
+	return exitStatus(ctx, newApp().RunContext(ctx, args))
+}
+
+// exitStatus reports err on stderr and maps it to ringvm's exit status.
+func exitStatus(ctx context.Context, err error) int {
 	if err == nil {
 		return 0
 	}
 	var ec cli.ExitCoder
-	if errors.As(err, &ec) && err.Error() == "" {
-		return ec.ExitCode() // the guest command's status, already reported
+	if errors.As(err, &ec) {
+		// The guest command's status (already reported), or the matrix's
+		// verdict (1) with its message.
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(os.Stderr, "ringvm: %s\n", msg)
+		}
+		return ec.ExitCode()
 	}
 	if ctx.Err() != nil && !inputerr.Is(err) {
 		fmt.Fprintln(os.Stderr, "ringvm: interrupted (qemu killed, temporary files removed)")

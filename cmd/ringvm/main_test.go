@@ -1,8 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ringtrace/ringtrace/scenarios/vm"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
 )
 
 func TestParseTimeout(t *testing.T) {
@@ -37,6 +45,31 @@ func TestBadInputExitsTwo(t *testing.T) {
 	} {
 		if got := run(args); got != exitInput {
 			t.Errorf("%v: exit %d, want %d", args[1:], got, exitInput)
+		}
+	}
+}
+
+// TestExitStatus: a failed matrix exits 1 (it used to exit 125: its
+// cli.Exit carried a message), a guest command's status passes through.
+func TestExitStatus(t *testing.T) {
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, c := range []struct {
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{ctx, nil, 0},
+		{ctx, cli.Exit("vmtest: FAIL: the matrix has failures, listed under FAILURES above", 1), 1},
+		{ctx, cli.Exit("", 3), 3},
+		{ctx, inputerr.New("bad"), exitInput},
+		{ctx, fmt.Errorf("boot: %w", vm.ErrTimeout), exitTimeout},
+		{ctx, errors.New("qemu failed"), exitFailure},
+		{cancelled, errors.New("context canceled"), exitInterrupted},
+	} {
+		if got := exitStatus(c.ctx, c.err); got != c.want {
+			t.Errorf("exitStatus(%v) = %d, want %d", c.err, got, c.want)
 		}
 	}
 }

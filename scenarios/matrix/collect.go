@@ -30,6 +30,8 @@ func (c *collector) add(f Frame) {
 	switch kind {
 	case "probe":
 		c.probe(rest, f)
+	case "verify":
+		c.t.class(rest).Verification = noVerifyReport(f.Payload, f.Status)
 	case "run":
 		hooks, idx, _ := strings.Cut(rest, "/")
 		i, err := strconv.Atoi(idx)
@@ -52,24 +54,34 @@ func (c *collector) add(f Frame) {
 // kernel cannot do.
 const exitInput = 2
 
-// probeOutput is what `ringtrace probe --json` prints.
+// probeOutput is what `ringtrace probe --json` prints, and `ringtrace probe
+// --verify --json` with Verify.
 type probeOutput struct {
 	Kernel *kernel.Facts `json:"kernel"`
 	Plan   *plan.Plan    `json:"plan"`
+	Verify *VerifyReport `json:"verify"`
 }
 
+// probe takes the output of `probe --verify --json` (which exits 1 with its
+// report when a promise was broken) or, when that printed no report, of
+// `probe --json` after a "verify/" frame.
 func (c *collector) probe(hooks string, f Frame) {
 	cl := c.t.class(hooks)
 	cl.Unavailable, cl.ProbeError = "", ""
 	var p probeOutput
+	readable := json.Unmarshal(f.Payload, &p) == nil && p.Plan != nil
+	prefix := "--hooks=" + hooks + ": "
 	switch {
-	case f.Status == exitInput:
-		cl.Unavailable = strings.TrimPrefix(lastLine(f.Payload), "--hooks="+hooks+": ")
+	case readable && p.Verify != nil:
+		cl.Verification = judgeVerify(p.Verify, f.Status)
+	case f.Status == exitInput && strings.HasPrefix(lastLine(f.Payload), prefix):
+		cl.Unavailable = strings.TrimPrefix(lastLine(f.Payload), prefix)
+		cl.Verification = nil // nothing to verify
 		return
 	case f.Status != 0:
 		cl.ProbeError = errorText(f.Payload, f.Status)
 		return
-	case json.Unmarshal(f.Payload, &p) != nil || p.Plan == nil:
+	case !readable:
 		cl.ProbeError = "unreadable output: " + firstLine(string(f.Payload))
 		return
 	}
@@ -220,6 +232,10 @@ func (c *collector) finish() {
 		if i > 0 && cl.Class != "" && cl.Class == ref.Class {
 			cl.SameAs = ref.Hooks
 		}
+		if cl.Verification == nil && cl.Unavailable == "" {
+			cl.Verification = &Verification{State: Error, Detail: "no verify report: " + detail}
+		}
+		cl.Verified = verifiedText(cl)
 		if cl.Unavailable != "" || cl.SameAs != "" {
 			continue
 		}

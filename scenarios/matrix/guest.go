@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,8 +27,7 @@ const fatalGrace = 3 * time.Second
 // booted once more for the parts that had not reported.
 func runGuest(ctx context.Context, o Options, sel string, progress io.Writer) *Target {
 	t := &Target{Name: sel}
-	spec := Spec{Ringtrace: path.Join("/usr/local/bin", filepath.Base(o.Binary)), Hooks: Hooks(), Runs: GuestRuns(),
-		Tests: o.Tests, TestEnv: GuestTestEnv()}
+	spec := guestSpec(o, sel)
 	col := newCollector(spec, t)
 	logs, err := openLogs(o.Out, sel)
 	if err != nil {
@@ -45,14 +43,14 @@ func runGuest(ctx context.Context, o Options, sel string, progress io.Writer) *T
 		if a.Died == "" {
 			break
 		}
-		fmt.Fprintf(progress, "vmtest: %s: the guest died (%s)\n", sel, a.Died)
+		fmt.Fprintf(progress, "vmtest: %s: the guest died (%s)\n", targetName(t), a.Died)
 		if boot == 1 {
-			fmt.Fprintf(progress, "vmtest: %s: booting once more for the parts that had not reported\n", sel)
+			fmt.Fprintf(progress, "vmtest: %s: booting once more for the parts that had not reported\n", targetName(t))
 		}
 	}
 	col.finish()
 	t.Seconds = time.Since(start).Seconds()
-	fmt.Fprintf(progress, "vmtest: %s: done in %s: %s\n", sel, time.Since(start).Round(time.Second), verdict(t))
+	fmt.Fprintf(progress, "vmtest: %s: done in %s: %s\n", targetName(t), time.Since(start).Round(time.Second), verdict(t))
 	return t
 }
 
@@ -74,7 +72,7 @@ func bootOnce(ctx context.Context, o Options, sel string, spec Spec, col *collec
 		a.Frames++
 		col.add(f)
 		if line := frameProgress(col.t, f); line != "" {
-			fmt.Fprintf(progress, "vmtest: %s: %s\n", sel, line)
+			fmt.Fprintf(progress, "vmtest: %s: %s\n", targetName(col.t), line)
 		}
 	})
 	var shares []string

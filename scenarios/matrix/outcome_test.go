@@ -21,6 +21,8 @@ func TestKernelOutcome(t *testing.T) {
 		ok         bool
 	}{
 		{"7.2.13+deb14-cloud-amd64", true, true},
+		{"7.3-cloud-amd64", true, true}, // experimental's 7.3-rc7
+		{"7.3-cloud-amd64", false, false},
 		{"7.2.13+deb14-cloud-amd64", false, false},
 		{"6.12.117+deb13-cloud-amd64", false, true},
 		{"6.12.117+deb13-cloud-amd64", true, false},

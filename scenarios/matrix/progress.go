@@ -17,7 +17,7 @@ func frameProgress(t *Target, f Frame) string {
 		case cl.ProbeError != "":
 			return fmt.Sprintf("--hooks=%s: probe failed: %s", rest, cl.ProbeError)
 		}
-		return fmt.Sprintf("--hooks=%s: class %s (%s), TX completion %s", rest, cl.Letter, cl.Class, cl.Completion)
+		return fmt.Sprintf("--hooks=%s: class %s (%s), TX completion %s, %s", rest, cl.Letter, cl.Class, cl.Completion, verifiedText(cl))
 	case "run":
 		hooks, _, _ := strings.Cut(rest, "/")
 		var parts []string
@@ -42,7 +42,15 @@ func verdict(t *Target) string {
 	if t.Error != "" {
 		return "ERROR: " + t.Error
 	}
-	bad := 0
+	bad, verified := 0, 0
+	for _, cl := range t.Classes {
+		if v := cl.Verification; v != nil {
+			verified++
+			if v.State != Verified {
+				bad++
+			}
+		}
+	}
 	for _, c := range t.Cells {
 		if c.State != Pass {
 			bad++
@@ -54,7 +62,7 @@ func verdict(t *Target) string {
 		}
 	}
 	if bad == 0 {
-		return fmt.Sprintf("PASS (%d scenario runs, %d test binaries)", len(t.Cells), len(t.Tests))
+		return fmt.Sprintf("PASS (%d classes verified, %d scenario runs, %d test binaries)", verified, len(t.Cells), len(t.Tests))
 	}
-	return fmt.Sprintf("FAIL (%d of %d scenario runs and test binaries did not pass)", bad, len(t.Cells)+len(t.Tests))
+	return fmt.Sprintf("FAIL (%d of %d verifications, scenario runs and test binaries did not pass)", bad, verified+len(t.Cells)+len(t.Tests))
 }

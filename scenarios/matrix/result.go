@@ -58,6 +58,11 @@ type Class struct {
 	// SameAs names the reference --hooks value this one resolved to the
 	// same class as: its scenarios are not run twice.
 	SameAs string `json:"same_as,omitempty"`
+	// Verified is the VERIFIED column: "verified", "BROKEN: <first broken
+	// promise>", "ERROR: …", "n/a" (the kernel lacks the class).
+	// Verification has the verdict and `ringtrace probe --verify`'s report.
+	Verified     string        `json:"verified,omitempty"`
+	Verification *Verification `json:"verification,omitempty"`
 	// Seconds is how long its scenario runs took.
 	Seconds int        `json:"seconds"`
 	Plan    *plan.Plan `json:"plan,omitempty"`
@@ -96,10 +101,16 @@ type TestResult struct {
 	Detail   string `json:"detail,omitempty"`
 }
 
-// Passed reports whether every cell and test of the target passed.
+// Passed reports whether every cell, verification and test of the target
+// passed.
 func (t *Target) Passed() bool {
 	if t.Error != "" || len(t.Cells) == 0 {
 		return false
+	}
+	for _, cl := range t.Classes {
+		if cl.Verification != nil && cl.Verification.State != Verified {
+			return false
+		}
 	}
 	for _, c := range t.Cells {
 		if c.State != Pass {

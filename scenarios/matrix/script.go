@@ -19,9 +19,10 @@ const testTimeout = "10m"
 //	…payload…
 //	@@VMTEST:<nonce>:end <key> <exit status> <seconds since the previous frame>
 //
-// Probes print the `ringtrace probe --json` output, runs the `ringtrace run
-// --json` results (either, when it printed nothing, the tail of its stderr),
-// tests their result lines; the progress of runs and tests also goes out
+// Probes print the `ringtrace probe --verify --json` report (or, when it gave
+// none, a verify frame with its output, then `ringtrace probe --json`'s), runs
+// the `ringtrace run --json` results (either, when it printed nothing, the
+// tail of its stderr), tests their result lines; the progress of runs and tests also goes out
 // unframed, as it happens, for the log. Runs and tests whose keys are
 // in done are left out (a retry after a guest died); probes are always made.
 func Script(s Spec, nonce string, done map[string]bool) string {
@@ -40,9 +41,17 @@ func Script(s Spec, nonce string, done map[string]bool) string {
 	w(`keep() { ( trap '' INT TERM; exec "$@" ); }`)
 	w(`frame() { mark begin "$1"; cat "$3"; mark end "$1" "$2" $(($(date +%%s) - t0)); t0=$(date +%%s); }`)
 	for i, h := range s.Hooks {
-		w(`"$RT" probe --json --hooks %s >"$T/p" 2>"$T/e"; ok_%d=$?`, shq(h), i)
-		w(`[ $ok_%d = 0 ] || cat "$T/e" >"$T/p"`, i)
-		w(`frame %s $ok_%d "$T/p"`, shq(probeKey(h)), i)
+		// The verify report carries the plan, whatever promise it found
+		// broken (exit 1). Without a report (an older ringtrace, a class
+		// the kernel lacks, a failure) its output goes out as the verify
+		// frame, and the plain probe gives the plan. ok_N: a plan came.
+		w(`"$RT" probe --verify --json --hooks %s >"$T/p" 2>"$T/e"; st=$?; ok_%d=0`, shq(h), i)
+		w(`if ! grep -q '"verify" *:' "$T/p"; then`)
+		w(`  cat "$T/e" >>"$T/p"; frame %s $st "$T/p"`, shq(verifyKey(h)))
+		w(`  "$RT" probe --json --hooks %s >"$T/p" 2>"$T/e"; st=$?; ok_%d=$st`, shq(h), i)
+		w(`  [ $st = 0 ] || cat "$T/e" >"$T/p"`)
+		w(`fi`)
+		w(`frame %s $st "$T/p"`, shq(probeKey(h)))
 		w(`c_%d=$(sed -n 's/.*"class": *"\([a-z]*\)".*/\1/p' "$T/p" | head -n 1)`, i)
 	}
 	for _, kv := range s.TestEnv {

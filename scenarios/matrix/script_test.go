@@ -98,6 +98,17 @@ func TestScriptRunsAndReports(t *testing.T) {
 			if cl := tgt.class("tracepoint"); cl.Letter != "C" || cl.Completion != "uarg" || len(cl.Changes) != 2 {
 				t.Errorf("tracepoint class: %+v", cl)
 			}
+			// probe --verify: auto held, tracepoint broke a promise (exit
+			// 1, its scenarios still ran), kprobe is not offered.
+			for hooks, want := range map[string]string{
+				"auto":       Verified,
+				"kprobe":     "n/a",
+				"tracepoint": "BROKEN: frame -> AVAILABLE: promised exact, observed 0 exact, 8 bounded (status-read) in veth-blocking",
+			} {
+				if got := tgt.class(hooks).Verified; got != want {
+					t.Errorf("%s verified %q, want %q", hooks, got, want)
+				}
+			}
 			if len(tgt.Tests) != 1 {
 				t.Fatalf("tests %+v", tgt.Tests)
 			}
@@ -105,6 +116,39 @@ func TestScriptRunsAndReports(t *testing.T) {
 			if tr.State != Fail || tr.Status != 1 || tr.Passed != 1 || strings.Join(tr.Failed, ",") != "TestB/sub,TestB" ||
 				strings.Join(tr.Skipped, ",") != "TestC" || !strings.Contains(tr.Excluded, "because") {
 				t.Errorf("test result %+v", tr)
+			}
+		})
+	}
+}
+
+// TestScriptOlderRingtrace: a ringtrace without --verify gives no report:
+// every class it offers is an ERROR, never verified, while the plain probe
+// still gives the plans and the scenarios still run.
+func TestScriptOlderRingtrace(t *testing.T) {
+	t.Setenv("FAKE_OLD_RINGTRACE", "1")
+	for _, sh := range shells(t) {
+		t.Run(filepath.Base(sh[0]), func(t *testing.T) {
+			spec := fakeSpec(t)
+			spec.Tests = nil
+			tgt := &Target{Name: "fake"}
+			col := newCollector(spec, tgt)
+			runScript(t, sh, spec, nil, col)
+			col.finish()
+			for _, hooks := range []string{"auto", "tracepoint"} {
+				cl := tgt.class(hooks)
+				if cl.Plan == nil || cl.Verification == nil || cl.Verification.State != Error ||
+					cl.Verified != "ERROR: no verify report: flag provided but not defined: -verify (see --help) (exit status 2)" {
+					t.Errorf("%s: plan %v, verified %q", hooks, cl.Plan != nil, cl.Verified)
+				}
+			}
+			if cl := tgt.class("kprobe"); cl.Verified != "n/a" || cl.Unavailable == "" {
+				t.Errorf("kprobe: verified %q, unavailable %q", cl.Verified, cl.Unavailable)
+			}
+			if len(tgt.Cells) != 8 {
+				t.Errorf("%d cells, want the scenarios of auto and tracepoint", len(tgt.Cells))
+			}
+			if tgt.Passed() {
+				t.Error("a target nothing was verified on passed")
 			}
 		})
 	}

@@ -111,18 +111,22 @@ func secs(s float64) string { return fmt.Sprintf("%.0fs", s) }
 func writeFailures(w io.Writer, m *Matrix) error {
 	var lines []string
 	for _, t := range m.Targets {
+		name := targetName(t)
 		if t.Error != "" {
-			lines = append(lines, fmt.Sprintf("%s: %s", t.Name, t.Error))
+			lines = append(lines, fmt.Sprintf("%s: %s", name, t.Error))
 		}
 		for i, a := range t.Attempts {
 			if a.Died != "" {
-				lines = append(lines, fmt.Sprintf("%s: boot %d: guest died: %s", t.Name, i+1, a.Died))
+				lines = append(lines, fmt.Sprintf("%s: boot %d: guest died: %s", name, i+1, a.Died))
 			}
+		}
+		for _, cl := range t.Classes {
+			lines = append(lines, verifyFailures(t, cl)...)
 		}
 		lines = append(lines, cellFailures(t)...)
 		for _, r := range t.Tests {
 			if r.State != Pass {
-				lines = append(lines, fmt.Sprintf("%s test %s: %s %s %s", t.Name, r.Package, r.State,
+				lines = append(lines, fmt.Sprintf("%s test %s: %s %s %s", name, r.Package, r.State,
 					strings.Join(topLevel(r.Failed), " "), r.Detail))
 			}
 		}
@@ -165,7 +169,7 @@ func cellFailures(t *Target) []string {
 	}
 	var lines []string
 	for _, g := range groups {
-		lines = append(lines, fmt.Sprintf("%s %s %s: %s: %s", t.Name, letterOf(t, g.hooks), strings.Join(g.scenarios, ", "), g.state, g.detail))
+		lines = append(lines, fmt.Sprintf("%s %s %s: %s: %s", targetName(t), letterOf(t, g.hooks), strings.Join(g.scenarios, ", "), g.state, g.detail))
 	}
 	return lines
 }

@@ -1,6 +1,12 @@
 package matrix
 
-import "strconv"
+import (
+	"path"
+	"path/filepath"
+	"strconv"
+
+	"github.com/ringtrace/ringtrace/scenarios/vm"
+)
 
 // Spec is what one target (a guest, or the host) runs.
 type Spec struct {
@@ -35,12 +41,29 @@ type TestRun struct {
 
 // Part keys name the pieces of a run in frames and in Script's done set.
 func probeKey(hooks string) string      { return "probe/" + hooks }
+func verifyKey(hooks string) string     { return "verify/" + hooks }
 func runKey(hooks string, i int) string { return "run/" + hooks + "/" + strconv.Itoa(i) }
 func testKey(pkg string) string         { return "test/" + pkg }
 
 // Hooks are the --hooks values tried on every kernel: the kernel's own
 // choice (class A where fentry works), then the two forced ones.
 func Hooks() []string { return []string{"auto", "kprobe", "tracepoint"} }
+
+// NextHooks are the --hooks values tried on the next kernel (vm.Next, the
+// newest series Debian offers, today experimental's release candidate): its
+// own choice only, and no guest tests, to keep CI time down. Its failures
+// fail the matrix like any other kernel's.
+func NextHooks() []string { return []string{"auto"} }
+
+// guestSpec is what a guest booted from selector sel runs.
+func guestSpec(o Options, sel string) Spec {
+	s := Spec{Ringtrace: path.Join("/usr/local/bin", filepath.Base(o.Binary)), Hooks: Hooks(), Runs: GuestRuns(),
+		Tests: o.Tests, TestEnv: GuestTestEnv()}
+	if sel == vm.Next {
+		s.Hooks, s.Tests = NextHooks(), nil
+	}
+	return s
+}
 
 // GuestRuns are the scenario runs in a TCG guest: the emulated links are
 // slowed so that they stay slower than the emulated CPU. call-return needs

@@ -34,13 +34,14 @@ func scenarioNames() []string {
 
 func writeCells(w io.Writer, m *Matrix) error {
 	names := scenarioNames()
-	fmt.Fprintln(w, "KERNEL MATRIX: scenarios per kernel and hook class (PASS, FAIL passed/expectations, DIED, ERROR; n/a: the kernel lacks the class)")
+	fmt.Fprintln(w, "KERNEL MATRIX: scenarios per kernel and hook class (PASS, FAIL passed/expectations, DIED, ERROR; n/a: the kernel lacks the class);")
+	fmt.Fprintln(w, "VERIFIED: every promise of `ringtrace probe --verify` held, or BROKEN: the first broken one (all under FAILURES)")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "KERNEL\tCLASS\tCOMPLETION\t%s\tPLAN\n", strings.Join(names, "\t"))
+	fmt.Fprintf(tw, "KERNEL\tCLASS\tCOMPLETION\tVERIFIED\t%s\tPLAN\n", strings.Join(names, "\t"))
 	for _, t := range m.Targets {
 		labels := kernelLabels(t)
 		if t.Error != "" && len(t.Classes) == 0 {
-			fmt.Fprintf(tw, "%s\tERROR\t\t%s\t%s\n", labels[0], strings.Repeat("-\t", len(names)-1)+"-", t.Error)
+			fmt.Fprintf(tw, "%s\tERROR\t\t\t%s\t%s\n", labels[0], strings.Repeat("-\t", len(names)-1)+"-", t.Error)
 			continue
 		}
 		for i, cl := range t.Classes {
@@ -52,8 +53,13 @@ func writeCells(w io.Writer, m *Matrix) error {
 			for _, n := range names {
 				cells = append(cells, cellText(t, cl, n))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", label, classLabel(cl, i == 0), orDash(cl.Completion),
-				strings.Join(cells, "\t"), planText(t, cl, i == 0))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", label, classLabel(cl, i == 0), orDash(cl.Completion),
+				verifiedCell(cl), strings.Join(cells, "\t"), planText(t, cl, i == 0))
+		}
+		// The next kernel has one class, and two label lines; a row of
+		// empty cells keeps the columns of the rows below aligned.
+		for _, label := range labels[min(len(t.Classes), len(labels)):] {
+			fmt.Fprintf(tw, "%s%s\n", label, strings.Repeat("\t", 4+len(names)))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -90,6 +96,17 @@ func classLabel(cl *Class, ref bool) string {
 	}
 	if ref {
 		s += " (" + cl.Hooks + ")"
+	}
+	return s
+}
+
+// maxVerifiedCell caps the VERIFIED column; FAILURES has the whole line.
+const maxVerifiedCell = 64
+
+func verifiedCell(cl *Class) string {
+	s := verifiedText(cl)
+	if r := []rune(s); len(r) > maxVerifiedCell {
+		s = string(r[:maxVerifiedCell]) + "…"
 	}
 	return s
 }

@@ -58,8 +58,10 @@ func testMatrix() *Matrix {
 	guest := &Target{Name: "6.1", Release: "6.1.0-56-cloud-amd64", Version: "6.1.192-2", Accel: "tcg", Seconds: 200,
 		Attempts: []Attempt{{BootSeconds: 2, CommandSeconds: 100, Died: "qemu ended: Oops: int3"}, {BootSeconds: 2, CommandSeconds: 90}},
 		Classes: []*Class{
-			{Hooks: "auto", Class: "fentry", Letter: "A", Completion: "destructor", Plan: pa},
-			{Hooks: "tracepoint", Class: "tracepoint", Letter: "C", Completion: "destructor", Plan: pc, Changes: comparePlans(pa, pc)},
+			{Hooks: "auto", Class: "fentry", Letter: "A", Completion: "destructor", Plan: pa, Verification: &Verification{State: Verified}},
+			{Hooks: "tracepoint", Class: "tracepoint", Letter: "C", Completion: "destructor", Plan: pc, Changes: comparePlans(pa, pc),
+				Verification: &Verification{State: Broken, Detail: "frame -> AVAILABLE: promised exact, observed 0 exact, 32 bounded (status-read) in veth-blocking",
+					Problems: []string{"frame -> AVAILABLE: promised exact, observed 0 exact, 32 bounded (status-read) in veth-blocking"}}},
 		},
 		Tests: []*TestResult{{Package: "tracer/session", State: Pass, Passed: 8}, {Package: "scenarios", State: Fail, Failed: []string{"TestX"}}},
 	}
@@ -78,15 +80,23 @@ func testMatrix() *Matrix {
 	host := &Target{Name: "host", Host: true, Release: "6.18.44", Version: "6.18.44", Seconds: 8,
 		Attempts: []Attempt{{CommandSeconds: 8}},
 		Classes: []*Class{
-			{Hooks: "auto", Class: "tracepoint", Letter: "C", Completion: "destructor", Plan: pc},
+			{Hooks: "auto", Class: "tracepoint", Letter: "C", Completion: "destructor", Plan: pc, Verification: &Verification{State: Verified}},
 			{Hooks: "kprobe", Unavailable: "kprobes: CONFIG_KPROBES is not set"},
-			{Hooks: "tracepoint", Class: "tracepoint", Letter: "C", Completion: "destructor", Plan: pc, SameAs: "auto"},
+			{Hooks: "tracepoint", Class: "tracepoint", Letter: "C", Completion: "destructor", Plan: pc, SameAs: "auto", Verification: &Verification{State: Verified}},
 		},
 	}
 	for _, s := range scenarios.All() {
 		host.Cells = append(host.Cells, &Cell{Hooks: "auto", Scenario: s.Name, State: Pass})
 	}
-	return &Matrix{Seconds: 300, Parallel: 2, CPUs: 1, Targets: []*Target{guest, host}}
+	next := &Target{Name: "next", Release: "7.3-cloud-amd64", Version: "7.3~rc7-1~exp1", Accel: "tcg", Seconds: 120,
+		Attempts: []Attempt{{BootSeconds: 4, CommandSeconds: 110}},
+		Classes: []*Class{{Hooks: "auto", Class: "fentry", Letter: "A", Completion: "uarg", Plan: pa,
+			Verification: &Verification{State: Error, Detail: "no verify report: flag provided but not defined: -verify (see --help) (exit status 2)"}}},
+	}
+	for _, s := range scenarios.All() {
+		next.Cells = append(next.Cells, &Cell{Hooks: "auto", Scenario: s.Name, State: Pass})
+	}
+	return &Matrix{Seconds: 300, Parallel: 2, CPUs: 1, Targets: []*Target{guest, next, host}}
 }
 
 func TestWriteTable(t *testing.T) {
@@ -107,6 +117,10 @@ func TestWriteTable(t *testing.T) {
 		"2 (guest died, booted again)", "total 5m0s, 2 guest(s) at a time, 1 vCPU(s) each",
 		"C tracepoint against A fentry, on 6.1:",
 		"sendmsg: fentry packet_sendmsg [exact] -> tracepoints syscalls [exact]",
+		"VERIFIED", "BROKEN: frame -> AVAILABLE: promised exact, observed 0 exact, 32…",
+		"6.1 C (tracepoint) probe --verify: BROKEN: frame -> AVAILABLE: promised exact, observed 0 exact, 32 bounded (status-read) in veth-blocking",
+		"7.3-cloud-amd64", "(next: 7.3~rc7-1~exp1)", "ERROR: no verify report: flag provided but not defined: -verify …",
+		"next (7.3-cloud-amd64) A (auto) probe --verify: ERROR: no verify report: flag provided but not defined: -verify (see --help) (exit status 2)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -114,18 +128,34 @@ func TestWriteTable(t *testing.T) {
 	}
 	// One row per kernel and class: the cells line up under the header.
 	lines := strings.Split(out, "\n")
-	header := lines[1]
-	for _, l := range lines[2:7] {
-		if strings.Index(l, "PASS")+len("PASS") > len(l) || len(l) < strings.Index(header, "PLAN") {
+	header := lines[2]
+	if !strings.HasPrefix(header, "KERNEL ") || !strings.Contains(header, "PLAN") {
+		t.Fatalf("header %q", header)
+	}
+	// The next kernel has one class: its second label line is not a row.
+	rows := append(append([]string{}, lines[3:6]...), lines[7:10]...)
+	if strings.TrimSpace(lines[6]) != "(next: 7.3~rc7-1~exp1)" {
+		t.Errorf("the next kernel's second line is %q", lines[6])
+	}
+	col := strings.Index(header, "VERIFIED")
+	for i, want := range []string{"verified", "BROKEN: ", "ERROR: ", "verified", "n/a", "verified"} {
+		l := rows[i]
+		if strings.Index(l, "PASS")+len("PASS") > len(l) && !strings.Contains(l, "n/a") || len(l) < strings.Index(header, "PLAN") {
 			t.Errorf("row %q does not reach the PLAN column of %q", l, header)
+		}
+		if !strings.HasPrefix(l[col:], want) {
+			t.Errorf("row %q: VERIFIED is not %q", l, want)
 		}
 	}
 }
 
 func TestPassed(t *testing.T) {
 	m := testMatrix()
-	if m.Targets[0].Passed() || !m.Targets[1].Passed() {
-		t.Errorf("guest passed %v, host passed %v", m.Targets[0].Passed(), m.Targets[1].Passed())
+	if m.Targets[0].Passed() || !m.Targets[2].Passed() {
+		t.Errorf("guest passed %v, host passed %v", m.Targets[0].Passed(), m.Targets[2].Passed())
+	}
+	if m.Targets[1].Passed() {
+		t.Error("the next kernel passed, not verified")
 	}
 	if (&Target{}).Passed() {
 		t.Error("a target without cells passed")

@@ -23,7 +23,10 @@ const (
 
 // aptSuites are the suites kernels come from: bullseye (5.10), bookworm
 // (6.1), bookworm-backports (6.12 +deb12), trixie (6.12 +deb13), sid (7.x),
-// with their security and updates suites, where kernels move first.
+// with their security and updates suites, where kernels move first, and
+// experimental (the next series' release candidates, for Next). Nothing is
+// installed from these lists, so experimental's NotAutomatic pin does not
+// matter: its kernels have names no other suite uses.
 var aptSuites = []struct {
 	security bool
 	suite    string
@@ -31,7 +34,7 @@ var aptSuites = []struct {
 	{false, "bullseye"}, {true, "bullseye-security"},
 	{false, "bookworm"}, {false, "bookworm-updates"}, {true, "bookworm-security"}, {false, "bookworm-backports"},
 	{false, "trixie"}, {false, "trixie-updates"}, {true, "trixie-security"},
-	{false, "sid"},
+	{false, "sid"}, {false, "experimental"},
 }
 
 // aptEnv runs apt-get and apt-cache on a private sources list, lists and
@@ -143,6 +146,32 @@ func (a *aptEnv) pkgNames(ctx context.Context) ([]string, error) {
 	}
 	_ = os.WriteFile(saved, out.Bytes(), 0o644)
 	return strings.Fields(out.String()), nil
+}
+
+// version is the version of pkg that apt would download.
+func (a *aptEnv) version(ctx context.Context, pkg string) (string, error) {
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "apt-cache", append(a.options(), "show", "--no-all-versions", pkg)...)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("apt-cache show %s: %w: %s", pkg, err, lastLines(stderr.Bytes(), 2))
+	}
+	v := controlField(out.Bytes(), "Version")
+	if v == "" {
+		return "", fmt.Errorf("apt-cache show %s: no Version field", pkg)
+	}
+	return v, nil
+}
+
+// controlField is the first value of a field in Debian control data (an
+// `apt-cache show` record), or "".
+func controlField(out []byte, field string) string {
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // download fetches packages into dir.

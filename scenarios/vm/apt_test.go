@@ -38,3 +38,26 @@ func TestLastLines(t *testing.T) {
 		t.Errorf("lastLines = %q", got)
 	}
 }
+
+func TestSourcesListHasExperimental(t *testing.T) {
+	a := &aptEnv{dir: "/cache/apt", mirror: DefaultMirror, security: DefaultSecurityMirror}
+	if !strings.HasSuffix(a.sourcesList(), "http://deb.debian.org/debian experimental main\n") {
+		t.Errorf("sources.list lacks experimental (for %s):\n%s", Next, a.sourcesList())
+	}
+}
+
+// TestControlField reads the Version of an `apt-cache show --no-all-versions`
+// record of experimental's release candidate (trimmed).
+func TestControlField(t *testing.T) {
+	rec := []byte("Package: linux-binary-7.3-cloud-amd64\n" +
+		"Source: linux-signed-amd64 (7.3~rc7+1~exp1)\n" +
+		"Version: 7.3~rc7-1~exp1\n" +
+		"Depends: linux-base-7.3-cloud-amd64 (= 7.3~rc7-1~exp1)\n" +
+		"Description: Linux 7.3-rc7 for x86-64 cloud (kernel image)\n")
+	if got := controlField(rec, "Version"); got != "7.3~rc7-1~exp1" {
+		t.Errorf("Version = %q", got)
+	}
+	if got := controlField(rec, "Size"); got != "" {
+		t.Errorf("absent field = %q", got)
+	}
+}

@@ -100,7 +100,7 @@ func (c *Cache) Kernel(ctx context.Context, sel Selector) (*Kernel, error) {
 		if i == fetchTries {
 			break
 		}
-		if k, err := loadKernel(filepath.Join(c.kernelsDir(), cand.Release)); err == nil {
+		if k, err := loadKernel(filepath.Join(c.kernelsDir(), cand.Release)); err == nil && !c.newerBuild(ctx, a, cand, k) {
 			return k, nil
 		}
 		if c.recentlyMissing(a, cand.Release) {
@@ -125,6 +125,27 @@ func (c *Cache) Kernel(ctx context.Context, sel Selector) (*Kernel, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("kernel %s: could not download %s", sel.Raw, strings.Join(errs, ", "))
+}
+
+// newerBuild reports whether apt offers another build of a cached release
+// candidate than the cache holds: a release candidate's release name stays
+// (7.3-cloud-amd64) while its package version moves (7.3~rc7-1~exp1, then
+// ~rc8). Other releases are one build each. Without an answer from apt the
+// cached build is kept.
+func (c *Cache) newerBuild(ctx context.Context, a *aptEnv, cand Candidate, cached *Kernel) bool {
+	if !cand.rc || len(cand.Packages) == 0 {
+		return false
+	}
+	v, err := a.version(ctx, cand.Packages[0])
+	if err != nil {
+		fmt.Fprintf(c.log(), "ringvm: %s: keeping the cached build %s: %v\n", cand.Release, cached.Version, err)
+		return false
+	}
+	if v == cached.Version {
+		return false
+	}
+	fmt.Fprintf(c.log(), "ringvm: %s: the cache holds %s, apt offers %s: fetching it\n", cand.Release, cached.Version, v)
+	return true
 }
 
 // recentlyMissing reports whether the archive answered 404 for release
@@ -224,13 +245,28 @@ func (c *Cache) fetch(ctx context.Context, a *aptEnv, cand Candidate) (*Kernel, 
 		return nil, err
 	}
 	dst := filepath.Join(c.kernelsDir(), cand.Release)
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := replaceDir(tmp, dst); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
 	if err := os.Chmod(dst, 0o755); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
 	return loadKernel(dst)
+}
+
+// replaceDir renames src to dst, first moving aside (then removing) a dst
+// that exists: an older build of a release candidate.
+func replaceDir(src, dst string) error {
+	old := src + ".old"
+	if err := os.Rename(dst, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		_ = os.Rename(old, dst)
+		return err
+	}
+	_ = os.RemoveAll(old) // a leftover .fetch-*.old is never read as a kernel
+	return nil
 }
 
 // newestCached is the newest cached kernel sel names, or nil.

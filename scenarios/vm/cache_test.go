@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,4 +58,64 @@ func TestCacheFallsBackToCachedKernel(t *testing.T) {
 	if !c.recentlyMissing(a, "x") {
 		t.Error("not missing after marked")
 	}
+}
+
+// fakeAptCache puts an apt-cache on PATH that answers `show` with version
+// (or fails when version is "").
+func fakeAptCache(t *testing.T, version string) {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\necho 'E: No packages found' >&2\nexit 100\n"
+	if version != "" {
+		script = "#!/bin/sh\nprintf 'Package: x\\nVersion: %s\\n' '" + version + "'\n"
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "apt-cache"), []byte(script), 0o755))
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// TestNewerBuild: only a release candidate's cached build is compared with
+// what apt offers; without an answer the cached build is kept.
+func TestNewerBuild(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
+	a := c.apt()
+	rc, _ := candidateFromRelease("7.3-cloud-amd64")
+	rc.Packages = []string{"linux-binary-7.3-cloud-amd64"}
+	stable, _ := candidateFromRelease("7.2.13+deb14-cloud-amd64")
+	stable.Packages = []string{"linux-binary-7.2.13+deb14-cloud-amd64"}
+	cached := &Kernel{Version: "7.3~rc6-1~exp1"}
+	ctx := context.Background()
+
+	fakeAptCache(t, "7.3~rc7-1~exp1")
+	if !c.newerBuild(ctx, a, rc, cached) {
+		t.Error("rc6 cached, rc7 offered: not refetched")
+	}
+	if c.newerBuild(ctx, a, stable, &Kernel{Version: "7.2.12-1"}) {
+		t.Error("a stable release was compared by version")
+	}
+	if c.newerBuild(ctx, a, rc, &Kernel{Version: "7.3~rc7-1~exp1"}) {
+		t.Error("the same build refetched")
+	}
+	fakeAptCache(t, "")
+	if c.newerBuild(ctx, a, rc, cached) {
+		t.Error("refetched without an answer from apt")
+	}
+}
+
+func TestReplaceDir(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, ".fetch-1"), filepath.Join(dir, "7.3-cloud-amd64")
+	for _, d := range []string{src, dst} {
+		must(t, os.MkdirAll(d, 0o755))
+		must(t, os.WriteFile(filepath.Join(d, "kernel.json"), []byte(d), 0o644))
+	}
+	must(t, replaceDir(src, dst))
+	if b, err := os.ReadFile(filepath.Join(dst, "kernel.json")); err != nil || string(b) != src {
+		t.Errorf("dst holds %q, %v; want the new build", b, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+	// A first fetch: nothing to move aside.
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, replaceDir(src, filepath.Join(dir, "6.1.0-57-cloud-amd64")))
 }

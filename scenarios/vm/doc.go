@@ -4,7 +4,8 @@
 //
 // It owns the whole path and nothing else:
 //   - resolving a kernel selector ("5.10", "6.1", "6.12.95", "6.12.117",
-//     "7.2", or an exact release) to the newest Debian cloud kernel apt offers,
+//     "7.2", "7.3", "next", or an exact release) to the newest Debian cloud
+//     kernel apt offers (experimental's release candidates included),
 //     through a private apt sources list (the system's sources are never
 //     touched), and caching the extracted kernel outside the repository
 //     (ParseSelector, Cache);

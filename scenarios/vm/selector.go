@@ -14,18 +14,25 @@ import (
 // BTF, and every driver qemu's default machine needs built in.
 const flavour = "-cloud-amd64"
 
+// Next is the symbolic selector of the newest series Debian offers in any
+// suite: today experimental's release candidate (7.3-cloud-amd64, Debian
+// version 7.3~rc7-1~exp1). Which build it is moves with the archive.
+const Next = "next"
+
 // MatrixKernels returns the selectors `make kernels` fetches: the kernels
 // ringtrace is checked on (5.10 and 6.1 LTS, 6.12 before and after the TX
-// ring's uarg completion, the newest series).
-func MatrixKernels() []string { return []string{"5.10", "6.1", "6.12.95", "6.12.117", "7.2"} }
+// ring's uarg completion, the newest stable series, and Next).
+func MatrixKernels() []string { return []string{"5.10", "6.1", "6.12.95", "6.12.117", "7.2", Next} }
 
 // Selector names the kernel to boot: a series or version ("6.1", "6.12.117",
-// newest matching build) or an exact Debian release ("6.1.0-56",
-// "6.12.117+deb13", with or without "-cloud-amd64").
+// newest matching build), an exact Debian release ("6.1.0-56",
+// "6.12.117+deb13", "7.3-cloud-amd64", with or without "-cloud-amd64"), or
+// Next.
 type Selector struct {
 	Raw     string
-	version []int  // prefix to match; nil for an exact release
+	version []int  // prefix to match; nil for an exact release or Next
 	release string // exact `uname -r`
+	next    bool   // the newest series: decided among candidates (Select)
 }
 
 var (
@@ -39,17 +46,25 @@ func ParseSelector(s string) (Selector, error) {
 	switch {
 	case raw == "":
 		return Selector{}, inputerr.New("no kernel given (want e.g. %s)", strings.Join(MatrixKernels(), ", "))
+	case raw == Next:
+		return Selector{Raw: raw, next: true}, nil
 	case versionRe.MatchString(raw):
 		return Selector{Raw: raw, version: splitInts(raw, ".")}, nil
 	case releaseRe.MatchString(strings.TrimSuffix(raw, flavour)):
 		return Selector{Raw: raw, release: strings.TrimSuffix(raw, flavour) + flavour}, nil
+	case rcReleaseRe.MatchString(raw):
+		return Selector{Raw: raw, release: raw}, nil
 	}
-	return Selector{}, inputerr.New("unknown kernel %q: want a version such as %s, or a Debian release such as 6.1.0-56 or 6.12.117+deb13",
+	return Selector{}, inputerr.New("unknown kernel %q: want a version such as %s, or a Debian release such as 6.1.0-56, 6.12.117+deb13 or 7.3-cloud-amd64",
 		raw, strings.Join(MatrixKernels(), ", "))
 }
 
-// Matches reports whether c is a build the selector names.
-func (s Selector) Matches(c Candidate) bool {
+// rcReleaseRe is a release candidate's release, which only the flavour
+// tells from a series selector ("7.3" is every 7.3 build).
+var rcReleaseRe = regexp.MustCompile(`^[0-9]+\.[0-9]+` + flavour + `$`)
+
+// matches reports whether c is a build a version or release selector names.
+func (s Selector) matches(c Candidate) bool {
 	if s.release != "" {
 		return c.Release == s.release
 	}
@@ -60,16 +75,22 @@ func (s Selector) Matches(c Candidate) bool {
 type Candidate struct {
 	Release  string   // `uname -r`, e.g. "6.1.0-56-cloud-amd64"
 	Packages []string // what to download, the kernel image first
-	version  []int    // 6,1,0 or 6,12,117
+	version  []int    // 6,1,0 or 6,12,117; 7,3 for a release candidate
 	abi      int      // 56 in 6.1.0-56; 0 for +debN names
 	deb      []int    // 13,1 in +deb13.1
+	// rc: a release candidate, named by its series alone (experimental's
+	// 7.3-cloud-amd64 is 7.3~rc7-1~exp1 today, ~rc8 next week), so one
+	// release name stands for successive builds (see Cache.Kernel). It
+	// sorts before every stable build of its series: 7.3 < 7.3.0 < 7.3.1.
+	rc bool
 }
 
 var (
 	// linux-image-6.1.0-56-cloud-amd64-unsigned, linux-image-6.12.117+deb13-cloud-amd64-unsigned
 	imagePkgRe = regexp.MustCompile(`^linux-image-([0-9.]+(?:-[0-9]+|\+deb[0-9.]+))` + flavour + `-unsigned$`)
-	// linux-binary-7.2.13+deb14-cloud-amd64 (+ linux-modules-…, linux-base-…)
-	binaryPkgRe = regexp.MustCompile(`^linux-binary-([0-9.]+\+deb[0-9.]+)` + flavour + `$`)
+	// linux-binary-7.2.13+deb14-cloud-amd64, linux-binary-7.3-cloud-amd64
+	// (+ linux-modules-…, linux-base-…)
+	binaryPkgRe = regexp.MustCompile(`^linux-binary-([0-9.]+\+deb[0-9.]+|[0-9]+\.[0-9]+)` + flavour + `$`)
 )
 
 // ParseCandidates picks the cloud kernel builds out of package names (the
@@ -107,9 +128,14 @@ func ParseCandidates(names []string) []Candidate {
 	return dedupeReleases(cs)
 }
 
-// newCandidate parses "6.1.0-56" or "6.12.117+deb13" (no flavour).
+// newCandidate parses "6.1.0-56", "6.12.117+deb13" or the release
+// candidate "7.3" (no flavour).
 func newCandidate(rel string, pkgs []string) (Candidate, bool) {
 	c := Candidate{Release: rel + flavour, Packages: pkgs}
+	if v := splitInts(rel, "."); len(v) == 2 {
+		c.version, c.rc = v, true
+		return c, true
+	}
 	ver, deb, isDeb := strings.Cut(rel, "+deb")
 	if isDeb {
 		c.deb = splitInts(deb, ".")
@@ -128,7 +154,8 @@ func newCandidate(rel string, pkgs []string) (Candidate, bool) {
 	return c, len(c.version) == 3 && (!isDeb || len(c.deb) > 0)
 }
 
-// SortCandidates orders newest first: version, then ABI, then Debian suffix.
+// SortCandidates orders newest first: version (a release candidate's, 7.3,
+// before 7.3.x), then ABI, then Debian suffix.
 func SortCandidates(cs []Candidate) {
 	sort.SliceStable(cs, func(i, j int) bool {
 		a, b := cs[i], cs[j]
@@ -158,11 +185,21 @@ func dedupeReleases(cs []Candidate) []Candidate {
 	return out
 }
 
-// Select returns the candidates the selector names, newest first.
+// Select returns the candidates the selector names, newest first (cs is
+// sorted newest first, as ParseCandidates returns it). Next names the builds
+// of the newest candidate's major.minor series, so that a build the archive
+// cannot deliver falls back within the series, never to an older one.
 func (s Selector) Select(cs []Candidate) []Candidate {
 	var out []Candidate
 	for _, c := range cs {
-		if s.Matches(c) {
+		switch {
+		case s.next && len(out) == 0:
+			out = append(out, c)
+		case s.next:
+			if slices.Equal(c.version[:2], out[0].version[:2]) {
+				out = append(out, c)
+			}
+		case s.matches(c):
 			out = append(out, c)
 		}
 	}
