@@ -27,7 +27,7 @@ func sendCommand() *cli.Command {
 			&cli.StringFlag{Name: "ifname", Aliases: []string{"i"}, Usage: "egress interface (required)"},
 			&cli.StringFlag{Name: "netns", Usage: "open the socket in this named network namespace (/run/netns/NAME)"},
 			&cli.StringFlag{Name: "mode", Value: "ring", Usage: "ring: fill frames, one sendto(fd, NULL, 0) per batch; per-packet: one sendto() per frame, no ring"},
-			&cli.StringFlag{Name: "tpacket-version", Aliases: []string{"V"}, Value: "2", Usage: "TPACKET version of the TX ring: 2 or 3"},
+			&cli.StringFlag{Name: "tpacket-version", Aliases: []string{"V"}, Value: "2", Usage: "TPACKET version of the TX ring: 1, 2 or 3"},
 			&cli.IntFlag{Name: "frames", Value: 256, Usage: "frames in the ring (tp_frame_nr)"},
 			&cli.IntFlag{Name: "frame-size", Value: 2048, Usage: "bytes per ring frame (tp_frame_size)"},
 			&cli.IntFlag{Name: "block-size", Value: 4096, Usage: "bytes per ring block (tp_block_size), a multiple of the page size"},

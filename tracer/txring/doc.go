@@ -1,5 +1,5 @@
 // Package txring owns the AF_PACKET PACKET_TX_RING load generator: opening a
-// packet socket with a TPACKET_V2/V3 TX ring on an interface, filling frames,
+// packet socket with a TPACKET_V1/V2/V3 TX ring on an interface, filling frames,
 // kicking the kernel with sendto(), reading frame statuses back from the
 // shared mapping, and the multi-threaded sender behind `ringtrace send`
 // (ring mode, loop-until-empty, and one sendto() per frame for comparison).

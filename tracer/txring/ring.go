@@ -23,21 +23,24 @@ type Version int
 
 // Supported TX ring versions.
 const (
+	V1 Version = 1
 	V2 Version = 2
 	V3 Version = 3
 )
 
 func (v Version) String() string { return fmt.Sprintf("TPACKET_V%d", int(v)) }
 
-// ParseVersion accepts "2", "3", "v2", "V3", "tpacket_v2", ...
+// ParseVersion accepts "1", "2", "3", "v2", "V3", "tpacket_v2", ...
 func ParseVersion(s string) (Version, error) {
 	switch s {
+	case "1", "v1", "V1", "tpacket_v1", "TPACKET_V1":
+		return V1, nil
 	case "2", "v2", "V2", "tpacket_v2", "TPACKET_V2":
 		return V2, nil
 	case "3", "v3", "V3", "tpacket_v3", "TPACKET_V3":
 		return V3, nil
 	}
-	return 0, inputerr.New("unknown TPACKET version %q (want 2 or 3)", s)
+	return 0, inputerr.New("unknown TPACKET version %q (want 1, 2 or 3)", s)
 }
 
 // Status is a frame's tp_status word. Only the low three bits carry the
@@ -75,6 +78,7 @@ const (
 	sockaddrLLSize = 20
 	tpacketAlign   = 16
 
+	v1HdrSize = 32 // sizeof(struct tpacket_hdr): tp_status is an unsigned long
 	v2HdrSize = 32 // sizeof(struct tpacket2_hdr)
 	v3HdrSize = 48 // sizeof(struct tpacket3_hdr)
 
@@ -95,6 +99,10 @@ func layoutOf(v Version) layout {
 	case V3:
 		h := alignUp(v3HdrSize, tpacketAlign)
 		return layout{hdrlen: h + sockaddrLLSize, dataOff: h, statusOff: 20, lenOff: 16}
+	case V1:
+		// tp_status's low word (little-endian), then tp_len at 8.
+		h := alignUp(v1HdrSize, tpacketAlign)
+		return layout{hdrlen: h + sockaddrLLSize, dataOff: h, statusOff: 0, lenOff: 8}
 	default:
 		h := alignUp(v2HdrSize, tpacketAlign)
 		return layout{hdrlen: h + sockaddrLLSize, dataOff: h, statusOff: 0, lenOff: 4}
@@ -127,8 +135,8 @@ func (g Geometry) Validate() error {
 	page := os.Getpagesize()
 	l := layoutOf(g.Version)
 	switch {
-	case g.Version != V2 && g.Version != V3:
-		return inputerr.New("unsupported TPACKET version %d (want 2 or 3)", int(g.Version))
+	case g.Version != V1 && g.Version != V2 && g.Version != V3:
+		return inputerr.New("unsupported TPACKET version %d (want 1, 2 or 3)", int(g.Version))
 	case g.Frames <= 0:
 		return inputerr.New("--frames must be positive, got %d", g.Frames)
 	case g.FrameSize <= 0 || g.FrameSize%tpacketAlign != 0:
@@ -344,10 +352,7 @@ func Open(cfg SocketConfig, geo Geometry) (*Ring, error) {
 	}
 	r := &Ring{geo: geo, lay: layoutOf(geo.Version)}
 	sock, err := openSocket(cfg, func(fd int) error {
-		ver := unix.TPACKET_V2
-		if geo.Version == V3 {
-			ver = unix.TPACKET_V3
-		}
+		ver := map[Version]int{V1: unix.TPACKET_V1, V2: unix.TPACKET_V2, V3: unix.TPACKET_V3}[geo.Version]
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, ver); err != nil {
 			return fmt.Errorf("setsockopt PACKET_VERSION %v: %w", geo.Version, err)
 		}
