@@ -53,6 +53,7 @@ const enum rt_prec *__rt_prec_anchor __attribute__((unused));
 const enum rt_cause *__rt_cause_anchor __attribute__((unused));
 const enum rt_wait *__rt_wait_anchor __attribute__((unused));
 const enum rt_hook *__rt_hook_anchor __attribute__((unused));
+const enum rt_sweep_kind *__rt_sweep_kind_anchor __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -130,6 +131,9 @@ struct sock_state {
 	__u32 next_idx;
 	__u8 tracked; /* 0: filtered out */
 	__u8 pad[7];
+	/* when the sweep first found the socket closed with frames still
+	 * SENDING (uarg kernels complete them later), 0 while it lives */
+	__u64 gone_ts;
 	/* the device this socket's frames were last seen on, and its name:
 	 * reading a name is a string copy, most events reuse this one */
 	__u64 dev;
@@ -143,6 +147,18 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sock_state);
 } socks SEC(".maps");
+
+/*
+ * Sockets that are gone (closed, or replaced at their address by a new
+ * socket) whose frame entries are still to be deleted: (address, inode) ->
+ * ring size. The sweep empties it (user space, without bpf_loop).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rt_agg_key);
+	__type(value, __u32);
+} graves SEC(".maps");
 
 /* Summary mode (cfg.aggregate): per-socket frame aggregates, per CPU. */
 struct {
@@ -175,7 +191,7 @@ struct skb_state {
 	__u64 darg; /* skb_shinfo(skb)->destructor_arg when it was sent */
 	__u64 ts_start_xmit;
 	__u32 idx;
-	__u32 pad;
+	__u32 ino; /* its socket's inode */
 };
 
 struct {
@@ -191,7 +207,7 @@ struct ph_state {
 	__u64 pg_vec; /* the ring it was found in: a re-created ring invalidates it */
 	__u64 skb; /* the skb remember_skb cached for it (an skbs entry), or 0 */
 	__u32 idx;
-	__u32 pad;
+	__u32 ino; /* the socket's inode */
 };
 
 struct {
@@ -225,6 +241,16 @@ static __always_inline void count(void *map, __u32 key)
 
 	if (c)
 		(*c)++;
+}
+
+/* bury leaves a gone socket's frame entries to the sweep. */
+static __always_inline void bury(__u64 sk, struct sock_state *ss)
+{
+	struct rt_agg_key k = { .sk = sk, .ino = ss->ino };
+	__u32 n = ss->n;
+
+	if (n && bpf_map_update_elem(&graves, &k, &n, BPF_ANY))
+		count(&overflow, OVF_SOCKS);
 }
 
 static __always_inline struct rt_event *ev_reserve(__u16 kind, __u8 hook)
@@ -460,9 +486,12 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 			if (e) {
 				e->sk = key;
 				e->sock_ino = ss->ino;
+				e->pending = ss->map_sending;
+				e->scan.nframes = ss->n;
 				ev_submit(e);
 			}
 		}
+		bury(key, ss);
 		bpf_map_delete_elem(&socks, &key);
 	}
 	if (!from_call && (cfg.filter_pid || cfg.filter_comm_set))
@@ -644,10 +673,10 @@ static __always_inline void emit_frame(struct sock *sk, struct sock_state *ss, _
 
 static __always_inline struct rt_frame *frame_entry(struct sock_state *ss, __u64 sk, __u32 idx, __u64 ph)
 {
-	struct rt_frame_key k = { .sk = sk, .idx = idx };
+	__u32 ino = ss ? (__u32)ss->ino : 0;
+	struct rt_frame_key k = { .sk = sk, .idx = idx, .ino = ino };
 	struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
 	struct rt_frame init = {};
-	__u32 ino = ss ? (__u32)ss->ino : 0;
 
 	if (f) {
 		/* An entry left by an earlier socket at this address. */
@@ -978,21 +1007,22 @@ static __always_inline int skb_frame(struct sk_buff *skb, struct sock **skp, __u
 
 /* remember_skb caches skb -> frame (for later events of this skb) and, the
  * first time a frame is seen, frame address -> index. */
-static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u64 ph, __u32 idx, __u64 darg,
-					 __u64 pg_vec)
+static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u32 ino, __u64 ph, __u32 idx,
+					 __u64 darg, __u64 pg_vec)
 {
 	__u64 key = (__u64)skb;
 	/* ts_start_xmit starts at queueing; net_dev_start_xmit, when
 	 * attached, narrows it. */
-	struct skb_state st = { .sk = (__u64)sk, .ph = ph, .idx = idx, .darg = darg, .ts_start_xmit = bpf_ktime_get_ns() };
+	struct skb_state st = { .sk = (__u64)sk, .ino = ino, .ph = ph, .idx = idx, .darg = darg,
+				.ts_start_xmit = bpf_ktime_get_ns() };
 	struct ph_state *known = bpf_map_lookup_elem(&ph2idx, &ph);
 
 	if (bpf_map_update_elem(&skbs, &key, &st, BPF_ANY))
 		count(&overflow, OVF_SKBS);
-	if (known && known->sk == (__u64)sk && known->idx == idx && known->pg_vec == pg_vec) {
+	if (known && known->sk == (__u64)sk && known->ino == ino && known->idx == idx && known->pg_vec == pg_vec) {
 		known->skb = key;
 	} else if (pg_vec) {
-		struct ph_state ps = { .sk = (__u64)sk, .pg_vec = pg_vec, .skb = key, .idx = idx };
+		struct ph_state ps = { .sk = (__u64)sk, .ino = ino, .pg_vec = pg_vec, .skb = key, .idx = idx };
 
 		bpf_map_update_elem(&ph2idx, &ph, &ps, BPF_ANY);
 	}
@@ -1182,13 +1212,14 @@ struct taken_ctx {
 	__u32 from;
 	__u32 count;
 	__u32 seq;
+	__u32 ino;
 	__u8 hook;
 };
 
 static __always_inline long taken_cb_body(__u32 i, void *data)
 {
 	struct taken_ctx *c = data;
-	struct rt_frame_key k = { .sk = (__u64)c->sk };
+	struct rt_frame_key k = { .sk = (__u64)c->sk, .ino = c->ino };
 	struct rt_frame *f;
 	__u32 st;
 	__u64 ph;
@@ -1230,13 +1261,14 @@ struct missed_ctx {
 	struct sock *sk;
 	struct ring r;
 	__s32 want; /* completions still unaccounted for */
+	__u32 ino;
 	__u8 hook;
 };
 
 static long missed_cb(__u32 i, void *data)
 {
 	struct missed_ctx *c = data;
-	struct rt_frame_key k = { .sk = (__u64)c->sk, .idx = i };
+	struct rt_frame_key k = { .sk = (__u64)c->sk, .idx = i, .ino = c->ino };
 	struct rt_frame *f;
 	__u64 ph;
 
@@ -1353,6 +1385,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		t.from = c->head_entry;
 		t.count = taken;
 		t.seq = c->seq;
+		t.ino = (__u32)ss->ino;
 		t.hook = hook;
 		if (use_loop) {
 			bpf_loop(cfg.max_scan, taken_cb, &t, 0);
@@ -1371,6 +1404,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		m.sk = sk;
 		m.r = r;
 		m.want = ss->pending - (__s32)s.sending;
+		m.ino = (__u32)ss->ino;
 		m.hook = hook;
 		bpf_loop(cfg.max_scan, missed_cb, &m, 0);
 	}
@@ -1553,7 +1587,7 @@ static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_l
 	idx = frame_index((struct packet_sock *)sk, &r, ph, use_loop);
 	if (idx == RT_NO_FRAME)
 		return;
-	remember_skb(skb, sk, ph, idx, darg, r.pg_vec);
+	remember_skb(skb, sk, (__u32)ss->ino, ph, idx, darg, r.pg_vec);
 	c = current_call((__u64)sk);
 	if (c) {
 		c->in_xmit = 1;
@@ -1754,7 +1788,7 @@ static __always_inline void frame_done(struct sock *sk, __u64 ph, __u64 skb, str
 	if (!ss)
 		return;
 	ps = bpf_map_lookup_elem(&ph2idx, &ph);
-	if (ps && ps->sk == (__u64)sk && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
+	if (ps && ps->sk == (__u64)sk && ps->ino == (__u32)ss->ino && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
 		idx = ps->idx;
 	} else if ((idx = predicted_idx(ss, ph)) == RT_NO_FRAME && (idx = ring_idx(sk, ss, ph)) == RT_NO_FRAME) {
 		return;
@@ -1895,7 +1929,7 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		 * it from the ring. */
 		ps = bpf_map_lookup_elem(&ph2idx, &ph);
 		st = NULL;
-		if (ps && ps->sk == (__u64)sk && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
+		if (ps && ps->sk == (__u64)sk && ps->ino == (__u32)ss->ino && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
 			idx = ps->idx;
 			if (ps->skb == key) { /* sent through a hooked xmit: drop its cache entry */
 				st = bpf_map_lookup_elem(&skbs, &key);
@@ -1953,7 +1987,7 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 	if (!cfg.avail_via_tp || !known_skb(skb, &st))
 		return;
 	{
-		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx };
+		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx, .ino = st->ino };
 		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
 
 		ss = ss_of((struct sock *)st->sk, NULL);
@@ -2084,14 +2118,17 @@ int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 
 	if (!known_skb(skb, &st)) {
 		/* Bypass: the first event of a frame can be its arrival. */
+		struct sock_state *ss;
+
 		if (!skb_frame(skb, &sk, &ph, &idx, 0))
 			return 0;
-		remember_skb(skb, sk, ph, idx, shinfo_destructor_arg(skb), 0);
+		ss = ss_of(sk, NULL);
+		remember_skb(skb, sk, ss ? (__u32)ss->ino : 0, ph, idx, shinfo_destructor_arg(skb), 0);
 		if (!known_skb(skb, &st))
 			return 0;
 	}
 	if (st->sk) {
-		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx };
+		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx, .ino = st->ino };
 		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
 
 		if (f)
@@ -2283,18 +2320,13 @@ static __always_inline void sweep_frame(const struct rt_frame_key *k, struct rt_
 	if (!ss)
 		return;
 	if (read_ring((struct packet_sock *)k->sk, &r) || r.pg_vec != ss->pg_vec) {
-		struct rt_event *e;
-
-		/* Before the reserve: 6.1's verifier loses track of the record's
-		 * null check across the atomic. */
-		set_state(ss, f, RT_ST_UNKNOWN);
-		e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
-		if (e) {
-			e->sk = k->sk;
-			e->frame = k->idx;
-			ev_submit(e);
-		}
-		return;
+		/* The ring is gone (the socket closed) or was re-created. A uarg
+		 * kernel keeps the old ring's pages until its frames complete:
+		 * read the status there, at the offset the ring had. A
+		 * destructor kernel freed them: sock_gone abandons the frames. */
+		if (!cfg.uarg_form || !ss->n)
+			return;
+		r.off = ss->off;
 	}
 	if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
 		to_available((struct sock *)k->sk, ss, k->idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, RT_H_SWEEP, 0,
@@ -2322,7 +2354,7 @@ struct sweep_walk {
 
 static long sweep_idx(__u32 i, struct sweep_walk *w)
 {
-	struct rt_frame_key k = { .sk = w->sk, .idx = i };
+	struct rt_frame_key k = { .sk = w->sk, .idx = i, .ino = w->ino };
 	struct rt_frame *f;
 
 	if (w->want <= 0)
@@ -2337,8 +2369,97 @@ static long sweep_idx(__u32 i, struct sweep_walk *w)
 	return 0;
 }
 
+/* gc_idx deletes one frame entry of a socket that is gone. */
+struct gc_ctx {
+	__u64 sk;
+	__u32 ino;
+};
+
+static long gc_idx(__u32 i, struct gc_ctx *g)
+{
+	struct rt_frame_key k = { .sk = g->sk, .idx = i, .ino = g->ino };
+	struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+	struct ph_state *ps;
+	__u64 ph;
+
+	if (!f)
+		return 0;
+	ph = f->ph;
+	ps = bpf_map_lookup_elem(&ph2idx, &ph);
+	if (ps && ps->sk == g->sk && ps->ino == g->ino)
+		bpf_map_delete_elem(&ph2idx, &ph);
+	bpf_map_delete_elem(&frames, &k);
+	return 0;
+}
+
+/* gc_call forgets a sendmsg call whose socket is gone: its thread never
+ * returned (killed inside the call, or the exit tracepoint skipped). */
+static long gc_call(void *map, const __u32 *tid, struct call_state *c, void *unused)
+{
+	if (!bpf_map_lookup_elem(&socks, &c->sk))
+		bpf_map_delete_elem(map, tid);
+	return 0;
+}
+
+/*
+ * sock_closed: the socket at sk is not the one ss tracks any more: it was
+ * closed (sock_orphan() cleared sk_socket; its memory may even hold another
+ * socket by now). A uarg kernel still completes the frames that were in
+ * flight (the uarg holds the socket, the ring's pages outlive it): wait for
+ * them. A destructor kernel freed the ring at close: they never complete.
+ */
+static __always_inline int sock_closed(__u64 sk, struct sock_state *ss)
+{
+	if (sock_ino((struct sock *)sk) == ss->ino)
+		return 0;
+	if (!ss->gone_ts)
+		ss->gone_ts = bpf_ktime_get_ns();
+	return 1;
+}
+
+/*
+ * sock_gone ends a closed socket's timeline (RT_SOCK_GONE: pending is how
+ * many of its frames were abandoned SENDING, scan.nframes its ring's size)
+ * and forgets it; its frame entries are buried for the sweep to delete.
+ */
+static __always_inline void sock_gone(__u64 sk, struct sock_state *ss)
+{
+	struct rt_event *e;
+
+	if (ss->tracked) {
+		e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
+		if (e) {
+			e->sk = sk;
+			e->sock_ino = (__u32)ss->ino;
+			e->pid = ss->pid;
+			e->tid = 0;
+			e->comm[0] = 0;
+			e->frame = RT_NO_FRAME;
+			e->pending = ss->map_sending;
+			e->scan.nframes = ss->n;
+			ev_submit(e);
+		}
+	}
+	bury(sk, ss);
+	bpf_map_delete_elem(&socks, &sk);
+}
+
+/* dig deletes a buried socket's frame entries. */
+static long dig(void *map, const struct rt_agg_key *k, __u32 *n, void *unused)
+{
+	struct gc_ctx g = { .sk = k->sk, .ino = (__u32)k->ino };
+
+	bpf_loop(*n, gc_idx, &g, 0);
+	bpf_map_delete_elem(map, k);
+	return 0;
+}
+
 static long sweep_sock(void *map, const __u64 *sk, struct sock_state *ss, struct sweep_walk *w)
 {
+	if (sock_closed(*sk, ss) && (!cfg.uarg_form || ss->map_sending <= 0 || !ss->tracked)) {
+		sock_gone(*sk, ss);
+		return 0;
+	}
 	if (!ss->tracked || ss->map_sending <= 0 || !ss->n)
 		return 0;
 	w->sk = *sk;
@@ -2354,13 +2475,16 @@ int sweep_loop(void *ctx)
 	struct sweep_walk w = {};
 
 	bpf_for_each_map_elem(&socks, sweep_sock, &w, 0);
+	bpf_for_each_map_elem(&graves, dig, NULL, 0);
+	bpf_for_each_map_elem(&calls, gc_call, NULL, 0);
 	return w.sending;
 }
 
 /*
  * Kernels without bpf_loop (before 5.17) may lack bpf_for_each_map_elem
- * (5.13) too: there user space lists the SENDING frames into sweep_req and
- * sweep_bounded re-reads them.
+ * (5.13) too: there user space names the SENDING frames in sweep_req and
+ * sweep_bounded re-reads them; or it names sockets (RT_SWEEP_SOCKS), and
+ * those closed are ended (user space deletes the buried frame entries).
  */
 static __always_inline long sweep_one(__u32 i, struct rt_sweep *req)
 {
@@ -2373,6 +2497,14 @@ static __always_inline long sweep_one(__u32 i, struct rt_sweep *req)
 	 * bound that the comparison above only implies. */
 	asm volatile("" : "+r"(i));
 	k = req->keys[i & (RT_SWEEP_BATCH - 1)];
+	if (req->kind == RT_SWEEP_SOCKS) {
+		struct sock_state *ss = bpf_map_lookup_elem(&socks, &k.sk);
+
+		if (ss && ss->ino == k.ino && sock_closed(k.sk, ss) &&
+		    (!cfg.uarg_form || ss->map_sending <= 0 || !ss->tracked))
+			sock_gone(k.sk, ss);
+		return 0;
+	}
 	f = bpf_map_lookup_elem(&frames, &k);
 	if (f)
 		sweep_frame(&k, f);

@@ -188,11 +188,11 @@ struct rt_config {
 	struct rt_stack_range stack_ranges[RT_STACK_RANGES];
 };
 
-/* Per-frame tracking, keyed by (socket, frame index). */
+/* Per-frame tracking, keyed by (socket address, frame index, socket inode). */
 struct rt_frame_key {
 	__u64 sk;
 	__u32 idx;
-	__u32 pad;
+	__u32 ino; /* the socket's inode: sockets at a reused address differ */
 };
 
 struct rt_frame {
@@ -207,9 +207,15 @@ struct rt_frame {
 };
 
 /* One sweep request from user space: frames to re-read. */
+/* What a sweep request names (rt_sweep.kind). */
+enum rt_sweep_kind {
+	RT_SWEEP_FRAMES = 0, /* keys: frames to re-read */
+	RT_SWEEP_SOCKS = 1, /* keys (sk, ino; idx unused): sockets to check for closing */
+};
+
 struct rt_sweep {
 	__u32 n;
-	__u32 pad;
+	__u32 kind; /* enum rt_sweep_kind */
 	struct rt_frame_key keys[RT_SWEEP_BATCH];
 };
 

@@ -39,7 +39,7 @@ type RingtracePhState struct {
 	PgVec uint64
 	Skb   uint64
 	Idx   uint32
-	Pad   uint32
+	Ino   uint32
 }
 
 type RingtraceRtAggKey struct {
@@ -149,7 +149,7 @@ type RingtraceRtFrameKey struct {
 	_   structs.HostLayout
 	Sk  uint64
 	Idx uint32
-	Pad uint32
+	Ino uint32
 }
 
 type RingtraceRtHook uint32
@@ -226,9 +226,16 @@ const (
 type RingtraceRtSweep struct {
 	_    structs.HostLayout
 	N    uint32
-	Pad  uint32
+	Kind uint32
 	Keys [256]RingtraceRtFrameKey
 }
+
+type RingtraceRtSweepKind uint32
+
+const (
+	RingtraceRtSweepKindRT_SWEEP_FRAMES RingtraceRtSweepKind = 0
+	RingtraceRtSweepKindRT_SWEEP_SOCKS  RingtraceRtSweepKind = 1
+)
 
 type RingtraceRtWait uint32
 
@@ -247,7 +254,7 @@ type RingtraceSkbState struct {
 	Darg        uint64
 	TsStartXmit uint64
 	Idx         uint32
-	Pad         uint32
+	Ino         uint32
 }
 
 type RingtraceSockState struct {
@@ -267,6 +274,7 @@ type RingtraceSockState struct {
 	Tracked    uint8
 	Pad        [7]uint8
 	_          [4]byte
+	GoneTs     uint64
 	Dev        uint64
 	Ifindex    uint32
 	DevName    [16]int8
@@ -283,6 +291,7 @@ const (
 	RingtraceMapEvents                         = "events"
 	RingtraceMapFlatScan                       = "flat_scan"
 	RingtraceMapFrames                         = "frames"
+	RingtraceMapGraves                         = "graves"
 	RingtraceMapLost                           = "lost"
 	RingtraceMapOverflow                       = "overflow"
 	RingtraceMapPh2idx                         = "ph2idx"
@@ -360,6 +369,7 @@ const (
 	RingtraceVarRtPrecAnchor                   = "__rt_prec_anchor"
 	RingtraceVarRtStateAnchor                  = "__rt_state_anchor"
 	RingtraceVarRtSweepAnchor                  = "__rt_sweep_anchor"
+	RingtraceVarRtSweepKindAnchor              = "__rt_sweep_kind_anchor"
 	RingtraceVarRtWaitAnchor                   = "__rt_wait_anchor"
 	RingtraceVarCfg                            = "cfg"
 )
@@ -479,6 +489,7 @@ type RingtraceMapSpecs struct {
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	FlatScan  *ebpf.MapSpec `ebpf:"flat_scan"`
 	Frames    *ebpf.MapSpec `ebpf:"frames"`
+	Graves    *ebpf.MapSpec `ebpf:"graves"`
 	Lost      *ebpf.MapSpec `ebpf:"lost"`
 	Overflow  *ebpf.MapSpec `ebpf:"overflow"`
 	Ph2idx    *ebpf.MapSpec `ebpf:"ph2idx"`
@@ -492,17 +503,18 @@ type RingtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RingtraceVariableSpecs struct {
-	RtCauseAnchor    *ebpf.VariableSpec `ebpf:"__rt_cause_anchor"`
-	RtEventAnchor    *ebpf.VariableSpec `ebpf:"__rt_event_anchor"`
-	RtFrameAnchor    *ebpf.VariableSpec `ebpf:"__rt_frame_anchor"`
-	RtFrameKeyAnchor *ebpf.VariableSpec `ebpf:"__rt_frame_key_anchor"`
-	RtHookAnchor     *ebpf.VariableSpec `ebpf:"__rt_hook_anchor"`
-	RtKindAnchor     *ebpf.VariableSpec `ebpf:"__rt_kind_anchor"`
-	RtPrecAnchor     *ebpf.VariableSpec `ebpf:"__rt_prec_anchor"`
-	RtStateAnchor    *ebpf.VariableSpec `ebpf:"__rt_state_anchor"`
-	RtSweepAnchor    *ebpf.VariableSpec `ebpf:"__rt_sweep_anchor"`
-	RtWaitAnchor     *ebpf.VariableSpec `ebpf:"__rt_wait_anchor"`
-	Cfg              *ebpf.VariableSpec `ebpf:"cfg"`
+	RtCauseAnchor     *ebpf.VariableSpec `ebpf:"__rt_cause_anchor"`
+	RtEventAnchor     *ebpf.VariableSpec `ebpf:"__rt_event_anchor"`
+	RtFrameAnchor     *ebpf.VariableSpec `ebpf:"__rt_frame_anchor"`
+	RtFrameKeyAnchor  *ebpf.VariableSpec `ebpf:"__rt_frame_key_anchor"`
+	RtHookAnchor      *ebpf.VariableSpec `ebpf:"__rt_hook_anchor"`
+	RtKindAnchor      *ebpf.VariableSpec `ebpf:"__rt_kind_anchor"`
+	RtPrecAnchor      *ebpf.VariableSpec `ebpf:"__rt_prec_anchor"`
+	RtStateAnchor     *ebpf.VariableSpec `ebpf:"__rt_state_anchor"`
+	RtSweepAnchor     *ebpf.VariableSpec `ebpf:"__rt_sweep_anchor"`
+	RtSweepKindAnchor *ebpf.VariableSpec `ebpf:"__rt_sweep_kind_anchor"`
+	RtWaitAnchor      *ebpf.VariableSpec `ebpf:"__rt_wait_anchor"`
+	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
 }
 
 // RingtraceObjects contains all objects after they have been loaded into the kernel.
@@ -531,6 +543,7 @@ type RingtraceMaps struct {
 	Events    *ebpf.Map `ebpf:"events"`
 	FlatScan  *ebpf.Map `ebpf:"flat_scan"`
 	Frames    *ebpf.Map `ebpf:"frames"`
+	Graves    *ebpf.Map `ebpf:"graves"`
 	Lost      *ebpf.Map `ebpf:"lost"`
 	Overflow  *ebpf.Map `ebpf:"overflow"`
 	Ph2idx    *ebpf.Map `ebpf:"ph2idx"`
@@ -548,6 +561,7 @@ func (m *RingtraceMaps) Close() error {
 		m.Events,
 		m.FlatScan,
 		m.Frames,
+		m.Graves,
 		m.Lost,
 		m.Overflow,
 		m.Ph2idx,
@@ -562,17 +576,18 @@ func (m *RingtraceMaps) Close() error {
 //
 // It can be passed to LoadRingtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RingtraceVariables struct {
-	RtCauseAnchor    *ebpf.Variable `ebpf:"__rt_cause_anchor"`
-	RtEventAnchor    *ebpf.Variable `ebpf:"__rt_event_anchor"`
-	RtFrameAnchor    *ebpf.Variable `ebpf:"__rt_frame_anchor"`
-	RtFrameKeyAnchor *ebpf.Variable `ebpf:"__rt_frame_key_anchor"`
-	RtHookAnchor     *ebpf.Variable `ebpf:"__rt_hook_anchor"`
-	RtKindAnchor     *ebpf.Variable `ebpf:"__rt_kind_anchor"`
-	RtPrecAnchor     *ebpf.Variable `ebpf:"__rt_prec_anchor"`
-	RtStateAnchor    *ebpf.Variable `ebpf:"__rt_state_anchor"`
-	RtSweepAnchor    *ebpf.Variable `ebpf:"__rt_sweep_anchor"`
-	RtWaitAnchor     *ebpf.Variable `ebpf:"__rt_wait_anchor"`
-	Cfg              *ebpf.Variable `ebpf:"cfg"`
+	RtCauseAnchor     *ebpf.Variable `ebpf:"__rt_cause_anchor"`
+	RtEventAnchor     *ebpf.Variable `ebpf:"__rt_event_anchor"`
+	RtFrameAnchor     *ebpf.Variable `ebpf:"__rt_frame_anchor"`
+	RtFrameKeyAnchor  *ebpf.Variable `ebpf:"__rt_frame_key_anchor"`
+	RtHookAnchor      *ebpf.Variable `ebpf:"__rt_hook_anchor"`
+	RtKindAnchor      *ebpf.Variable `ebpf:"__rt_kind_anchor"`
+	RtPrecAnchor      *ebpf.Variable `ebpf:"__rt_prec_anchor"`
+	RtStateAnchor     *ebpf.Variable `ebpf:"__rt_state_anchor"`
+	RtSweepAnchor     *ebpf.Variable `ebpf:"__rt_sweep_anchor"`
+	RtSweepKindAnchor *ebpf.Variable `ebpf:"__rt_sweep_kind_anchor"`
+	RtWaitAnchor      *ebpf.Variable `ebpf:"__rt_wait_anchor"`
+	Cfg               *ebpf.Variable `ebpf:"cfg"`
 }
 
 // RingtracePrograms contains all programs after they have been loaded into the kernel.

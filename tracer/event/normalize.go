@@ -26,7 +26,9 @@ type Normalizer struct {
 	frames map[frameKey]frameMem
 	// sending counts each socket's frames in SENDING, so that a return
 	// only walks frames when some may have completed unseen.
-	sending       map[uint64]int
+	sending map[uint64]int
+	// socks are the sockets seen sending (address -> inode), until gone.
+	socks         map[uint64]uint32
 	Duplicates    uint64
 	FoundAtReturn uint64
 	// The events expandScan and splitCompletion emit, reused: emit does
@@ -43,12 +45,13 @@ type frameKey struct {
 type frameMem struct {
 	state State
 	tid   uint32 // the thread whose event reported it
+	ino   uint32 // the socket's inode
 	ts    uint64 // when state was reached
 }
 
 // NewNormalizer returns an empty normalizer.
 func NewNormalizer() *Normalizer {
-	return &Normalizer{frames: map[frameKey]frameMem{}, sending: map[uint64]int{}}
+	return &Normalizer{frames: map[frameKey]frameMem{}, sending: map[uint64]int{}, socks: map[uint64]uint32{}}
 }
 
 // Process passes e (and the events it implies) to emit. An event passed
@@ -56,6 +59,9 @@ func NewNormalizer() *Normalizer {
 func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 	switch e.Kind {
 	case SendmsgEnter:
+		if e.SockIno != 0 {
+			n.socks[e.Sk] = e.SockIno
+		}
 		if err := emit(e); err != nil {
 			return err
 		}
@@ -70,7 +76,7 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 			n.Duplicates++
 			return nil
 		}
-		n.set(k, prev.state, frameMem{state: e.New, tid: e.TID, ts: e.TS})
+		n.set(k, prev.state, frameMem{state: e.New, tid: e.TID, ino: e.SockIno, ts: e.TS})
 	case SendmsgReturn:
 		if err := n.foundAtReturn(e, emit); err != nil {
 			return err
@@ -82,14 +88,19 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 			}
 		}
 		delete(n.sending, e.Sk)
+		if e.SockIno == 0 || n.socks[e.Sk] == e.SockIno {
+			delete(n.socks, e.Sk)
+		}
 	}
 	return emit(e)
 }
 
-// FrameRef is one ring frame of one socket (the socket's kernel address).
+// FrameRef is one ring frame of one socket (the socket's kernel address
+// and inode).
 type FrameRef struct {
 	Sk    uint64
 	Frame uint32
+	Ino   uint32
 }
 
 // AppendSending appends the frames the events processed so far hold
@@ -97,8 +108,17 @@ type FrameRef struct {
 func (n *Normalizer) AppendSending(dst []FrameRef) []FrameRef {
 	for k, m := range n.frames {
 		if m.state == Sending && n.sending[k.sk] > 0 {
-			dst = append(dst, FrameRef{k.sk, k.frame})
+			dst = append(dst, FrameRef{k.sk, k.frame, m.ino})
 		}
+	}
+	return dst
+}
+
+// AppendSockets appends the sockets seen sending and not yet gone (Frame
+// unset).
+func (n *Normalizer) AppendSockets(dst []FrameRef) []FrameRef {
+	for sk, ino := range n.socks {
+		dst = append(dst, FrameRef{Sk: sk, Ino: ino})
 	}
 	return dst
 }
@@ -136,7 +156,7 @@ func (n *Normalizer) foundAtReturn(e *Event, emit func(*Event) error) error {
 		*x = Event{Kind: FrameState, TS: e.TS, TSLo: m.ts, Sk: e.Sk, SockIno: e.SockIno, PID: e.PID, TID: e.TID, CPU: e.CPU,
 			Frame: k.frame, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending, Old: Sending, New: Available,
 			Prec: Bounded, Cause: CauseScan, Hook: e.Hook, Comm: e.Comm, Dev: e.Dev}
-		n.set(k, Sending, frameMem{state: Available, tid: e.TID, ts: e.TS})
+		n.set(k, Sending, frameMem{state: Available, tid: e.TID, ino: e.SockIno, ts: e.TS})
 		n.FoundAtReturn++
 		if err := emit(x); err != nil {
 			return err
@@ -186,10 +206,10 @@ func (n *Normalizer) expandScan(e *Event, emit func(*Event) error) error {
 			old, lo = prev.state, prev.ts
 		}
 		x := &n.implied
-		*x = Event{Kind: FrameState, TS: e.TS, TSLo: lo, Sk: e.Sk, PID: e.PID, TID: e.TID, CPU: e.CPU,
+		*x = Event{Kind: FrameState, TS: e.TS, TSLo: lo, Sk: e.Sk, SockIno: e.SockIno, PID: e.PID, TID: e.TID, CPU: e.CPU,
 			Frame: idx, SndBuf: e.SndBuf, Wmem: e.Wmem, Pending: e.Pending, Old: old, New: SendRequest,
 			Prec: Bounded, Cause: CauseUser, Hook: e.Hook, Comm: e.Comm}
-		n.set(k, old, frameMem{state: SendRequest, tid: e.TID, ts: e.TS})
+		n.set(k, old, frameMem{state: SendRequest, tid: e.TID, ino: e.SockIno, ts: e.TS})
 		if err := emit(x); err != nil {
 			return err
 		}

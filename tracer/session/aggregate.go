@@ -1,7 +1,10 @@
 package session
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
@@ -15,32 +18,66 @@ type SockKey struct {
 }
 
 // Aggregates reads what the kernel counted per socket in Aggregate mode,
-// summed over CPUs.
+// summed over CPUs, with the sockets that closed during the trace.
 func (s *Session) Aggregates() (map[SockKey]bpfobj.RingtraceRtSockAgg, error) {
 	out := map[SockKey]bpfobj.RingtraceRtSockAgg{}
+	s.mu.Lock()
+	for k, a := range s.goneAggs {
+		out[k] = a
+	}
+	s.mu.Unlock()
 	var k bpfobj.RingtraceRtAggKey
 	var per []bpfobj.RingtraceRtSockAgg
 	it := s.objs.maps["aggs"].Iterate()
 	for it.Next(&k, &per) {
-		var sum bpfobj.RingtraceRtSockAgg
-		for _, a := range per {
-			sum.Sent += a.Sent
-			sum.CompletedExact += a.CompletedExact
-			sum.CompletedBounded += a.CompletedBounded
-			sum.UnseenSending += a.UnseenSending
-			sum.InflightCount += a.InflightCount
-			sum.InflightSum += a.InflightSum
-			sum.InflightMax = max(sum.InflightMax, a.InflightMax)
-			for i, n := range a.Hist {
-				sum.Hist[i] += n
-			}
-		}
-		out[SockKey{k.Sk, uint32(k.Ino)}] = sum
+		sk := SockKey{k.Sk, uint32(k.Ino)}
+		out[sk] = addAgg(out[sk], per)
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read frame aggregates: %w", err)
 	}
 	return out, nil
+}
+
+// addAgg adds per-CPU aggregates to sum.
+func addAgg(sum bpfobj.RingtraceRtSockAgg, per []bpfobj.RingtraceRtSockAgg) bpfobj.RingtraceRtSockAgg {
+	for _, a := range per {
+		sum.Sent += a.Sent
+		sum.CompletedExact += a.CompletedExact
+		sum.CompletedBounded += a.CompletedBounded
+		sum.UnseenSending += a.UnseenSending
+		sum.InflightCount += a.InflightCount
+		sum.InflightSum += a.InflightSum
+		sum.InflightMax = max(sum.InflightMax, a.InflightMax)
+		for i, n := range a.Hist {
+			sum.Hist[i] += n
+		}
+	}
+	return sum
+}
+
+// takeAggregate moves a closed socket's aggregates from the kernel's map
+// to the session.
+func (s *Session) takeAggregate(k SockKey) error {
+	m := s.objs.maps["aggs"]
+	key := bpfobj.RingtraceRtAggKey{Sk: k.Sk, Ino: uint64(k.Ino)}
+	var per []bpfobj.RingtraceRtSockAgg
+	if err := m.Lookup(key, &per); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read the aggregates of a closed socket: %w", err)
+	}
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete the aggregates of a closed socket: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.goneAggs == nil {
+		s.goneAggs = map[SockKey]bpfobj.RingtraceRtSockAgg{}
+	}
+	s.goneAggs[k] = addAgg(s.goneAggs[k], per)
+	return nil
 }
 
 // Sending is a frame the kernel tracks as SENDING.
@@ -60,7 +97,7 @@ func (s *Session) StillSending() ([]Sending, error) {
 	it := s.objs.maps["frames"].Iterate()
 	for it.Next(&k, &f) {
 		if event.State(f.State) == event.Sending {
-			out = append(out, Sending{Sock: SockKey{k.Sk, f.SockIno}, Frame: k.Idx, Since: f.TsSending})
+			out = append(out, Sending{Sock: SockKey{k.Sk, k.Ino}, Frame: k.Idx, Since: f.TsSending})
 		}
 	}
 	if err := it.Err(); err != nil {

@@ -67,3 +67,18 @@ func (s *Session) SockState(sk uint64) (bpfobj.RingtraceSockState, error) {
 	err := s.objs.maps["socks"].Lookup(sk, &ss)
 	return ss, err
 }
+
+// MapEntries counts the entries of one of the session's BPF maps.
+func (s *Session) MapEntries(name string) (int, error) {
+	m := s.objs.maps[name]
+	if m == nil {
+		return 0, fmt.Errorf("no map %q", name)
+	}
+	n := 0
+	var k, v []byte
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	return n, it.Err()
+}

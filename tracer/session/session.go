@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
@@ -61,6 +62,11 @@ type Session struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// goneAggs are the aggregates of sockets that closed during the trace,
+	// taken out of the kernel's map so that it does not fill up.
+	goneAggs map[SockKey]bpfobj.RingtraceRtSockAgg
+	// lastGC is when closed sockets were last looked for (no bpf_loop).
+	lastGC time.Time
 }
 
 // Stats are the session's counters.
@@ -138,7 +144,7 @@ func Open(o Options) (*Session, error) {
 	}
 	for _, a := range o.Plan.Attach {
 		if a.Kind == plan.KindTestRun {
-			s.sw = &sweeper{prog: objs.progs[a.Program], walk: o.Plan.Config.UseLoop, frames: objs.maps["frames"], req: objs.maps["sweep_req"],
+			s.sw = &sweeper{prog: objs.progs[a.Program], walk: o.Plan.Config.UseLoop, frames: objs.maps["frames"], graves: objs.maps["graves"], req: objs.maps["sweep_req"],
 				batch: o.Plan.Config.SweepBatch}
 		}
 	}
@@ -365,6 +371,7 @@ type pipeline struct {
 	perKind []uint64              // the same by kind, indexed by event.Kind
 	other   map[event.Kind]uint64 // kinds beyond perKind (none today)
 	sending []event.FrameRef      // the sweep's candidates, reused
+	gone    []event.Event         // sock_gone events whose aggregates user space takes
 }
 
 func (s *Session) newPipeline(sink Sink) *pipeline {
@@ -396,6 +403,9 @@ func (p *pipeline) flush() error {
 func (p *pipeline) normalise(e *event.Event) error { return p.norm.Process(e, p.deliver) }
 
 func (p *pipeline) count(e *event.Event) error {
+	if e.Kind == event.SockGone && p.s.o.Aggregate {
+		p.gone = append(p.gone, *e)
+	}
 	p.events++
 	if int(e.Kind) < len(p.perKind) {
 		p.perKind[e.Kind]++
@@ -532,6 +542,9 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 		case <-flushTick.C:
 			err := p.release(event.MonotonicNow() - window)
 			if err == nil {
+				err = s.collectGone(p)
+			}
+			if err == nil {
 				err = sink.Flush()
 			}
 			if err != nil {
@@ -557,15 +570,34 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 	if err := p.flush(); err != nil && runErr == nil {
 		runErr = err
 	}
+	if err := s.collectGone(p); err != nil && runErr == nil {
+		runErr = err
+	}
 	if err := sink.Flush(); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
 }
 
+// gcInterval is how often, without bpf_loop, user space asks the kernel
+// which of the sockets seen sending have closed (with bpf_loop the sweep
+// finds them itself, every run).
+const gcInterval = time.Second
+
 func (s *Session) sweep(p *pipeline) error {
 	if s.sw == nil {
 		return nil
+	}
+	if !s.sw.walk && time.Since(s.lastGC) >= gcInterval {
+		s.lastGC = time.Now()
+		if socks := p.norm.AppendSockets(nil); len(socks) > 0 {
+			if err := s.sw.checkSockets(socks); err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+		}
+		if err := s.sw.dig(); err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
 	}
 	var known []event.FrameRef
 	if !s.sw.walk && !s.o.Aggregate {
@@ -584,5 +616,17 @@ func (s *Session) sweep(p *pipeline) error {
 		s.stats.Sweeps++
 		s.mu.Unlock()
 	}
+	return nil
+}
+
+// collectGone moves the aggregates of the sockets that closed (Aggregate
+// mode) out of the kernel's map, so that it does not fill up.
+func (s *Session) collectGone(p *pipeline) error {
+	for _, e := range p.gone {
+		if err := s.takeAggregate(SockKey{e.Sk, e.SockIno}); err != nil {
+			return err
+		}
+	}
+	p.gone = p.gone[:0]
 	return nil
 }

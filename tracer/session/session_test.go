@@ -58,6 +58,13 @@ func startTracer(t *testing.T, class plan.Class, f session.Filter) *tracer {
 	needRoot(t)
 	o := options(t, class)
 	o.Filter = f
+	return startTracerWith(t, o)
+}
+
+// startTracerWith starts a session with o and collects its events.
+func startTracerWith(t *testing.T, o session.Options) *tracer {
+	t.Helper()
+	needRoot(t)
 	sess, err := session.Open(o)
 	if err != nil {
 		t.Fatal(err)

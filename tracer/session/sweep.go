@@ -27,6 +27,7 @@ type sweeper struct {
 	prog   *ebpf.Program
 	walk   bool
 	frames *ebpf.Map
+	graves *ebpf.Map
 	req    *ebpf.Map
 	batch  int // frames the program reads per run
 
@@ -36,6 +37,81 @@ type sweeper struct {
 }
 
 const sweepChunk = 4096
+
+// checkSockets asks the kernel (without bpf_loop) whether the sockets are
+// still open; those closed end with a sock_gone event, and their frame
+// entries are left to deleteFrames.
+func (w *sweeper) checkSockets(socks []event.FrameRef) error {
+	keys := make([]bpfobj.RingtraceRtFrameKey, 0, len(socks))
+	for _, s := range socks {
+		keys = append(keys, bpfobj.RingtraceRtFrameKey{Sk: s.Sk, Ino: s.Ino})
+	}
+	return w.request(keys, bpfobj.RingtraceRtSweepKindRT_SWEEP_SOCKS)
+}
+
+// dig deletes the frame entries of the sockets the kernel buried (gone,
+// with a ring of n frames), where the kernel cannot loop over them itself
+// (no bpf_loop).
+func (w *sweeper) dig() error {
+	var k bpfobj.RingtraceRtAggKey
+	var n uint32
+	var dead []bpfobj.RingtraceRtAggKey
+	it := w.graves.Iterate()
+	for it.Next(&k, &n) {
+		if err := w.deleteFrames(k.Sk, uint32(k.Ino), n); err != nil {
+			return err
+		}
+		dead = append(dead, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read buried sockets: %w", err)
+	}
+	for _, k := range dead {
+		if err := w.graves.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forget a buried socket: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteFrames deletes the frame entries of a socket that is gone, whose
+// ring had n frames.
+func (w *sweeper) deleteFrames(sk uint64, ino, n uint32) error {
+	keys := make([]bpfobj.RingtraceRtFrameKey, n)
+	for i := range keys {
+		keys[i] = bpfobj.RingtraceRtFrameKey{Sk: sk, Idx: uint32(i), Ino: ino}
+	}
+	if _, err := w.frames.BatchDelete(keys, nil); err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	} else if !errors.Is(err, ebpf.ErrNotSupported) {
+		return fmt.Errorf("delete frames of a closed socket: %w", err)
+	}
+	for _, k := range keys {
+		if err := w.frames.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete frames of a closed socket: %w", err)
+		}
+	}
+	return nil
+}
+
+// request hands keys to the bounded sweep program, a batch per run.
+func (w *sweeper) request(keys []bpfobj.RingtraceRtFrameKey, kind bpfobj.RingtraceRtSweepKind) error {
+	if w.batch <= 0 || w.batch > len(bpfobj.RingtraceRtSweep{}.Keys) {
+		w.batch = len(bpfobj.RingtraceRtSweep{}.Keys)
+	}
+	for i := 0; i < len(keys); i += w.batch {
+		req := bpfobj.RingtraceRtSweep{Kind: uint32(kind)}
+		n := copy(req.Keys[:w.batch], keys[i:])
+		req.N = uint32(n)
+		if err := w.req.Put(uint32(0), &req); err != nil {
+			return fmt.Errorf("write sweep request: %w", err)
+		}
+		if _, err := w.prog.Run(&ebpf.RunOptions{}); err != nil {
+			return fmt.Errorf("run sweep program: %w", err)
+		}
+	}
+	return nil
+}
 
 // run returns how many frames the kernel re-read. known, when not nil,
 // names the frames to re-read (without bpf_loop).
@@ -50,7 +126,7 @@ func (w *sweeper) run(known []event.FrameRef) (int, error) {
 	var sending []bpfobj.RingtraceRtFrameKey
 	if known != nil {
 		for _, f := range known {
-			sending = append(sending, bpfobj.RingtraceRtFrameKey{Sk: f.Sk, Idx: f.Frame})
+			sending = append(sending, bpfobj.RingtraceRtFrameKey{Sk: f.Sk, Idx: f.Frame, Ino: f.Ino})
 		}
 	} else {
 		var err error
@@ -58,19 +134,8 @@ func (w *sweeper) run(known []event.FrameRef) (int, error) {
 			return 0, err
 		}
 	}
-	if w.batch <= 0 || w.batch > len(bpfobj.RingtraceRtSweep{}.Keys) {
-		w.batch = len(bpfobj.RingtraceRtSweep{}.Keys)
-	}
-	for i := 0; i < len(sending); i += w.batch {
-		var req bpfobj.RingtraceRtSweep
-		n := copy(req.Keys[:w.batch], sending[i:])
-		req.N = uint32(n)
-		if err := w.req.Put(uint32(0), &req); err != nil {
-			return 0, fmt.Errorf("write sweep request: %w", err)
-		}
-		if _, err := w.prog.Run(&ebpf.RunOptions{}); err != nil {
-			return 0, fmt.Errorf("run sweep program: %w", err)
-		}
+	if err := w.request(sending, bpfobj.RingtraceRtSweepKindRT_SWEEP_FRAMES); err != nil {
+		return 0, err
 	}
 	return len(sending), nil
 }
