@@ -163,6 +163,10 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		return nil, err
 	}
 	defer sess.Close()
+	// Attached: load the stuck-frame iterator now, in the background, so
+	// the first stuck walk does not wait for it (seconds under TCG).
+	walker := holders.Load(holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf})
+	defer walker.Close()
 	builder := report.NewBuilder(r.names)
 	var raw func([]byte) error
 	var rec *record.Writer
@@ -185,8 +189,6 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	walker := &holders.Lazy{Config: holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf}}
-	defer walker.Close()
 	after := e.s.StuckAfter
 	if after == 0 {
 		after = holders.DefaultStuckAfter

@@ -25,7 +25,7 @@ const DefaultStuckAfter = time.Second
 type Watcher struct {
 	After time.Duration
 	Out   io.Writer
-	// Walk takes a snapshot (a *Walker's Walk, or a fake in tests).
+	// Walk takes a snapshot (a *Loader's Walk, or a fake in tests).
 	Walk func(why string) (*Snapshot, error)
 
 	mu      sync.Mutex
@@ -267,40 +267,4 @@ func (w *Watcher) senderState(s Frame, snap *Snapshot) []string {
 		}
 	}
 	return out
-}
-
-// Lazy loads a Walker on its first Walk (most traces never need one);
-// Close unloads it if it was loaded.
-type Lazy struct {
-	Config Config
-	mu     sync.Mutex
-	w      *Walker
-}
-
-// Walk loads the iterator if needed and takes a snapshot.
-func (l *Lazy) Walk(why string) (*Snapshot, error) {
-	l.mu.Lock()
-	if l.w == nil {
-		w, err := NewWalker(l.Config)
-		if err != nil {
-			l.mu.Unlock()
-			return nil, err
-		}
-		l.w = w
-	}
-	w := l.w
-	l.mu.Unlock()
-	return w.Walk(why)
-}
-
-// Close unloads the iterator.
-func (l *Lazy) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.w == nil {
-		return nil
-	}
-	err := l.w.Close()
-	l.w = nil
-	return err
 }
