@@ -75,6 +75,19 @@ func fdObjects(pid string, progs, maps map[uint32]bool) {
 	}
 }
 
+// heldObjects are the BPF programs and maps some live process has open:
+// other users of the machine may load programs while a test runs.
+func heldObjects() (progs, maps map[uint32]bool) {
+	progs, maps = map[uint32]bool{}, map[uint32]bool{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			fdObjects(e.Name(), progs, maps)
+		}
+	}
+	return progs, maps
+}
+
 // programName is the name of BPF program id, "" once it is gone.
 func programName(id uint32) string {
 	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
@@ -173,18 +186,20 @@ func TestTraceReleasesEverything(t *testing.T) {
 				t.Errorf("stderr: %s", s)
 			}
 			// The kernel frees programs once their last reference goes,
-			// after an RCU grace period: give it a moment.
+			// after an RCU grace period: give it a moment. What another
+			// live process holds was not the tracer's.
 			var left []uint32
 			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				progs, maps := bpfObjects(t)
+				heldProgs, heldMaps := heldObjects()
 				left = left[:0]
 				for _, id := range mine {
-					if progs[id] {
+					if progs[id] && !heldProgs[id] {
 						left = append(left, id)
 					}
 				}
 				for _, id := range myMaps {
-					if maps[id] {
+					if maps[id] && !heldMaps[id] {
 						left = append(left, id)
 					}
 				}
