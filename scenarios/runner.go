@@ -194,6 +194,7 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		after = holders.DefaultStuckAfter
 	}
 	watch := holders.NewWatcher(after, e.Log, walker.Walk)
+	watch.Settle = sess.Lag()
 	sink := &builderSink{b: builder, addrs: addrs, watch: watch}
 	go func() { done <- sess.Run(runCtx, sink, raw) }()
 	stopWatch := watch.Start(runCtx, 20*time.Millisecond)

@@ -402,6 +402,7 @@ func runTrace(c *cli.Context) error {
 	var watch *holders.Watcher
 	if !aggregating(c) {
 		watch = holders.NewWatcher(after, os.Stderr, ts.walker.Walk)
+		watch.Settle = ts.sess.Lag()
 		sinks = append(sinks, watch)
 	}
 	var sink session.Sink = sinks
