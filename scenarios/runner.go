@@ -163,8 +163,8 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		return nil, err
 	}
 	defer sess.Close()
-	// Attached: load the stuck-frame iterator now, in the background, so
-	// the first stuck walk does not wait for it (seconds under TCG).
+	// Attached: load the stuck-frame iterator now, in the background, while
+	// the reader starts.
 	walker := holders.Load(holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf})
 	defer walker.Close()
 	builder := report.NewBuilder(r.names)
@@ -198,6 +198,14 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	sink := &builderSink{b: builder, addrs: addrs, watch: watch}
 	go func() { done <- sess.Run(runCtx, sink, raw) }()
 	stopWatch := watch.Start(runCtx, 20*time.Millisecond)
+	// The sender starts once the iterator is loaded (a failed load only
+	// fails the walks): a scenario's stuck checks then always find it, and
+	// under TCG its load (0.3-0.7 s of CPU) does not compete with the
+	// sender whose timing the scenario checks. The probes were live before.
+	select {
+	case <-walker.Ready():
+	case <-ctx.Done():
+	}
 	sendErr := send(ctx)
 	// Completions land after the call returns (a shaped link holds
 	// frames): let the sender's drain and the sweep catch up.
