@@ -8,8 +8,9 @@ import (
 // Loader loads the holders iterator in the background and walks with it.
 // A trace starts one right after its probes are attached (never before: the
 // load must not delay them), so that the first stuck walk does not pay the
-// load — about 25 ms natively, 0.3–1 s in a TCG guest, where a walk
-// waiting for it came too late to see the frames still held. Walk waits
+// load — about 25 ms natively, 0.3 s alone in a TCG guest and up to 1.2 s
+// there beside a running trace, where a walk waiting for it came too late
+// to see the frames still held. Walk waits
 // for a load still in progress; a failed load fails every Walk with its
 // error (a trace reports it as a failed walk) and never the trace. Close
 // waits for the load and unloads the iterator. Safe for concurrent use.
