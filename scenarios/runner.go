@@ -170,6 +170,10 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		return nil, err
 	}
 	defer sess.Close()
+	// Attached: load the stuck-frame iterator now, in the background, while
+	// the reader starts.
+	walker := holders.Load(holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf})
+	defer walker.Close()
 	builder := report.NewBuilder(r.names)
 	var raw func([]byte) error
 	var rec *record.Writer
@@ -192,19 +196,26 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	walker := &holders.Lazy{Config: holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf}}
-	defer walker.Close()
 	after := e.s.StuckAfter
 	if after == 0 {
 		after = holders.DefaultStuckAfter
 	}
 	watch := holders.NewWatcher(after, e.Log, walker.Walk)
+	watch.Settle = sess.Lag()
 	promises := promise.New(r.plan, func(s string) {
 		fmt.Fprintf(e.Log, "ringtrace: WARNING: broken promise: %s; has the kernel changed? run `ringtrace probe --verify`\n", s)
 	})
 	sink := &builderSink{b: builder, addrs: addrs, watch: watch, promises: promises}
 	go func() { done <- sess.Run(runCtx, sink, raw) }()
 	stopWatch := watch.Start(runCtx, 20*time.Millisecond)
+	// The sender starts once the iterator is loaded (a failed load only
+	// fails the walks): a scenario's stuck checks then always find it, and
+	// under TCG its load (0.3-0.7 s of CPU) does not compete with the
+	// sender whose timing the scenario checks. The probes were live before.
+	select {
+	case <-walker.Ready():
+	case <-ctx.Done():
+	}
 	sendErr := send(ctx)
 	// Completions land after the call returns (a shaped link holds
 	// frames): let the sender's drain and the sweep catch up.

@@ -134,12 +134,17 @@ func traceCommand() *cli.Command {
 
 // traceSession holds what a trace needs, for trace and (later) run.
 type traceSession struct {
-	btf   *btf.Spec
-	facts *kernel.Facts
-	plan  *plan.Plan
-	sess  *session.Session
-	start uint64
-	wall  time.Time
+	facts  *kernel.Facts
+	plan   *plan.Plan
+	sess   *session.Session
+	walker *holders.Loader // the stuck-frame iterator, loading since the probes were attached
+	start  uint64
+	wall   time.Time
+}
+
+// Close unloads the stuck-frame iterator, then detaches the probes.
+func (ts *traceSession) Close() error {
+	return errors.Join(ts.walker.Close(), ts.sess.Close())
 }
 
 // startRecording writes a recording header to f, if any, and returns the
@@ -251,9 +256,9 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	}
 	var ts traceSession
 	ts.facts, ts.sess, ts.plan = facts, sess, sess.Plan()
-	if c.String("btf") != "" {
-		ts.btf = spec // the stuck-frame walker needs the override; else it loads the kernel's when first used
-	}
+	// After the ready file, so the load never delays it; before any frame
+	// can be stuck, so the first walk does not wait for it.
+	ts.walker = loadWalker(ts.plan, spec)
 	ts.start, ts.wall = event.MonotonicNow(), time.Now()
 	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
 		p.Class.Letter(), p.Class, completionLine(p), sess.Ready.Round(time.Millisecond))
@@ -357,7 +362,7 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	limitHeap(c) // after loading: collecting during it would delay attaching
-	defer ts.sess.Close()
+	defer ts.Close()
 	ctx := c.Context
 	if d := c.Duration("duration"); d > 0 {
 		var cancel context.CancelFunc
@@ -397,11 +402,10 @@ func runTrace(c *cli.Context) error {
 	promises := promise.New(ts.plan, warnPromise(os.Stderr))
 	sinks = append(sinks, promises)
 	after, _ := stuckAfter(c)
-	walker := ts.walker()
-	defer walker.Close()
 	var watch *holders.Watcher
 	if !aggregating(c) {
-		watch = holders.NewWatcher(after, os.Stderr, walker.Walk)
+		watch = holders.NewWatcher(after, os.Stderr, ts.walker.Walk)
+		watch.Settle = ts.sess.Lag()
 		sinks = append(sinks, watch)
 	}
 	var sink session.Sink = sinks
@@ -443,7 +447,7 @@ func runTrace(c *cli.Context) error {
 			runErr = err
 		}
 		if n > 0 { // frames still SENDING: who holds them
-			snap, err := walker.Walk("end")
+			snap, err := ts.walker.Walk("end")
 			if err != nil {
 				snap = &holders.Snapshot{TS: event.MonotonicNow(), Why: "end", Err: err.Error()}
 			}
@@ -535,13 +539,11 @@ func stuckTick(after time.Duration) time.Duration {
 	return min(max(after/10, 10*time.Millisecond), 100*time.Millisecond)
 }
 
-// walker loads the holders iterator when a stuck frame first needs it.
-func (ts *traceSession) walker() *holders.Lazy {
-	cfg := holders.Config{DestructAddr: ts.plan.Config.DestructAddr, UargCompleteAddr: ts.plan.Config.UargCompleteAddr}
-	if ts.btf != nil {
-		cfg.KernelBTF = ts.btf
-	}
-	return &holders.Lazy{Config: cfg}
+// loadWalker starts loading the stuck-frame iterator in the background,
+// with the kernel BTF the probes were loaded with (the --btf override, or
+// the kernel's, parsed once); the loader drops it once loaded.
+func loadWalker(p *plan.Plan, spec *btf.Spec) *holders.Loader {
+	return holders.Load(holders.Config{DestructAddr: p.Config.DestructAddr, UargCompleteAddr: p.Config.UargCompleteAddr, KernelBTF: spec})
 }
 
 // watchLoss reports ring-buffer losses on stderr as they happen: loss is

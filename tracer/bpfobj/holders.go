@@ -1,6 +1,7 @@
 package bpfobj
 
-// The holders iterator (bpf/holders.bpf.c): its own object, loaded only on
-// demand by tracer/holders, with the record type of bpf/holders.h.
+// The holders iterator (bpf/holders.bpf.c): its own object, loaded by
+// tracer/holders in the background once a trace is attached, with the
+// record type of bpf/holders.h.
 
 //go:generate go tool bpf2go -tags linux -target amd64 -output-stem holders -type rt_holder -type rt_holder_kind -type rt_holder_form Holders ../../bpf/holders.bpf.c -- -I../../bpf -I../../bpf/headers -O2 -g -Wall -Werror

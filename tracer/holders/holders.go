@@ -118,8 +118,9 @@ type Held struct {
 
 // Snapshot is one walk of the kernel's sockets.
 type Snapshot struct {
-	TS      uint64   `json:"ts_ns"` // CLOCK_MONOTONIC when the walk started
-	Why     string   `json:"why"`   // what asked for it ("stuck", "end")
+	TS      uint64   `json:"ts_ns"`             // CLOCK_MONOTONIC when the walk started
+	Done    uint64   `json:"done_ns,omitempty"` // CLOCK_MONOTONIC when the iterator's pass ended (0: not recorded)
+	Why     string   `json:"why"`               // what asked for it ("stuck", "end")
 	Rings   []Ring   `json:"rings"`
 	Queues  []Queue  `json:"queues"`
 	Held    []Held   `json:"held"`

@@ -44,11 +44,30 @@ func (w *Where) Update(e *event.Event) bool {
 // Handle formats a qdisc handle as tc does ("8001:0").
 func Handle(h uint64) string { return fmt.Sprintf("%x:%x", uint32(h)>>16, uint32(h)&0xffff) }
 
+// Release is how the events saw a frame leave SENDING.
+type Release struct {
+	TS uint64 // when (the event's time)
+	Lo uint64 // bounded: the earliest it can have happened; 0 when TS is exact
+	To string // the state it went to ("AVAILABLE", ...), "" when its socket closed
+}
+
+// earliest is the first moment the release can have happened.
+func (r *Release) earliest() uint64 {
+	if r.Lo != 0 && r.Lo < r.TS {
+		return r.Lo
+	}
+	return r.TS
+}
+
+// by reports whether the frame may have been released by ts.
+func (r *Release) by(ts uint64) bool { return r != nil && ts != 0 && r.earliest() <= ts }
+
 // Location is the answer to "who holds this frame?".
 type Location struct {
 	// Place: "receive-queue" (a socket's sk_receive_queue holds the skb:
 	// seen in kernel state), "qdisc" (enqueued, not dequeued), "device"
-	// (handed to the driver, not completed), or "unknown".
+	// (handed to the driver, not completed), "released" (the walk found
+	// it nowhere because it was released as the walk ran), or "unknown".
 	Place       string   `json:"place"`
 	Summary     string   `json:"summary"`
 	HolderInode uint32   `json:"holder_inode,omitempty"`
@@ -59,16 +78,13 @@ type Location struct {
 }
 
 // Locate says where frame f is: in a receive queue when snap (taken while
-// the frame was SENDING; nil if none) saw its skb there, else the last
-// place the events put it. start is the trace's first timestamp, for
-// relative times in the evidence.
-func Locate(f Frame, snap *Snapshot, w Where, start uint64) Location {
-	rel := func(ts uint64) string {
-		if ts < start {
-			return "?"
-		}
-		return fmt.Sprintf("%.6f s", float64(ts-start)/1e9)
-	}
+// the frame was SENDING; nil if none) saw its skb there; released, when
+// the walk found it nowhere and the events saw it leave SENDING (r, nil if
+// they did not) before the walk ended; else the last place the events put
+// it. start is the trace's first timestamp, for relative times in the
+// evidence.
+func Locate(f Frame, snap *Snapshot, w Where, r *Release, start uint64) Location {
+	rel := func(ts uint64) string { return relTime(ts, start) }
 	var ev []string
 	if snap != nil {
 		if h := snap.Find(f); h != nil {
@@ -90,6 +106,9 @@ func Locate(f Frame, snap *Snapshot, w Where, start uint64) Location {
 				l.Evidence = append(l.Evidence, ev)
 			}
 			return l
+		}
+		if snap.Err == "" && r.by(snap.Done) {
+			return released(f, snap, w, r, rel)
 		}
 		if snap.Err != "" {
 			ev = append(ev, fmt.Sprintf("the walk of the kernel's sockets at %s failed: %s", rel(snap.TS), snap.Err))
@@ -114,6 +133,38 @@ func Locate(f Frame, snap *Snapshot, w Where, start uint64) Location {
 		ev = append(ev, "last seen "+w.String()+" at "+rel(w.TS))
 	}
 	return Location{Place: "unknown", Summary: "unknown: no qdisc, driver or receive queue is known to hold it", Evidence: ev}
+}
+
+// relTime is ts in seconds since start ("1.234567 s").
+func relTime(ts, start uint64) string {
+	if ts < start {
+		return "?"
+	}
+	return fmt.Sprintf("%.6f s", float64(ts-start)/1e9)
+}
+
+// released is the Location of frame f, which the events saw released (r)
+// by the end of walk snap, where snap found it nowhere.
+func released(f Frame, snap *Snapshot, w Where, r *Release, rel func(uint64) string) Location {
+	l := Location{Place: "released", Summary: "completed while the kernel's sockets were being walked"}
+	if r.TS < snap.TS {
+		l.Summary = "completed before the kernel's sockets were walked" // the completion reached the watcher late
+	}
+	what := "released (" + r.To + ")"
+	if r.To == "" {
+		what = "released by its socket's close"
+	}
+	when := "at " + rel(r.TS)
+	if r.earliest() != r.TS {
+		when = fmt.Sprintf("between %s and %s (bounded)", rel(r.earliest()), rel(r.TS))
+	}
+	l.Evidence = append(l.Evidence,
+		fmt.Sprintf("kernel state from %s to %s (%s walk of every task's sockets): no socket receive queue holds its skb", rel(snap.TS), rel(snap.Done), snap.Why),
+		fmt.Sprintf("the events saw frame #%d %s %s, by the end of that walk: the walk could not find an skb that was already freed", f.Frame, what, when))
+	if w.Place != "" {
+		l.Evidence = append(l.Evidence, "before that the events saw it "+w.String()+" at "+rel(w.TS))
+	}
+	return l
 }
 
 // String says where w is, for evidence lines.

@@ -98,6 +98,7 @@ func (w *Walker) Walk(why string) (*Snapshot, error) {
 	}
 	raw, err := io.ReadAll(rd)
 	rd.Close()
+	done := event.MonotonicNow()
 	if err != nil {
 		return nil, fmt.Errorf("read holders iterator: %w", err)
 	}
@@ -105,7 +106,7 @@ func (w *Walker) Walk(why string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.TS, s.Why = ts, why
+	s.TS, s.Done, s.Why = ts, done, why
 	s.Threads = threads(s, "/proc")
 	sortSnapshot(s)
 	return s, nil

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf/btf"
 
 	"golang.org/x/sys/unix"
 
@@ -13,7 +16,9 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/txring"
 )
 
-func rootWalker(t *testing.T) *Walker {
+// rootConfig is this kernel's iterator configuration; it skips the test
+// without root or in -short.
+func rootConfig(t *testing.T) Config {
 	t.Helper()
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("needs root and a BPF-iterator kernel (not in -short)")
@@ -22,7 +27,12 @@ func rootWalker(t *testing.T) *Walker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewWalker(Config{DestructAddr: syms["tpacket_destruct_skb"].Addr, UargCompleteAddr: syms["tpacket_ubuf_complete"].Addr})
+	return Config{DestructAddr: syms["tpacket_destruct_skb"].Addr, UargCompleteAddr: syms["tpacket_ubuf_complete"].Addr}
+}
+
+func rootWalker(t *testing.T) *Walker {
+	t.Helper()
+	w, err := NewWalker(rootConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,5 +194,105 @@ func TestWalkerClose(t *testing.T) {
 	if p, err := ebpfProgramByID(pid); err == nil {
 		p.Close()
 		t.Fatalf("program %d still loaded after Close", pid)
+	}
+}
+
+// loadBound is how soon after attaching the iterator must be loaded: the
+// default --stuck-after, the earliest a stuck check can fire after a frame
+// is sent; $RINGTRACE_TEST_READY_TIMEOUT where attaching is slow (a TCG
+// guest of make vmtest). Measured: ~30 ms natively, ~0.35 s on an idle 7.2
+// TCG guest.
+func loadBound() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("RINGTRACE_TEST_READY_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return DefaultStuckAfter
+}
+
+// TestLoaderReadyEarly: a Loader started with no frame stuck has the
+// iterator loaded within loadBound, walks at once, and unloads it on Close.
+func TestLoaderReadyEarly(t *testing.T) {
+	cfg := rootConfig(t)
+	start := time.Now()
+	l := Load(cfg)
+	defer l.Close()
+	select {
+	case <-l.Ready():
+	case <-time.After(loadBound()):
+		t.Fatalf("iterator not loaded %v after Load", loadBound())
+	}
+	took, err := l.Loaded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("iterator loaded in %v (ready %v after Load)", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	ws := time.Now()
+	if _, err := l.Walk("test"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first walk took %v", time.Since(ws).Round(time.Microsecond))
+	info, err := l.w.prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Walk("x"); err == nil {
+		t.Fatal("walk after Close succeeded")
+	}
+	if p, err := ebpfProgramByID(id); err == nil {
+		p.Close()
+		t.Fatalf("program %d still loaded after Close", id)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestLoaderCloseWhileLoading: Close right after Load (a trace stopped by
+// Ctrl-C as it attaches) waits for the load and unloads what it loaded.
+func TestLoaderCloseWhileLoading(t *testing.T) {
+	l := Load(rootConfig(t))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Loaded(); err != nil {
+		t.Fatal(err)
+	}
+	if l.w.prog != nil {
+		t.Fatal("the program loaded during Close is still open")
+	}
+	if _, err := l.Walk("x"); err == nil {
+		t.Fatal("walk after Close succeeded")
+	}
+}
+
+// TestLoaderFails: a load that fails — CO-RE against a kernel BTF without
+// the kernel's types, or one the loader panics on (a zero Spec) — fails
+// every Walk with its reason, never the process, and Close has nothing to
+// unload.
+func TestLoaderFails(t *testing.T) {
+	cfg := rootConfig(t)
+	b, err := btf.NewBuilder([]btf.Type{&btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typesOnlyInt, err := b.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, spec := range map[string]*btf.Spec{"no kernel types": typesOnlyInt, "zero spec": {}} {
+		cfg.KernelBTF = spec
+		l := Load(cfg)
+		_, err := l.Walk("stuck")
+		if err == nil || !strings.Contains(err.Error(), "load holders iterator") {
+			t.Errorf("%s: walk with a failed load: %v", name, err)
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("%s: Close after a failed load: %v", name, err)
+		}
+		t.Logf("%s: %v", name, err)
 	}
 }

@@ -20,13 +20,19 @@ const DefaultStuckAfter = time.Second
 // Watcher follows a live trace's frames (it is a session sink) and, when
 // frames stay SENDING longer than After, walks the kernel's sockets at once
 // and prints who holds them on Out. Final does the same for every frame
-// still SENDING when the trace ends. Safe for concurrent use: the session
-// calls Event, a ticker (Start) calls Check.
+// still SENDING when the trace ends. A frame the events see released
+// before the walk's result is read is not called stuck: the walk could not
+// find what had just been freed. Safe for concurrent use: the session calls
+// Event, a ticker (Start) calls Check.
 type Watcher struct {
 	After time.Duration
 	Out   io.Writer
-	// Walk takes a snapshot (a *Walker's Walk, or a fake in tests).
+	// Walk takes a snapshot (a *Loader's Walk, or a fake in tests).
 	Walk func(why string) (*Snapshot, error)
+	// Settle is how long after a stuck walk its result waits for the
+	// completions the events have not delivered yet (the session's Lag)
+	// when the walk found some of its frames in no receive queue.
+	Settle time.Duration
 
 	mu      sync.Mutex
 	frames  map[Frame]*tracked
@@ -37,6 +43,14 @@ type Watcher struct {
 	start   uint64
 	snaps   []*Snapshot
 	spare   []*tracked // entries of frames that completed, for reuse: one per frame sent otherwise
+	walking map[Frame]*walked
+}
+
+// walked is a frame a walk in progress looks for, and its release if the
+// events saw one meanwhile.
+type walked struct {
+	where Where
+	rel   *Release
 }
 
 // maxSpare bounds the spare entries kept for reuse.
@@ -113,11 +127,13 @@ func (w *Watcher) Event(e *event.Event) error {
 				w.frames[f] = w.newTracked(e.TS)
 			}
 		} else {
+			w.released(f, Release{TS: e.TS, Lo: e.TSLo, To: e.New.String()})
 			w.untrack(f)
 		}
 	case event.SockGone:
 		for k := range w.frames {
 			if k.Sk == s.Sk && k.Ino == s.Ino {
+				w.released(k, Release{TS: e.TS})
 				w.untrack(k)
 			}
 		}
@@ -127,6 +143,20 @@ func (w *Watcher) Event(e *event.Event) error {
 		}
 	}
 	return nil
+}
+
+// released notes, for a walk in progress, that frame f left SENDING.
+func (w *Watcher) released(f Frame, r Release) {
+	if len(w.walking) == 0 {
+		return
+	}
+	if wk := w.walking[f]; wk != nil && wk.rel == nil {
+		if t := w.frames[f]; t != nil {
+			wk.where = t.where
+		}
+		r := r // only a walked frame's release goes to the heap
+		wk.rel = &r
+	}
 }
 
 func (w *Watcher) newTracked(since uint64) *tracked {
@@ -171,7 +201,7 @@ func (w *Watcher) Check(now uint64) {
 	}
 	w.mu.Unlock()
 	if len(due) > 0 {
-		w.report(due, "stuck", fmt.Sprintf("SENDING for more than %v", w.After))
+		w.report(due, "stuck", fmt.Sprintf("SENDING for more than %v", w.After), w.Settle)
 	}
 }
 
@@ -184,7 +214,7 @@ func (w *Watcher) Final() {
 	}
 	w.mu.Unlock()
 	if len(left) > 0 {
-		w.report(left, "end", "still SENDING at the end of the trace")
+		w.report(left, "end", "still SENDING at the end of the trace", 0) // no event comes any more
 	}
 }
 
@@ -196,19 +226,44 @@ func (w *Watcher) Snapshots() []*Snapshot {
 }
 
 // report walks the kernel's sockets and prints, per socket and place, where
-// the frames are.
-func (w *Watcher) report(frames []Frame, why, what string) {
+// the frames are. A frame the events saw released before the result is read
+// (after settle, when the walk left frames unplaced) is no longer stuck: it
+// gets a "then released" line, not a STUCK one.
+func (w *Watcher) report(frames []Frame, why, what string, settle time.Duration) {
+	sort.Slice(frames, func(i, j int) bool { // a group's evidence is its lowest frame's
+		a, b := frames[i], frames[j]
+		if a.Sk != b.Sk {
+			return a.Sk < b.Sk
+		}
+		if a.Ino != b.Ino {
+			return a.Ino < b.Ino
+		}
+		return a.Frame < b.Frame
+	})
+	w.mu.Lock()
+	if w.walking == nil {
+		w.walking = map[Frame]*walked{}
+	}
+	for _, f := range frames {
+		w.walking[f] = &walked{}
+	}
+	w.mu.Unlock()
 	snap, err := w.Walk(why)
 	if err != nil {
 		snap = &Snapshot{TS: event.MonotonicNow(), Why: why, Err: err.Error()}
+	}
+	if settle > 0 && w.unplaced(frames, snap) {
+		w.settle(snap, settle)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.snaps = append(w.snaps, snap)
 	type group struct {
-		sock Frame
-		loc  Location
-		idx  []uint32
+		sock     Frame
+		loc      Location
+		idx      []uint32
+		released bool
+		from, to uint64 // release times
 	}
 	groups := map[string]*group{}
 	var keys []string
@@ -217,31 +272,75 @@ func (w *Watcher) report(frames []Frame, why, what string) {
 		if t := w.frames[f]; t != nil {
 			where = t.where
 		}
-		loc := Locate(f, snap, where, w.start)
+		var rel *Release
+		if wk := w.walking[f]; wk != nil && wk.rel != nil {
+			where, rel = wk.where, wk.rel
+		}
+		delete(w.walking, f)
+		loc := Locate(f, snap, where, rel, w.start)
 		s := Frame{Sk: f.Sk, Ino: f.Ino}
-		k := w.labels[s] + "\x00" + loc.Summary
+		k := fmt.Sprintf("%s\x00%v\x00%s", w.labels[s], rel != nil, loc.Summary)
 		g := groups[k]
 		if g == nil {
-			g = &group{sock: s, loc: loc}
+			g = &group{sock: s, loc: loc, released: rel != nil}
+			if rel != nil {
+				g.from, g.to = rel.TS, rel.TS
+			}
 			groups[k] = g
 			keys = append(keys, k)
+		}
+		if rel != nil {
+			g.from, g.to = min(g.from, rel.TS), max(g.to, rel.TS)
 		}
 		g.idx = append(g.idx, f.Frame)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
 		g := groups[k]
-		fmt.Fprintf(w.Out, "ringtrace: STUCK %s: %d frames %s (%s): %s\n", w.labels[g.sock], len(g.idx), what, FrameList(g.idx), g.loc.Summary)
+		if g.released {
+			when := "at " + relTime(g.from, w.start)
+			if to := relTime(g.to, w.start); to != relTime(g.from, w.start) {
+				when = "from " + relTime(g.from, w.start) + " to " + to
+			}
+			fmt.Fprintf(w.Out, "ringtrace: %s: %d frames %s (%s), then released %s: %s\n", w.labels[g.sock], len(g.idx), what, FrameList(g.idx), when, g.loc.Summary)
+		} else {
+			fmt.Fprintf(w.Out, "ringtrace: STUCK %s: %d frames %s (%s): %s\n", w.labels[g.sock], len(g.idx), what, FrameList(g.idx), g.loc.Summary)
+		}
 		for _, e := range g.loc.Evidence {
 			fmt.Fprintf(w.Out, "ringtrace:     - %s\n", e)
 		}
-		if g.loc.Self {
+		if g.loc.Self && !g.released {
 			title, ev := SelfDeadlock(snap.HeldBy(g.sock.Sk, g.sock.Sk), w.senderState(g.sock, snap))
 			fmt.Fprintf(w.Out, "ringtrace: %s %s\n", w.labels[g.sock], title)
 			for _, e := range ev {
 				fmt.Fprintf(w.Out, "ringtrace:     - %s\n", e)
 			}
 		}
+	}
+}
+
+// unplaced reports whether the walk found some of frames in no receive
+// queue while the events have not seen them released yet.
+func (w *Watcher) unplaced(frames []Frame, snap *Snapshot) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, f := range frames {
+		if wk := w.walking[f]; (wk == nil || wk.rel == nil) && snap.Find(f) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// settle waits until settle has passed since the walk ended, so that the
+// completions of frames freed as it ran reach the watcher.
+func (w *Watcher) settle(snap *Snapshot, settle time.Duration) {
+	end := snap.Done
+	if end == 0 {
+		end = event.MonotonicNow()
+	}
+	if deadline, now := end+uint64(settle), event.MonotonicNow(); now < deadline {
+		time.Sleep(time.Duration(deadline - now))
 	}
 }
 
@@ -267,40 +366,4 @@ func (w *Watcher) senderState(s Frame, snap *Snapshot) []string {
 		}
 	}
 	return out
-}
-
-// Lazy loads a Walker on its first Walk (most traces never need one);
-// Close unloads it if it was loaded.
-type Lazy struct {
-	Config Config
-	mu     sync.Mutex
-	w      *Walker
-}
-
-// Walk loads the iterator if needed and takes a snapshot.
-func (l *Lazy) Walk(why string) (*Snapshot, error) {
-	l.mu.Lock()
-	if l.w == nil {
-		w, err := NewWalker(l.Config)
-		if err != nil {
-			l.mu.Unlock()
-			return nil, err
-		}
-		l.w = w
-	}
-	w := l.w
-	l.mu.Unlock()
-	return w.Walk(why)
-}
-
-// Close unloads the iterator.
-func (l *Lazy) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.w == nil {
-		return nil
-	}
-	err := l.w.Close()
-	l.w = nil
-	return err
 }

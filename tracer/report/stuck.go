@@ -96,12 +96,33 @@ func (b *Builder) stuck(r *Report) {
 				continue
 			}
 			f := holders.Frame{Sk: s.Sk, Ino: s.Ino, Frame: rd.Frame}
-			st.Holder = holders.Locate(f, b.snapshotFor(f, rd), rd.where, r.Start)
+			st.Holder = holders.Locate(f, b.snapshotFor(f, rd), rd.where, rd.release(), r.Start)
 			r.Stuck = append(r.Stuck, st)
 			loc := st.Holder
 			rd.holder = &loc
 		}
 	}
+}
+
+// release is how the round left SENDING for good: its completion (with
+// the bound of a bounded one) or its socket's close; nil while SENDING.
+func (rd *Round) release() *holders.Release {
+	switch {
+	case rd.Done:
+		r := &holders.Release{TS: rd.Available, To: event.Available.String()}
+		for i := len(rd.Transitions) - 1; i >= 0; i-- {
+			if t := rd.Transitions[i]; t.To == event.Available && t.TS == rd.Available {
+				if !t.Exact() {
+					r.Lo = t.TSLo
+				}
+				break
+			}
+		}
+		return r
+	case rd.gone != 0:
+		return &holders.Release{TS: rd.gone}
+	}
+	return nil
 }
 
 // stuckGroup is the frames of one socket held in one place.

@@ -138,3 +138,33 @@ func TestSelfLoopRecordings(t *testing.T) {
 		})
 	}
 }
+
+// TestStuckReleasedWhileWalking: a recording's stuck walk that found a
+// frame nowhere, because its completion (bounded, as a sweep finds it)
+// came as the walk ran, names it released, not unknown; a walk without
+// its end time (older recordings) keeps the frame unknown.
+func TestStuckReleasedWhileWalking(t *testing.T) {
+	const sk, ino, s0 = 0xffff888100001000, 77, uint64(10e9)
+	for _, c := range []struct {
+		done  uint64
+		place string
+	}{{s0 + 1200e6, "released"}, {0, "unknown"}} {
+		b := report.NewBuilder(event.Names{})
+		b.SetStuckAfter(time.Second)
+		b.Add(&event.Event{Kind: event.FrameState, TS: s0, Sk: sk, SockIno: ino, Frame: 5, Old: event.SendRequest, New: event.Sending})
+		b.AddSnapshot(&holders.Snapshot{TS: s0 + 1100e6, Done: c.done, Why: "stuck"})
+		b.Add(&event.Event{Kind: event.FrameState, TS: s0 + 1210e6, TSLo: s0 + 1150e6, Prec: event.Bounded, Sk: sk, SockIno: ino, Frame: 5, Old: event.Sending, New: event.Available})
+		r := b.Finish()
+		if len(r.Stuck) != 1 {
+			t.Fatalf("stuck %+v", r.Stuck)
+		}
+		st := r.Stuck[0]
+		if st.Released != s0+1210e6 || st.Holder.Place != c.place {
+			t.Errorf("walk done at %d: %+v, want place %s", c.done, st, c.place)
+		}
+		if c.place == "released" && (st.Holder.Summary != "completed while the kernel's sockets were being walked" ||
+			!strings.Contains(strings.Join(st.Holder.Evidence, "\n"), "released (AVAILABLE) between 1.150000 s and 1.210000 s (bounded), by the end of that walk")) {
+			t.Errorf("released holder %+v", st.Holder)
+		}
+	}
+}

@@ -158,6 +158,18 @@ func Open(o Options) (*Session, error) {
 	return s, nil
 }
 
+// readerBatch is how long the reader holds a batch of events before it
+// hands it over.
+const readerBatch = 5 * time.Millisecond
+
+// Lag is how long, at most, a frame's completion takes to reach the sink
+// while the reader keeps up: the sweep finds the completions no hook saw
+// (SweepInterval), the reader hands its batch over (readerBatch), and the
+// next release after the reorder window lets it out (twice Reorder).
+func (s *Session) Lag() time.Duration {
+	return s.o.SweepInterval + readerBatch + 2*s.o.Reorder
+}
+
 // Plan is the attach plan in effect: the one given, without the optional
 // attachments the requested events do not need.
 func (s *Session) Plan() *plan.Plan { return s.o.Plan }
@@ -472,7 +484,7 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 			// A batch is handed over when full, or at most 5ms after
 			// its first event.
 			if len(bt.cur) == 0 {
-				s.rd.SetDeadline(time.Now().Add(5 * time.Millisecond))
+				s.rd.SetDeadline(time.Now().Add(readerBatch))
 			}
 			err := s.rd.ReadInto(&rec)
 			switch {
