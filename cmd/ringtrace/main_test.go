@@ -130,7 +130,7 @@ func TestSendBadInput(t *testing.T) {
 		{"no-ifname", []string{"send"}, "ifname"},
 		{"unknown-interface", []string{"send", "-i", "nosuch0"}, "no such interface"},
 		{"unknown-flag", []string{"send", "-i", "lo", "--bogus"}, "bogus"},
-		{"bad-version", []string{"send", "-i", "lo", "--tpacket-version", "1"}, "TPACKET version"},
+		{"bad-version", []string{"send", "-i", "lo", "--tpacket-version", "4"}, "TPACKET version"},
 		{"bad-mode", []string{"send", "-i", "lo", "--mode", "burst"}, "--mode"},
 		{"bad-block", []string{"send", "-i", "lo", "--block-size", "1000"}, "page size"},
 		{"frames-not-fitting", []string{"send", "-i", "lo", "--frames", "3"}, "multiple of 2"},
