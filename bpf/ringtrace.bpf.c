@@ -1764,6 +1764,18 @@ static __always_inline __u32 ring_idx(struct sock *sk, struct sock_state *ss, __
 }
 
 /*
+ * completes: whether the kernel writes a completing frame's status. A
+ * destructor kernel does so only while the socket has its ring
+ * (tpacket_destruct_skb tests po->tx_ring.pg_vec): frames still in flight
+ * when the socket closed are abandoned, never AVAILABLE. A uarg kernel keeps
+ * the ring's pages until they complete.
+ */
+static __always_inline int completes(struct sock *sk)
+{
+	return cfg.uarg_form || BPF_CORE_READ((struct packet_sock *)sk, tx_ring.pg_vec);
+}
+
+/*
  * frame_done: a completion hook saw the frame at ph of socket sk become
  * AVAILABLE (exact). The frame's index is cached by address where it was
  * sent through a hooked xmit, else it is the one after the last that
@@ -1785,7 +1797,7 @@ static __always_inline void frame_done(struct sock *sk, __u64 ph, __u64 skb, str
 	if (!sk || !ph)
 		return;
 	ss = sock_lookup(sk, 0);
-	if (!ss)
+	if (!ss || !completes(sk))
 		return;
 	ps = bpf_map_lookup_elem(&ph2idx, &ph);
 	if (ps && ps->sk == (__u64)sk && ps->ino == (__u32)ss->ino && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
@@ -1976,7 +1988,7 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 			emit_drop(sk, ss, idx, skb, reason, location, !sync_drop);
 		/* With the uarg's free hooked, the completion is reported there,
 		 * right after the status write this free leads to. */
-		if (cfg.avail_via_tp && !cfg.uarg_via_kfree)
+		if (cfg.avail_via_tp && !cfg.uarg_via_kfree && completes(sk))
 			to_available_why(sk, ss, idx, ph, key, RT_EXACT, 0, sync_drop ? RT_C_DROP : RT_C_FREE,
 					 RT_H_TRACEPOINT, 1, skb->dev, is_kfree ? reason : 0,
 					 is_kfree ? location : 0, !cfg.uarg_form, c, 1);

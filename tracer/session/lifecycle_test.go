@@ -1,6 +1,8 @@
 package session_test
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -260,3 +262,214 @@ func mapsEmpty(t *testing.T, tr *tracer, within time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// frameFates sums up what the events say happened to one socket's frames:
+// how many became SENDING and AVAILABLE, and the socket's end (sock_gone:
+// when, and how many frames it abandoned SENDING).
+type frameFates struct {
+	sending, avail int
+	gone           bool
+	goneTS         uint64
+	abandoned      int
+	lastAvail      uint64
+}
+
+func fatesOf(evs []event.Event, ino uint32) frameFates {
+	var f frameFates
+	for _, e := range evs {
+		if e.SockIno != ino {
+			continue
+		}
+		switch {
+		case e.Kind == event.FrameState && e.New == event.Sending:
+			f.sending++
+		case e.Kind == event.FrameState && e.New == event.Available:
+			f.avail++
+			f.lastAvail = e.TS
+		case e.Kind == event.SockGone:
+			f.gone, f.goneTS, f.abandoned = true, e.TS, int(e.Pending)
+		}
+	}
+	return f
+}
+
+// checkFates: every frame that became SENDING either completed or was
+// abandoned when the socket closed, the socket's timeline ends after its
+// last completion, and a uarg kernel (which keeps the ring's pages until
+// they complete) abandons none.
+func checkFates(t *testing.T, tr *tracer, f frameFates, sent int) {
+	t.Helper()
+	t.Logf("%d frames SENDING, %d AVAILABLE, sock_gone %v with %d abandoned", f.sending, f.avail, f.gone, f.abandoned)
+	if !f.gone {
+		t.Fatal("no sock_gone for the closed socket")
+	}
+	if f.sending < sent || f.avail+f.abandoned != f.sending {
+		t.Errorf("%d SENDING (want >= %d) = %d AVAILABLE + %d abandoned?", f.sending, sent, f.avail, f.abandoned)
+	}
+	if f.lastAvail > f.goneTS {
+		t.Errorf("a frame completed %d ns after its socket's sock_gone", f.lastAvail-f.goneTS)
+	}
+	if tr.plan.Config.UargForm && f.abandoned != 0 {
+		t.Errorf("a uarg kernel abandoned %d frames: it completes them after the close", f.abandoned)
+	}
+}
+
+// slowLab is a lab whose sender veth is a 1 Mbit/s link with a pfifo long
+// enough for any ring here: frames sent stay SENDING for a while, none is
+// dropped.
+func slowLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	l := newLab(t)
+	if err := l.Shape(lab.NIC{Rate: 1_000_000, FifoLimit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestClosedWhileSending: a socket closed while its frames wait in a qdisc.
+// A uarg kernel completes them afterwards; a destructor kernel freed the
+// ring at close and never does. Either way each frame's fate is told, the
+// socket's timeline ends, and the tracer forgets it.
+func TestClosedWhileSending(t *testing.T) {
+	l := slowLab(t)
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
+		txring.Geometry{Version: txring.V2, Frames: 16, FrameSize: 2048, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	unix.Fstat(r.FD(), &st)
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 1000}.Build()
+	for i := 0; i < 16; i++ {
+		r.Fill(i, pkt)
+		r.SetStatus(i, txring.SendRequest)
+	}
+	if _, err := r.Send(unix.MSG_DONTWAIT); err != nil {
+		t.Fatal(err)
+	}
+	sending := r.Count().Sending
+	r.Close()
+	if sending == 0 {
+		t.Skip("every frame had completed before the close")
+	}
+	// 16 frames of 1000 B at 1 Mbit/s leave the qdisc within 130 ms.
+	time.Sleep(300 * time.Millisecond)
+	mapsEmpty(t, tr, 2*time.Second)
+	checkFates(t, tr, fatesOf(tr.stop(t), uint32(st.Ino)), 16)
+}
+
+// TestKilledMidSend: a sender killed inside a blocking sendto that waits
+// for a slow link. Its call ends, its socket closes with the process, and
+// every frame's fate is told.
+func TestKilledMidSend(t *testing.T) {
+	l := slowLab(t)
+	bin := ringtraceBinary(t)
+	tr := startTracer(t, plan.Auto, session.Filter{})
+	cmd := exec.Command(bin, "send", "-i", l.SenderIf, "--frames", "64", "--count", "10000", "--size", "1000", "-q")
+	if err := nsexec.Do(l.SenderNS, cmd.Start); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Kill()
+	cmd.Wait()
+	time.Sleep(800 * time.Millisecond)
+	mapsEmpty(t, tr, 2*time.Second)
+	evs := tr.stop(t)
+	var ino uint32
+	enters, returns := 0, 0
+	for _, e := range evs {
+		if e.PID != uint32(cmd.Process.Pid) {
+			continue
+		}
+		switch e.Kind {
+		case event.SendmsgEnter:
+			ino = e.SockIno
+			enters++
+		case event.SendmsgReturn:
+			returns++
+		}
+	}
+	if ino == 0 {
+		t.Fatal("the killed sender's calls were not seen")
+	}
+	if returns != enters {
+		t.Errorf("%d calls entered, %d returned: the killed call's end is missing", enters, returns)
+	}
+	checkFates(t, tr, fatesOf(evs, ino), 1)
+}
+
+// sharedRingEnv tells the test binary, run again as a helper process, to
+// send from the TX ring on fd 3 it inherited: frames from..to-1, one call.
+const sharedRingEnv = "RINGTRACE_TEST_SHARED_RING"
+
+// TestSharedRing: one ring, two processes. The fd is inherited by a second
+// process, which maps the ring and sends its half; sends from two pids on
+// one socket, every frame followed.
+func TestSharedRing(t *testing.T) {
+	l := newLab(t)
+	tr := startTracer(t, plan.Auto, session.Filter{})
+	geo := txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096}
+	r, err := txring.Open(txring.SocketConfig{Ifname: "lo", NetNS: l.SenderNS}, geo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build()
+	for i := 0; i < 4; i++ {
+		r.Fill(i, pkt)
+		r.SetStatus(i, txring.SendRequest)
+	}
+	if n, err := r.Send(0); err != nil || n != 4*len(pkt) {
+		t.Fatalf("parent's send: %d, %v", n, err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSharedRingHelper$")
+	cmd.Env = append(os.Environ(), sharedRingEnv+"=4:8")
+	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(r.FD()), "tx-ring")}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	r.WaitAvailable(time.Second)
+	evs := tr.stop(t)
+	var st unix.Stat_t
+	unix.Fstat(r.FD(), &st)
+	pids := map[uint32]bool{}
+	for _, e := range evs {
+		if e.Kind == event.SendmsgEnter && e.SockIno == uint32(st.Ino) {
+			pids[e.PID] = true
+		}
+	}
+	if !pids[uint32(os.Getpid())] || !pids[uint32(cmd.Process.Pid)] || len(pids) != 2 {
+		t.Errorf("sendmsg on the shared ring from pids %v, want this one and the child %d", pids, cmd.Process.Pid)
+	}
+	f := fatesOf(evs, uint32(st.Ino))
+	if f.sending != 8 || f.avail != 8 {
+		t.Errorf("%d frames SENDING, %d AVAILABLE; want 8 each", f.sending, f.avail)
+	}
+}
+
+// TestSharedRingHelper is the second process of TestSharedRing.
+func TestSharedRingHelper(t *testing.T) {
+	spec := os.Getenv(sharedRingEnv)
+	if spec == "" {
+		t.Skip("run by TestSharedRing")
+	}
+	var from, to int
+	if _, err := fmt.Sscanf(spec, "%d:%d", &from, &to); err != nil {
+		t.Fatal(err)
+	}
+	r, err := txring.Attach(3, txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build()
+	for i := from; i < to; i++ {
+		r.Fill(i, pkt)
+		r.SetStatus(i, txring.SendRequest)
+	}
+	if n, err := r.Send(0); err != nil || n != (to-from)*len(pkt) {
+		t.Fatalf("child's send: %d, %v", n, err)
+	}
+}
+

@@ -393,6 +393,22 @@ func Open(cfg SocketConfig, geo Geometry) (*Ring, error) {
 	return r, nil
 }
 
+// Attach maps the TX ring of geometry geo that the packet socket fd (one
+// this process inherited or received, from a process that set the ring up)
+// has, so that two processes send from one ring. The Ring owns fd: Close
+// closes it.
+func Attach(fd int, geo Geometry) (*Ring, error) {
+	if err := geo.Validate(); err != nil {
+		return nil, err
+	}
+	size := geo.Blocks() * geo.BlockSize
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap the TX ring of fd %d (%d bytes): %w", fd, size, err)
+	}
+	return &Ring{Socket: &Socket{fd: fd}, geo: geo, lay: layoutOf(geo.Version), mem: mem}, nil
+}
+
 // Close unmaps the ring and closes the socket.
 func (r *Ring) Close() error {
 	var err error
