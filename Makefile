@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/ringtrace
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build generate demo test test-short bench bench-send soak clean
+.PHONY: help build generate demo test test-short bench bench-send soak soak-churn clean
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,10 @@ bench: build ## (root) tracing overhead (traced/untraced, stream and --summary, 
 SOAK ?= 10m
 soak: build ## (root, not in CI) trace --summary for SOAK=10m against a full-rate sender: RSS flat, nothing lost
 	$(GO) run ./cmd/ringbench soak --duration $(SOAK)
+
+soak-churn: build ## (root, not in CI) SOAK=10m of short-lived senders (a new socket each) under trace --json, then --summary: every frame accounted for, RSS flat, nothing lost
+	$(GO) run ./cmd/ringbench soak --churn --mode stream --duration $(SOAK)
+	$(GO) run ./cmd/ringbench soak --churn --mode summary --duration $(SOAK)
 
 bench-send: build ## (root) ringtrace send vs trafgen on one veth, pps ratio
 	@command -v trafgen >/dev/null || apt-get install -y netsniff-ng

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 )
@@ -31,6 +32,8 @@ func soakCommand() *cli.Command {
 			&cli.IntFlag{Name: "size", Value: 64, Usage: "frame size"},
 			&cli.IntFlag{Name: "cpu", Value: 0, Usage: "CPU the sender runs on"},
 			&cli.Float64Flag{Name: "max-growth", Value: 0.10, Usage: "largest RSS growth allowed after the first minute (fraction)"},
+			&cli.BoolFlag{Name: "churn", Usage: "instead of one full-rate sender, short-lived senders one after the other " +
+				"(TPACKET_V1-V3, rings of 1 to 4096 frames): every frame they got back must be traced AVAILABLE"},
 		},
 		Action: runSoak,
 	}
@@ -68,11 +71,16 @@ func runSoak(c *cli.Context) error {
 	ready := filepath.Join(dir, "ready")
 	args := []string{"trace", "--ready-file", ready, "--comm", "ringtrace"}
 	var stdout, stderr bytes.Buffer
+	var avail availCounter
 	tracer := exec.Command(rt, args...)
-	if mode == "summary" {
+	switch {
+	case mode == "summary":
 		tracer.Args = append(tracer.Args, "--summary", "--json")
 		tracer.Stdout = &stdout
-	} else {
+	case c.Bool("churn"):
+		tracer.Args = append(tracer.Args, "--json")
+		tracer.Stdout = &avail // every completion counted
+	default:
 		tracer.Args = append(tracer.Args, "--json")
 		tracer.Stdout = nil // /dev/null: the soak is about the tracer, not the disk
 	}
@@ -86,14 +94,23 @@ func runSoak(c *cli.Context) error {
 		tracer.Wait()
 		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	sender := exec.Command(rt, "send", "-i", l.SenderIf, "--size", strconv.Itoa(c.Int("size")), "--duration", (d + time.Minute).String(),
-		"-q", "--cpu", strconv.Itoa(c.Int("cpu")), "--drain", "0", "--qdisc-bypass")
-	if err := nsexec.Do(l.SenderNS, sender.Start); err != nil {
-		return fmt.Errorf("start sender: %w", err)
+	var churn *churner
+	if c.Bool("churn") {
+		churn = startChurn(rt, l)
+		defer churn.stop()
+		fmt.Printf("soak: %s tracer against short-lived senders on %s for %v, sampled every %v\n", mode, l.SenderIf, d, every)
+	} else {
+		sender := exec.Command(rt, "send", "-i", l.SenderIf, "--size", strconv.Itoa(c.Int("size")), "--duration", (d + time.Minute).String(),
+			"-q", "--cpu", strconv.Itoa(c.Int("cpu")), "--drain", "0", "--qdisc-bypass")
+		if err := nsexec.Do(l.SenderNS, sender.Start); err != nil {
+			return fmt.Errorf("start sender: %w", err)
+		}
+		defer func() {
+			sender.Process.Signal(syscall.SIGINT)
+			sender.Wait()
+		}()
+		fmt.Printf("soak: %s tracer against a full-rate %d B sender on %s for %v, sampled every %v\n", mode, c.Int("size"), l.SenderIf, d, every)
 	}
-	defer sender.Process.Kill()
-
-	fmt.Printf("soak: %s tracer against a full-rate %d B sender on %s for %v, sampled every %v\n", mode, c.Int("size"), l.SenderIf, d, every)
 	fmt.Printf("%10s %12s %14s\n", "time", "tracer RSS", "sender pps")
 	start := time.Now()
 	var samples []soakSample
@@ -116,8 +133,11 @@ func runSoak(c *cli.Context) error {
 		samples = append(samples, s)
 		fmt.Printf("%10v %10.1fMi %14.0f\n", s.at.Round(time.Second), float64(s.rss)/(1<<20), pps)
 	}
-	sender.Process.Signal(syscall.SIGINT)
-	sender.Wait()
+	var senders churnTotals
+	if churn != nil {
+		senders = churn.stop()
+		time.Sleep(500 * time.Millisecond) // the last completions reach the tracer
+	}
 	tracer.Process.Signal(syscall.SIGINT)
 	if err := tracer.Wait(); err != nil {
 		return fmt.Errorf("tracer: %v: %s", err, stderr.String())
@@ -125,6 +145,17 @@ func runSoak(c *cli.Context) error {
 
 	lost, events := soakCounts(mode, stdout.Bytes(), stderr.String())
 	var fails []string
+	if churn != nil {
+		traced := avail.n
+		if mode == "summary" {
+			traced = summaryCompleted(stdout.Bytes())
+		}
+		fmt.Printf("churn: %d sockets (%d sender errors), %d frames the senders got back, %d traced AVAILABLE\n",
+			senders.sockets, senders.errors, senders.frames, traced)
+		if traced != senders.frames || senders.errors > 0 {
+			fails = append(fails, fmt.Sprintf("%d frames AVAILABLE traced, %d sent and returned", traced, senders.frames))
+		}
+	}
 	base := samples[0]
 	for _, s := range samples {
 		if s.at >= time.Minute || len(samples) < 3 {
@@ -180,3 +211,100 @@ func soakCounts(mode string, stdout []byte, stderr string) (lost uint64, events 
 
 // vmRSS is a process's resident set size now.
 func vmRSS(pid int) uint64 { return procStatusBytes(pid, "VmRSS:") }
+
+// churner runs short-lived senders one after the other, each a new socket
+// (the slab hands the freed addresses out again), across TPACKET versions
+// and ring sizes, and adds up the frames they got back.
+type churner struct {
+	quit chan struct{}
+	done chan churnTotals
+}
+
+type churnTotals struct {
+	sockets, errors int
+	frames          uint64
+}
+
+func startChurn(rt string, l *lab.Lab) *churner {
+	ch := &churner{quit: make(chan struct{}), done: make(chan churnTotals, 1)}
+	go func() {
+		var t churnTotals
+		rings := []int{2, 8, 64, 256, 4096}
+		for i := 0; ; i++ {
+			select {
+			case <-ch.quit:
+				ch.done <- t
+				return
+			default:
+			}
+			frames := rings[i%len(rings)]
+			cmd := exec.Command(rt, "send", "-i", l.SenderIf, "--tpacket-version", strconv.Itoa(1+i%3),
+				"--frames", strconv.Itoa(frames), "--count", strconv.Itoa(3*frames/2+1), "--size", "100", "--json")
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			t.sockets++
+			if err := nsexec.Do(l.SenderNS, cmd.Run); err != nil {
+				t.errors++
+				continue
+			}
+			var sum struct {
+				Frames uint64 `json:"frames"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+				t.errors++
+				continue
+			}
+			t.frames += sum.Frames
+		}
+	}()
+	return ch
+}
+
+// stop ends the churn after the sender running now, and returns the totals.
+func (ch *churner) stop() churnTotals {
+	select {
+	case <-ch.quit:
+	default:
+		close(ch.quit)
+	}
+	t := <-ch.done
+	ch.done <- t
+	return t
+}
+
+// availCounter counts the AVAILABLE transitions in trace --json output.
+type availCounter struct {
+	n    uint64
+	part []byte
+}
+
+var availMark = []byte(`"state":"AVAILABLE"`)
+
+func (a *availCounter) Write(p []byte) (int, error) {
+	buf := append(a.part, p...)
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			break
+		}
+		if bytes.Contains(buf[:i], availMark) {
+			a.n++
+		}
+		buf = buf[i+1:]
+	}
+	a.part = append(a.part[:0], buf...)
+	return len(p), nil
+}
+
+// summaryCompleted reads the frames completed from trace --summary --json.
+func summaryCompleted(stdout []byte) uint64 {
+	var s struct {
+		Report struct {
+			Totals struct {
+				Completed uint64 `json:"completed"`
+			} `json:"totals"`
+		} `json:"report"`
+	}
+	json.Unmarshal(stdout, &s)
+	return s.Report.Totals.Completed
+}
