@@ -402,7 +402,11 @@ func (f *Formatter) AppendText(dst []byte, e *Event) []byte {
 		b = append(b, "frame picked     tpacket_snd takes this SEND_REQUEST frame"...)
 		sockState()
 	case SockGone:
-		b = append(b, "socket's ring went away (closed or re-created): frame no longer tracked"...)
+		b = append(b, "socket closed: its timeline ends"...)
+		if e.Pending > 0 {
+			b = strconv.AppendInt(append(b, ", "...), int64(e.Pending), 10)
+			b = append(b, " frames abandoned SENDING (the kernel freed the ring)"...)
+		}
 	default:
 		b = append(b, e.Kind.String()...)
 	}

@@ -226,7 +226,10 @@ func (f *refFormatter) Text(e *Event) string {
 		b.WriteString("frame picked     tpacket_snd takes this SEND_REQUEST frame")
 		sockState()
 	case SockGone:
-		b.WriteString("socket's ring went away (closed or re-created): frame no longer tracked")
+		b.WriteString("socket closed: its timeline ends")
+		if e.Pending > 0 {
+			fmt.Fprintf(&b, ", %d frames abandoned SENDING (the kernel freed the ring)", e.Pending)
+		}
 	default:
 		b.WriteString(e.Kind.String())
 	}
@@ -431,6 +434,10 @@ func (f *refFormatter) AppendJSON(dst []byte, e *Event) []byte {
 		w.str("vec", refSoftirqName(e.Aux))
 		w.u("start_ns", e.TSLo)
 		w.u("duration_ns", e.Duration())
+	case SockGone:
+		if e.Pending > 0 {
+			w.i("abandoned", int64(e.Pending))
+		}
 	case NapiPoll:
 		w.u("work", e.A[0])
 		w.u("budget", e.A[1])
