@@ -170,6 +170,10 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		return nil, err
 	}
 	defer sess.Close()
+	// Interrupted while loading (seconds under emulation): send nothing.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	// Attached: load the stuck-frame iterator now, in the background, while
 	// the reader starts.
 	walker := holders.Load(holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf})
@@ -216,7 +220,10 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	case <-walker.Ready():
 	case <-ctx.Done():
 	}
-	sendErr := send(ctx)
+	sendErr := ctx.Err()
+	if sendErr == nil {
+		sendErr = send(ctx)
+	}
 	// Completions land after the call returns (a shaped link holds
 	// frames): let the sender's drain and the sweep catch up.
 	select {
