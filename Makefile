@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/ringtrace
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build generate demo test test-short bench bench-send soak soak-churn clean
+.PHONY: help build generate generate-check demo test test-short bench bench-send soak soak-churn clean
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -15,8 +15,15 @@ help: ## list targets
 build: ## build bin/ringtrace (no clang needed: BPF objects are committed)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/ringtrace
 
-generate: ## rebuild the BPF object and its Go bindings after editing bpf/ (needs clang, libbpf-dev)
-	cd tracer/bpfobj && $(GO) generate
+# The committed objects are what this toolchain builds, byte for byte (CI
+# checks it): Debian bookworm's clang-14 and libbpf-dev 1.1.2.
+BPF_CC    ?= clang-14
+BPF_STRIP ?= llvm-strip-14
+generate: ## rebuild the BPF object and its Go bindings after editing bpf/ (needs clang-14, llvm-14, libbpf-dev)
+	cd tracer/bpfobj && BPF2GO_CC=$(BPF_CC) BPF2GO_STRIP=$(BPF_STRIP) $(GO) generate
+
+generate-check: generate ## (CI) fail if the committed BPF objects and bindings are not what bpf/ builds
+	git diff --exit-code --stat -- tracer/bpfobj
 
 DEMO_OUT ?= out/demo
 demo: build ## (root) the main job: trace the status and call-return scenarios, write their reports to out/demo
