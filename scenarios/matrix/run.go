@@ -43,9 +43,11 @@ type Options struct {
 // host cores.
 const DefaultCPUs = 1
 
-// DefaultTimeout bounds one boot: a whole kernel's classes and tests take
-// 3-6 minutes under TCG.
-const DefaultTimeout = 20 * time.Minute
+// DefaultTimeout bounds one boot: a whole kernel's classes, verifications
+// and tests take 8-15 minutes under TCG on a quiet machine, and 24 (5.10)
+// on one busy with other guests. A guest that wedges is stopped sooner by
+// the stall timer (DefaultStall).
+const DefaultTimeout = 35 * time.Minute
 
 // DefaultStall is how long a guest may print nothing: the longest single
 // step (one scenario, one test) takes well under a minute.
