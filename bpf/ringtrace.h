@@ -203,11 +203,13 @@ struct rt_frame {
 	__u32 sock_ino; /* socket the entry belongs to (addresses are reused) */
 	__u8 state; /* last state emitted (enum rt_state) */
 	__u8 sending_exact; /* ts_sending is when it became SENDING, not when it was found so */
-	__u8 pad[6];
+	/* its last completion was found by a status read (bounded), not by
+	 * the completion hook: that hook may still come for the same use */
+	__u8 avail_read;
+	__u8 pad[5];
 };
 
-/* One sweep request from user space: frames to re-read. */
-/* What a sweep request names (rt_sweep.kind). */
+/* What a sweep request from user space names (rt_sweep.kind). */
 enum rt_sweep_kind {
 	RT_SWEEP_FRAMES = 0, /* keys: frames to re-read */
 	RT_SWEEP_SOCKS = 1, /* keys (sk, ino; idx unused): sockets to check for closing */

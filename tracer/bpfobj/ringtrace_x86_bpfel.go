@@ -142,7 +142,8 @@ type RingtraceRtFrame struct {
 	SockIno      uint32
 	State        uint8
 	SendingExact uint8
-	Pad          [6]uint8
+	AvailRead    uint8
+	Pad          [5]uint8
 }
 
 type RingtraceRtFrameKey struct {

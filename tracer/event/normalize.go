@@ -31,6 +31,11 @@ type Normalizer struct {
 	socks         map[uint64]uint32
 	Duplicates    uint64
 	FoundAtReturn uint64
+	// NoFindAtReturn turns the search at a return off: where completions
+	// are reported after the status write (the uarg's kfree, after the
+	// wake-up of a blocking sender), a return can read a frame AVAILABLE
+	// a few hundred ns before its completion event.
+	NoFindAtReturn bool
 	// The events expandScan and splitCompletion emit, reused: emit does
 	// not keep them.
 	implied Event
@@ -139,7 +144,7 @@ func (n *Normalizer) set(k frameKey, old State, m frameMem) {
 // thread sent that the events still hold SENDING.
 func (n *Normalizer) foundAtReturn(e *Event, emit func(*Event) error) error {
 	s := e.Scan
-	if n.sending[e.Sk] <= 0 || s.Frames == 0 || s.Scanned < s.Frames || s.Sending != 0 {
+	if n.NoFindAtReturn || n.sending[e.Sk] <= 0 || s.Frames == 0 || s.Scanned < s.Frames || s.Sending != 0 {
 		return nil
 	}
 	var found []uint32

@@ -673,6 +673,14 @@ func (b *builder) sweep() {
 	}
 }
 
+// LateCompletions reports whether completions are reported after the
+// status write and after a blocking sender's wake-up (the uarg's kfree): a
+// sendmsg return may then read a frame AVAILABLE before its event, and must
+// not take it for one no hook reported.
+func (p *Plan) LateCompletions() bool {
+	return p != nil && p.Config.UargViaKfree && !p.Config.CompleteHooked
+}
+
 // Programs lists the programs the plan loads.
 func (p *Plan) Programs() []string {
 	var out []string

@@ -32,6 +32,9 @@ func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
 		b.AddSnapshot(s)
 	}
 	n := event.NewNormalizer()
+	if r.Header.Plan != nil {
+		n.NoFindAtReturn = r.Header.Plan.LateCompletions()
+	}
 	var watch *promise.Watch
 	if r.Header.Plan != nil {
 		watch = promise.New(r.Header.Plan, nil)

@@ -82,3 +82,32 @@ func (s *Session) MapEntries(name string) (int, error) {
 	}
 	return n, it.Err()
 }
+
+// DescribeSockets lists the sockets the BPF side tracks and their frames'
+// states, for a failing test's log.
+func (s *Session) DescribeSockets() []string {
+	var out []string
+	var sk uint64
+	var ss bpfobj.RingtraceSockState
+	it := s.objs.maps["socks"].Iterate()
+	for it.Next(&sk, &ss) {
+		states := map[uint8]int{}
+		var k bpfobj.RingtraceRtFrameKey
+		var f bpfobj.RingtraceRtFrame
+		fit := s.objs.maps["frames"].Iterate()
+		for fit.Next(&k, &f) {
+			if k.Sk == sk && uint64(k.Ino) == ss.Ino {
+				states[f.State]++
+			}
+		}
+		out = append(out, fmt.Sprintf("socket %#x ino %d pid %d tracked %d n %d map_sending %d pending %d gone_ts %d: frame states %v",
+			sk, ss.Ino, ss.Pid, ss.Tracked, ss.N, ss.MapSending, ss.Pending, ss.GoneTs, states))
+	}
+	var tid uint32
+	var c bpfobj.RingtraceCallState
+	cit := s.objs.maps["calls"].Iterate()
+	for cit.Next(&tid, &c) {
+		out = append(out, fmt.Sprintf("call of tid %d on socket %#x", tid, c.Sk))
+	}
+	return out
+}

@@ -216,6 +216,13 @@ func socketChurn(t *testing.T, noLoop bool) {
 		if sending[u.ino] != u.frames || avail[u.ino] != u.frames {
 			if bad++; bad <= 10 {
 				t.Errorf("socket inode %d: %d SENDING, %d AVAILABLE; want %d each", u.ino, sending[u.ino], avail[u.ino], u.frames)
+				kinds := map[string]int{}
+				for _, e := range evs {
+					if uint64(e.SockIno) == u.ino {
+						kinds[e.Kind.String()+"/"+e.New.String()+"/"+e.Cause.String()]++
+					}
+				}
+				t.Logf("  its events: %v", kinds)
 			}
 		}
 	}
@@ -257,6 +264,9 @@ func mapsEmpty(t *testing.T, tr *tracer, within time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("%v after the sockets closed: entries left %v", within, left)
+			for _, line := range tr.sess.DescribeSockets() {
+				t.Log(line)
+			}
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -472,4 +482,3 @@ func TestSharedRingHelper(t *testing.T) {
 		t.Fatalf("child's send: %d, %v", n, err)
 	}
 }
-

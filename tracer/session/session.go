@@ -388,6 +388,7 @@ type pipeline struct {
 
 func (s *Session) newPipeline(sink Sink) *pipeline {
 	p := &pipeline{s: s, norm: event.NewNormalizer(), sink: sink, perKind: make([]uint64, len(event.Kinds())+1)}
+	p.norm.NoFindAtReturn = s.o.Plan.LateCompletions()
 	p.process, p.deliver = p.normalise, p.count
 	return p
 }
@@ -592,9 +593,11 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 }
 
 // gcInterval is how often, without bpf_loop, user space asks the kernel
-// which of the sockets seen sending have closed (with bpf_loop the sweep
-// finds them itself, every run).
-const gcInterval = time.Second
+// which of the sockets seen sending have closed and deletes the frame
+// entries of those buried (with bpf_loop the sweep does it itself, every
+// run). Every sweep: at once a second, 200 sockets opened and closed in 7 s
+// filled the 65536-entry frames map (rings of up to 4096 frames).
+const gcInterval = 0
 
 func (s *Session) sweep(p *pipeline) error {
 	if s.sw == nil {

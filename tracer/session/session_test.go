@@ -86,8 +86,8 @@ func (tr *tracer) stop(t *testing.T) []event.Event {
 			t.Errorf("session: %v", err)
 		}
 		st := tr.sess.Stats()
-		if st.Lost != 0 || st.Decode != 0 {
-			t.Errorf("lost %d events, %d decode errors", st.Lost, st.Decode)
+		if st.Lost != 0 || st.Decode != 0 || len(st.Overflow) != 0 {
+			t.Errorf("lost %d events, %d decode errors, tracking maps full %v", st.Lost, st.Decode, st.Overflow)
 		}
 		tr.sess.Close()
 		tr.cancel = nil
@@ -657,6 +657,10 @@ func TestMissedCompletionFoundAtReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := startRawTrace(t, time.Hour)
+	if rt.sess.Plan().LateCompletions() {
+		rt.stop(t)
+		t.Skip("completions reported at the uarg's kfree come after a blocking sender's wake-up, so the return does not look for unseen ones (TestSweepFindsMissedCompletion covers the sweep, which does)")
+	}
 	sent := make(chan txring.Summary, 1)
 	go func() { sent <- sendRing(t, l, l.SenderIf, fortyKB) }()
 	in := rt.firstEnter(t)
