@@ -153,6 +153,32 @@ func (s *Snapshot) Find(f Frame) *Held {
 	return nil
 }
 
+// Unseen says why frame f, which Find does not place, may still be in a
+// receive queue: ring skbs of its socket whose frame the walk could not
+// name, and queues whose ring skbs the walk did not all list. Empty when
+// the walk saw every ring skb and placed them all.
+func (s *Snapshot) Unseen(f Frame) []string {
+	var out []string
+	n, why := 0, ""
+	for _, h := range s.Held {
+		if h.Sender == f.Sk && h.Frame == NoFrame && (f.Ino == 0 || h.SenderIno == 0 || h.SenderIno == f.Ino) {
+			if n++; why == "" {
+				why = h.Unplaced
+			}
+		}
+	}
+	if n > 0 {
+		out = append(out, fmt.Sprintf("the walk found %d skbs of this ring in receive queues without naming their frame (%s): it may be one of them", n, why))
+	}
+	for _, q := range s.Queues {
+		if q.Unlisted > 0 {
+			out = append(out, fmt.Sprintf("the receive queue of %s socket inode %d (%s) held %d ring skbs, %d of them not listed by the walk (at most %d are, per socket): it may be one of those",
+				FamilyName(q.Family), q.Ino, OwnersString(q.Owners), q.RingSkbs, q.Unlisted, q.RingSkbs-q.Unlisted))
+		}
+	}
+	return out
+}
+
 // HeldBy counts the frames of ring socket sender that socket holder holds.
 func (s *Snapshot) HeldBy(holder, sender uint64) int {
 	n := 0
@@ -217,8 +243,12 @@ func (s *Snapshot) Describe(h *Held) string {
 	if h.Holder == h.Sender {
 		self = "its own sender's "
 	}
-	return fmt.Sprintf("in the receive queue of %s%s inode %d (%s), which holds %d of this ring's skbs among %d queued",
-		self, fam, h.HolderIno, OwnersString(owners), ring, qlen)
+	more := ""
+	if q != nil && q.Unlisted > 0 {
+		more = fmt.Sprintf(" (and %d ring skbs the walk did not list)", q.Unlisted)
+	}
+	return fmt.Sprintf("in the receive queue of %s%s inode %d (%s), which holds %d of this ring's skbs among %d queued%s",
+		self, fam, h.HolderIno, OwnersString(owners), ring, qlen, more)
 }
 
 // FamilyName names an address family.

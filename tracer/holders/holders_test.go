@@ -208,3 +208,34 @@ func TestParseSyscall(t *testing.T) {
 		t.Errorf("BlockedSenders = %+v, want thread 2 (sendto on fd 3; thread 3 sends on fd 5)", b)
 	}
 }
+
+// TestLocateUnseen: a frame the walk did not place, while the walk found
+// ring skbs of its ring it could not name or did not list, is not said to
+// be in no receive queue, nor released while the walk ran: the evidence
+// says what the walk could not see.
+func TestLocateUnseen(t *testing.T) {
+	s := cutSnapshot(t)
+	s.Why, s.TS, s.Done = "stuck", 2e9, 2e9+1000
+	if got := s.Describe(s.Find(Frame{Sk: senderSk, Ino: 100, Frame: 0})); !strings.HasSuffix(got, "which holds 2 of this ring's skbs among 700 queued (and 648 ring skbs the walk did not list)") {
+		t.Errorf("Describe: %s", got)
+	}
+	f := Frame{Sk: senderSk, Ino: 100, Frame: 3}
+	// Released by the walk's end: with what the walk could not see, that
+	// is no proof it was freed before the walk passed it.
+	l := Locate(f, s, Where{}, &Release{TS: 2e9 + 500, To: "AVAILABLE"}, 1e9)
+	if l.Place != "unknown" {
+		t.Errorf("Place %q, want unknown: %+v", l.Place, l)
+	}
+	wantLines(t, strings.Join(l.Evidence, "\n"),
+		"kernel state at 1.000000 s (stuck walk): no receive queue is seen holding its skb, but:",
+		"the walk found 1 skbs of this ring in receive queues without naming their frame (the search of its sender's TX ring stopped after 2 of its 2 blocks (",
+		"the receive queue of packet socket inode 100 (pid 42 (sender) fd 3) held 650 ring skbs, 648 of them not listed by the walk (at most 2 are, per socket): it may be one of those")
+	if u := s.Unseen(Frame{Sk: otherSk, Frame: 0}); len(u) != 1 {
+		t.Errorf("another ring's frame: %q, want only the unlisted queue", u)
+	}
+	// A walk that saw and placed everything has nothing to add.
+	full, _ := Decode(Encode(skbRec(block0, 0, found, uarg), queueRec(senderSk, 100, 42, 3, 1, 1, 1), ringRec()))
+	if u := full.Unseen(f); len(u) != 0 {
+		t.Errorf("Unseen of a complete walk: %q", u)
+	}
+}
