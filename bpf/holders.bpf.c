@@ -296,16 +296,20 @@ struct walk_ctx {
 	__u64 skb; /* next skb to look at */
 	__u64 q; /* &sk->sk_receive_queue: the end of the list */
 	struct ring_geo g; /* the last sender's ring */
-	int use_loop;
 };
 
-/* place_skb searches for s's frame in its sender's ring and writes s. */
-static __always_inline void place_skb(struct walk_ctx *c, struct rt_holder_skb *s)
+/*
+ * place_skb searches for s's frame in its sender's ring and writes s.
+ * use_loop, here and below, is a constant argument, never a field: the
+ * program for kernels without bpf_loop must not keep a reference to a
+ * bpf_loop callback, which 5.10 cannot even load.
+ */
+static __always_inline void place_skb(struct walk_ctx *c, struct rt_holder_skb *s, int use_loop)
 {
 	if (c->g.po != s->sender)
 		read_geo(&c->g, (struct packet_sock *)s->sender);
 	s->blocks = c->g.nblocks;
-	s->status = locate(&c->sc->f, &c->g, s->ph, c->g.hint, &s->frame, &s->searched, c->use_loop);
+	s->status = locate(&c->sc->f, &c->g, s->ph, c->g.hint, &s->frame, &s->searched, use_loop);
 	bpf_seq_write(c->seq, s, sizeof(*s));
 }
 
@@ -315,7 +319,7 @@ static __always_inline void place_skb(struct walk_ctx *c, struct rt_holder_skb *
  * keeps them in the scratch map (walk_queue places them after the walk:
  * placing inside the bounded loop made it too long to verify).
  */
-static __always_inline long walk_one(struct walk_ctx *c)
+static __always_inline long walk_one(struct walk_ctx *c, int use_loop)
 {
 	struct rt_holder *h = &c->sc->h;
 	struct sk_buff___h *skb = (void *)c->skb;
@@ -331,7 +335,7 @@ static __always_inline long walk_one(struct walk_ctx *c)
 	if (form) {
 		h->found++;
 		n = h->listed;
-		if (c->use_loop) {
+		if (use_loop) {
 			s = &c->sc->s;
 			if (n >= RT_HOLDER_MAX_LISTED)
 				goto next;
@@ -346,8 +350,8 @@ static __always_inline long walk_one(struct walk_ctx *c)
 		s->ph = ph;
 		s->sender = sender;
 		h->listed = n + 1;
-		if (c->use_loop)
-			place_skb(c, s);
+		if (use_loop)
+			place_skb(c, s, use_loop);
 	}
 next:
 	c->skb = (__u64)BPF_CORE_READ(skb, next);
@@ -357,13 +361,13 @@ next:
 /* bpf_loop callback */
 static long walk_cb(__u32 i, void *data)
 {
-	return walk_one(data);
+	return walk_one(data, 1);
 }
 
 static __always_inline void walk_queue(struct seq_file *seq, struct scratch *sc, struct sock *sk, int use_loop)
 {
 	struct sock___h *s = (void *)sk;
-	struct walk_ctx c = { .seq = seq, .sc = sc, .use_loop = use_loop };
+	struct walk_ctx c = { .seq = seq, .sc = sc };
 	struct rt_holder *h = &sc->h;
 	__u32 qlen;
 	int i;
@@ -378,14 +382,14 @@ static __always_inline void walk_queue(struct seq_file *seq, struct scratch *sc,
 		bpf_loop(RT_HOLDER_MAX_SKBS, walk_cb, &c, 0);
 	} else {
 		for (i = 0; i < RT_HOLDER_MAX_SKBS_BOUNDED; i++)
-			if (walk_one(&c))
+			if (walk_one(&c, 0))
 				break;
 		/* newest first, see find_ctx */
 		for (i = 0; i < RT_HOLDER_MAX_LISTED_BOUNDED; i++) {
 			if (i >= h->listed)
 				break;
 			/* listed <= RT_HOLDER_MAX_LISTED_BOUNDED, a power of 2 */
-			place_skb(&c, &sc->kept[(h->listed - 1 - i) & (RT_HOLDER_MAX_LISTED_BOUNDED - 1)]);
+			place_skb(&c, &sc->kept[(h->listed - 1 - i) & (RT_HOLDER_MAX_LISTED_BOUNDED - 1)], 0);
 		}
 	}
 	h->kind = RT_HR_QUEUE;

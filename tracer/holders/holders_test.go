@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 )
 
@@ -237,5 +239,34 @@ func TestLocateUnseen(t *testing.T) {
 	full, _ := Decode(Encode(skbRec(block0, 0, found, uarg), queueRec(senderSk, 100, 42, 3, 1, 1, 1), ringRec()))
 	if u := full.Unseen(f); len(u) != 0 {
 		t.Errorf("Unseen of a complete walk: %q", u)
+	}
+}
+
+// TestBoundedProgramHasNoLoop: the program for kernels without bpf_loop
+// neither calls it nor keeps a reference to a callback: 5.10 rejects such
+// a program whole ("number of funcs in func_info doesn't match number of
+// subprogs": it does not know function references), and the walks fail.
+// The bpf_loop program does both.
+func TestBoundedProgramHasNoLoop(t *testing.T) {
+	spec, err := bpfobj.LoadHolders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := func(name string) (calls, refs int) {
+		for _, ins := range spec.Programs[name].Instructions {
+			if ins.IsBuiltinCall() && ins.Constant == int64(asm.FnLoop) {
+				calls++
+			}
+			if ins.IsLoadOfFunctionPointer() {
+				refs++
+			}
+		}
+		return calls, refs
+	}
+	if calls, refs := uses(bpfobj.HoldersProgHoldersBounded); calls+refs != 0 {
+		t.Errorf("%s: %d bpf_loop calls, %d callback references, want none", bpfobj.HoldersProgHoldersBounded, calls, refs)
+	}
+	if calls, refs := uses(bpfobj.HoldersProgHolders); calls == 0 || refs == 0 {
+		t.Errorf("%s: %d bpf_loop calls, %d callback references: the check sees nothing", bpfobj.HoldersProgHolders, calls, refs)
 	}
 }
