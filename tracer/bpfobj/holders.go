@@ -4,4 +4,4 @@ package bpfobj
 // tracer/holders in the background once a trace is attached, with the
 // record type of bpf/holders.h.
 
-//go:generate go tool bpf2go -tags linux -target amd64 -output-stem holders -type rt_holder -type rt_holder_kind -type rt_holder_form Holders ../../bpf/holders.bpf.c -- -I../../bpf -I../../bpf/headers -O2 -g -Wall -Werror
+//go:generate go tool bpf2go -tags linux -target amd64 -output-stem holders -type rt_holder -type rt_holder_skb -type rt_holder_kind -type rt_holder_form -type rt_holder_locate Holders ../../bpf/holders.bpf.c -- -I../../bpf -I../../bpf/headers -O2 -g -Wall -Werror

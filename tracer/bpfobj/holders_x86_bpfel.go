@@ -20,22 +20,22 @@ type HoldersRtHolder struct {
 	Fd             uint32
 	Ino            uint32
 	Sk             uint64
-	Skb            uint64
-	Sender         uint64
-	Ph             uint64
+	Family         uint32
 	Qlen           uint32
-	Form           uint32
 	Walked         uint32
 	Truncated      uint32
-	Family         uint32
+	Found          uint32
+	Listed         uint32
 	Protocol       uint32
 	FrameSize      uint32
 	FramesPerBlock uint32
 	FrameMax       uint32
-	FirstBlock     uint32
-	Nblocks        uint32
-	TotalBlocks    uint32
-	Blocks         [32]uint64
+	Blocks         uint32
+	Head           uint32
+	CheckFrame     uint32
+	CheckStatus    uint32
+	CheckSearched  uint32
+	Pad            uint32
 	Comm           [16]int8
 }
 
@@ -43,6 +43,8 @@ type HoldersRtHolderConfig struct {
 	_                structs.HostLayout
 	DestructAddr     uint64
 	UargCompleteAddr uint64
+	CheckStart       uint32
+	Pad              uint32
 }
 
 type HoldersRtHolderForm uint32
@@ -60,17 +62,56 @@ const (
 	HoldersRtHolderKindRT_HR_QUEUE HoldersRtHolderKind = 3
 )
 
+type HoldersRtHolderLocate uint32
+
+const (
+	HoldersRtHolderLocateRT_HL_FOUND       HoldersRtHolderLocate = 1
+	HoldersRtHolderLocateRT_HL_NOT_IN_RING HoldersRtHolderLocate = 2
+	HoldersRtHolderLocateRT_HL_NO_RING     HoldersRtHolderLocate = 3
+	HoldersRtHolderLocateRT_HL_CUT         HoldersRtHolderLocate = 4
+)
+
+type HoldersRtHolderSkb struct {
+	_        structs.HostLayout
+	Kind     uint32
+	Form     uint32
+	Frame    uint32
+	Status   uint32
+	Skb      uint64
+	Ph       uint64
+	Sender   uint64
+	Searched uint32
+	Blocks   uint32
+}
+
+type HoldersScratch struct {
+	_ structs.HostLayout
+	H HoldersRtHolder
+	S HoldersRtHolderSkb
+	F struct {
+		_        structs.HostLayout
+		Base     uint64
+		Block    uint32
+		Searched uint32
+		Budget   uint32
+		Cut      uint32
+	}
+	Kept [64]HoldersRtHolderSkb
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HoldersMapHscratch           = "hscratch"
-	HoldersProgHolders           = "holders"
-	HoldersProgHoldersBounded    = "holders_bounded"
-	HoldersVarRtHolderAnchor     = "__rt_holder_anchor"
-	HoldersVarRtHolderFormAnchor = "__rt_holder_form_anchor"
-	HoldersVarRtHolderKindAnchor = "__rt_holder_kind_anchor"
-	HoldersVarHcfg               = "hcfg"
+	HoldersMapHscratch             = "hscratch"
+	HoldersProgHolders             = "holders"
+	HoldersProgHoldersBounded      = "holders_bounded"
+	HoldersVarRtHolderAnchor       = "__rt_holder_anchor"
+	HoldersVarRtHolderFormAnchor   = "__rt_holder_form_anchor"
+	HoldersVarRtHolderKindAnchor   = "__rt_holder_kind_anchor"
+	HoldersVarRtHolderLocateAnchor = "__rt_holder_locate_anchor"
+	HoldersVarRtHolderSkbAnchor    = "__rt_holder_skb_anchor"
+	HoldersVarHcfg                 = "hcfg"
 )
 
 // LoadHolders returns the embedded CollectionSpec for Holders.
@@ -130,10 +171,12 @@ type HoldersMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HoldersVariableSpecs struct {
-	RtHolderAnchor     *ebpf.VariableSpec `ebpf:"__rt_holder_anchor"`
-	RtHolderFormAnchor *ebpf.VariableSpec `ebpf:"__rt_holder_form_anchor"`
-	RtHolderKindAnchor *ebpf.VariableSpec `ebpf:"__rt_holder_kind_anchor"`
-	Hcfg               *ebpf.VariableSpec `ebpf:"hcfg"`
+	RtHolderAnchor       *ebpf.VariableSpec `ebpf:"__rt_holder_anchor"`
+	RtHolderFormAnchor   *ebpf.VariableSpec `ebpf:"__rt_holder_form_anchor"`
+	RtHolderKindAnchor   *ebpf.VariableSpec `ebpf:"__rt_holder_kind_anchor"`
+	RtHolderLocateAnchor *ebpf.VariableSpec `ebpf:"__rt_holder_locate_anchor"`
+	RtHolderSkbAnchor    *ebpf.VariableSpec `ebpf:"__rt_holder_skb_anchor"`
+	Hcfg                 *ebpf.VariableSpec `ebpf:"hcfg"`
 }
 
 // HoldersObjects contains all objects after they have been loaded into the kernel.
@@ -169,10 +212,12 @@ func (m *HoldersMaps) Close() error {
 //
 // It can be passed to LoadHoldersObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HoldersVariables struct {
-	RtHolderAnchor     *ebpf.Variable `ebpf:"__rt_holder_anchor"`
-	RtHolderFormAnchor *ebpf.Variable `ebpf:"__rt_holder_form_anchor"`
-	RtHolderKindAnchor *ebpf.Variable `ebpf:"__rt_holder_kind_anchor"`
-	Hcfg               *ebpf.Variable `ebpf:"hcfg"`
+	RtHolderAnchor       *ebpf.Variable `ebpf:"__rt_holder_anchor"`
+	RtHolderFormAnchor   *ebpf.Variable `ebpf:"__rt_holder_form_anchor"`
+	RtHolderKindAnchor   *ebpf.Variable `ebpf:"__rt_holder_kind_anchor"`
+	RtHolderLocateAnchor *ebpf.Variable `ebpf:"__rt_holder_locate_anchor"`
+	RtHolderSkbAnchor    *ebpf.Variable `ebpf:"__rt_holder_skb_anchor"`
+	Hcfg                 *ebpf.Variable `ebpf:"hcfg"`
 }
 
 // HoldersPrograms contains all programs after they have been loaded into the kernel.

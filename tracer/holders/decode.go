@@ -2,74 +2,90 @@ package holders
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"unsafe"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 )
 
-// recordSize is sizeof(struct rt_holder).
-const recordSize = int(unsafe.Sizeof(bpfobj.HoldersRtHolder{}))
+// recordSize is sizeof(struct rt_holder), skbRecordSize sizeof(struct
+// rt_holder_skb): the iterator's records, told apart by their first field,
+// the kind.
+const (
+	recordSize    = int(unsafe.Sizeof(bpfobj.HoldersRtHolder{}))
+	skbRecordSize = int(unsafe.Sizeof(bpfobj.HoldersRtHolderSkb{}))
+)
 
 // Decode builds a snapshot from the iterator's output: a sequence of
-// struct rt_holder. Ring skbs are mapped to frames through the rings the
-// same output describes.
+// struct rt_holder (rings, queues) and struct rt_holder_skb (ring skbs,
+// each with its frame index as the iterator found it, followed by the
+// queue record of the socket that holds them).
 func Decode(b []byte) (*Snapshot, error) {
-	if len(b)%recordSize != 0 {
-		return nil, fmt.Errorf("holders iterator output of %d bytes is not a whole number of %d-byte records", len(b), recordSize)
-	}
 	s := &Snapshot{}
 	rings := map[uint64]*Ring{}
 	queues := map[uint64]*Queue{}
 	var order []uint64
 	var qorder []uint64
-	for off := 0; off < len(b); off += recordSize {
+	var pending []bpfobj.HoldersRtHolderSkb // skb records waiting for their queue record
+	for off := 0; off < len(b); {
+		if len(b)-off < 4 {
+			return nil, fmt.Errorf("holders iterator output: %d bytes left at %d, not a record", len(b)-off, off)
+		}
+		kind := bpfobj.HoldersRtHolderKind(binary.NativeEndian.Uint32(b[off:]))
+		if kind == bpfobj.HoldersRtHolderKindRT_HR_SKB {
+			if len(b)-off < skbRecordSize {
+				return nil, fmt.Errorf("holders iterator output: a %d-byte skb record at %d, %d bytes left", skbRecordSize, off, len(b)-off)
+			}
+			var r bpfobj.HoldersRtHolderSkb
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), skbRecordSize), b[off:off+skbRecordSize])
+			pending = append(pending, r)
+			off += skbRecordSize
+			continue
+		}
+		if len(b)-off < recordSize {
+			return nil, fmt.Errorf("holders iterator output: a %d-byte record at %d, %d bytes left", recordSize, off, len(b)-off)
+		}
 		var r bpfobj.HoldersRtHolder
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), recordSize), b[off:off+recordSize])
 		owner := Owner{PID: r.Pid, Comm: cstring(r.Comm[:]), FD: r.Fd}
-		switch bpfobj.HoldersRtHolderKind(r.Kind) {
+		switch kind {
 		case bpfobj.HoldersRtHolderKindRT_HR_RING:
+			if len(pending) > 0 {
+				return nil, fmt.Errorf("holders record at %d: %d skb records before a ring record, not a queue record", off, len(pending))
+			}
 			g := rings[r.Sk]
 			if g == nil {
 				g = &Ring{Sk: r.Sk, Ino: r.Ino, Protocol: ntohs(uint16(r.Protocol)), FrameSize: r.FrameSize,
-					FramesPerBlock: r.FramesPerBlock, Frames: r.FrameMax + 1}
+					FramesPerBlock: r.FramesPerBlock, Frames: r.FrameMax + 1, TotalBlocks: r.Blocks,
+					check: check{head: r.Head, frame: r.CheckFrame, status: bpfobj.HoldersRtHolderLocate(r.CheckStatus), searched: r.CheckSearched}}
 				rings[r.Sk] = g
 				order = append(order, r.Sk)
 			}
-			if r.Nblocks > uint32(len(r.Blocks)) {
-				return nil, fmt.Errorf("holders record at %d: %d blocks in a record of %d", off, r.Nblocks, len(r.Blocks))
-			}
-			if int(r.FirstBlock) == len(g.Blocks) { // the first fd of a socket describes it; dups repeat it
-				g.Blocks = append(g.Blocks, r.Blocks[:r.Nblocks]...)
-			}
-			if r.FirstBlock == 0 {
-				g.Owners = addOwner(g.Owners, owner)
-			}
+			g.Owners = addOwner(g.Owners, owner)
 		case bpfobj.HoldersRtHolderKindRT_HR_QUEUE:
+			if uint32(len(pending)) != r.Listed || r.Listed > r.Found {
+				return nil, fmt.Errorf("holders record at %d: a queue record listing %d of %d ring skbs after %d skb records", off, r.Listed, r.Found, len(pending))
+			}
 			q := queues[r.Sk]
 			if q == nil {
-				q = &Queue{Sk: r.Sk, Ino: r.Ino, Family: r.Family, Qlen: r.Qlen, RingSkbs: int(r.Form), Walked: r.Walked, Truncated: r.Truncated != 0}
+				q = &Queue{Sk: r.Sk, Ino: r.Ino, Family: r.Family, Qlen: r.Qlen, RingSkbs: int(r.Found), Unlisted: int(r.Found - r.Listed),
+					Walked: r.Walked, Truncated: r.Truncated != 0}
 				queues[r.Sk] = q
 				qorder = append(qorder, r.Sk)
 			}
 			q.Owners = addOwner(q.Owners, owner)
-		case bpfobj.HoldersRtHolderKindRT_HR_SKB:
-			form := FormDestructor
-			if bpfobj.HoldersRtHolderForm(r.Form) == bpfobj.HoldersRtHolderFormRT_HF_UARG {
-				form = FormUarg
+			for _, p := range pending {
+				s.addHeld(p, r.Sk, r.Ino)
 			}
-			dup := false
-			for _, h := range s.Held {
-				if h.Skb == r.Skb && h.Holder == r.Sk {
-					dup = true // the same socket open in several fd tables
-				}
-			}
-			if !dup {
-				s.Held = append(s.Held, Held{Skb: r.Skb, Ph: r.Ph, Form: form, Sender: r.Sender, Frame: NoFrame, Holder: r.Sk, HolderIno: r.Ino})
-			}
+			pending = pending[:0]
 		default:
 			return nil, fmt.Errorf("holders record at %d: unknown kind %d", off, r.Kind)
 		}
+		off += recordSize
+	}
+	if len(pending) > 0 {
+		return nil, fmt.Errorf("holders iterator output: %d skb records at the end with no queue record", len(pending))
 	}
 	for _, sk := range order {
 		s.Rings = append(s.Rings, *rings[sk])
@@ -81,20 +97,72 @@ func Decode(b []byte) (*Snapshot, error) {
 		h := &s.Held[i]
 		if g := rings[h.Sender]; g != nil {
 			h.SenderIno = g.Ino
-			if idx, ok := g.Index(h.Ph); ok {
-				h.Frame = idx
-			}
 		}
 	}
 	sortSnapshot(s)
 	return s, nil
 }
 
-// Encode writes records in the iterator's layout (tests).
-func Encode(recs []bpfobj.HoldersRtHolder) []byte {
+// addHeld adds the ring skb of record r, held by socket (holder, ino),
+// unless the walk saw it already (the same socket open in several fd
+// tables).
+func (s *Snapshot) addHeld(r bpfobj.HoldersRtHolderSkb, holder uint64, ino uint32) {
+	for _, h := range s.Held {
+		if h.Skb == r.Skb && h.Holder == holder {
+			return
+		}
+	}
+	form := FormDestructor
+	if bpfobj.HoldersRtHolderForm(r.Form) == bpfobj.HoldersRtHolderFormRT_HF_UARG {
+		form = FormUarg
+	}
+	h := Held{Skb: r.Skb, Ph: r.Ph, Form: form, Sender: r.Sender, Frame: NoFrame, Holder: holder, HolderIno: ino}
+	if why := unplaced(bpfobj.HoldersRtHolderLocate(r.Status), r.Searched, r.Blocks); why == "" {
+		h.Frame = r.Frame
+	} else {
+		h.Unplaced = why
+	}
+	s.Held = append(s.Held, h)
+}
+
+// unplaced says why the iterator's search named no frame ("" when it did).
+func unplaced(st bpfobj.HoldersRtHolderLocate, searched, blocks uint32) string {
+	switch st {
+	case bpfobj.HoldersRtHolderLocateRT_HL_FOUND:
+		return ""
+	case bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING:
+		return fmt.Sprintf("no frame of its sender's TX ring starts at its address (all %d blocks searched)", blocks)
+	case bpfobj.HoldersRtHolderLocateRT_HL_NO_RING:
+		return "its sender has no TX ring"
+	case bpfobj.HoldersRtHolderLocateRT_HL_CUT:
+		return fmt.Sprintf("the search of its sender's TX ring stopped after %d of its %d blocks (%s)", searched, blocks, cutWhy)
+	}
+	return fmt.Sprintf("unknown search result %d", st)
+}
+
+// cutWhy is what bounds a search that stops early (holders.h).
+const cutWhy = "without bpf_loop, before 5.17, a search reads 4 blocks down from the previous frame's; with it, one socket's searches read at most 1048576 blocks"
+
+// check is what the iterator's self-check (Config.CheckStart) made of the
+// address of the ring's frame head.
+type check struct {
+	head, frame, searched uint32
+	status                bpfobj.HoldersRtHolderLocate
+}
+
+// Encode writes records in the iterator's layout (tests): each a
+// bpfobj.HoldersRtHolder or a bpfobj.HoldersRtHolderSkb.
+func Encode(recs ...any) []byte {
 	var out []byte
-	for i := range recs {
-		out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&recs[i])), recordSize)...)
+	for _, r := range recs {
+		switch r := r.(type) {
+		case bpfobj.HoldersRtHolder:
+			out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&r)), recordSize)...)
+		case bpfobj.HoldersRtHolderSkb:
+			out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&r)), skbRecordSize)...)
+		default:
+			panic(fmt.Sprintf("holders.Encode: %T is not a record", r))
+		}
 	}
 	return out
 }

@@ -5,10 +5,11 @@
 // socket bound to ETH_P_ALL on lo queues its own frames with the ring pages
 // attached). Walk runs the BPF iterator of bpf/holders.bpf.c over every
 // task's open files, their sockets and the skbs in their receive queues, and
-// returns a Snapshot: the TX rings it saw (with their block addresses) and
-// every ring skb found queued, with the socket, the processes that have it
-// open, and what their threads are doing (from /proc). Snapshot.Find maps a
-// frame (ring socket, frame index) to where its skb is. Nothing here guesses
+// returns a Snapshot: the TX rings it saw and every ring skb found queued,
+// with its frame index (the iterator searches the sender's ring for it), the
+// socket, the processes that have it open, and what their threads are doing
+// (from /proc). Snapshot.Find maps a frame (ring socket, frame index) to
+// where its skb is. Nothing here guesses
 // from timing: a frame is "held" only when its skb was seen.
 //
 // The matching and formatting are pure Go (unit-tested); Walk needs root and
@@ -58,50 +59,34 @@ func (t Thread) InSendOn(fd uint32) bool {
 
 // Ring is a packet socket's TX ring.
 type Ring struct {
-	Sk             uint64   `json:"sk"`
-	Ino            uint32   `json:"inode"`
-	Protocol       uint16   `json:"protocol"` // bound ethertype, host order (0x0003 ETH_P_ALL)
-	FrameSize      uint32   `json:"frame_size"`
-	FramesPerBlock uint32   `json:"frames_per_block"`
-	Frames         uint32   `json:"frames"`
-	Blocks         []uint64 `json:"blocks"` // block addresses, in ring order (may be cut at RT_HOLDER_MAX_BLOCKS)
-	Owners         []Owner  `json:"owners"`
-}
+	Sk             uint64 `json:"sk"`
+	Ino            uint32 `json:"inode"`
+	Protocol       uint16 `json:"protocol"` // bound ethertype, host order (0x0003 ETH_P_ALL)
+	FrameSize      uint32 `json:"frame_size"`
+	FramesPerBlock uint32 `json:"frames_per_block"`
+	Frames         uint32 `json:"frames"`
+	TotalBlocks    uint32 `json:"total_blocks,omitempty"` // pg_vec_len (absent in older recordings)
+	// Blocks are the block addresses, in ring order: only in recordings
+	// made before the iterator named each held skb's frame itself.
+	Blocks []uint64 `json:"blocks,omitempty"`
+	Owners []Owner  `json:"owners"`
 
-// Index is the frame index of address ph in the ring, or false when ph is
-// not the start of a frame of this ring.
-func (r *Ring) Index(ph uint64) (uint32, bool) {
-	if r.FrameSize == 0 || r.FramesPerBlock == 0 {
-		return 0, false
-	}
-	span := uint64(r.FrameSize) * uint64(r.FramesPerBlock)
-	for b, base := range r.Blocks {
-		if base == 0 || ph < base || ph >= base+span {
-			continue
-		}
-		off := ph - base
-		if off%uint64(r.FrameSize) != 0 {
-			return 0, false
-		}
-		idx := uint64(b)*uint64(r.FramesPerBlock) + off/uint64(r.FrameSize)
-		if idx >= uint64(r.Frames) {
-			return 0, false
-		}
-		return uint32(idx), true
-	}
-	return 0, false
+	check check // the iterator's self-check, with Config.CheckStart (tests)
 }
 
 // Queue is a socket whose receive queue held ring skbs.
 type Queue struct {
-	Sk        uint64  `json:"sk"`
-	Ino       uint32  `json:"inode"`
-	Family    uint32  `json:"family"`
-	Qlen      uint32  `json:"qlen"`      // skbs queued
-	RingSkbs  int     `json:"ring_skbs"` // of them carrying a TX-ring frame
-	Walked    uint32  `json:"walked"`
-	Truncated bool    `json:"truncated"` // the walk stopped before the end of the queue
-	Owners    []Owner `json:"owners"`
+	Sk        uint64 `json:"sk"`
+	Ino       uint32 `json:"inode"`
+	Family    uint32 `json:"family"`
+	Qlen      uint32 `json:"qlen"`      // skbs queued
+	RingSkbs  int    `json:"ring_skbs"` // of them carrying a TX-ring frame
+	Walked    uint32 `json:"walked"`
+	Truncated bool   `json:"truncated"` // the walk stopped before the end of the queue
+	// Unlisted ring skbs were found but not listed in Held: the iterator
+	// lists at most RT_HOLDER_MAX_LISTED (600) per socket.
+	Unlisted int     `json:"unlisted,omitempty"`
+	Owners   []Owner `json:"owners"`
 }
 
 // Held is a ring skb found in a receive queue.
@@ -109,10 +94,11 @@ type Held struct {
 	Skb       uint64 `json:"skb"`
 	Ph        uint64 `json:"ph"`
 	Form      Form   `json:"form"`
-	Sender    uint64 `json:"sender_sk"`    // the packet socket whose ring the frame is in
-	SenderIno uint32 `json:"sender_inode"` // 0 if that socket is in no fd table the walk saw
-	Frame     uint32 `json:"frame"`        // NoFrame if ph is in no ring the walk saw
-	Holder    uint64 `json:"holder_sk"`    // the socket whose receive queue holds it
+	Sender    uint64 `json:"sender_sk"`          // the packet socket whose ring the frame is in
+	SenderIno uint32 `json:"sender_inode"`       // 0 if that socket is in no fd table the walk saw
+	Frame     uint32 `json:"frame"`              // NoFrame if the walk could not place ph in its sender's ring
+	Unplaced  string `json:"unplaced,omitempty"` // why Frame is NoFrame (absent in older recordings)
+	Holder    uint64 `json:"holder_sk"`          // the socket whose receive queue holds it
 	HolderIno uint32 `json:"holder_inode"`
 }
 
@@ -165,6 +151,32 @@ func (s *Snapshot) Find(f Frame) *Held {
 		}
 	}
 	return nil
+}
+
+// Unseen says why frame f, which Find does not place, may still be in a
+// receive queue: ring skbs of its socket whose frame the walk could not
+// name, and queues whose ring skbs the walk did not all list. Empty when
+// the walk saw every ring skb and placed them all.
+func (s *Snapshot) Unseen(f Frame) []string {
+	var out []string
+	n, why := 0, ""
+	for _, h := range s.Held {
+		if h.Sender == f.Sk && h.Frame == NoFrame && (f.Ino == 0 || h.SenderIno == 0 || h.SenderIno == f.Ino) {
+			if n++; why == "" {
+				why = h.Unplaced
+			}
+		}
+	}
+	if n > 0 {
+		out = append(out, fmt.Sprintf("the walk found %d skbs of this ring in receive queues without naming their frame (%s): it may be one of them", n, why))
+	}
+	for _, q := range s.Queues {
+		if q.Unlisted > 0 {
+			out = append(out, fmt.Sprintf("the receive queue of %s socket inode %d (%s) held %d ring skbs, %d of them not listed by the walk (at most %d are, per socket): it may be one of those",
+				FamilyName(q.Family), q.Ino, OwnersString(q.Owners), q.RingSkbs, q.Unlisted, q.RingSkbs-q.Unlisted))
+		}
+	}
+	return out
 }
 
 // HeldBy counts the frames of ring socket sender that socket holder holds.
@@ -231,8 +243,12 @@ func (s *Snapshot) Describe(h *Held) string {
 	if h.Holder == h.Sender {
 		self = "its own sender's "
 	}
-	return fmt.Sprintf("in the receive queue of %s%s inode %d (%s), which holds %d of this ring's skbs among %d queued",
-		self, fam, h.HolderIno, OwnersString(owners), ring, qlen)
+	more := ""
+	if q != nil && q.Unlisted > 0 {
+		more = fmt.Sprintf(" (and %d ring skbs the walk did not list)", q.Unlisted)
+	}
+	return fmt.Sprintf("in the receive queue of %s%s inode %d (%s), which holds %d of this ring's skbs among %d queued%s",
+		self, fam, h.HolderIno, OwnersString(owners), ring, qlen, more)
 }
 
 // FamilyName names an address family.

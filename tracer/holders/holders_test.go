@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 )
 
@@ -21,37 +23,56 @@ const (
 	block1   = 0xffff888200100000 // blocks are not contiguous
 )
 
+var (
+	found    = bpfobj.HoldersRtHolderLocateRT_HL_FOUND
+	notFound = bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING
+	cut      = bpfobj.HoldersRtHolderLocateRT_HL_CUT
+	uarg     = bpfobj.HoldersRtHolderFormRT_HF_UARG
+	destr    = bpfobj.HoldersRtHolderFormRT_HF_DESTRUCTOR
+)
+
+// skbRec is the iterator's record of a ring skb of senderSk's 2-block ring
+// at address ph, which its search placed at frame (st: found) or not.
+func skbRec(ph uint64, frame uint32, st bpfobj.HoldersRtHolderLocate, form bpfobj.HoldersRtHolderForm) bpfobj.HoldersRtHolderSkb {
+	if st != found {
+		frame = NoFrame
+	}
+	return bpfobj.HoldersRtHolderSkb{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_SKB), Form: uint32(form), Frame: frame, Status: uint32(st),
+		Skb: ph ^ 0xabc000, Ph: ph, Sender: senderSk, Searched: 2, Blocks: 2}
+}
+
+func queueRec(sk uint64, ino, pid, fd, qlen, found, listed uint32) bpfobj.HoldersRtHolder {
+	return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_QUEUE), Pid: pid, Fd: fd, Ino: ino, Sk: sk, Family: 17,
+		Qlen: qlen, Found: found, Listed: listed, Walked: qlen, Comm: comm(map[uint32]string{42: "sender", 50: "tap", 51: "tap"}[pid])}
+}
+
+func ringRec() bpfobj.HoldersRtHolder {
+	return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_RING), Pid: 42, Fd: 3, Ino: 100, Sk: senderSk,
+		Family: 17, Protocol: 0x0300, FrameSize: 2048, FramesPerBlock: 2, FrameMax: 3, Blocks: 2, Comm: comm("sender")}
+}
+
 // records: a 4-frame ring (2 per 4096-byte block) owned by pid 42 fd 3,
 // bound to ETH_P_ALL, whose own queue holds frames #1 and #2, and a tap
-// socket (pid 50) holding frame #3; one skb points outside every ring.
-func records() []bpfobj.HoldersRtHolder {
-	ring := bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_RING), Pid: 42, Fd: 3, Ino: 100, Sk: senderSk,
-		Family: 17, Protocol: 0x0300, FrameSize: 2048, FramesPerBlock: 2, FrameMax: 3, Nblocks: 2, TotalBlocks: 2, Comm: comm("sender")}
-	ring.Blocks[0], ring.Blocks[1] = block0, block1
-	skb := func(sk uint64, ino, pid, fd uint32, ph uint64, form bpfobj.HoldersRtHolderForm) bpfobj.HoldersRtHolder {
-		return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_SKB), Pid: pid, Fd: fd, Ino: ino, Sk: sk, Family: 17,
-			Skb: ph ^ 0xabc000, Ph: ph, Sender: senderSk, Qlen: 3, Form: uint32(form), Comm: comm("x")}
-	}
-	q := func(sk uint64, ino, pid, fd, qlen, found uint32) bpfobj.HoldersRtHolder {
-		return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_QUEUE), Pid: pid, Fd: fd, Ino: ino, Sk: sk, Family: 17,
-			Qlen: qlen, Form: found, Walked: qlen, Comm: comm(map[uint32]string{42: "sender", 50: "tap", 51: "tap"}[pid])}
-	}
-	return []bpfobj.HoldersRtHolder{
-		skb(senderSk, 100, 42, 3, block0+2048, bpfobj.HoldersRtHolderFormRT_HF_UARG),
-		skb(senderSk, 100, 42, 3, block1, bpfobj.HoldersRtHolderFormRT_HF_UARG),
-		q(senderSk, 100, 42, 3, 3, 2),
-		ring,
-		skb(otherSk, 200, 50, 7, block1+2048, bpfobj.HoldersRtHolderFormRT_HF_DESTRUCTOR),
-		skb(otherSk, 200, 50, 7, block1+100, bpfobj.HoldersRtHolderFormRT_HF_DESTRUCTOR), // not a frame start
-		q(otherSk, 200, 50, 7, 2, 2),
+// socket (pid 50) holding frame #3; one skb points outside every frame
+// start. Each socket's skb records come before its queue record, as the
+// iterator writes them.
+func records() []any {
+	return []any{
+		skbRec(block0+2048, 1, found, uarg),
+		skbRec(block1, 2, found, uarg),
+		queueRec(senderSk, 100, 42, 3, 3, 2, 2),
+		ringRec(),
+		skbRec(block1+2048, 3, found, destr),
+		skbRec(block1+100, 0, notFound, destr), // not a frame start
+		queueRec(otherSk, 200, 50, 7, 2, 2, 2),
 		// The tap's socket is also open in a forked child: same records again.
-		skb(otherSk, 200, 51, 4, block1+2048, bpfobj.HoldersRtHolderFormRT_HF_DESTRUCTOR),
-		q(otherSk, 200, 51, 4, 2, 2),
+		skbRec(block1+2048, 3, found, destr),
+		queueRec(otherSk, 200, 51, 4, 2, 1, 1),
 	}
 }
 
 func TestDecodeAndFind(t *testing.T) {
-	s, err := Decode(Encode(records()))
+	s, err := Decode(Encode(records()...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +80,7 @@ func TestDecodeAndFind(t *testing.T) {
 		t.Fatalf("rings %d queues %d held %d, want 1 2 4: %+v", len(s.Rings), len(s.Queues), len(s.Held), s)
 	}
 	r := s.Ring(senderSk, 100)
-	if r == nil || r.Frames != 4 || r.Protocol != 3 || len(r.Blocks) != 2 {
+	if r == nil || r.Frames != 4 || r.Protocol != 3 || r.TotalBlocks != 2 || len(r.Blocks) != 0 {
 		t.Fatalf("ring %+v", r)
 	}
 	for frame, want := range map[uint32]uint32{0: 0, 1: 100, 2: 100, 3: 200} {
@@ -69,21 +90,23 @@ func TestDecodeAndFind(t *testing.T) {
 			t.Errorf("frame #%d: found %+v, no skb holds it", frame, h)
 		case want != 0 && (h == nil || h.HolderIno != want):
 			t.Errorf("frame #%d: found %+v, want held by inode %d", frame, h, want)
+		case h != nil && (h.SenderIno != 100 || h.Unplaced != ""):
+			t.Errorf("frame #%d: %+v, want sender inode 100, placed", frame, h)
 		}
 	}
 	if h := s.Find(Frame{Sk: senderSk, Ino: 999, Frame: 1}); h != nil {
 		t.Errorf("a socket at the same address with another inode matched: %+v", h)
 	}
-	var stray int
+	var stray []Held
 	for _, h := range s.Held {
 		if h.Frame == NoFrame {
-			stray++
+			stray = append(stray, h)
 		}
 	}
-	if stray != 1 {
-		t.Errorf("%d skbs with no frame, want 1 (the one not at a frame start)", stray)
+	if len(stray) != 1 || !strings.Contains(stray[0].Unplaced, "no frame of its sender's TX ring starts at its address (all 2 blocks searched)") {
+		t.Errorf("skbs with no frame %+v, want 1 (the one not at a frame start), saying why", stray)
 	}
-	if q := s.Queue(otherSk); q == nil || len(q.Owners) != 2 || q.RingSkbs != 2 {
+	if q := s.Queue(otherSk); q == nil || len(q.Owners) != 2 || q.RingSkbs != 2 || q.Unlisted != 0 {
 		t.Errorf("tap queue %+v, want 2 owners (pid 50 and 51), 2 ring skbs", q)
 	}
 	if n := s.HeldBy(senderSk, senderSk); n != 2 {
@@ -99,43 +122,68 @@ func TestDecodeAndFind(t *testing.T) {
 	}
 }
 
-func TestDecodeBad(t *testing.T) {
-	b := Encode(records())
-	if _, err := Decode(b[:len(b)-1]); err == nil {
-		t.Error("a truncated record decoded")
+// cutSnapshot: senderSk's queue holds 700 skbs, 650 of them ring skbs, of
+// which the iterator listed 2 (as if RT_HOLDER_MAX_LISTED were 2): frame #0
+// placed, the other's search cut short.
+func cutSnapshot(t *testing.T) *Snapshot {
+	t.Helper()
+	s, err := Decode(Encode(
+		skbRec(block0, 0, found, uarg),
+		skbRec(block1, 0, cut, uarg),
+		queueRec(senderSk, 100, 42, 3, 700, 650, 2),
+		ringRec(),
+	))
+	if err != nil {
+		t.Fatal(err)
 	}
-	bad := records()
-	bad[0].Kind = 9
-	if _, err := Decode(Encode(bad)); err == nil || !strings.Contains(err.Error(), "unknown kind 9") {
-		t.Errorf("unknown kind: %v", err)
+	return s
+}
+
+// TestDecodeUnplaced: ring skbs the iterator found but could not place
+// (its search cut short) or did not list (past RT_HOLDER_MAX_LISTED) are
+// kept as such, and said.
+func TestDecodeUnplaced(t *testing.T) {
+	s := cutSnapshot(t)
+	if h := s.Find(Frame{Sk: senderSk, Ino: 100, Frame: 0}); h == nil {
+		t.Fatalf("frame #0 not found: %+v", s.Held)
 	}
-	bad = records()
-	bad[3].Nblocks = 33
-	if _, err := Decode(Encode(bad)); err == nil {
-		t.Error("a ring record claiming 33 blocks decoded")
+	if len(s.Held) != 2 || s.Held[1].Frame != NoFrame || s.Held[1].Unplaced != "the search of its sender's TX ring stopped after 2 of its 2 blocks ("+cutWhy+")" {
+		t.Errorf("held %+v, want the second unplaced, cut", s.Held)
 	}
-	if s, err := Decode(nil); err != nil || len(s.Held)+len(s.Rings)+len(s.Queues) != 0 {
-		t.Errorf("empty output: %+v, %v", s, err)
+	if q := s.Queue(senderSk); q == nil || q.RingSkbs != 650 || q.Unlisted != 648 {
+		t.Errorf("queue %+v, want 650 ring skbs, 648 unlisted", q)
 	}
 }
 
-func TestRingIndex(t *testing.T) {
-	r := Ring{FrameSize: 2048, FramesPerBlock: 2, Frames: 3, Blocks: []uint64{block0, block1}}
-	cases := []struct {
-		ph   uint64
-		idx  uint32
-		isOK bool
-	}{
-		{block0, 0, true}, {block0 + 2048, 1, true}, {block1, 2, true},
-		{block1 + 2048, 0, false}, // beyond frame_max
-		{block0 + 4096, 0, false}, // past block 0
-		{block0 + 1, 0, false}, {block0 - 2048, 0, false},
+func TestDecodeBad(t *testing.T) {
+	b := Encode(records()...)
+	if _, err := Decode(b[:len(b)-1]); err == nil {
+		t.Error("a truncated record decoded")
 	}
-	for _, c := range cases {
-		idx, ok := r.Index(c.ph)
-		if ok != c.isOK || (ok && idx != c.idx) {
-			t.Errorf("Index(%#x) = %d, %v; want %d, %v", c.ph, idx, ok, c.idx, c.isOK)
+	if _, err := Decode(b[:2]); err == nil {
+		t.Error("2 bytes decoded")
+	}
+	bad := records()
+	q := bad[2].(bpfobj.HoldersRtHolder)
+	q.Kind = 9
+	bad[2] = q
+	if _, err := Decode(Encode(bad...)); err == nil || !strings.Contains(err.Error(), "unknown kind 9") {
+		t.Errorf("unknown kind: %v", err)
+	}
+	cases := map[string][]any{
+		"skb records with no queue record":      {skbRec(block0, 0, found, uarg)},
+		"skb records before a ring record":      {skbRec(block0, 0, found, uarg), ringRec()},
+		"a queue record listing more than seen": {skbRec(block0, 0, found, uarg), queueRec(senderSk, 100, 42, 3, 3, 2, 2)},
+		"a queue record listing fewer":          {skbRec(block0, 0, found, uarg), skbRec(block1, 2, found, uarg), queueRec(senderSk, 100, 42, 3, 3, 2, 1)},
+		"listed more than found":                {skbRec(block0, 0, found, uarg), queueRec(senderSk, 100, 42, 3, 3, 0, 1)},
+	}
+	for name, recs := range cases {
+		if _, err := Decode(Encode(recs...)); err == nil {
+			t.Errorf("%s: decoded", name)
 		}
+	}
+	if s, err := Decode(nil); err != nil || len(s.Held)+len(s.Rings)+len(s.Queues) != 0 {
+		t.Errorf("empty output: %+v, %v", s, err)
 	}
 }
 
@@ -160,5 +208,65 @@ func TestParseSyscall(t *testing.T) {
 		Threads: []Thread{ParseSyscall(1, 2, cases[0].line), ParseSyscall(1, 3, cases[1].line)}}
 	if b := s.BlockedSenders(&s.Rings[0]); len(b) != 1 || b[0].TID != 2 {
 		t.Errorf("BlockedSenders = %+v, want thread 2 (sendto on fd 3; thread 3 sends on fd 5)", b)
+	}
+}
+
+// TestLocateUnseen: a frame the walk did not place, while the walk found
+// ring skbs of its ring it could not name or did not list, is not said to
+// be in no receive queue, nor released while the walk ran: the evidence
+// says what the walk could not see.
+func TestLocateUnseen(t *testing.T) {
+	s := cutSnapshot(t)
+	s.Why, s.TS, s.Done = "stuck", 2e9, 2e9+1000
+	if got := s.Describe(s.Find(Frame{Sk: senderSk, Ino: 100, Frame: 0})); !strings.HasSuffix(got, "which holds 2 of this ring's skbs among 700 queued (and 648 ring skbs the walk did not list)") {
+		t.Errorf("Describe: %s", got)
+	}
+	f := Frame{Sk: senderSk, Ino: 100, Frame: 3}
+	// Released by the walk's end: with what the walk could not see, that
+	// is no proof it was freed before the walk passed it.
+	l := Locate(f, s, Where{}, &Release{TS: 2e9 + 500, To: "AVAILABLE"}, 1e9)
+	if l.Place != "unknown" {
+		t.Errorf("Place %q, want unknown: %+v", l.Place, l)
+	}
+	wantLines(t, strings.Join(l.Evidence, "\n"),
+		"kernel state at 1.000000 s (stuck walk): no receive queue is seen holding its skb, but:",
+		"the walk found 1 skbs of this ring in receive queues without naming their frame (the search of its sender's TX ring stopped after 2 of its 2 blocks (",
+		"the receive queue of packet socket inode 100 (pid 42 (sender) fd 3) held 650 ring skbs, 648 of them not listed by the walk (at most 2 are, per socket): it may be one of those")
+	if u := s.Unseen(Frame{Sk: otherSk, Frame: 0}); len(u) != 1 {
+		t.Errorf("another ring's frame: %q, want only the unlisted queue", u)
+	}
+	// A walk that saw and placed everything has nothing to add.
+	full, _ := Decode(Encode(skbRec(block0, 0, found, uarg), queueRec(senderSk, 100, 42, 3, 1, 1, 1), ringRec()))
+	if u := full.Unseen(f); len(u) != 0 {
+		t.Errorf("Unseen of a complete walk: %q", u)
+	}
+}
+
+// TestBoundedProgramHasNoLoop: the program for kernels without bpf_loop
+// neither calls it nor keeps a reference to a callback: 5.10 rejects such
+// a program whole ("number of funcs in func_info doesn't match number of
+// subprogs": it does not know function references), and the walks fail.
+// The bpf_loop program does both.
+func TestBoundedProgramHasNoLoop(t *testing.T) {
+	spec, err := bpfobj.LoadHolders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := func(name string) (calls, refs int) {
+		for _, ins := range spec.Programs[name].Instructions {
+			if ins.IsBuiltinCall() && ins.Constant == int64(asm.FnLoop) {
+				calls++
+			}
+			if ins.IsLoadOfFunctionPointer() {
+				refs++
+			}
+		}
+		return calls, refs
+	}
+	if calls, refs := uses(bpfobj.HoldersProgHoldersBounded); calls+refs != 0 {
+		t.Errorf("%s: %d bpf_loop calls, %d callback references, want none", bpfobj.HoldersProgHoldersBounded, calls, refs)
+	}
+	if calls, refs := uses(bpfobj.HoldersProgHolders); calls == 0 || refs == 0 {
+		t.Errorf("%s: %d bpf_loop calls, %d callback references: the check sees nothing", bpfobj.HoldersProgHolders, calls, refs)
 	}
 }

@@ -107,12 +107,17 @@ func Locate(f Frame, snap *Snapshot, w Where, r *Release, start uint64) Location
 			}
 			return l
 		}
-		if snap.Err == "" && r.by(snap.Done) {
+		caveats := snap.Unseen(f)
+		if snap.Err == "" && len(caveats) == 0 && r.by(snap.Done) {
 			return released(f, snap, w, r, rel)
 		}
-		if snap.Err != "" {
+		switch {
+		case snap.Err != "":
 			ev = append(ev, fmt.Sprintf("the walk of the kernel's sockets at %s failed: %s", rel(snap.TS), snap.Err))
-		} else {
+		case len(caveats) > 0:
+			ev = append(ev, fmt.Sprintf("kernel state at %s (%s walk): no receive queue is seen holding its skb, but:", rel(snap.TS), snap.Why))
+			ev = append(ev, caveats...)
+		default:
 			ev = append(ev, fmt.Sprintf("kernel state at %s (%s walk): no socket receive queue holds its skb", rel(snap.TS), snap.Why))
 		}
 	} else {

@@ -28,6 +28,13 @@ type Config struct {
 	UargCompleteAddr uint64 // tpacket_ubuf_complete (uarg kernels), 0 if unknown
 	// KernelBTF, when set, is used for CO-RE instead of /sys/kernel/btf/vmlinux.
 	KernelBTF *btf.Spec
+	// CheckStart (tests): when not 0, every ring the walk describes also
+	// gets the iterator's search for the address of its frame head,
+	// started at chunk CheckStart-1 of 32 blocks (Ring.check).
+	CheckStart uint32
+	// bounded (tests): load the program for kernels without bpf_loop
+	// even where the kernel has it.
+	bounded bool
 }
 
 // Walker holds the loaded iterator program; each Walk attaches it, reads
@@ -37,7 +44,8 @@ type Walker struct {
 	mu   sync.Mutex
 	prog *ebpf.Program
 	// Bounded: the kernel has no bpf_loop (before 5.17): receive queues are
-	// walked up to 256 skbs, not 65536.
+	// walked up to 256 skbs, not 65536, and a held skb's frame is searched
+	// for in 64 blocks of its ring, not all.
 	Bounded bool
 }
 
@@ -48,13 +56,13 @@ func NewWalker(c Config) (*Walker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded holders object: %w", err)
 	}
-	if err := spec.Variables["hcfg"].Set(bpfobj.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr}); err != nil {
+	if err := spec.Variables["hcfg"].Set(bpfobj.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, CheckStart: c.CheckStart}); err != nil {
 		return nil, fmt.Errorf("set holders config: %w", err)
 	}
 	name, drop := bpfobj.HoldersProgHolders, "holders_bounded"
 	// bpf_loop is a base helper: probed on a raw tracepoint program, as
 	// tracer/kernel does (a Tracing probe needs an attach target and fails).
-	bounded := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop) != nil
+	bounded := c.bounded || features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop) != nil
 	if bounded {
 		name, drop = drop, name
 	}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/txring"
 )
@@ -81,7 +82,7 @@ func TestWalkSelfLoop(t *testing.T) {
 	if ring == nil {
 		t.Fatalf("walk did not see the TX ring of socket inode %d: rings %+v", ino, s.Rings)
 	}
-	if ring.Frames != frames || ring.FrameSize != 2048 || ring.FramesPerBlock != 2 || len(ring.Blocks) != frames/2 || ring.Protocol != unix.ETH_P_ALL {
+	if ring.Frames != frames || ring.FrameSize != 2048 || ring.FramesPerBlock != 2 || ring.TotalBlocks != frames/2 || ring.Protocol != unix.ETH_P_ALL {
 		t.Fatalf("ring geometry %+v, want 8 frames of 2048 in 4 blocks, protocol ETH_P_ALL", ring)
 	}
 	if len(ring.Owners) != 1 || ring.Owners[0].PID != uint32(os.Getpid()) || ring.Owners[0].FD != uint32(r.FD()) {
@@ -295,4 +296,162 @@ func TestLoaderFails(t *testing.T) {
 		}
 		t.Logf("%s: %v", name, err)
 	}
+}
+
+// TestWalkLargeRing: the walk succeeds with TX rings of every size (a ring
+// of more than ~2900 blocks once failed every walk with E2BIG: its block
+// addresses outgrew the 32 KiB the kernel allows one fd's output), lists
+// them, and the iterator's block search places frames anywhere in them.
+// The self-check (Config.CheckStart) searches for the address of the
+// ring's frame head, starting near the ring's end so that the search wraps
+// around; the head is moved by sending. Frames the kernel keeps SENDING in
+// the sender's own receive queue (7.2 uarg form) must each be found there,
+// at their index; on kernels that copy them (6.18) the queue holds none.
+func TestWalkLargeRing(t *testing.T) {
+	cfg := rootConfig(t)
+	for _, c := range []struct {
+		name   string
+		geo    txring.Geometry
+		bounds bool // the program for kernels without bpf_loop
+	}{
+		{"call-return: 8096 frames of 2048 B, 4048 blocks", txring.Geometry{Version: txring.V2, Frames: 8096, FrameSize: 2048, BlockSize: 4096}, false},
+		{"8192 frames of 2048 B, 4096 blocks", txring.Geometry{Version: txring.V2, Frames: 8192, FrameSize: 2048, BlockSize: 4096}, false},
+		{"16384 blocks of 4096 B: beyond the old limit of 8192", txring.Geometry{Version: txring.V2, Frames: 16384, FrameSize: 4096, BlockSize: 4096}, false},
+		{"4096 blocks, no bpf_loop", txring.Geometry{Version: txring.V2, Frames: 8192, FrameSize: 2048, BlockSize: 4096}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// Kernels without bpf_loop get the bounded program anyway.
+			bounded := c.bounds || !kernelAtLeast(5, 17)
+			blocks, fpb := uint32(c.geo.Blocks()), uint32(c.geo.FramesPerBlock())
+			target := uint32(c.geo.Frames*3/4 + 1) // where sending moves the head
+			const held = 32
+			// The self-check's search starts at block from: with bpf_loop
+			// near the end, going up it wraps around to the head's block;
+			// without, going down RTHolderSearchBounded blocks, it finds
+			// the last head (target+held) only.
+			from := blocks - 10
+			if bounded {
+				from = (target+held)/fpb + 1
+			}
+			cfg := cfg
+			cfg.CheckStart = from + 1
+			cfg.bounded = c.bounds
+			w, err := NewWalker(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			r, err := txring.Open(txring.SocketConfig{Ifname: "lo", Protocol: unix.ETH_P_ALL}, c.geo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ino := inode(t, r.FD())
+
+			walk := func(wantHead uint32) *Snapshot {
+				t.Helper()
+				start := time.Now()
+				s, err := w.Walk("test")
+				if err != nil {
+					t.Fatalf("walk with a %d-block ring: %v", blocks, err)
+				}
+				ring := ringByIno(s, ino)
+				if ring == nil {
+					t.Fatalf("walk did not list the TX ring of socket inode %d: %+v", ino, s.Rings)
+				}
+				if ring.Frames != uint32(c.geo.Frames) || ring.TotalBlocks != blocks || ring.FrameSize != uint32(c.geo.FrameSize) || len(ring.Blocks) != 0 {
+					t.Fatalf("ring %+v, want %d frames in %d blocks", ring, c.geo.Frames, blocks)
+				}
+				ck := ring.check
+				wantFound := !bounded || (ck.head/fpb <= from && ck.head/fpb > from-RTHolderSearchBounded)
+				t.Logf("walk took %v; head %d: search %s frame %d after %d blocks", time.Since(start).Round(time.Microsecond), ck.head, statusName(ck.status), ck.frame, ck.searched)
+				if ck.head != wantHead {
+					t.Errorf("head %d, want %d", ck.head, wantHead)
+				}
+				switch {
+				case wantFound && (ck.status != bpfobj.HoldersRtHolderLocateRT_HL_FOUND || ck.frame != ck.head):
+					t.Errorf("the search placed frame head %d at %d (%s)", ck.head, ck.frame, statusName(ck.status))
+				case !wantFound && (ck.status != bpfobj.HoldersRtHolderLocateRT_HL_CUT || ck.searched != RTHolderSearchBounded):
+					t.Errorf("the bounded search for frame %d: %s after %d blocks, want cut after %d", ck.head, statusName(ck.status), ck.searched, RTHolderSearchBounded)
+				}
+				return s
+			}
+			walk(0)
+
+			// Move the head to a frame in the second half of the ring,
+			// draining whatever the socket receives of its own frames.
+			pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, Src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build()
+			buf := make([]byte, 2048)
+			drain := func() {
+				for {
+					if _, _, err := unix.Recvfrom(r.FD(), buf, unix.MSG_DONTWAIT); err != nil {
+						return
+					}
+				}
+			}
+			send := func(from, n int) {
+				t.Helper()
+				for i := from; i < from+n; i++ {
+					r.Fill(i, pkt)
+					r.SetStatus(i, txring.SendRequest)
+				}
+				if got, err := r.Send(unix.MSG_DONTWAIT); err != nil || got != n*len(pkt) {
+					t.Fatalf("send of frames %d-%d: %d, %v", from, from+n-1, got, err)
+				}
+			}
+			for sent := 0; sent < int(target); {
+				n := min(128, int(target)-sent)
+				send(sent, n)
+				sent += n
+				for deadline := time.Now().Add(2 * time.Second); r.Count().Available < c.geo.Frames && time.Now().Before(deadline); {
+					drain()
+					time.Sleep(time.Millisecond)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+			drain()
+			walk(target)
+
+			// 32 frames more, not drained: held in the own queue on 7.2.
+			send(int(target), held)
+			time.Sleep(50 * time.Millisecond)
+			var sending []uint32
+			for i, st := range r.Statuses() {
+				if st.State() == txring.Sending {
+					sending = append(sending, uint32(i))
+				}
+			}
+			s := walk(target + held)
+			ring := ringByIno(s, ino)
+			q := s.Queue(ring.Sk)
+			if q == nil || q.Qlen < held { // and whatever else lo carried meanwhile
+				t.Fatalf("own receive queue %+v, want the %d frames sent", q, held)
+			}
+			t.Logf("kernel %s: %d frames SENDING, queue %+v, %d ring skbs held", kernelRelease(), len(sending), *q, len(s.Held))
+			if q.RingSkbs != len(sending) || q.Unlisted != 0 {
+				t.Fatalf("%d frames SENDING, the iterator found %d ring skbs in the queue (%d unlisted)", len(sending), q.RingSkbs, q.Unlisted)
+			}
+			for _, idx := range sending {
+				h := s.Find(Frame{Sk: ring.Sk, Ino: ino, Frame: idx})
+				if h == nil || h.Holder != ring.Sk || h.HolderIno != ino {
+					t.Fatalf("frame #%d SENDING, held %+v, want in its own sender's queue: %+v", idx, h, s.Held)
+				}
+			}
+			for _, h := range s.Held {
+				if h.Sender == ring.Sk && h.Frame == NoFrame {
+					t.Errorf("a ring skb of this socket not placed: %+v", h)
+				}
+			}
+			drain()
+		})
+	}
+}
+
+// RTHolderSearchBounded is RT_HOLDER_SEARCH_BOUNDED (bpf/holders.h).
+const RTHolderSearchBounded = 4
+
+func statusName(s bpfobj.HoldersRtHolderLocate) string {
+	return map[bpfobj.HoldersRtHolderLocate]string{
+		bpfobj.HoldersRtHolderLocateRT_HL_FOUND: "found", bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING: "not in ring",
+		bpfobj.HoldersRtHolderLocateRT_HL_NO_RING: "no ring", bpfobj.HoldersRtHolderLocateRT_HL_CUT: "cut"}[s]
 }

@@ -29,7 +29,7 @@ func frameEv(ts uint64, frame uint32, st event.State) *event.Event {
 // from a walk and the self-deadlock; completed frames are not; Final
 // reports what is left.
 func TestWatcher(t *testing.T) {
-	snap, err := Decode(Encode(records()))
+	snap, err := Decode(Encode(records()...))
 	if err != nil {
 		t.Fatal(err)
 	}
