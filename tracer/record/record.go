@@ -189,12 +189,15 @@ type Reader struct {
 	HasTrailer bool
 	// Version is the file's format version.
 	Version uint32
-	r       *bufio.Reader
-	off     int64
-	buf     []byte
-	f       io.Closer
-	n       uint64
-	crc     uint32
+	// HeaderJSON and TrailerJSON are the header and trailer as the file has
+	// them (TrailerJSON once Next has returned io.EOF, nil without one).
+	HeaderJSON, TrailerJSON []byte
+	r                       *bufio.Reader
+	off                     int64
+	buf                     []byte
+	f                       io.Closer
+	n                       uint64
+	crc                     uint32
 }
 
 // Open opens a recording file.
@@ -245,6 +248,7 @@ func NewReader(in io.Reader) (*Reader, error) {
 		return nil, fmt.Errorf("%w: records of %d bytes, this ringtrace decodes %d", ErrFormat, r.Header.RecordSize, event.RawSize)
 	}
 	r.off = int64(16 + hlen)
+	r.HeaderJSON = hj
 	return r, nil
 }
 
@@ -294,6 +298,7 @@ func (r *Reader) readTrailer() error {
 	if err := json.Unmarshal(b, &r.Trailer); err != nil {
 		return fmt.Errorf("%w: trailer: %v", ErrFormat, err)
 	}
+	r.TrailerJSON = b
 	if _, err := r.r.ReadByte(); err != io.EOF {
 		return fmt.Errorf("%w: data after the trailer", ErrFormat)
 	}

@@ -1,0 +1,95 @@
+package kaddr_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/kaddr"
+	"github.com/ringtrace/ringtrace/tracer/record"
+)
+
+func TestKernel(t *testing.T) {
+	for v, want := range map[uint64]bool{
+		0xffff888105469000: true,  // direct map, 4-level paging
+		0xff11e98841387300: true,  // direct map, 5-level paging (the matrix's guests)
+		0xffffc90000a1c000: true,  // vmalloc
+		0xffffea0004151a40: true,  // vmemmap
+		0xffffffff81e65670: true,  // text
+		0xffffffffc0a01000: true,  // a module
+		0:                  false, //
+		1<<47 | 12345:      false, // user space
+		1793448252691:      false, // a timestamp
+		^uint64(0):         false, // -1
+		^uint64(104):       false, // -ENOBUFS
+		0xffffffff00000003: false, // two int32 words, the high one -1
+	} {
+		if got := kaddr.Kernel(v); got != want {
+			t.Errorf("Kernel(%#x) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestFindText(t *testing.T) {
+	text := `{"socket":"0xffff888105469000","sock":"sk1","sock_ino":4242}
+{"addr":18446744071597001920,"end":18446744071597007952,"ts_ns":1793448252691}
+ffffffff81e65670 T __dev_queue_xmit
+DROP reason=QDISC_DROP at __dev_queue_xmit+0xd01 dev=va ret=-105 word=deadbeef`
+	hits := kaddr.FindText([]byte(text), "out")
+	var got []string
+	for _, h := range hits {
+		got = append(got, h.String())
+	}
+	want := []string{"out line 1: 0xffff888105469000", "out line 2: 0xffffffff82150cc0", "out line 2: 0xffffffff82152450",
+		"out line 3: 0xffffffff81e65670"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("hits\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestFindWords(t *testing.T) {
+	b := make([]byte, 32)
+	binary.LittleEndian.PutUint64(b[8:], 0xffff888105469000)
+	binary.LittleEndian.PutUint64(b[12:], 0) // not aligned: the high half is gone
+	binary.LittleEndian.PutUint64(b[16:], 0xffffffff81e65670)
+	binary.LittleEndian.PutUint64(b[24:], ^uint64(0))
+	hits := kaddr.FindWords(b, "rec")
+	if len(hits) != 1 || hits[0].String() != "rec +16: 0xffffffff81e65670" {
+		t.Errorf("hits %v", hits)
+	}
+}
+
+// TestFindRecording: a real recording of an older ringtrace holds socket
+// and skb addresses in its records, symbol addresses in its header.
+func TestFindRecording(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/recordings/status.rtrec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits, err := kaddr.FindRecording(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]int{}
+	for _, h := range hits {
+		where[strings.Fields(h.Where)[0]]++
+	}
+	if where["header"] == 0 || where["record"] == 0 {
+		t.Errorf("hits by place %v, want some in the header and the records", where)
+	}
+	var clean bytes.Buffer
+	w, err := record.NewWriter(&clean, record.Header{Tool: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(event.Encode(event.Event{Kind: event.FrameState, TS: 1, Sk: 1, SockIno: 7, New: event.Sending}))
+	if err := w.CloseWithTrailer(record.Trailer{}); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := kaddr.FindRecording(clean.Bytes()); err != nil || len(hits) != 0 {
+		t.Errorf("a recording without addresses: %v, %v", hits, err)
+	}
+}
