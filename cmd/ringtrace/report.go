@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
+	"github.com/ringtrace/ringtrace/tracer/outfile"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 )
@@ -101,8 +102,9 @@ func renderFlags() []cli.Flag {
 }
 
 // renderFile is one --perfetto / --html output. It is opened before any
-// work, so an unwritable path fails first, and truncated only when the
-// report is written: a failed run leaves an existing file as it was.
+// work, so an unwritable path fails first, and made private (0600) and
+// truncated only when the report is written: a failed run leaves an
+// existing file as it was.
 type renderFile struct {
 	flag, path, what string
 	render           func(*report.Report, io.Writer) error
@@ -129,7 +131,7 @@ func createRenderFiles(c *cli.Context) (renderFiles, error) {
 		}
 		seen[abs] = o.flag
 		_, statErr := os.Stat(o.path)
-		f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_CREATE, 0o644)
+		f, err := outfile.Open(o.path)
 		if err != nil {
 			outs.abort()
 			return nil, inputerr.New("--%s %s: %v", o.flag, o.path, err)
@@ -165,6 +167,9 @@ func (outs renderFiles) write(rep *report.Report, w io.Writer) error {
 
 func (o *renderFile) writeFile(rep *report.Report) error {
 	defer o.f.Close()
+	if err := outfile.Private(o.f); err != nil {
+		return err
+	}
 	if err := o.f.Truncate(0); err != nil {
 		return err
 	}

@@ -14,9 +14,10 @@ import (
 const statusRecording = "../../testdata/recordings/status.rtrec"
 
 // checkRendered asserts that the --perfetto and --html files hold a trace
-// and a report page.
+// and a report page, readable by their owner only.
 func checkRendered(t *testing.T, perfetto, html string) {
 	t.Helper()
+	checkPrivate(t, perfetto, html)
 	b, err := os.ReadFile(perfetto)
 	if err != nil {
 		t.Fatal(err)
@@ -36,10 +37,27 @@ func checkRendered(t *testing.T, perfetto, html string) {
 	}
 }
 
+// checkPrivate asserts that output files have mode 0600, as perf.data.
+func checkPrivate(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), m)
+		}
+	}
+}
+
 func TestReportRenderFlags(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	pf, hf := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html")
+	if err := os.WriteFile(pf, []byte("an older, public trace"), 0o644); err != nil {
+		t.Fatal(err) // an existing file becomes private when rewritten
+	}
 
 	r := runBin(t, bin, nil, "report", statusRecording, "--perfetto", pf, "--html", hf)
 	if r.code != 0 || !strings.Contains(r.stdout, "DIAGNOSES") {
@@ -74,6 +92,9 @@ func TestReportRenderFlags(t *testing.T) {
 	if b, _ := os.ReadFile(keep); string(b) != "keep" {
 		t.Errorf("a failed run changed an existing output file: %q", b)
 	}
+	if fi, err := os.Stat(keep); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("a failed run changed an existing output file's mode: %v", fi.Mode())
+	}
 }
 
 // TestTraceRenderFlags: a live trace builds the report and writes both
@@ -85,8 +106,9 @@ func TestTraceRenderFlags(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	pf, hf, ready := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html"), filepath.Join(dir, "ready")
+	rec := filepath.Join(dir, "t.rtrec")
 	var out, errb strings.Builder
-	cmd := exec.Command(bin, "trace", "--duration", "10s", "--ready-file", ready, "--comm", "ringtrace", "--perfetto", pf, "--html", hf)
+	cmd := exec.Command(bin, "trace", "--duration", "10s", "--ready-file", ready, "--comm", "ringtrace", "--perfetto", pf, "--html", hf, "--record", rec)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,4 +127,5 @@ func TestTraceRenderFlags(t *testing.T) {
 		t.Errorf("stdout %d bytes, stderr %q: want the events and where the files went", out.Len(), errb.String())
 	}
 	checkRendered(t, pf, hf)
+	checkPrivate(t, rec)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
+	"github.com/ringtrace/ringtrace/tracer/outfile"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
 	"github.com/ringtrace/ringtrace/tracer/record"
@@ -340,7 +341,7 @@ func runTrace(c *cli.Context) error {
 	// Fail on an unwritable --record before attaching anything.
 	var recFile *os.File
 	if path := c.String("record"); path != "" {
-		f, err := os.Create(path)
+		f, err := outfile.Create(path)
 		if err != nil {
 			return inputerr.New("--record %s: %v", path, err)
 		}

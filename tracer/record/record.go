@@ -32,6 +32,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/outfile"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
 )
@@ -104,9 +105,9 @@ type Writer struct {
 	len [4]byte
 }
 
-// Create starts a recording at path.
+// Create starts a recording at path, readable by its owner only.
 func Create(path string, h Header) (*Writer, error) {
-	f, err := os.Create(path)
+	f, err := outfile.Create(path)
 	if err != nil {
 		return nil, inputerr.New("--record %s: %v", path, err)
 	}
