@@ -241,10 +241,13 @@ func TestTraceReadyFileAndSummary(t *testing.T) {
 			t.Fatalf("bad JSON line %q: %v", l, err)
 		}
 		if m["event"] == "frame_state" {
-			for _, k := range []string{"frame", "state", "ts_ns", "pid", "socket"} {
+			for _, k := range []string{"frame", "state", "ts_ns", "pid", "sock", "sock_ino"} {
 				if _, ok := m[k]; !ok {
 					t.Errorf("frame_state lacks %q: %s", k, l)
 				}
+			}
+			if _, ok := m["socket"]; ok {
+				t.Errorf("frame_state names its socket's kernel address: %s", l)
 			}
 			states = append(states, fmt.Sprintf("%v:%v", m["frame"], m["state"]))
 		}

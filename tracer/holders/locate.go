@@ -61,8 +61,9 @@ type Location struct {
 // Locate says where frame f is: in a receive queue when snap (taken while
 // the frame was SENDING; nil if none) saw its skb there, else the last
 // place the events put it. start is the trace's first timestamp, for
-// relative times in the evidence.
-func Locate(f Frame, snap *Snapshot, w Where, start uint64) Location {
+// relative times in the evidence, which names the skb's and the frame's
+// kernel addresses only with kernelAddresses.
+func Locate(f Frame, snap *Snapshot, w Where, start uint64, kernelAddresses bool) Location {
 	rel := func(ts uint64) string {
 		if ts < start {
 			return "?"
@@ -82,9 +83,15 @@ func Locate(f Frame, snap *Snapshot, w Where, start uint64) Location {
 			if h.Form == FormUarg {
 				how = "destructor_arg -> struct tpacket_uarg {po, ph}"
 			}
+			addr := func(a uint64) string {
+				if !kernelAddresses {
+					return ""
+				}
+				return fmt.Sprintf(" %#x", a)
+			}
 			l.Evidence = append(l.Evidence,
-				fmt.Sprintf("kernel state at %s (%s walk of every task's sockets): skb %#x in sk_receive_queue of socket inode %d", rel(snap.TS), snap.Why, h.Skb, h.HolderIno),
-				fmt.Sprintf("recognised as a ring skb by the %s form (%s): frame address %#x is frame #%d of socket inode %d's TX ring", h.Form, how, h.Ph, f.Frame, h.SenderIno))
+				fmt.Sprintf("kernel state at %s (%s walk of every task's sockets): skb%s in sk_receive_queue of socket inode %d", rel(snap.TS), snap.Why, addr(h.Skb), h.HolderIno),
+				fmt.Sprintf("recognised as a ring skb by the %s form (%s): its frame address%s is frame #%d of socket inode %d's TX ring", h.Form, how, addr(h.Ph), f.Frame, h.SenderIno))
 			if w.Place != "" {
 				ev := "before that the events saw it " + w.String() + " at " + rel(w.TS)
 				l.Evidence = append(l.Evidence, ev)

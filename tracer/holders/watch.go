@@ -27,6 +27,9 @@ type Watcher struct {
 	Out   io.Writer
 	// Walk takes a snapshot (a *Walker's Walk, or a fake in tests).
 	Walk func(why string) (*Snapshot, error)
+	// KernelAddresses names skbs and frames by their kernel addresses in
+	// the evidence it prints (see Locate).
+	KernelAddresses bool
 
 	mu      sync.Mutex
 	frames  map[Frame]*tracked
@@ -217,7 +220,7 @@ func (w *Watcher) report(frames []Frame, why, what string) {
 		if t := w.frames[f]; t != nil {
 			where = t.where
 		}
-		loc := Locate(f, snap, where, w.start)
+		loc := Locate(f, snap, where, w.start, w.KernelAddresses)
 		s := Frame{Sk: f.Sk, Ino: f.Ino}
 		k := w.labels[s] + "\x00" + loc.Summary
 		g := groups[k]
