@@ -34,6 +34,9 @@ type Options struct {
 	Log     io.Writer // progress lines (nil: discarded)
 	Tracefs string
 	BTF     string
+	// KernelAddresses shows raw kernel addresses in the reports and the
+	// progress lines (event.Names).
+	KernelAddresses bool
 }
 
 // Runner runs scenarios on this kernel. It probes the kernel once.
@@ -68,7 +71,8 @@ func NewRunner(o Options) (*Runner, error) {
 	}
 	sym := &kernel.Symbolizer{}
 	return &Runner{o: o, facts: facts, btf: spec, plan: p, names: event.Names{
-		DropReason: func(c uint32) string { return facts.DropReasons[c] }, Symbol: sym.Lookup}}, nil
+		DropReason: func(c uint32) string { return facts.DropReasons[c] }, Symbol: sym.Lookup,
+		KernelAddresses: o.KernelAddresses}}, nil
 }
 
 // Plan is the attach plan the runner uses.
@@ -199,6 +203,7 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		after = holders.DefaultStuckAfter
 	}
 	watch := holders.NewWatcher(after, e.Log, walker.Walk)
+	watch.KernelAddresses = r.o.KernelAddresses
 	promises := promise.New(r.plan, func(s string) {
 		fmt.Fprintf(e.Log, "ringtrace: WARNING: broken promise: %s; has the kernel changed? run `ringtrace probe --verify`\n", s)
 	})

@@ -29,6 +29,7 @@ func reportCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the report (totals, diagnoses, sockets, CPUs) as JSON"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no report (with --perfetto / --html: only write the files)"},
 			&cli.DurationFlag{Name: "stuck-after", Usage: "report a frame SENDING this long as stuck (default: what the trace used, else 1s)"},
+			kernelAddressesFlagDef("show the recording's raw kernel addresses (stuck frames' skbs, unnamed locations), if it has any"),
 		}, renderFlags()...),
 		Action: runReport,
 	}
@@ -46,7 +47,8 @@ func openReport(c *cli.Context) (*report.Report, error) {
 	if c.IsSet("stuck-after") && c.Duration("stuck-after") <= 0 {
 		return nil, inputerr.New("--stuck-after must be positive (e.g. 500ms, 2s)")
 	}
-	rep, err := report.ReplayLimits(r, report.Limits{StuckAfter: c.Duration("stuck-after")})
+	rep, err := report.ReplayWith(r, report.ReplayOptions{Limits: report.Limits{StuckAfter: c.Duration("stuck-after")},
+		KernelAddresses: c.Bool(kernelAddressesFlag)})
 	if err != nil {
 		return nil, inputerr.New("recording %s: %v", c.Args().First(), err)
 	}
@@ -90,6 +92,15 @@ func runReport(c *cli.Context) error {
 		return enc.Encode(rep)
 	}
 	return rep.WriteText(out, report.TextOptions{Frames: c.Bool("frames"), AllCalls: c.Bool("calls")})
+}
+
+// kernelAddressesFlag restores raw kernel addresses in outputs (trace,
+// report and run): for kernel developers on their own machine, since any of
+// them defeats KASLR for whoever reads the output.
+const kernelAddressesFlag = "kernel-addresses"
+
+func kernelAddressesFlagDef(usage string) cli.Flag {
+	return &cli.BoolFlag{Name: kernelAddressesFlag, Usage: usage}
 }
 
 // renderFlags are the report renderers' output files, shared by report and

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringtrace/ringtrace/tracer/kaddr"
 )
 
 const statusRecording = "../../testdata/recordings/status.rtrec"
@@ -128,4 +130,28 @@ func TestTraceRenderFlags(t *testing.T) {
 	}
 	checkRendered(t, pf, hf)
 	checkPrivate(t, rec)
+}
+
+// TestReportKernelAddresses: a report names no kernel address unless asked
+// to, and then names those its recording has (a stuck frame's skb).
+func TestReportKernelAddresses(t *testing.T) {
+	bin := buildBinary(t)
+	rec := "../../testdata/recordings/selfloop-7.2-blocking.rtrec"
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"report", rec, "--frames"}, false},
+		{[]string{"report", rec, "--json"}, false},
+		{[]string{"report", rec, "--frames", "--kernel-addresses"}, true},
+		{[]string{"report", "--kernel-addresses", "--json", rec}, true},
+	} {
+		r := runBin(t, bin, nil, tc.args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, r.code, r.stderr)
+		}
+		if hits := kaddr.FindText([]byte(r.stdout+r.stderr), "output"); (len(hits) > 0) != tc.want {
+			t.Errorf("%v: kernel addresses %v, want some: %v", tc.args, hits, tc.want)
+		}
+	}
 }

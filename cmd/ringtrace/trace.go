@@ -120,6 +120,7 @@ func traceFlags() []cli.Flag {
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
 		stuckAfterFlag(),
+		kernelAddressesFlagDef("show raw kernel addresses (sockets and napi in JSON, stuck frames' skbs, unnamed locations): never share such output"),
 	), renderFlags()...)
 }
 
@@ -329,11 +330,12 @@ func (a addrSink) Event(e *event.Event) error {
 }
 func (addrSink) Flush() error { return nil }
 
-func names(f *kernel.Facts) event.Names {
+func names(f *kernel.Facts, kernelAddresses bool) event.Names {
 	sym := &kernel.Symbolizer{}
 	return event.Names{
-		DropReason: func(code uint32) string { return f.DropReasons[code] },
-		Symbol:     sym.Lookup,
+		DropReason:      func(code uint32) string { return f.DropReasons[code] },
+		Symbol:          sym.Lookup,
+		KernelAddresses: kernelAddresses,
 	}
 }
 
@@ -366,7 +368,7 @@ func runTrace(c *cli.Context) error {
 		defer cancel()
 	}
 	out := bufio.NewWriterSize(os.Stdout, 256<<10)
-	nm := names(ts.facts)
+	nm := names(ts.facts, c.Bool(kernelAddressesFlag))
 	f := event.NewFormatter(ts.start, nm)
 	var sinks teeSink
 	var builder *report.Builder
@@ -403,6 +405,7 @@ func runTrace(c *cli.Context) error {
 	var watch *holders.Watcher
 	if !aggregating(c) {
 		watch = holders.NewWatcher(after, os.Stderr, walker.Walk)
+		watch.KernelAddresses = nm.KernelAddresses
 		sinks = append(sinks, watch)
 	}
 	var sink session.Sink = sinks

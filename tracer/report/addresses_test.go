@@ -3,9 +3,12 @@ package report_test
 import (
 	"bytes"
 	"encoding/json"
+	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/ringtrace/ringtrace/tracer/kaddr"
+	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 )
 
@@ -44,5 +47,30 @@ func TestReportsHoldNoKernelAddresses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReplayKernelAddresses: asked for, a report names the kernel addresses
+// its recording has (a stuck frame's skb and frame), and is otherwise the
+// same.
+func TestReplayKernelAddresses(t *testing.T) {
+	r, err := record.Open(filepath.Join(recordings, "selfloop-7.2-blocking.rtrec"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rep, err := report.ReplayWith(r, report.ReplayOptions{KernelAddresses: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, without := renderAll(t, rep), renderAll(t, replay(t, "selfloop-7.2-blocking"))
+	addr := regexp.MustCompile(` 0xff[0-9a-f]{14}`)
+	for view, b := range with {
+		if len(kaddr.FindText(b, view)) == 0 {
+			t.Errorf("%s report names no kernel address", view)
+		}
+		if got := addr.ReplaceAll(b, nil); !bytes.Equal(got, without[view]) {
+			t.Errorf("%s report with addresses, less them, differs from the one without", view)
+		}
 	}
 }

@@ -18,11 +18,27 @@ func Replay(r *record.Reader) (*Report, error) { return ReplayLimits(r, Limits{}
 
 // ReplayLimits is Replay keeping only what l allows.
 func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
+	return ReplayWith(r, ReplayOptions{Limits: l})
+}
+
+// ReplayOptions steer a replay.
+type ReplayOptions struct {
+	Limits Limits // what the report keeps
+	// KernelAddresses shows the recording's raw kernel addresses (see
+	// event.Names), when it has any.
+	KernelAddresses bool
+}
+
+// ReplayWith is Replay with options.
+func ReplayWith(r *record.Reader, o ReplayOptions) (*Report, error) {
+	l := o.Limits
 	evs, err := r.Events(maxReplayEvents)
 	if err != nil {
 		return nil, err
 	}
-	b := NewBuilder(NamesFromRecording(r))
+	names := NamesFromRecording(r)
+	names.KernelAddresses = o.KernelAddresses
+	b := NewBuilder(names)
 	b.SetLimits(l)
 	b.SetStuckAfter(l.StuckAfter)
 	if l.StuckAfter == 0 {
