@@ -162,3 +162,29 @@ func TestParseSyscall(t *testing.T) {
 		t.Errorf("BlockedSenders = %+v, want thread 2 (sendto on fd 3; thread 3 sends on fd 5)", b)
 	}
 }
+
+// TestMapPointers: a copy with pseudonyms for the addresses finds the same
+// holders as the snapshot; the snapshot keeps its addresses.
+func TestMapPointers(t *testing.T) {
+	s, err := Decode(Encode(records()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	socks := map[uint64]uint64{senderSk: 1, otherSk: 2}
+	c := s.MapPointers(func(v uint64) uint64 { return socks[v] }, func(v uint64) uint64 { return v & 0xfffff })
+	for f := uint32(1); f <= 3; f++ {
+		h, hc := s.Find(Frame{Sk: senderSk, Ino: 100, Frame: f}), c.Find(Frame{Sk: 1, Ino: 100, Frame: f})
+		if h == nil || hc == nil || socks[h.Holder] != hc.Holder || h.HolderIno != hc.HolderIno || hc.Skb != h.Skb&0xfffff || hc.Ph != h.Ph&0xfffff {
+			t.Errorf("frame %d: held %+v, in the copy %+v", f, h, hc)
+		}
+		if c.Describe(hc) != s.Describe(h) {
+			t.Errorf("frame %d: %q, in the copy %q", f, s.Describe(h), c.Describe(hc))
+		}
+	}
+	if r := c.Ring(1, 100); r == nil || r.Blocks[0] != block0&0xfffff {
+		t.Errorf("ring %+v", r)
+	}
+	if s.Rings[0].Sk != senderSk || s.Rings[0].Blocks[0] != block0 || s.Held[0].Sender != senderSk {
+		t.Errorf("the snapshot changed: %+v", s)
+	}
+}
