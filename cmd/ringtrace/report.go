@@ -47,6 +47,9 @@ func openReport(c *cli.Context) (*report.Report, error) {
 	if c.IsSet("stuck-after") && c.Duration("stuck-after") <= 0 {
 		return nil, inputerr.New("--stuck-after must be positive (e.g. 500ms, 2s)")
 	}
+	if c.Bool(kernelAddressesFlag) && !r.KernelAddresses() {
+		fmt.Fprintf(os.Stderr, "ringtrace: %s holds no kernel addresses (it was recorded without --kernel-addresses): the report shows none\n", c.Args().First())
+	}
 	rep, err := report.ReplayWith(r, report.ReplayOptions{Limits: report.Limits{StuckAfter: c.Duration("stuck-after")},
 		KernelAddresses: c.Bool(kernelAddressesFlag)})
 	if err != nil {

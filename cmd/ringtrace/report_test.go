@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kaddr"
+	"github.com/ringtrace/ringtrace/tracer/record"
 )
 
 const statusRecording = "../../testdata/recordings/status.rtrec"
@@ -153,5 +155,20 @@ func TestReportKernelAddresses(t *testing.T) {
 		if hits := kaddr.FindText([]byte(r.stdout+r.stderr), "output"); (len(hits) > 0) != tc.want {
 			t.Errorf("%v: kernel addresses %v, want some: %v", tc.args, hits, tc.want)
 		}
+	}
+	// A recording made without kernel addresses has none to show: it says so.
+	anon := filepath.Join(t.TempDir(), "anon.rtrec")
+	w, err := record.Create(anon, record.Header{Tool: "test"}, record.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(event.Encode(event.Event{Kind: event.FrameState, TS: 1000, Sk: 0xffff888105469000, SockIno: 7, Frame: 0,
+		Old: event.SendRequest, New: event.Sending}))
+	if err := w.CloseWithTrailer(record.Trailer{}); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, bin, nil, "report", anon, "--kernel-addresses", "--frames")
+	if r.code != 0 || !strings.Contains(r.stderr, "holds no kernel addresses") || !strings.Contains(r.stdout, "sk1") {
+		t.Errorf("exit %d, stderr %q, stdout %q", r.code, r.stderr, r.stdout)
 	}
 }

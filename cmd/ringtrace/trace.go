@@ -145,15 +145,16 @@ type traceSession struct {
 }
 
 // startRecording writes a recording header to f, if any, and returns the
-// raw-record callback for Session.Run.
-func (ts *traceSession) startRecording(f *os.File) (*record.Writer, func([]byte) error, error) {
+// raw-record callback for Session.Run. The recording keeps kernel
+// addresses only when names show them (--kernel-addresses).
+func (ts *traceSession) startRecording(f *os.File, nm event.Names) (*record.Writer, func([]byte) error, error) {
 	if f == nil {
 		return nil, nil, nil
 	}
 	w, err := record.NewWriter(f, record.Header{
 		Tool: "ringtrace " + version, Created: ts.wall, Monotonic: ts.start,
-		Kernel: ts.facts, Plan: ts.plan, Command: os.Args,
-	})
+		Kernel: ts.facts, Plan: ts.plan, Command: os.Args, KernelAddresses: nm.KernelAddresses,
+	}, record.Options{Symbol: nm.Symbol})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -318,18 +319,6 @@ type builderSink struct{ b *report.Builder }
 func (s builderSink) Event(e *event.Event) error { s.b.Add(e); return nil }
 func (builderSink) Flush() error                 { return nil }
 
-// addrSink remembers the kernel addresses events name (drop and free
-// locations) so a recording's trailer can name them.
-type addrSink map[uint64]bool
-
-func (a addrSink) Event(e *event.Event) error {
-	if (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 && len(a) < 4096 {
-		a[e.A[1]] = true
-	}
-	return nil
-}
-func (addrSink) Flush() error { return nil }
-
 func names(f *kernel.Facts, kernelAddresses bool) event.Names {
 	sym := &kernel.Symbolizer{}
 	return event.Names{
@@ -393,10 +382,6 @@ func runTrace(c *cli.Context) error {
 		builder = report.NewBuilder(nm)
 		sinks = append(sinks, builderSink{builder})
 	}
-	addrs := addrSink{}
-	if recFile != nil {
-		sinks = append(sinks, addrs)
-	}
 	promises := promise.New(ts.plan, warnPromise(os.Stderr))
 	sinks = append(sinks, promises)
 	after, _ := stuckAfter(c)
@@ -409,7 +394,7 @@ func runTrace(c *cli.Context) error {
 		sinks = append(sinks, watch)
 	}
 	var sink session.Sink = sinks
-	rec, raw, err := ts.startRecording(recFile)
+	rec, raw, err := ts.startRecording(recFile, nm)
 	if err != nil {
 		outs.abort()
 		return err
@@ -429,13 +414,8 @@ func runTrace(c *cli.Context) error {
 	}
 	st := ts.sess.Stats()
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
+		tr := record.Trailer{Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
 			Promises: promises.Tallies()}
-		for a := range addrs {
-			if n := nm.Symbol(a); n != "" {
-				tr.Symbols[a] = n
-			}
-		}
 		if err := rec.CloseWithTrailer(tr); err != nil && runErr == nil {
 			runErr = fmt.Errorf("write recording: %w", err)
 		}

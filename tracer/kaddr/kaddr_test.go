@@ -3,12 +3,13 @@ package kaddr_test
 import (
 	"bytes"
 	"encoding/binary"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/kaddr"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/record"
 )
 
@@ -62,34 +63,37 @@ func TestFindWords(t *testing.T) {
 	}
 }
 
-// TestFindRecording: a real recording of an older ringtrace holds socket
-// and skb addresses in its records, symbol addresses in its header.
+// TestFindRecording: the kernel addresses of a recording's header, records
+// and trailer are found, each where it is.
 func TestFindRecording(t *testing.T) {
-	b, err := os.ReadFile("../../testdata/recordings/status.rtrec")
+	rec := func(kernelAddresses bool) []byte {
+		var buf bytes.Buffer
+		h := record.Header{Tool: "test", KernelAddresses: kernelAddresses,
+			Kernel: &kernel.Facts{Symbols: map[string]kernel.Symbol{"packet_sendmsg": {Name: "packet_sendmsg", Addr: 0xffffffff82150cc0}}}}
+		w, err := record.NewWriter(&buf, h, record.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(event.Encode(event.Event{Kind: event.FrameState, TS: 1, Sk: 0xffff888105469000, SockIno: 7, New: event.Sending}))
+		tr := record.Trailer{Holders: []*holders.Snapshot{{Held: []holders.Held{{Skb: 0xffff8881022a4e00}}}}}
+		if err := w.CloseWithTrailer(tr); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	hits, err := kaddr.FindRecording(rec(true))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hits, err := kaddr.FindRecording(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	where := map[string]int{}
+	var got []string
 	for _, h := range hits {
-		where[strings.Fields(h.Where)[0]]++
+		got = append(got, h.String())
 	}
-	if where["header"] == 0 || where["record"] == 0 {
-		t.Errorf("hits by place %v, want some in the header and the records", where)
+	want := "header line 1: 0xffffffff82150cc0|record 1 (frame_state) +16: 0xffff888105469000|trailer line 1: 0xffff8881022a4e00"
+	if strings.Join(got, "|") != want {
+		t.Errorf("found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.ReplaceAll(want, "|", "\n"))
 	}
-	var clean bytes.Buffer
-	w, err := record.NewWriter(&clean, record.Header{Tool: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(event.Encode(event.Event{Kind: event.FrameState, TS: 1, Sk: 1, SockIno: 7, New: event.Sending}))
-	if err := w.CloseWithTrailer(record.Trailer{}); err != nil {
-		t.Fatal(err)
-	}
-	if hits, err := kaddr.FindRecording(clean.Bytes()); err != nil || len(hits) != 0 {
-		t.Errorf("a recording without addresses: %v, %v", hits, err)
+	if hits, err := kaddr.FindRecording(rec(false)); err != nil || len(hits) != 0 {
+		t.Errorf("a recording without kernel addresses: %v, %v", hits, err)
 	}
 }

@@ -115,7 +115,7 @@ func writeRecording(t *testing.T, evs []event.Event) []byte {
 func writeRecordingTrailer(t *testing.T, evs []event.Event, tr *record.Trailer) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := record.NewWriter(&buf, record.Header{Tool: "test"})
+	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestCreatePrivate(t *testing.T) {
 	if err := os.WriteFile(path, []byte("older"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err := record.Create(path, record.Header{Tool: "test"})
+	w, err := record.Create(path, record.Header{Tool: "test"}, record.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
