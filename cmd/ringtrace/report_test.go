@@ -3,10 +3,8 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,26 +107,11 @@ func TestTraceRenderFlags(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	pf, hf, ready := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html"), filepath.Join(dir, "ready")
-	rec := filepath.Join(dir, "t.rtrec")
-	var out, errb strings.Builder
-	cmd := exec.Command(bin, "trace", "--duration", "10s", "--ready-file", ready, "--comm", "ringtrace", "--perfetto", pf, "--html", hf, "--record", rec)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, ready, &errb)
-	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "8", "--size", "64", "-q"); r.code != 0 {
-		t.Fatalf("send: %s", r.stderr)
-	}
-	time.Sleep(200 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("trace: %v: %s", err, errb.String())
-	}
-	if !strings.Contains(out.String(), "SENDING -> AVAILABLE") || !strings.Contains(errb.String(), "to "+hf) {
-		t.Errorf("stdout %d bytes, stderr %q: want the events and where the files went", out.Len(), errb.String())
+	pf, hf, rec := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html"), filepath.Join(dir, "t.rtrec")
+	out, errs := traceWhileSending(t, bin, []string{"--duration", "10s", "--perfetto", pf, "--html", hf, "--record", rec},
+		[]string{"--frames", "4", "--count", "8", "--size", "64"}, 200*time.Millisecond)
+	if !strings.Contains(out, "SENDING -> AVAILABLE") || !strings.Contains(errs, "to "+hf) {
+		t.Errorf("stdout %d bytes, stderr %q: want the events and where the files went", len(out), errs)
 	}
 	checkRendered(t, pf, hf)
 	checkPrivate(t, rec)

@@ -43,6 +43,24 @@ func FindWords(b []byte, where string) []Hit {
 	return hits
 }
 
+// Typical reports whether v has the shape of the kernel addresses of an
+// x86_64 machine with 4-level paging narrowly enough to look for them at
+// every byte offset of binary data: 0xffff8xxxxxxxxxxx (the direct map,
+// where sockets and skbs live) or 0xffffffff8xxxxxxx (kernel text).
+func Typical(v uint64) bool { return v>>44 == 0xffff8 || v>>28 == 0xffffffff8 }
+
+// FindBytes returns the Typical 8-byte little-endian words of b at every
+// byte offset: pointers wherever a binary file puts them.
+func FindBytes(b []byte, where string) []Hit {
+	var hits []Hit
+	for off := 0; off+8 <= len(b); off++ {
+		if v := binary.LittleEndian.Uint64(b[off:]); Typical(v) {
+			hits = append(hits, Hit{Where: fmt.Sprintf("%s +%d", where, off), Value: v})
+		}
+	}
+	return hits
+}
+
 // FindText returns the numbers written in text b that are kernel addresses:
 // hexadecimal ones ("0xffff888105469000", or 16 bare hex digits as
 // kallsyms writes them) and decimal ones (JSON's 18446612137057292288).

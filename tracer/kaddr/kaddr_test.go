@@ -63,6 +63,23 @@ func TestFindWords(t *testing.T) {
 	}
 }
 
+func TestFindBytes(t *testing.T) {
+	b := make([]byte, 40)
+	binary.LittleEndian.PutUint64(b[3:], 0xffff888105469000)  // unaligned
+	binary.LittleEndian.PutUint64(b[20:], 0xffffffff81e65670) // kernel text
+	for i := 28; i < 40; i++ {
+		b[i] = 0xff // three int32 -1s: not an address
+	}
+	var got []string
+	for _, h := range kaddr.FindBytes(b, "file") {
+		got = append(got, h.String())
+	}
+	// A text address read two bytes early still looks like the direct map.
+	if want := "file +3: 0xffff888105469000|file +18: 0xffff81e656700000|file +20: 0xffffffff81e65670"; strings.Join(got, "|") != want {
+		t.Errorf("found %v, want %s", got, want)
+	}
+}
+
 // TestFindRecording: the kernel addresses of a recording's header, records
 // and trailer are found, each where it is.
 func TestFindRecording(t *testing.T) {
