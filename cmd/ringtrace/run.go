@@ -53,7 +53,7 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "size", Usage: "frame length (tp_len)"},
 			&cli.StringFlag{Name: "tracefs", Usage: "where tracefs is, or is mounted"},
 			&cli.StringFlag{Name: "btf", Usage: "kernel BTF file"},
-			kernelAddressesFlagDef("show raw kernel addresses in the reports: never share them"),
+			kernelAddressesFlagDef("show raw kernel addresses in the reports and keep them in the --out recordings: never share them"),
 		},
 		Action: runScenarios,
 	}

@@ -120,7 +120,7 @@ func traceFlags() []cli.Flag {
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
 		stuckAfterFlag(),
-		kernelAddressesFlagDef("show raw kernel addresses (sockets and napi in JSON, stuck frames' skbs, unnamed locations): never share such output"),
+		kernelAddressesFlagDef("show raw kernel addresses (sockets and napi in JSON, stuck frames' skbs, unnamed locations) and keep them in the --record file: never share what it writes"),
 	), renderFlags()...)
 }
 
