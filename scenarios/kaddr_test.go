@@ -1,6 +1,7 @@
 package scenarios_test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,8 +35,10 @@ func leaks(t *testing.T, path string) []kaddr.Hit {
 // TestOutHoldsNoKernelAddresses runs `ringtrace run status --out DIR` as
 // `make demo` does: the recording, text report, Perfetto trace and HTML
 // page it writes are private (0600) and none of them, nor what it prints,
-// holds a kernel address. With --kernel-addresses the recording keeps
-// them, which shows the check finds them in a live recording.
+// holds a kernel address; `ringtrace report` of the recording is the text
+// report the run wrote from the live trace. With --kernel-addresses the
+// recording keeps them, which shows the check finds them in a live
+// recording.
 func TestOutHoldsNoKernelAddresses(t *testing.T) {
 	needRoot(t)
 	bin := ringtraceBinary(t)
@@ -66,6 +69,13 @@ func TestOutHoldsNoKernelAddresses(t *testing.T) {
 		}
 		for _, h := range kaddr.FindText(out, "output") {
 			t.Errorf("kernel address in what %v printed: %s", args, h)
+		}
+		replayed, err := exec.Command(bin, "report", filepath.Join(dir, "status.rtrec"), "--frames", "--calls").Output()
+		if err != nil {
+			t.Fatalf("report: %v", err)
+		}
+		if live, _ := os.ReadFile(filepath.Join(dir, "status.txt")); !bytes.Equal(replayed, live) {
+			t.Errorf("%v: the report of the recording differs from the live one:\n%s\nlive:\n%s", args[3:], replayed, live)
 		}
 		t.Logf("%v: kernel addresses found per file: %v", args[3:], found)
 		if keep && found["status.rtrec"] == 0 {
