@@ -34,6 +34,9 @@ type Options struct {
 	Log     io.Writer // progress lines (nil: discarded)
 	Tracefs string
 	BTF     string
+	// KernelAddresses shows raw kernel addresses in the reports and the
+	// progress lines (event.Names), and keeps them in the recordings.
+	KernelAddresses bool
 }
 
 // Runner runs scenarios on this kernel. It probes the kernel once.
@@ -68,7 +71,8 @@ func NewRunner(o Options) (*Runner, error) {
 	}
 	sym := &kernel.Symbolizer{}
 	return &Runner{o: o, facts: facts, btf: spec, plan: p, names: event.Names{
-		DropReason: func(c uint32) string { return facts.DropReasons[c] }, Symbol: sym.Lookup}}, nil
+		DropReason: func(c uint32) string { return facts.DropReasons[c] }, Symbol: sym.Lookup,
+		KernelAddresses: o.KernelAddresses}}, nil
 }
 
 // Plan is the attach plan the runner uses.
@@ -181,7 +185,6 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	builder := report.NewBuilder(r.names)
 	var raw func([]byte) error
 	var rec *record.Writer
-	var addrs map[uint64]bool
 	base := e.s.Name
 	if label != "" {
 		base += "-" + label
@@ -191,12 +194,12 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 		rec, err = record.Create(filepath.Join(r.o.Out, base+".rtrec"), record.Header{
 			Tool: "ringtrace run " + e.s.Name, Created: time.Now(), Monotonic: uint64(ts.Nano()),
-			Kernel: r.facts, Plan: sess.Plan(), Command: os.Args, Note: e.s.Title})
+			Kernel: r.facts, Plan: sess.Plan(), Command: os.Args, Note: e.s.Title, KernelAddresses: r.o.KernelAddresses},
+			record.Options{Symbol: r.names.Symbol})
 		if err != nil {
 			return nil, err
 		}
 		raw = rec.Write
-		addrs = map[uint64]bool{}
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -206,10 +209,11 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	}
 	watch := holders.NewWatcher(after, e.Log, walker.Walk)
 	watch.Settle = sess.Lag()
+	watch.KernelAddresses = r.o.KernelAddresses
 	promises := promise.New(r.plan, func(s string) {
 		fmt.Fprintf(e.Log, "ringtrace: WARNING: broken promise: %s; has the kernel changed? run `ringtrace probe --verify`\n", s)
 	})
-	sink := &builderSink{b: builder, addrs: addrs, watch: watch, promises: promises}
+	sink := &builderSink{b: builder, watch: watch, promises: promises}
 	go func() { done <- sess.Run(runCtx, sink, raw) }()
 	stopWatch := watch.Start(runCtx, 20*time.Millisecond)
 	// The sender starts once the iterator is loaded (a failed load only
@@ -246,11 +250,8 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	rep := builder.Finish()
 	rep.Kernel, rep.Class, rep.Completion = r.facts.Release, string(r.plan.Class), r.plan.Completion
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
+		tr := record.Trailer{Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
 			Promises: promises.Tallies()}
-		for a := range addrs {
-			tr.Symbols[a] = r.names.Symbol(a)
-		}
 		if err := rec.CloseWithTrailer(tr); err != nil && runErr == nil {
 			runErr = err
 		}
@@ -295,7 +296,6 @@ func promisesHeld(ts []promise.Tally) Expectation {
 
 type builderSink struct {
 	b        *report.Builder
-	addrs    map[uint64]bool
 	watch    *holders.Watcher
 	promises *promise.Watch
 }
@@ -304,9 +304,6 @@ func (s *builderSink) Event(e *event.Event) error {
 	s.b.Add(e)
 	s.watch.Event(e)
 	s.promises.Event(e)
-	if s.addrs != nil && (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 {
-		s.addrs[e.A[1]] = true
-	}
 	return nil
 }
 

@@ -145,6 +145,9 @@ func checkViews(t *testing.T, files []string) {
 			t.Errorf("output %s: %v (%d bytes)", f, err, len(b))
 			continue
 		}
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("output %s: mode %v (%v), want -rw------- like perf.data", f, fi.Mode(), err)
+		}
 		for _, ext := range []string{".rtrec", ".txt", ".perfetto.json", ".html"} {
 			if strings.HasSuffix(f, ext) {
 				seen[ext] = true

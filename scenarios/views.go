@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
+	"github.com/ringtrace/ringtrace/tracer/outfile"
 	"github.com/ringtrace/ringtrace/tracer/report"
 )
 
@@ -36,7 +36,7 @@ func writeViews(rep *report.Report, dir, base string) ([]string, error) {
 }
 
 func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
+	f, err := outfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("write view: %w", err)
 	}

@@ -21,7 +21,7 @@ func badRecordings(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	w, err := record.NewWriter(&buf, record.Header{Tool: "test"})
+	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,38 @@ func waitReady(t *testing.T, ready string, stderr fmt.Stringer) {
 	}
 }
 
+// traceWhileSending runs `ringtrace trace` with args until settle after the
+// same binary has sent on lo with `ringtrace send` and sendArgs, and
+// returns what the trace printed. The sender runs under a name of its own,
+// which the trace follows (--comm): other tests' ringtrace senders on the
+// machine are not traced.
+func traceWhileSending(t *testing.T, bin string, args, sendArgs []string, settle time.Duration) (stdout, stderr string) {
+	t.Helper()
+	comm := fmt.Sprintf("rts%d", os.Getpid())
+	sender := filepath.Join(t.TempDir(), comm)
+	if err := os.Symlink(bin, sender); err != nil {
+		t.Fatal(err)
+	}
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(bin, append([]string{"trace", "--ready-file", ready, "--comm", comm}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitReady(t, ready, &errb)
+	if r := runBin(t, sender, nil, append([]string{"send", "-i", "lo", "-q"}, sendArgs...)...); r.code != 0 {
+		t.Fatalf("send: %s", r.stderr)
+	}
+	time.Sleep(settle)
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("trace %v: %v: %s", args, err, errb.String())
+	}
+	return out.String(), errb.String()
+}
+
 type result struct {
 	code           int
 	stdout, stderr string
@@ -216,24 +248,8 @@ func TestTraceReadyFileAndSummary(t *testing.T) {
 		t.Skip("needs root")
 	}
 	bin := buildBinary(t)
-	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bin, "trace", "--json", "--duration", "10s", "--ready-file", ready, "--comm", "ringtrace")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, ready, &errb)
-	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "4", "--size", "64", "-q"); r.code != 0 {
-		t.Fatalf("send: %s", r.stderr)
-	}
-	time.Sleep(200 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("trace: %v: %s", err, errb.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	out, _ := traceWhileSending(t, bin, []string{"--json", "--duration", "10s"}, []string{"--frames", "4", "--count", "4", "--size", "64"}, 200*time.Millisecond)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var states []string
 	for _, l := range lines[:len(lines)-1] {
 		var m map[string]any
@@ -241,10 +257,13 @@ func TestTraceReadyFileAndSummary(t *testing.T) {
 			t.Fatalf("bad JSON line %q: %v", l, err)
 		}
 		if m["event"] == "frame_state" {
-			for _, k := range []string{"frame", "state", "ts_ns", "pid", "socket"} {
+			for _, k := range []string{"frame", "state", "ts_ns", "pid", "sock", "sock_ino"} {
 				if _, ok := m[k]; !ok {
 					t.Errorf("frame_state lacks %q: %s", k, l)
 				}
+			}
+			if _, ok := m["socket"]; ok {
+				t.Errorf("frame_state names its socket's kernel address: %s", l)
 			}
 			states = append(states, fmt.Sprintf("%v:%v", m["frame"], m["state"]))
 		}

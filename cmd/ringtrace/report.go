@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
+	"github.com/ringtrace/ringtrace/tracer/outfile"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 )
@@ -28,6 +29,7 @@ func reportCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the report (totals, diagnoses, sockets, CPUs) as JSON"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no report (with --perfetto / --html: only write the files)"},
 			&cli.DurationFlag{Name: "stuck-after", Usage: "report a frame SENDING this long as stuck (default: what the trace used, else 1s)"},
+			kernelAddressesFlagDef("show the recording's raw kernel addresses (stuck frames' skbs, unnamed locations), if it has any"),
 		}, renderFlags()...),
 		Action: runReport,
 	}
@@ -45,7 +47,11 @@ func openReport(c *cli.Context) (*report.Report, error) {
 	if c.IsSet("stuck-after") && c.Duration("stuck-after") <= 0 {
 		return nil, inputerr.New("--stuck-after must be positive (e.g. 500ms, 2s)")
 	}
-	rep, err := report.ReplayLimits(r, report.Limits{StuckAfter: c.Duration("stuck-after")})
+	if c.Bool(kernelAddressesFlag) && !r.KernelAddresses() {
+		fmt.Fprintf(os.Stderr, "ringtrace: %s holds no kernel addresses (it was recorded without --kernel-addresses): the report shows none\n", c.Args().First())
+	}
+	rep, err := report.ReplayWith(r, report.ReplayOptions{Limits: report.Limits{StuckAfter: c.Duration("stuck-after")},
+		KernelAddresses: c.Bool(kernelAddressesFlag)})
 	if err != nil {
 		return nil, inputerr.New("recording %s: %v", c.Args().First(), err)
 	}
@@ -91,6 +97,15 @@ func runReport(c *cli.Context) error {
 	return rep.WriteText(out, report.TextOptions{Frames: c.Bool("frames"), AllCalls: c.Bool("calls")})
 }
 
+// kernelAddressesFlag restores raw kernel addresses in outputs (trace,
+// report and run): for kernel developers on their own machine, since any of
+// them defeats KASLR for whoever reads the output.
+const kernelAddressesFlag = "kernel-addresses"
+
+func kernelAddressesFlagDef(usage string) cli.Flag {
+	return &cli.BoolFlag{Name: kernelAddressesFlag, Usage: usage}
+}
+
 // renderFlags are the report renderers' output files, shared by report and
 // trace.
 func renderFlags() []cli.Flag {
@@ -101,8 +116,9 @@ func renderFlags() []cli.Flag {
 }
 
 // renderFile is one --perfetto / --html output. It is opened before any
-// work, so an unwritable path fails first, and truncated only when the
-// report is written: a failed run leaves an existing file as it was.
+// work, so an unwritable path fails first, and made private (0600) and
+// truncated only when the report is written: a failed run leaves an
+// existing file as it was.
 type renderFile struct {
 	flag, path, what string
 	render           func(*report.Report, io.Writer) error
@@ -129,7 +145,7 @@ func createRenderFiles(c *cli.Context) (renderFiles, error) {
 		}
 		seen[abs] = o.flag
 		_, statErr := os.Stat(o.path)
-		f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_CREATE, 0o644)
+		f, err := outfile.Open(o.path)
 		if err != nil {
 			outs.abort()
 			return nil, inputerr.New("--%s %s: %v", o.flag, o.path, err)
@@ -165,6 +181,9 @@ func (outs renderFiles) write(rep *report.Report, w io.Writer) error {
 
 func (o *renderFile) writeFile(rep *report.Report) error {
 	defer o.f.Close()
+	if err := outfile.Private(o.f); err != nil {
+		return err
+	}
 	if err := o.f.Truncate(0); err != nil {
 		return err
 	}

@@ -3,20 +3,23 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/kaddr"
+	"github.com/ringtrace/ringtrace/tracer/record"
 )
 
 const statusRecording = "../../testdata/recordings/status.rtrec"
 
 // checkRendered asserts that the --perfetto and --html files hold a trace
-// and a report page.
+// and a report page, readable by their owner only.
 func checkRendered(t *testing.T, perfetto, html string) {
 	t.Helper()
+	checkPrivate(t, perfetto, html)
 	b, err := os.ReadFile(perfetto)
 	if err != nil {
 		t.Fatal(err)
@@ -36,10 +39,27 @@ func checkRendered(t *testing.T, perfetto, html string) {
 	}
 }
 
+// checkPrivate asserts that output files have mode 0600, as perf.data.
+func checkPrivate(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), m)
+		}
+	}
+}
+
 func TestReportRenderFlags(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	pf, hf := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html")
+	if err := os.WriteFile(pf, []byte("an older, public trace"), 0o644); err != nil {
+		t.Fatal(err) // an existing file becomes private when rewritten
+	}
 
 	r := runBin(t, bin, nil, "report", statusRecording, "--perfetto", pf, "--html", hf)
 	if r.code != 0 || !strings.Contains(r.stdout, "DIAGNOSES") {
@@ -74,6 +94,9 @@ func TestReportRenderFlags(t *testing.T) {
 	if b, _ := os.ReadFile(keep); string(b) != "keep" {
 		t.Errorf("a failed run changed an existing output file: %q", b)
 	}
+	if fi, err := os.Stat(keep); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("a failed run changed an existing output file's mode: %v", fi.Mode())
+	}
 }
 
 // TestTraceRenderFlags: a live trace builds the report and writes both
@@ -84,25 +107,51 @@ func TestTraceRenderFlags(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	pf, hf, ready := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html"), filepath.Join(dir, "ready")
-	var out, errb strings.Builder
-	cmd := exec.Command(bin, "trace", "--duration", "10s", "--ready-file", ready, "--comm", "ringtrace", "--perfetto", pf, "--html", hf)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, ready, &errb)
-	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "4", "--count", "8", "--size", "64", "-q"); r.code != 0 {
-		t.Fatalf("send: %s", r.stderr)
-	}
-	time.Sleep(200 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("trace: %v: %s", err, errb.String())
-	}
-	if !strings.Contains(out.String(), "SENDING -> AVAILABLE") || !strings.Contains(errb.String(), "to "+hf) {
-		t.Errorf("stdout %d bytes, stderr %q: want the events and where the files went", out.Len(), errb.String())
+	pf, hf, rec := filepath.Join(dir, "t.json"), filepath.Join(dir, "t.html"), filepath.Join(dir, "t.rtrec")
+	out, errs := traceWhileSending(t, bin, []string{"--duration", "10s", "--perfetto", pf, "--html", hf, "--record", rec},
+		[]string{"--frames", "4", "--count", "8", "--size", "64"}, 200*time.Millisecond)
+	if !strings.Contains(out, "SENDING -> AVAILABLE") || !strings.Contains(errs, "to "+hf) {
+		t.Errorf("stdout %d bytes, stderr %q: want the events and where the files went", len(out), errs)
 	}
 	checkRendered(t, pf, hf)
+	checkPrivate(t, rec)
+}
+
+// TestReportKernelAddresses: a report names no kernel address unless asked
+// to, and then names those its recording has (a stuck frame's skb).
+func TestReportKernelAddresses(t *testing.T) {
+	bin := buildBinary(t)
+	rec := "../../testdata/recordings/selfloop-7.2-blocking.rtrec"
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"report", rec, "--frames"}, false},
+		{[]string{"report", rec, "--json"}, false},
+		{[]string{"report", rec, "--frames", "--kernel-addresses"}, true},
+		{[]string{"report", "--kernel-addresses", "--json", rec}, true},
+	} {
+		r := runBin(t, bin, nil, tc.args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, r.code, r.stderr)
+		}
+		if hits := kaddr.FindText([]byte(r.stdout+r.stderr), "output"); (len(hits) > 0) != tc.want {
+			t.Errorf("%v: kernel addresses %v, want some: %v", tc.args, hits, tc.want)
+		}
+	}
+	// A recording made without kernel addresses has none to show: it says so.
+	anon := filepath.Join(t.TempDir(), "anon.rtrec")
+	w, err := record.Create(anon, record.Header{Tool: "test"}, record.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(event.Encode(event.Event{Kind: event.FrameState, TS: 1000, Sk: 0xffff888105469000, SockIno: 7, Frame: 0,
+		Old: event.SendRequest, New: event.Sending}))
+	if err := w.CloseWithTrailer(record.Trailer{}); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, bin, nil, "report", anon, "--kernel-addresses", "--frames")
+	if r.code != 0 || !strings.Contains(r.stderr, "holds no kernel addresses") || !strings.Contains(r.stdout, "sk1") {
+		t.Errorf("exit %d, stderr %q, stdout %q", r.code, r.stderr, r.stdout)
+	}
 }

@@ -53,6 +53,7 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "size", Usage: "frame length (tp_len)"},
 			&cli.StringFlag{Name: "tracefs", Usage: "where tracefs is, or is mounted"},
 			&cli.StringFlag{Name: "btf", Usage: "kernel BTF file"},
+			kernelAddressesFlagDef("show raw kernel addresses in the reports and keep them in the --out recordings: never share them"),
 		},
 		Action: runScenarios,
 	}
@@ -129,6 +130,7 @@ func runScenarios(c *cli.Context) error {
 	}
 	runner, err := scenarios.NewRunner(scenarios.Options{
 		Hooks: class, Out: c.String("out"), Log: log, Tracefs: c.String("tracefs"), BTF: c.String("btf"),
+		KernelAddresses: c.Bool(kernelAddressesFlag),
 		Params: scenarios.Params{Rate: rate, FifoLimit: uint32(c.Uint("limit")), MTU: c.Int("mtu"),
 			SndBuf: c.Int("sndbuf"), Bypass: c.Bool("bypass"), Frames: c.Int("frames"), Size: c.Int("size"),
 			RateScale: c.Float64("rate-scale")},

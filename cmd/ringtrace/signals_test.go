@@ -230,24 +230,10 @@ func TestLostEventsShown(t *testing.T) {
 		t.Skip("needs root")
 	}
 	bin := buildBinary(t)
-	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bin, "trace", "--ringbuf-size", "4k", "--json", "--comm", "ringtrace", "--duration", "2m", "--ready-file", ready)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, ready, &errb)
-	if r := runBin(t, bin, nil, "send", "-i", "lo", "--frames", "1024", "--count", "8192", "--size", "60", "-q"); r.code != 0 {
-		t.Fatalf("send: %s", r.stderr)
-	}
-	time.Sleep(time.Second) // the loss watcher reports about once a second
-	cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("trace: %v: %s", err, errb.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	// A second of settling: the loss watcher reports about once a second.
+	out, errs := traceWhileSending(t, bin, []string{"--ringbuf-size", "4k", "--json", "--duration", "2m"},
+		[]string{"--frames", "1024", "--count", "8192", "--size", "60"}, time.Second)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var sum struct {
 		Event string `json:"event"`
 		Lost  uint64 `json:"lost"`
@@ -258,8 +244,8 @@ func TestLostEventsShown(t *testing.T) {
 	if sum.Lost == 0 {
 		t.Fatalf("no events lost with a 4 KiB ring buffer and %d lines out", len(lines))
 	}
-	if !strings.Contains(errb.String(), "LOST") {
-		t.Errorf("stderr does not report the loss: %q", errb.String())
+	if !strings.Contains(errs, "LOST") {
+		t.Errorf("stderr does not report the loss: %q", errs)
 	}
 	t.Logf("lost %d events, %d lines streamed", sum.Lost, len(lines))
 }

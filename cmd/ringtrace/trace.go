@@ -23,6 +23,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
+	"github.com/ringtrace/ringtrace/tracer/outfile"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
 	"github.com/ringtrace/ringtrace/tracer/record"
@@ -119,6 +120,7 @@ func traceFlags() []cli.Flag {
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
 		stuckAfterFlag(),
+		kernelAddressesFlagDef("show raw kernel addresses (sockets and napi in JSON, stuck frames' skbs, unnamed locations) and keep them in the --record file: never share what it writes"),
 	), renderFlags()...)
 }
 
@@ -148,15 +150,16 @@ func (ts *traceSession) Close() error {
 }
 
 // startRecording writes a recording header to f, if any, and returns the
-// raw-record callback for Session.Run.
-func (ts *traceSession) startRecording(f *os.File) (*record.Writer, func([]byte) error, error) {
+// raw-record callback for Session.Run. The recording keeps kernel
+// addresses only when names show them (--kernel-addresses).
+func (ts *traceSession) startRecording(f *os.File, nm event.Names) (*record.Writer, func([]byte) error, error) {
 	if f == nil {
 		return nil, nil, nil
 	}
 	w, err := record.NewWriter(f, record.Header{
 		Tool: "ringtrace " + version, Created: ts.wall, Monotonic: ts.start,
-		Kernel: ts.facts, Plan: ts.plan, Command: os.Args,
-	})
+		Kernel: ts.facts, Plan: ts.plan, Command: os.Args, KernelAddresses: nm.KernelAddresses,
+	}, record.Options{Symbol: nm.Symbol})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -321,23 +324,12 @@ type builderSink struct{ b *report.Builder }
 func (s builderSink) Event(e *event.Event) error { s.b.Add(e); return nil }
 func (builderSink) Flush() error                 { return nil }
 
-// addrSink remembers the kernel addresses events name (drop and free
-// locations) so a recording's trailer can name them.
-type addrSink map[uint64]bool
-
-func (a addrSink) Event(e *event.Event) error {
-	if (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 && len(a) < 4096 {
-		a[e.A[1]] = true
-	}
-	return nil
-}
-func (addrSink) Flush() error { return nil }
-
-func names(f *kernel.Facts) event.Names {
+func names(f *kernel.Facts, kernelAddresses bool) event.Names {
 	sym := &kernel.Symbolizer{}
 	return event.Names{
-		DropReason: func(code uint32) string { return f.DropReasons[code] },
-		Symbol:     sym.Lookup,
+		DropReason:      func(code uint32) string { return f.DropReasons[code] },
+		Symbol:          sym.Lookup,
+		KernelAddresses: kernelAddresses,
 	}
 }
 
@@ -345,7 +337,7 @@ func runTrace(c *cli.Context) error {
 	// Fail on an unwritable --record before attaching anything.
 	var recFile *os.File
 	if path := c.String("record"); path != "" {
-		f, err := os.Create(path)
+		f, err := outfile.Create(path)
 		if err != nil {
 			return inputerr.New("--record %s: %v", path, err)
 		}
@@ -370,7 +362,7 @@ func runTrace(c *cli.Context) error {
 		defer cancel()
 	}
 	out := bufio.NewWriterSize(os.Stdout, 256<<10)
-	nm := names(ts.facts)
+	nm := names(ts.facts, c.Bool(kernelAddressesFlag))
 	f := event.NewFormatter(ts.start, nm)
 	var sinks teeSink
 	var builder *report.Builder
@@ -395,10 +387,6 @@ func runTrace(c *cli.Context) error {
 		builder = report.NewBuilder(nm)
 		sinks = append(sinks, builderSink{builder})
 	}
-	addrs := addrSink{}
-	if recFile != nil {
-		sinks = append(sinks, addrs)
-	}
 	promises := promise.New(ts.plan, warnPromise(os.Stderr))
 	sinks = append(sinks, promises)
 	after, _ := stuckAfter(c)
@@ -406,10 +394,11 @@ func runTrace(c *cli.Context) error {
 	if !aggregating(c) {
 		watch = holders.NewWatcher(after, os.Stderr, ts.walker.Walk)
 		watch.Settle = ts.sess.Lag()
+		watch.KernelAddresses = nm.KernelAddresses
 		sinks = append(sinks, watch)
 	}
 	var sink session.Sink = sinks
-	rec, raw, err := ts.startRecording(recFile)
+	rec, raw, err := ts.startRecording(recFile, nm)
 	if err != nil {
 		outs.abort()
 		return err
@@ -429,13 +418,8 @@ func runTrace(c *cli.Context) error {
 	}
 	st := ts.sess.Stats()
 	if rec != nil {
-		tr := record.Trailer{Symbols: map[uint64]string{}, Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
+		tr := record.Trailer{Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
 			Promises: promises.Tallies()}
-		for a := range addrs {
-			if n := nm.Symbol(a); n != "" {
-				tr.Symbols[a] = n
-			}
-		}
 		if err := rec.CloseWithTrailer(tr); err != nil && runErr == nil {
 			runErr = fmt.Errorf("write recording: %w", err)
 		}

@@ -35,21 +35,30 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-// TestFrameStateJSONContract pins the documented shape of frame_state.
+// TestFrameStateJSONContract pins the documented shape of frame_state: a
+// socket is its label and inode, its address only with KernelAddresses.
 func TestFrameStateJSONContract(t *testing.T) {
 	f := event.NewFormatter(0, event.Names{})
-	e := event.Event{Kind: event.FrameState, TS: 1234, PID: 77, TID: 78, Sk: 0xabc, Frame: 5,
+	e := event.Event{Kind: event.FrameState, TS: 1234, PID: 77, TID: 78, Sk: 0xffff888105469000, SockIno: 4242, Frame: 5,
 		Old: event.SendRequest, New: event.Sending, SndBuf: -1, Pending: -1}
 	var m map[string]any
 	if err := json.Unmarshal(f.AppendJSON(nil, &e), &m); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]any{"event": "frame_state", "frame": 5.0, "state": "SENDING", "old_state": "SEND_REQUEST",
-		"ts_ns": 1234.0, "pid": 77.0, "socket": "0xabc", "precision": "exact"}
+		"ts_ns": 1234.0, "pid": 77.0, "sock": "sk1", "sock_ino": 4242.0, "precision": "exact"}
 	for k, v := range want {
 		if m[k] != v {
 			t.Errorf("%s = %v, want %v (%v)", k, m[k], v, m)
 		}
+	}
+	if s, ok := m["socket"]; ok {
+		t.Errorf("socket address %v without KernelAddresses", s)
+	}
+	fa := event.NewFormatter(0, event.Names{KernelAddresses: true})
+	m = nil
+	if err := json.Unmarshal(fa.AppendJSON(nil, &e), &m); err != nil || m["socket"] != "0xffff888105469000" || m["sock"] != "sk1" {
+		t.Errorf("with KernelAddresses: socket %v, sock %v (%v)", m["socket"], m["sock"], err)
 	}
 	for _, st := range []event.State{event.Available, event.SendRequest, event.WrongFormat} {
 		e.New = st

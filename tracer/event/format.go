@@ -7,10 +7,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Names resolves kernel numbers to names for output. Any field may be nil.
+// Names resolves kernel numbers to names for output. Any func may be nil.
 type Names struct {
 	DropReason func(code uint32) string // enum skb_drop_reason
 	Symbol     func(addr uint64) string // kernel text address
+	// KernelAddresses shows raw kernel addresses: the socket and napi
+	// pointers of JSON events, and a location no symbol names as its hex
+	// value. Without it output holds none (a location no symbol names is
+	// Unresolved): kernel addresses defeat KASLR, and outputs get shared.
+	KernelAddresses bool
+}
+
+// Unresolved stands for a kernel location no symbol names, when output
+// shows no kernel addresses.
+const Unresolved = "?"
+
+// Location is the name of kernel text address addr ("__dev_queue_xmit+0xd01"),
+// or, when no symbol names it, its hex value with KernelAddresses and
+// Unresolved without; "" for 0.
+func (n Names) Location(addr uint64) string {
+	if addr == 0 {
+		return ""
+	}
+	if n.Symbol != nil {
+		if s := n.Symbol(addr); s != "" {
+			return s
+		}
+	}
+	return string(n.appendUnnamed(nil, addr))
+}
+
+// appendUnnamed appends what stands for a location no symbol names.
+func (n Names) appendUnnamed(dst []byte, addr uint64) []byte {
+	if !n.KernelAddresses {
+		return append(dst, Unresolved...)
+	}
+	return strconv.AppendUint(append(dst, "0x"...), addr, 16)
 }
 
 // Formatter turns events into text lines or JSON objects. It numbers
@@ -164,8 +196,7 @@ func (f *Formatter) symbol(addr uint64) string {
 	return s
 }
 
-// appendSymbol appends the name of a kernel text address, or its number
-// ("0xffffffff81e65670"); nothing for 0.
+// appendSymbol appends Names.Location(addr), remembering symbol names.
 func (f *Formatter) appendSymbol(dst []byte, addr uint64) []byte {
 	if s := f.symbol(addr); s != "" {
 		return append(dst, s...)
@@ -173,7 +204,7 @@ func (f *Formatter) appendSymbol(dst []byte, addr uint64) []byte {
 	if addr == 0 {
 		return dst
 	}
-	return strconv.AppendUint(append(dst, "0x"...), addr, 16)
+	return f.Names.appendUnnamed(dst, addr)
 }
 
 var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}

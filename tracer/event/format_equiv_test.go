@@ -127,8 +127,14 @@ func TestFormatMatchesReference(t *testing.T) {
 	if testing.Short() {
 		n = 20000
 	}
-	for _, base := range []uint64{0, 1793448252691, 1 << 62} {
-		f, ref := NewFormatter(base, refNames), newRefFormatter(base, refNames)
+	withAddrs := refNames
+	withAddrs.KernelAddresses = true
+	for i, base := range []uint64{0, 1793448252691, 1 << 62} {
+		names := refNames
+		if i == 1 {
+			names = withAddrs
+		}
+		f, ref := NewFormatter(base, names), newRefFormatter(base, names)
 		var got []byte
 		for i := 0; i < n; i++ {
 			e := randomEvent(r, base)
@@ -144,11 +150,15 @@ func TestFormatMatchesReference(t *testing.T) {
 }
 
 // TestFormatterWithoutNames: no Names at all, as in a replay of a
-// recording without kernel facts.
+// recording without kernel facts, showing kernel addresses or not.
 func TestFormatterWithoutNames(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 5))
 	f, ref := NewFormatter(100, Names{}), newRefFormatter(100, Names{})
+	fa, refa := NewFormatter(100, Names{KernelAddresses: true}), newRefFormatter(100, Names{KernelAddresses: true})
 	for i := 0; i < 20000; i++ {
+		if i%2 == 1 {
+			f, ref, fa, refa = fa, refa, f, ref
+		}
 		e := randomEvent(r, 100)
 		if got, want := f.Text(&e), ref.Text(&e); got != want {
 			t.Fatalf("text of %+v:\n got %q\nwant %q", e, got, want)

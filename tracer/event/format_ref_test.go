@@ -2,7 +2,8 @@ package event
 
 // The formatter as it was before text and JSON output were made to append
 // without fmt (commit aa7bca9), kept as the reference the output must stay
-// byte-identical to.
+// byte-identical to; since, kernel addresses only appear with
+// Names.KernelAddresses.
 
 import (
 	"fmt"
@@ -110,6 +111,9 @@ func (f *refFormatter) symbol(addr uint64) string {
 		if s := f.Names.Symbol(addr); s != "" {
 			return s
 		}
+	}
+	if !f.Names.KernelAddresses {
+		return "?"
 	}
 	return fmt.Sprintf("%#x", addr)
 }
@@ -349,10 +353,12 @@ func (f *refFormatter) AppendJSON(dst []byte, e *Event) []byte {
 	w.u("tid", uint64(e.TID))
 	w.str("comm", e.Comm)
 	if e.Sk != 0 {
-		w.hex("socket", e.Sk)
+		if f.Names.KernelAddresses {
+			w.hex("socket", e.Sk)
+		}
 		w.str("sock", f.SocketLabel(e.Sk, e.SockIno))
-		if e.SockIno != 0 {
-			w.u("sock_ino", uint64(e.SockIno))
+		if ino := f.cur[e.Sk]; ino != 0 {
+			w.u("sock_ino", uint64(ino))
 		}
 	}
 	if e.HasFrame() {
@@ -441,7 +447,9 @@ func (f *refFormatter) AppendJSON(dst []byte, e *Event) []byte {
 	case NapiPoll:
 		w.u("work", e.A[0])
 		w.u("budget", e.A[1])
-		w.hex("napi", e.A[2])
+		if f.Names.KernelAddresses {
+			w.hex("napi", e.A[2])
+		}
 	}
 	w.b = append(w.b, '}')
 	return w.b

@@ -82,7 +82,10 @@ func (w *jw) scan(s Scan) {
 // shape is a contract:
 //
 //	{"event":"frame_state","frame":N,"state":"SENDING"|"AVAILABLE"|"SEND_REQUEST"|"WRONG_FORMAT",
-//	 "old_state":...,"ts_ns":...,"pid":...,"socket":"0x...",...}
+//	 "old_state":...,"ts_ns":...,"pid":...,"sock":"sk1","sock_ino":N,...}
+//
+// A socket is its label and inode; its kernel address ("socket":"0x...")
+// and a napi poll's ("napi") only with Names.KernelAddresses.
 func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	w := jw{b: appendQuoted(append(dst, `{"event":`...), e.Kind.String())}
 	w.u("ts_ns", e.TS)
@@ -91,12 +94,16 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	w.u("tid", uint64(e.TID))
 	w.str("comm", e.Comm)
 	if e.Sk != 0 {
-		w.hex("socket", e.Sk)
+		if f.Names.KernelAddresses {
+			w.hex("socket", e.Sk)
+		}
 		w.open("sock")
 		w.b = f.appendSocketLabel(w.b, e.Sk, e.SockIno)
 		w.close()
-		if e.SockIno != 0 {
-			w.u("sock_ino", uint64(e.SockIno))
+		// The socket's inode, also for the events that carry none (those
+		// the normaliser implies, a few BPF ones): the labelled socket's.
+		if ino := f.lastIno; ino != 0 {
+			w.u("sock_ino", uint64(ino))
 		}
 	}
 	if e.HasFrame() {
@@ -190,7 +197,9 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 	case NapiPoll:
 		w.u("work", e.A[0])
 		w.u("budget", e.A[1])
-		w.hex("napi", e.A[2])
+		if f.Names.KernelAddresses {
+			w.hex("napi", e.A[2])
+		}
 	}
 	w.b = append(w.b, '}')
 	return w.b

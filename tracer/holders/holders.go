@@ -114,6 +114,45 @@ type Snapshot struct {
 	Err     string   `json:"error,omitempty"` // the walk failed: nothing can be said
 }
 
+// MapPointers is a copy of s with its kernel addresses replaced: a
+// socket's (rings, queues, a held skb's sender and holder) by what socket
+// returns, the others (skbs, frame and block addresses) by what other
+// returns; zero stays zero. With pseudonyms that tell the same addresses
+// apart as the real ones did, Find, Ring, Queue and the report read the
+// copy as they read s; Ring.Index no longer works on it.
+func (s *Snapshot) MapPointers(socket, other func(uint64) uint64) *Snapshot {
+	if s == nil {
+		return nil
+	}
+	m := func(f func(uint64) uint64, v uint64) uint64 {
+		if v == 0 {
+			return 0
+		}
+		return f(v)
+	}
+	c := *s
+	c.Rings = append([]Ring(nil), s.Rings...)
+	for i := range c.Rings {
+		r := &c.Rings[i]
+		r.Sk = m(socket, r.Sk)
+		r.Blocks = append([]uint64(nil), r.Blocks...)
+		for j, b := range r.Blocks {
+			r.Blocks[j] = m(other, b)
+		}
+	}
+	c.Queues = append([]Queue(nil), s.Queues...)
+	for i := range c.Queues {
+		c.Queues[i].Sk = m(socket, c.Queues[i].Sk)
+	}
+	c.Held = append([]Held(nil), s.Held...)
+	for i := range c.Held {
+		h := &c.Held[i]
+		h.Skb, h.Ph = m(other, h.Skb), m(other, h.Ph)
+		h.Sender, h.Holder = m(socket, h.Sender), m(socket, h.Holder)
+	}
+	return &c
+}
+
 // Frame names one ring frame: its socket (address and inode) and index.
 type Frame struct {
 	Sk    uint64

@@ -224,7 +224,7 @@ func TestLocateUnseen(t *testing.T) {
 	f := Frame{Sk: senderSk, Ino: 100, Frame: 3}
 	// Released by the walk's end: with what the walk could not see, that
 	// is no proof it was freed before the walk passed it.
-	l := Locate(f, s, Where{}, &Release{TS: 2e9 + 500, To: "AVAILABLE"}, 1e9)
+	l := Locate(f, s, Where{}, &Release{TS: 2e9 + 500, To: "AVAILABLE"}, 1e9, false)
 	if l.Place != "unknown" {
 		t.Errorf("Place %q, want unknown: %+v", l.Place, l)
 	}
@@ -268,5 +268,31 @@ func TestBoundedProgramHasNoLoop(t *testing.T) {
 	}
 	if calls, refs := uses(bpfobj.HoldersProgHolders); calls == 0 || refs == 0 {
 		t.Errorf("%s: %d bpf_loop calls, %d callback references: the check sees nothing", bpfobj.HoldersProgHolders, calls, refs)
+	}
+}
+
+// TestMapPointers: a copy with pseudonyms for the addresses finds the same
+// holders as the snapshot; the snapshot keeps its addresses.
+func TestMapPointers(t *testing.T) {
+	s, err := Decode(Encode(records()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	socks := map[uint64]uint64{senderSk: 1, otherSk: 2}
+	c := s.MapPointers(func(v uint64) uint64 { return socks[v] }, func(v uint64) uint64 { return v & 0xfffff })
+	for f := uint32(1); f <= 3; f++ {
+		h, hc := s.Find(Frame{Sk: senderSk, Ino: 100, Frame: f}), c.Find(Frame{Sk: 1, Ino: 100, Frame: f})
+		if h == nil || hc == nil || socks[h.Holder] != hc.Holder || h.HolderIno != hc.HolderIno || hc.Skb != h.Skb&0xfffff || hc.Ph != h.Ph&0xfffff {
+			t.Errorf("frame %d: held %+v, in the copy %+v", f, h, hc)
+		}
+		if c.Describe(hc) != s.Describe(h) {
+			t.Errorf("frame %d: %q, in the copy %q", f, s.Describe(h), c.Describe(hc))
+		}
+	}
+	if r := c.Ring(1, 100); r == nil || r.Sk != 1 {
+		t.Errorf("ring %+v", r)
+	}
+	if s.Rings[0].Sk != senderSk || s.Held[0].Sender != senderSk {
+		t.Errorf("the snapshot changed: %+v", s)
 	}
 }

@@ -82,8 +82,9 @@ type Location struct {
 // the walk found it nowhere and the events saw it leave SENDING (r, nil if
 // they did not) before the walk ended; else the last place the events put
 // it. start is the trace's first timestamp, for relative times in the
-// evidence.
-func Locate(f Frame, snap *Snapshot, w Where, r *Release, start uint64) Location {
+// evidence, which names the skb's and the frame's kernel addresses only
+// with kernelAddresses.
+func Locate(f Frame, snap *Snapshot, w Where, r *Release, start uint64, kernelAddresses bool) Location {
 	rel := func(ts uint64) string { return relTime(ts, start) }
 	var ev []string
 	if snap != nil {
@@ -98,9 +99,15 @@ func Locate(f Frame, snap *Snapshot, w Where, r *Release, start uint64) Location
 			if h.Form == FormUarg {
 				how = "destructor_arg -> struct tpacket_uarg {po, ph}"
 			}
+			addr := func(a uint64) string {
+				if !kernelAddresses {
+					return ""
+				}
+				return fmt.Sprintf(" %#x", a)
+			}
 			l.Evidence = append(l.Evidence,
-				fmt.Sprintf("kernel state at %s (%s walk of every task's sockets): skb %#x in sk_receive_queue of socket inode %d", rel(snap.TS), snap.Why, h.Skb, h.HolderIno),
-				fmt.Sprintf("recognised as a ring skb by the %s form (%s): frame address %#x is frame #%d of socket inode %d's TX ring", h.Form, how, h.Ph, f.Frame, h.SenderIno))
+				fmt.Sprintf("kernel state at %s (%s walk of every task's sockets): skb%s in sk_receive_queue of socket inode %d", rel(snap.TS), snap.Why, addr(h.Skb), h.HolderIno),
+				fmt.Sprintf("recognised as a ring skb by the %s form (%s): its frame address%s is frame #%d of socket inode %d's TX ring", h.Form, how, addr(h.Ph), f.Frame, h.SenderIno))
 			if w.Place != "" {
 				ev := "before that the events saw it " + w.String() + " at " + rel(w.TS)
 				l.Evidence = append(l.Evidence, ev)

@@ -33,6 +33,9 @@ type Watcher struct {
 	// completions the events have not delivered yet (the session's Lag)
 	// when the walk found some of its frames in no receive queue.
 	Settle time.Duration
+	// KernelAddresses names skbs and frames by their kernel addresses in
+	// the evidence it prints (see Locate).
+	KernelAddresses bool
 
 	mu      sync.Mutex
 	frames  map[Frame]*tracked
@@ -277,7 +280,7 @@ func (w *Watcher) report(frames []Frame, why, what string, settle time.Duration)
 			where, rel = wk.where, wk.rel
 		}
 		delete(w.walking, f)
-		loc := Locate(f, snap, where, rel, w.start)
+		loc := Locate(f, snap, where, rel, w.start, w.KernelAddresses)
 		s := Frame{Sk: f.Sk, Ino: f.Ino}
 		k := fmt.Sprintf("%s\x00%v\x00%s", w.labels[s], rel != nil, loc.Summary)
 		g := groups[k]

@@ -3,6 +3,7 @@ package holders
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -99,11 +100,11 @@ func TestLocateDevice(t *testing.T) {
 	w.Update(&event.Event{Kind: event.QdiscEnqueue, Dev: "eth0", A: [3]uint64{0x10000}})
 	w.Update(&event.Event{Kind: event.QdiscDequeue, Dev: "eth0", A: [3]uint64{0x10000}})
 	w.Update(&event.Event{Kind: event.XmitStart, Dev: "eth0", TS: 7})
-	l := Locate(Frame{Sk: 1, Frame: 2}, &Snapshot{Why: "end"}, w, nil, 0)
+	l := Locate(Frame{Sk: 1, Frame: 2}, &Snapshot{Why: "end"}, w, nil, 0, false)
 	if l.Place != "device" || !strings.Contains(l.Summary, "handed to device eth0") || !strings.Contains(strings.Join(l.Evidence, "|"), "no socket receive queue holds its skb") {
 		t.Errorf("Locate: %+v", l)
 	}
-	if l := Locate(Frame{Sk: 1}, nil, Where{}, nil, 0); l.Place != "unknown" {
+	if l := Locate(Frame{Sk: 1}, nil, Where{}, nil, 0, false); l.Place != "unknown" {
 		t.Errorf("no events, no walk: %+v", l)
 	}
 	if got := FrameList([]uint32{7, 0, 1, 2, 5}); got != "#0-#2, #5, #7" {
@@ -204,5 +205,27 @@ func TestWatcherSettle(t *testing.T) {
 		if settle == 0 && (released || !strings.Contains(text, "STUCK sk1: 1 frames SENDING for more than 1ms (#7): unknown")) {
 			t.Errorf("Settle 0: want the frame reported before its completion came:\n%s", text)
 		}
+	}
+}
+
+// TestLocateKernelAddresses: a held frame's evidence names its skb and frame
+// address only when asked to; the holder is found either way.
+func TestLocateKernelAddresses(t *testing.T) {
+	snap, err := Decode(Encode(records()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Frame{Sk: senderSk, Ino: 100, Frame: 1}
+	plain, full := Locate(f, snap, Where{}, nil, 0, false), Locate(f, snap, Where{}, nil, 0, true)
+	if plain.Place != "receive-queue" || !plain.Self || plain.Summary != full.Summary {
+		t.Fatalf("located %+v, with addresses %+v", plain, full)
+	}
+	skbAddr, frameAddr := fmt.Sprintf("%#x", uint64(block0+2048)^0xabc000), fmt.Sprintf("%#x", uint64(block0+2048))
+	ev, evFull := strings.Join(plain.Evidence, "\n"), strings.Join(full.Evidence, "\n")
+	if strings.Contains(ev, "0x") || !strings.Contains(ev, "skb in sk_receive_queue") || !strings.Contains(ev, "its frame address is frame #1") {
+		t.Errorf("evidence without addresses:\n%s", ev)
+	}
+	if !strings.Contains(evFull, "skb "+skbAddr+" in") || !strings.Contains(evFull, "its frame address "+frameAddr+" is frame #1") {
+		t.Errorf("evidence with addresses lacks %s or %s:\n%s", skbAddr, frameAddr, evFull)
 	}
 }

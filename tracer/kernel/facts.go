@@ -61,6 +61,20 @@ type Facts struct {
 	NumCPU      int               `json:"ncpu"`
 }
 
+// WithoutAddresses is a copy of f that holds no kernel address, for files
+// meant to be shared: its symbols keep their names, types and sizes.
+func (f *Facts) WithoutAddresses() *Facts {
+	if f == nil {
+		return nil
+	}
+	c := *f
+	c.Symbols = make(map[string]Symbol, len(f.Symbols))
+	for n, s := range f.Symbols {
+		c.Symbols[n] = Symbol{Name: s.Name, Type: s.Type, Len: s.Size()}
+	}
+	return &c
+}
+
 // Options steer probing.
 type Options struct {
 	// BTFPath loads kernel BTF from a file instead of /sys/kernel/btf/vmlinux.

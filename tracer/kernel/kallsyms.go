@@ -12,15 +12,18 @@ type Symbol struct {
 	Name string `json:"name"`
 	Addr uint64 `json:"addr"`
 	End  uint64 `json:"end"`
+	// Len is the extent's size where Addr and End are not kept (facts
+	// without kernel addresses, Facts.WithoutAddresses).
+	Len  uint64 `json:"size,omitempty"`
 	Type string `json:"type"` // t/T text, d/D/r/R/b/B data
 }
 
-// Size is End - Addr (0 if unknown).
+// Size is End - Addr, else Len (0 if unknown).
 func (s Symbol) Size() uint64 {
 	if s.End > s.Addr {
 		return s.End - s.Addr
 	}
-	return 0
+	return s.Len
 }
 
 // ReadKallsyms finds the named symbols in a kallsyms listing. Symbols may

@@ -107,3 +107,21 @@ func TestSymbolizerRead(t *testing.T) {
 		}
 	}
 }
+
+// TestFactsWithoutAddresses: symbols keep their names, types and sizes, lose
+// their addresses; the facts themselves are not changed.
+func TestFactsWithoutAddresses(t *testing.T) {
+	f := &Facts{Release: "6.18", Symbols: map[string]Symbol{
+		"packet_sendmsg": {Name: "packet_sendmsg", Addr: 0xffffffff82150cc0, End: 0xffffffff82152450, Type: "t"}}}
+	c := f.WithoutAddresses()
+	s := c.Symbols["packet_sendmsg"]
+	if s != (Symbol{Name: "packet_sendmsg", Type: "t", Len: 0x1790}) || s.Size() != 0x1790 || c.Release != "6.18" {
+		t.Errorf("without addresses: %+v (size %#x)", s, s.Size())
+	}
+	if f.Symbols["packet_sendmsg"].Addr == 0 {
+		t.Error("the facts lost their addresses")
+	}
+	if (*Facts)(nil).WithoutAddresses() != nil {
+		t.Error("nil facts")
+	}
+}

@@ -251,6 +251,23 @@ type Plan struct {
 	Notes      []string     `json:"notes"`
 }
 
+// WithoutAddresses is a copy of p whose load-time config holds no kernel
+// address, for files meant to be shared: the stack ranges keep their
+// symbols and reasons.
+func (p *Plan) WithoutAddresses() *Plan {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	cfg := &c.Config
+	cfg.DestructAddr, cfg.UargCompleteAddr, cfg.DirectXmitAddr = 0, 0, 0
+	cfg.StackRanges = nil
+	for _, r := range p.Config.StackRanges {
+		cfg.StackRanges = append(cfg.StackRanges, StackRange{Symbol: r.Symbol, Reason: r.Reason})
+	}
+	return &c
+}
+
 // BoundedScan mirrors BOUNDED_SCAN in bpf/ringtrace.bpf.c: frames a ring
 // scan covers on kernels without bpf_loop.
 const BoundedScan = 1024

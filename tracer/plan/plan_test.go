@@ -280,3 +280,28 @@ func TestDestructorKprobeBackedByFrees(t *testing.T) {
 		t.Errorf("class A takes completions from the free tracepoints")
 	}
 }
+
+// TestWithoutAddresses: the config loses its kernel addresses, the stack
+// ranges keep symbol and reason; the plan itself is not changed.
+func TestWithoutAddresses(t *testing.T) {
+	f := facts(true, true, true, "tpacket_destruct_skb", "sock_alloc_send_pskb", "__wait_for_common")
+	p, err := plan.Build(f, plan.Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.WithoutAddresses()
+	if c.Config.DestructAddr != 0 || c.Config.UargCompleteAddr != 0 || c.Config.DirectXmitAddr != 0 || len(c.Config.StackRanges) != len(p.Config.StackRanges) {
+		t.Fatalf("config %+v", c.Config)
+	}
+	for i, r := range c.Config.StackRanges {
+		if r.Start != 0 || r.End != 0 || r.Symbol != p.Config.StackRanges[i].Symbol || r.Reason != p.Config.StackRanges[i].Reason {
+			t.Errorf("stack range %+v, from %+v", r, p.Config.StackRanges[i])
+		}
+	}
+	if p.Config.DestructAddr == 0 || len(p.Config.StackRanges) == 0 || p.Config.StackRanges[0].Start == 0 {
+		t.Errorf("the plan lost its addresses: %+v", p.Config)
+	}
+	if c.Class != p.Class || len(c.Rows) != len(p.Rows) {
+		t.Error("the copy is not the plan")
+	}
+}

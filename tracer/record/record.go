@@ -1,12 +1,18 @@
 // Package record owns ringtrace's recording file format: the raw event
-// stream of a trace, exactly as the BPF programs wrote it, behind a
-// versioned header that carries what is needed to read it anywhere — the
-// kernel facts, the attach plan, the clock base and the record layout.
+// stream of a trace as the BPF programs wrote it, behind a versioned header
+// that carries what is needed to read it anywhere — the kernel facts, the
+// attach plan, the clock base and the record layout.
+//
+// Recordings are meant to be shared, and kernel addresses in them defeat
+// KASLR: unless the header says KernelAddresses, the writer replaces every
+// kernel pointer of the records by a pseudonym stable within the recording
+// (pseudonyms.go), names their drop and free locations in the trailer,
+// and leaves the addresses out of the header and trailer.
 //
 // Layout (all integers little-endian), documented in docs/recording-format.md:
 //
 //	magic    "RTREC\x00\r\n"              8 bytes
-//	version  uint32                       currently 3 (1 and 2 are read too)
+//	version  uint32                       currently 4 (1 to 3 are read too)
 //	hlen     uint32                       length of the header JSON
 //	header   hlen bytes of JSON           Header
 //	records  repeated: uint32 n, n bytes  one struct rt_event each
@@ -32,6 +38,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/outfile"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
 )
@@ -40,7 +47,11 @@ import (
 const Magic = "RTREC\x00\r\n"
 
 // Version is the format version this package writes and the newest it reads.
-const Version = 3
+const Version = 4
+
+// VersionPseudonyms is the first version whose records may carry
+// pseudonyms instead of kernel pointers (Reader.KernelAddresses).
+const VersionPseudonyms = 4
 
 // VersionBypassFlag is the first version whose sendmsg_enter records say
 // whether the socket sends with PACKET_QDISC_BYPASS (a[2]); before it a[2]
@@ -57,9 +68,14 @@ const (
 // Trailer carries what is only known when the trace ends.
 type Trailer struct {
 	// Symbols names the kernel addresses events refer to (drop and free
-	// locations), resolved from /proc/kallsyms of the traced machine.
+	// locations), resolved from /proc/kallsyms of the traced machine, in a
+	// recording with kernel addresses.
 	Symbols map[uint64]string `json:"symbols,omitempty"`
-	Lost    uint64            `json:"lost"`
+	// Locations names the drop and free locations of a recording without
+	// kernel addresses, resolved the same way: its records carry location
+	// i (from 1) for Locations[i-1] ("" when unnamed).
+	Locations []string `json:"locations,omitempty"`
+	Lost      uint64   `json:"lost"`
 	// Missed are the runs of each attachment the kernel skipped (see
 	// session.Stats.Missed).
 	Missed map[string]uint64 `json:"missed,omitempty"`
@@ -93,24 +109,41 @@ type Header struct {
 	Plan       *plan.Plan    `json:"plan"`
 	Command    []string      `json:"command,omitempty"`
 	Note       string        `json:"note,omitempty"`
+	// KernelAddresses: the records, the kernel facts and the plan keep the
+	// kernel's addresses, the trailer names locations by address. Without
+	// it (the default) they hold pseudonyms and no address.
+	KernelAddresses bool `json:"kernel_addresses"`
+}
+
+// Options steer a Writer.
+type Options struct {
+	// Symbol names a kernel text address ("__dev_queue_xmit+0xd01", ""
+	// when unknown): the drop and free locations of the records are named
+	// with it in the trailer.
+	Symbol func(addr uint64) string
 }
 
 // Writer appends records to a recording.
 type Writer struct {
-	w   *bufio.Writer
-	f   io.Closer
-	n   uint64
-	crc uint32
-	len [4]byte
+	w       *bufio.Writer
+	f       io.Closer
+	n       uint64
+	crc     uint32
+	len     [4]byte
+	o       Options
+	locs    *locations
+	ps      *pseudonyms // nil: the recording keeps kernel addresses
+	mapper  func(event.Pointer, uint64) uint64
+	scratch [event.RawSize]byte // the record being made anonymous
 }
 
-// Create starts a recording at path.
-func Create(path string, h Header) (*Writer, error) {
-	f, err := os.Create(path)
+// Create starts a recording at path, readable by its owner only.
+func Create(path string, h Header, o Options) (*Writer, error) {
+	f, err := outfile.Create(path)
 	if err != nil {
 		return nil, inputerr.New("--record %s: %v", path, err)
 	}
-	w, err := NewWriter(f, h)
+	w, err := NewWriter(f, h, o)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -119,10 +152,21 @@ func Create(path string, h Header) (*Writer, error) {
 	return w, nil
 }
 
-// NewWriter writes the header to w.
-func NewWriter(w io.Writer, h Header) (*Writer, error) {
+// NewWriter writes the header to w: without its kernel addresses unless
+// h.KernelAddresses.
+func NewWriter(w io.Writer, h Header, o Options) (*Writer, error) {
 	if h.RecordSize == 0 {
 		h.RecordSize = event.RawSize
+	}
+	rw := &Writer{o: o, locs: newLocations()}
+	rw.mapper = rw.keepAddress
+	if !h.KernelAddresses {
+		ps, err := newPseudonyms(rw.locs)
+		if err != nil {
+			return nil, err
+		}
+		rw.ps, rw.mapper = ps, ps.mapper
+		h.Kernel, h.Plan = h.Kernel.WithoutAddresses(), h.Plan.WithoutAddresses()
 	}
 	hj, err := json.Marshal(h)
 	if err != nil {
@@ -137,11 +181,32 @@ func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	if _, err := bw.Write(hj); err != nil {
 		return nil, fmt.Errorf("write recording header: %w", err)
 	}
-	return &Writer{w: bw}, nil
+	rw.w = bw
+	return rw, nil
 }
 
-// Write appends one raw record.
+// keepAddress, for a recording with kernel addresses, leaves pointers as
+// they are and notes the locations to name.
+func (w *Writer) keepAddress(k event.Pointer, v uint64) uint64 {
+	if k == event.PointerLocation {
+		w.locs.index(v)
+	}
+	return v
+}
+
+// Write appends one raw record (struct rt_event). Without kernel addresses
+// it writes a copy with pseudonyms for the pointers, and refuses records
+// it cannot read. It does not allocate.
 func (w *Writer) Write(rec []byte) error {
+	if w.ps != nil {
+		if len(rec) != event.RawSize {
+			return fmt.Errorf("record of %d bytes, want %d", len(rec), event.RawSize)
+		}
+		rec = w.scratch[:copy(w.scratch[:], rec)]
+	}
+	if err := event.MapPointers(rec, w.mapper); err != nil && w.ps != nil {
+		return fmt.Errorf("record %d: %w", w.n+1, err)
+	}
 	binary.LittleEndian.PutUint32(w.len[:], uint32(len(rec)))
 	w.crc = crc32.Update(crc32.Update(w.crc, castagnoli, w.len[:]), castagnoli, rec)
 	w.w.Write(w.len[:])
@@ -153,10 +218,22 @@ func (w *Writer) Write(rec []byte) error {
 // Count is the number of records written.
 func (w *Writer) Count() uint64 { return w.n }
 
-// CloseWithTrailer appends the trailer (with the records' check), then
-// closes.
+// CloseWithTrailer appends the trailer, then closes. The writer adds the
+// records' check and the names of their locations (Options.Symbol); in a
+// recording without kernel addresses it replaces t's holder snapshots by
+// copies with the records' pseudonyms, and drops t.Symbols.
 func (w *Writer) CloseWithTrailer(t Trailer) error {
 	t.Check = &Check{Records: w.n, CRC32C: w.crc}
+	if w.ps == nil {
+		t.Symbols = w.locs.byAddress(w.o.Symbol, t.Symbols)
+	} else {
+		t.Symbols, t.Locations = nil, w.locs.names(w.o.Symbol)
+		snaps := make([]*holders.Snapshot, len(t.Holders))
+		for i, s := range t.Holders {
+			snaps[i] = w.ps.snapshot(s)
+		}
+		t.Holders = snaps
+	}
 	tj, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("recording trailer: %w", err)
@@ -189,12 +266,15 @@ type Reader struct {
 	HasTrailer bool
 	// Version is the file's format version.
 	Version uint32
-	r       *bufio.Reader
-	off     int64
-	buf     []byte
-	f       io.Closer
-	n       uint64
-	crc     uint32
+	// HeaderJSON and TrailerJSON are the header and trailer as the file has
+	// them (TrailerJSON once Next has returned io.EOF, nil without one).
+	HeaderJSON, TrailerJSON []byte
+	r                       *bufio.Reader
+	off                     int64
+	buf                     []byte
+	f                       io.Closer
+	n                       uint64
+	crc                     uint32
 }
 
 // Open opens a recording file.
@@ -245,7 +325,15 @@ func NewReader(in io.Reader) (*Reader, error) {
 		return nil, fmt.Errorf("%w: records of %d bytes, this ringtrace decodes %d", ErrFormat, r.Header.RecordSize, event.RawSize)
 	}
 	r.off = int64(16 + hlen)
+	r.HeaderJSON = hj
 	return r, nil
+}
+
+// KernelAddresses reports whether the records hold the kernel's pointers
+// (every recording before VersionPseudonyms, and those made with
+// --kernel-addresses) rather than pseudonyms.
+func (r *Reader) KernelAddresses() bool {
+	return r.Version < VersionPseudonyms || r.Header.KernelAddresses
 }
 
 // Next returns the next raw record, or io.EOF at a clean end.
@@ -294,6 +382,7 @@ func (r *Reader) readTrailer() error {
 	if err := json.Unmarshal(b, &r.Trailer); err != nil {
 		return fmt.Errorf("%w: trailer: %v", ErrFormat, err)
 	}
+	r.TrailerJSON = b
 	if _, err := r.r.ReadByte(); err != io.EOF {
 		return fmt.Errorf("%w: data after the trailer", ErrFormat)
 	}

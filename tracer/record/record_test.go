@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
@@ -113,7 +115,7 @@ func writeRecording(t *testing.T, evs []event.Event) []byte {
 func writeRecordingTrailer(t *testing.T, evs []event.Event, tr *record.Trailer) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := record.NewWriter(&buf, record.Header{Tool: "test"})
+	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,4 +244,29 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCreatePrivate: a recording is readable by its owner only, like
+// perf.data, whatever the umask; an older file it replaces too.
+func TestCreatePrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "x.rtrec")
+	if err := os.WriteFile(path, []byte("older"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := record.Create(path, record.Header{Tool: "test"}, record.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CloseWithTrailer(record.Trailer{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o600 {
+		t.Errorf("recording mode %o, want 600", m)
+	}
 }

@@ -47,21 +47,15 @@ func recordTrace(t *testing.T, name, note string, send func(t *testing.T)) {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	path := filepath.Join(recordingsDir, name+".rtrec")
+	var syms kernel.Symbolizer
 	w, err := record.Create(path, record.Header{Tool: "ringtrace (testdata generator)", Created: time.Now().UTC(),
-		Monotonic: uint64(ts.Nano()), Kernel: facts, Plan: p, Note: note})
+		Monotonic: uint64(ts.Nano()), Kernel: facts, Plan: p, Note: note}, record.Options{Symbol: syms.Lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	addrs := map[uint64]bool{}
-	raw := func(b []byte) error {
-		if e, err := event.Decode(b); err == nil && (e.Kind == event.Drop || e.Kind == event.FrameState) && e.A[1] != 0 {
-			addrs[e.A[1]] = true
-		}
-		return w.Write(b)
-	}
-	go func() { done <- sess.Run(ctx, nullSink{}, raw) }()
+	go func() { done <- sess.Run(ctx, nullSink{}, w.Write) }()
 	send(t)
 	time.Sleep(300 * time.Millisecond)
 	cancel()
@@ -71,12 +65,7 @@ func recordTrace(t *testing.T, name, note string, send func(t *testing.T)) {
 	if st := sess.Stats(); st.Lost != 0 {
 		t.Fatalf("lost %d events", st.Lost)
 	}
-	var syms kernel.Symbolizer
-	tr := record.Trailer{Symbols: map[uint64]string{}}
-	for a := range addrs {
-		tr.Symbols[a] = syms.Lookup(a)
-	}
-	if err := w.CloseWithTrailer(tr); err != nil {
+	if err := w.CloseWithTrailer(record.Trailer{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s: %d records", path, w.Count())

@@ -186,7 +186,7 @@ func (b *Builder) Add(e *event.Event) {
 			return
 		}
 		d := Drop{TS: e.TS, Frame: e.Frame, Synchronous: e.Aux == 0, Dev: e.Dev,
-			Reason: name(b.names.DropReason, uint32(e.A[0])), Location: sym(b.names.Symbol, e.A[1])}
+			Reason: name(b.names.DropReason, uint32(e.A[0])), Location: b.names.Location(e.A[1])}
 		s.NDrops++
 		s.st.addDrop(d)
 		if b.lim.Drops == 0 || len(s.Drops) < b.lim.Drops {
@@ -291,18 +291,6 @@ func name(f func(uint32) string, code uint32) string {
 		}
 	}
 	return strconv.FormatUint(uint64(code), 10)
-}
-
-func sym(f func(uint64) string, addr uint64) string {
-	if addr == 0 {
-		return ""
-	}
-	if f != nil {
-		if n := f(addr); n != "" {
-			return n
-		}
-	}
-	return "0x" + strconv.FormatUint(addr, 16)
 }
 
 func (b *Builder) countReturn(ret int64) {

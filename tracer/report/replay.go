@@ -18,11 +18,27 @@ func Replay(r *record.Reader) (*Report, error) { return ReplayLimits(r, Limits{}
 
 // ReplayLimits is Replay keeping only what l allows.
 func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
+	return ReplayWith(r, ReplayOptions{Limits: l})
+}
+
+// ReplayOptions steer a replay.
+type ReplayOptions struct {
+	Limits Limits // what the report keeps
+	// KernelAddresses shows the recording's raw kernel addresses (see
+	// event.Names), when it has any.
+	KernelAddresses bool
+}
+
+// ReplayWith is Replay with options.
+func ReplayWith(r *record.Reader, o ReplayOptions) (*Report, error) {
+	l := o.Limits
 	evs, err := r.Events(maxReplayEvents)
 	if err != nil {
 		return nil, err
 	}
-	b := NewBuilder(NamesFromRecording(r))
+	names := NamesFromRecording(r)
+	names.KernelAddresses = o.KernelAddresses && r.KernelAddresses()
+	b := NewBuilder(names)
 	b.SetLimits(l)
 	b.SetStuckAfter(l.StuckAfter)
 	if l.StuckAfter == 0 {
@@ -68,15 +84,27 @@ func ReplayLimits(r *record.Reader, l Limits) (*Report, error) {
 // NamesFromRecording resolves drop reasons and kernel addresses from what
 // the recording carries (its kernel may not be this one): the trailer's
 // resolved locations, else the hooked functions' extents in the header.
+// A recording without kernel addresses names the locations its records
+// carry by index in the trailer's table. Names show no kernel address.
 func NamesFromRecording(r *record.Reader) event.Names {
 	var n event.Names
 	h := &r.Header
 	if h.Kernel == nil {
 		return n
 	}
-	trailer := r.Trailer.Symbols
 	reasons := h.Kernel.DropReasons
 	n.DropReason = func(c uint32) string { return reasons[c] }
+	if !r.KernelAddresses() {
+		locs := r.Trailer.Locations
+		n.Symbol = func(i uint64) string {
+			if i == 0 || i > uint64(len(locs)) {
+				return ""
+			}
+			return locs[i-1]
+		}
+		return n
+	}
+	trailer := r.Trailer.Symbols
 	syms := h.Kernel.Symbols
 	n.Symbol = func(a uint64) string {
 		if name, ok := trailer[a]; ok {

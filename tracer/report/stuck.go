@@ -96,7 +96,7 @@ func (b *Builder) stuck(r *Report) {
 				continue
 			}
 			f := holders.Frame{Sk: s.Sk, Ino: s.Ino, Frame: rd.Frame}
-			st.Holder = holders.Locate(f, b.snapshotFor(f, rd), rd.where, rd.release(), r.Start)
+			st.Holder = holders.Locate(f, b.snapshotFor(f, rd), rd.where, rd.release(), r.Start, b.names.KernelAddresses)
 			r.Stuck = append(r.Stuck, st)
 			loc := st.Holder
 			rd.holder = &loc
