@@ -3,40 +3,19 @@ package matrix
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ringtrace/ringtrace/scenarios/verify"
 )
 
-// VerifyReport is the "verify" object of `ringtrace probe --verify --json`:
-// in a throwaway network namespace ringtrace sent frames from a private TX
-// ring in a few ways (the cases), traced them with this kernel's plan, and
-// compared per logical event the precision the plan promised with what it
-// observed.
-type VerifyReport struct {
-	OK       bool            `json:"ok"`
-	Seconds  float64         `json:"seconds"`
-	Cases    []VerifyCase    `json:"cases"`
-	Promises []VerifyPromise `json:"promises"`
-	Broken   []string        `json:"broken"`
-}
+// VerifyReport is the "verify" object of `ringtrace probe --verify --json`
+// (scenarios/verify): in a throwaway network namespace ringtrace sent frames
+// from private TX rings in a few ways (the cases), traced them with this
+// kernel's plan, and compared per logical event the precision the plan
+// promised with what it observed.
+type VerifyReport = verify.Result
 
-// VerifyCase is one way of sending: "veth-blocking", "lo-dontwait", ….
-type VerifyCase struct {
-	Name   string `json:"name"`
-	Frames int    `json:"frames"`
-	Error  string `json:"error"`
-}
-
-// VerifyPromise is one logical event: its promised precision and how its
-// events were observed.
-type VerifyPromise struct {
-	Event    string `json:"event"`
-	Hook     string `json:"hook"`
-	Promised string `json:"promised"`
-	Exact    int    `json:"exact"`
-	Bounded  int    `json:"bounded"`
-	NotSeen  int    `json:"not_seen"`
-	Held     bool   `json:"held"`
-	Detail   string `json:"detail"`
-}
+// VerifyPromise is one logical event of a verify report.
+type VerifyPromise = verify.Promise
 
 // Verified is the state of a class whose every promise held.
 const Verified = "verified"
@@ -70,7 +49,7 @@ func judgeVerify(r *VerifyReport, status int) *Verification {
 	var failed []string
 	for _, c := range r.Cases {
 		if c.Error != "" {
-			failed = append(failed, fmt.Sprintf("case %s: %s", c.Name, c.Error))
+			failed = append(failed, fmt.Sprintf("case %s: %s", c.Case, c.Error))
 		}
 	}
 	v.Problems = append(broken, failed...)
