@@ -496,6 +496,11 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 	}
 	if (!from_call && (cfg.filter_pid || cfg.filter_comm_set))
 		return NULL;
+	/* A closed socket (sock_orphan() cleared sk_socket) whose state is
+	 * gone: a late completion after sock_gone. Nothing to start, and a
+	 * state with inode 0 would never be found closed. */
+	if (!ino)
+		return NULL;
 	init.tracked = 1;
 	init.ino = ino;
 	if (from_call) {
@@ -2436,7 +2441,7 @@ static long gc_call(void *map, const __u32 *tid, struct call_state *c, void *unu
  */
 static __always_inline int sock_closed(__u64 sk, struct sock_state *ss)
 {
-	if (sock_ino((struct sock *)sk) == ss->ino)
+	if (ss->ino && sock_ino((struct sock *)sk) == ss->ino)
 		return 0;
 	if (!ss->gone_ts)
 		ss->gone_ts = bpf_ktime_get_ns();

@@ -2,6 +2,7 @@ package scenarios_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,7 +50,11 @@ func TestOutHoldsNoKernelAddresses(t *testing.T) {
 			args = append(args, "--kernel-addresses")
 		}
 		out, err := exec.Command(bin, args...).CombinedOutput()
-		if err != nil {
+		// Exit status 1 is a scenario expectation that failed (under
+		// emulation, without --rate-scale, the link outruns the CPU):
+		// the files it wrote are what this test checks.
+		var ee *exec.ExitError
+		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 		files, _ := filepath.Glob(filepath.Join(dir, "*"))
