@@ -688,6 +688,7 @@ static __always_inline struct rt_frame *frame_entry(struct sock_state *ss, __u64
 		if (f->sock_ino != ino) {
 			f->sock_ino = ino;
 			f->state = RT_ST_UNKNOWN;
+			f->busy = 0;
 			f->ph = ph;
 		}
 		return f;
@@ -708,12 +709,47 @@ static __always_inline void pending_add(struct sock_state *ss, __s32 d)
 		__sync_fetch_and_add(&ss->pending, d);
 }
 
-/* set_state moves a frame's entry to state, keeping ss->map_sending in step. */
+/*
+ * flip_busy moves f->busy from one value to another, atomically where the
+ * kernel can (cfg.claims): of two CPUs reporting the same transition only
+ * the one whose flip succeeds goes on. Without cfg.claims (before 5.12) the
+ * Go loader rewrites the unreachable cmpxchg into a load the verifier of
+ * those kernels accepts.
+ */
+static __always_inline int flip_busy(struct rt_frame *f, __u64 from, __u64 to)
+{
+	if (!cfg.claims) {
+		f->busy = to;
+		return 1;
+	}
+	return __sync_val_compare_and_swap(&f->busy, from, to) == from;
+}
+
+/*
+ * set_state_x moves a frame's entry to state, keeping ss->map_sending and
+ * f->busy in step. claim: a move in or out of SENDING must win f->busy
+ * (another CPU may be reporting it right now); returns 0 if it did not.
+ */
+static __always_inline int set_state_x(struct sock_state *ss, struct rt_frame *f, __u8 state, int claim)
+{
+	__u64 was = f->state == RT_ST_SENDING, in = state == RT_ST_SENDING;
+
+	if (was != in) {
+		if (!claim)
+			f->busy = in;
+		else if (!flip_busy(f, was, in))
+			return 0;
+		if (ss)
+			__sync_fetch_and_add(&ss->map_sending, in ? 1 : -1);
+	}
+	f->state = state;
+	return 1;
+}
+
+/* set_state moves a frame's entry to state where no other CPU can race it. */
 static __always_inline void set_state(struct sock_state *ss, struct rt_frame *f, __u8 state)
 {
-	if (ss && (f->state == RT_ST_SENDING) != (state == RT_ST_SENDING))
-		__sync_fetch_and_add(&ss->map_sending, state == RT_ST_SENDING ? 1 : -1);
-	f->state = state;
+	set_state_x(ss, f, state, 0);
 }
 
 /* agg_of finds (or starts) a socket's aggregates on this CPU. */
@@ -737,11 +773,13 @@ static __always_inline struct rt_sock_agg *agg_of(struct sock *sk, struct sock_s
 	return bpf_map_lookup_elem(&aggs, &k);
 }
 
-/* mark_sending updates a frame's entry for SEND_REQUEST -> SENDING. */
-static __always_inline void mark_sending(struct sock_state *ss, struct rt_frame *f, struct call_state *c, __u64 ph,
-					 __u64 now, int exact)
+/* mark_sending updates a frame's entry for SEND_REQUEST -> SENDING; 0 if
+ * claim is set and another CPU did it first. */
+static __always_inline int mark_sending(struct sock_state *ss, struct rt_frame *f, struct call_state *c, __u64 ph,
+					__u64 now, int exact, int claim)
 {
-	set_state(ss, f, RT_ST_SENDING);
+	if (!set_state_x(ss, f, RT_ST_SENDING, claim))
+		return 0;
 	f->sending_exact = exact;
 	f->avail_read = 0;
 	f->ph = ph;
@@ -753,6 +791,7 @@ static __always_inline void mark_sending(struct sock_state *ss, struct rt_frame 
 	} else if (ss) {
 		f->call_seq = ss->seq;
 	}
+	return 1;
 }
 
 /* to_sending records SEND_REQUEST -> SENDING for a frame. */
@@ -765,7 +804,8 @@ static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, _
 	f = frame_entry(ss, (__u64)sk, idx, ph);
 	if (!f || f->state == RT_ST_SENDING)
 		return;
-	mark_sending(ss, f, current_call((__u64)sk), ph, bpf_ktime_get_ns(), prec == RT_EXACT);
+	if (!mark_sending(ss, f, current_call((__u64)sk), ph, bpf_ktime_get_ns(), prec == RT_EXACT, 1))
+		return;
 	pending_add(ss, 1);
 	if (cfg.aggregate) {
 		struct rt_sock_agg *a = agg_of(sk, ss);
@@ -880,12 +920,15 @@ static __always_inline void to_available_why(struct sock *sk, struct sock_state 
 		if (!have_call)
 			c = current_call((__u64)sk);
 		sending_lo = c ? c->ts_enter : (ss ? ss->last_ts : 0);
-		mark_sending(ss, f, c, ph, now, 0);
+		mark_sending(ss, f, c, ph, now, 0, 0);
 		old = RT_ST_SEND_REQUEST;
-	} else {
-		pending_add(ss, -1);
 	}
-	set_state(ss, f, RT_ST_AVAILABLE);
+	/* A scan that read the status this hook's function wrote may be
+	 * reporting the same completion on another CPU: one of the two does. */
+	if (!set_state_x(ss, f, RT_ST_AVAILABLE, 1))
+		return;
+	if (old == RT_ST_SENDING)
+		pending_add(ss, -1);
 	f->ts_seen = now;
 	f->avail_read = prec == RT_BOUNDED;
 	if (cfg.aggregate) {
@@ -1749,7 +1792,7 @@ static __always_inline void set_status(struct packet_sock *po, __u64 ph, int sta
 		to_available(sk, ss, idx, ph, 0, RT_EXACT, 0, RT_C_SET_STATUS, hook, 1, NULL);
 		return;
 	}
-	f->state = new;
+	set_state(ss, f, new);
 	emit_frame(sk, ss, idx, 0, old, new, RT_EXACT, 0, new == RT_ST_SEND_REQUEST ? RT_C_ROLLBACK : RT_C_BAD_FRAME,
 		   hook, NULL);
 }

@@ -183,6 +183,7 @@ struct rt_config {
 	__u8 uarg_via_kfree; /* completions from tp kfree(uarg) in tpacket_ubuf_complete */
 	__u8 complete_hooked; /* tpacket_ubuf_complete is hooked: the kfree only backs it up */
 	__u8 hook_class; /* enum rt_hook of the frame hooks */
+	__u8 claims; /* the kernel has BPF atomic cmpxchg (5.12+): rt_frame.busy is flipped with it */
 	char filter_comm[RT_COMM_LEN];
 	char filter_ifname[RT_IFNAME_LEN];
 	struct rt_stack_range stack_ranges[RT_STACK_RANGES];
@@ -207,6 +208,11 @@ struct rt_frame {
 	 * the completion hook: that hook may still come for the same use */
 	__u8 avail_read;
 	__u8 pad[5];
+	/* 1 while SENDING. Moves in and out of SENDING by to_sending and
+	 * to_available flip it atomically (cfg.claims): a completion hook and a
+	 * ring scan that read the status it wrote, on two CPUs, both see the
+	 * frame SENDING, and only the one that flips busy reports it. */
+	__u64 busy;
 };
 
 /* What a sweep request from user space names (rt_sweep.kind). */

@@ -32,6 +32,8 @@ func soakCommand() *cli.Command {
 			&cli.IntFlag{Name: "size", Value: 64, Usage: "frame size"},
 			&cli.IntFlag{Name: "cpu", Value: 0, Usage: "CPU the sender runs on"},
 			&cli.Float64Flag{Name: "max-growth", Value: 0.10, Usage: "largest RSS growth allowed after the first minute (fraction)"},
+			&cli.DurationFlag{Name: "sweep-interval", Usage: "the tracer's --sweep-interval (default: its own); " +
+				"a short one makes the sweep race the completion hooks more often"},
 			&cli.BoolFlag{Name: "churn", Usage: "instead of one full-rate sender, short-lived senders one after the other " +
 				"(TPACKET_V1-V3, rings of 1 to 4096 frames): every frame they got back must be traced AVAILABLE"},
 		},
@@ -70,6 +72,9 @@ func runSoak(c *cli.Context) error {
 
 	ready := filepath.Join(dir, "ready")
 	args := []string{"trace", "--ready-file", ready, "--comm", "ringtrace"}
+	if iv := c.Duration("sweep-interval"); iv > 0 {
+		args = append(args, "--sweep-interval", iv.String())
+	}
 	var stdout, stderr bytes.Buffer
 	var avail availCounter
 	tracer := exec.Command(rt, args...)

@@ -145,6 +145,7 @@ func writeProbe(w io.Writer, f *kernel.Facts, p *plan.Plan) error {
 	fmt.Fprintf(w, "BTF            %s\n", f.BTFSource)
 	fmt.Fprintf(w, "ring buffer    %s\n", yesNo(f.Features.RingBuf))
 	fmt.Fprintf(w, "bpf_loop       %s\n", yesNo(f.Features.BPFLoop))
+	fmt.Fprintf(w, "BPF cmpxchg    %s\n", yesNo(f.Features.Atomics))
 	how := "already mounted"
 	if f.Tracefs.Mounted {
 		how = "was not mounted: mounted by ringtrace (mount -t tracefs nodev " + f.Tracefs.Path + ")"

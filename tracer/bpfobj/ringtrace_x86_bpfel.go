@@ -92,9 +92,10 @@ type RingtraceRtConfig struct {
 	UargViaKfree     uint8
 	CompleteHooked   uint8
 	HookClass        uint8
+	Claims           uint8
 	FilterComm       [16]int8
 	FilterIfname     [16]int8
-	_                [2]byte
+	_                [1]byte
 	StackRanges      [16]struct {
 		_      structs.HostLayout
 		Start  uint64
@@ -144,6 +145,7 @@ type RingtraceRtFrame struct {
 	SendingExact uint8
 	AvailRead    uint8
 	Pad          [5]uint8
+	Busy         uint64
 }
 
 type RingtraceRtFrameKey struct {

@@ -34,6 +34,9 @@ type Features struct {
 	Kprobe  Feature `json:"kprobe"`
 	// TestRun: BPF_PROG_TEST_RUN of raw_tp programs (the sweep, 5.10+).
 	TestRun Feature `json:"test_run"`
+	// Atomics: BPF atomic cmpxchg (5.12+), with which two CPUs reporting
+	// one frame transition at once count it once.
+	Atomics Feature `json:"atomics"`
 }
 
 var retZero = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
@@ -86,6 +89,24 @@ func probeKprobe(fn string) error {
 	return l.Close()
 }
 
+// probeAtomics loads a program that does a 64-bit cmpxchg on its stack.
+func probeAtomics() error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.RawTracepoint, License: "GPL", Instructions: asm.Instructions{
+		asm.Mov.Imm(asm.R0, 0),
+		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, -8),
+		asm.Mov.Imm(asm.R2, 1),
+		asm.CmpXchg.Mem(asm.R1, asm.R2, asm.DWord, 0),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	}})
+	if err != nil {
+		return explainErrno(err)
+	}
+	return prog.Close()
+}
+
 func probeTestRun() error {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.RawTracepoint, Instructions: retZero, License: "GPL"})
 	if err != nil {
@@ -126,5 +147,6 @@ func probeFeatures(spec *btf.Spec, target string, config map[string]string) Feat
 		f.Kprobe = featureOf(probeKprobe(target), "kprobe on "+target)
 	}
 	f.TestRun = featureOf(probeTestRun(), "BPF_PROG_TEST_RUN for raw_tp (Linux 5.10+)")
+	f.Atomics = featureOf(probeAtomics(), "BPF atomic cmpxchg (Linux 5.12+)")
 	return f
 }

@@ -230,6 +230,7 @@ type Config struct {
 	CompleteHooked   bool         `json:"complete_hooked,omitempty"`  // tpacket_ubuf_complete itself is hooked (kfree only backs it up)
 	DirectXmitAddr   uint64       `json:"direct_xmit_addr,omitempty"` // packet_direct_xmit: po->xmit of a bypass socket before 6.4
 	UseLoop          bool         `json:"bpf_loop"`
+	Claims           bool         `json:"claims,omitempty"` // BPF cmpxchg: a transition two CPUs report at once is counted once
 	MaxScan          uint32       `json:"max_scan"`
 	KfreeHasReason   bool         `json:"kfree_has_reason"`
 	AvailViaTP       bool         `json:"avail_via_tp"`
@@ -382,6 +383,7 @@ func (b *builder) hookKinds() (entry, ret, label, retLabel string) {
 func (b *builder) config() {
 	f, c := b.f, &b.p.Config
 	c.UseLoop = f.Features.BPFLoop.OK
+	c.Claims = f.Features.Atomics.OK
 	c.MaxScan = DefaultMaxScan
 	if !c.UseLoop {
 		c.MaxScan = BoundedScan

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -144,22 +145,31 @@ func TestSocketChurn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("churn")
 	}
-	t.Run("plan", func(t *testing.T) { socketChurn(t, false) })
-	// Kernels before 5.17 (no bpf_loop) clean up through user space: run
-	// that path here too when this kernel has bpf_loop.
-	t.Run("without-bpf_loop", func(t *testing.T) { socketChurn(t, true) })
+	t.Run("plan", func(t *testing.T) { socketChurn(t, nil) })
+	// Kernels before 5.17 (no bpf_loop) clean up through user space, and
+	// kernels before 5.12 have no BPF cmpxchg (the loader rewrites it): run
+	// those paths here too when this kernel has what they lack.
+	t.Run("without-bpf_loop", func(t *testing.T) {
+		socketChurn(t, func(f *kernel.Features) *kernel.Feature { return &f.BPFLoop })
+	})
+	t.Run("without-cmpxchg", func(t *testing.T) {
+		socketChurn(t, func(f *kernel.Features) *kernel.Feature { return &f.Atomics })
+	})
 }
 
-func socketChurn(t *testing.T, noLoop bool) {
+// socketChurn runs the churn with the plan this kernel gets, or with the
+// one it would get without the feature lacking names.
+func socketChurn(t *testing.T, lacking func(*kernel.Features) *kernel.Feature) {
 	l := newLab(t)
 	bin := ringtraceBinary(t)
 	o := options(t, plan.Auto)
-	if noLoop {
-		if !o.Facts.Features.BPFLoop.OK {
-			t.Skip("this kernel has no bpf_loop: the plan subtest ran this path")
-		}
+	if lacking != nil {
 		f := *o.Facts
-		f.Features.BPFLoop.OK = false
+		feat := lacking(&f.Features)
+		if !feat.OK {
+			t.Skip("this kernel lacks it: the plan subtest ran this path")
+		}
+		feat.OK = false
 		p, err := plan.Build(&f, plan.Auto)
 		if err != nil {
 			t.Fatal(err)

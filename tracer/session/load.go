@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
@@ -26,7 +27,7 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpfobj.RingtraceRtConfig, 
 		KfreeHasReason: b2u(c.KfreeHasReason), AvailViaTp: b2u(c.AvailViaTP),
 		SendingViaTp: b2u(c.SendingViaTP), CallsViaSyscalls: b2u(c.CallsViaSyscalls),
 		UargForm: b2u(c.UargForm), UargCompleteLen: c.UargCompleteLen, UargViaKfree: b2u(c.UargViaKfree),
-		DirectXmitAddr: c.DirectXmitAddr, CompleteHooked: b2u(c.CompleteHooked),
+		DirectXmitAddr: c.DirectXmitAddr, CompleteHooked: b2u(c.CompleteHooked), Claims: b2u(c.Claims),
 	}
 	switch p.Class {
 	case plan.Fentry:
@@ -79,6 +80,20 @@ func EventMask(kinds []event.Kind) uint32 {
 	return m
 }
 
+// withoutAtomics rewrites every cmpxchg, which kernels before 5.12 refuse
+// on sight even where it cannot run, into a load of the same word: with
+// rt_config.claims off the verifier proves those branches dead, so the
+// rewrite only has to pass the kernel's opcode check.
+func withoutAtomics(spec *ebpf.CollectionSpec) {
+	for _, prog := range spec.Programs {
+		for i, ins := range prog.Instructions {
+			if ins.OpCode.Class() == asm.StXClass && ins.OpCode.Mode() == asm.AtomicMode && ins.OpCode.AtomicOp() == asm.CmpXchg {
+				prog.Instructions[i] = asm.LoadMem(asm.R0, ins.Dst, ins.Offset, ins.OpCode.Size()).WithMetadata(ins.Metadata)
+			}
+		}
+	}
+}
+
 // objects are the loaded maps and programs of a session.
 type objects struct {
 	maps  map[string]*ebpf.Map
@@ -117,6 +132,9 @@ func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringS
 		if !keep[name] {
 			delete(spec.Programs, name)
 		}
+	}
+	if !p.Config.Claims {
+		withoutAtomics(spec)
 	}
 	if err := spec.Variables["cfg"].Set(cfg); err != nil {
 		return nil, fmt.Errorf("set rt_config: %w", err)
