@@ -89,6 +89,15 @@ func probeKprobe(fn string) error {
 	return l.Close()
 }
 
+// cmpxchg is `r0 = cmpxchg_64(dst + 0, r0, src)`. cilium/ebpf v0.22 encodes
+// asm.CmpXchg.Mem with an immediate of 0, which is an atomic add (that
+// 5.10 accepts): the immediate is set here as well.
+func cmpxchg(dst, src asm.Register) asm.Instruction {
+	ins := asm.CmpXchg.Mem(dst, src, asm.DWord, 0)
+	ins.Constant = int64(asm.CmpXchg >> 8)
+	return ins
+}
+
 // probeAtomics loads a program that does a 64-bit cmpxchg on its stack.
 func probeAtomics() error {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.RawTracepoint, License: "GPL", Instructions: asm.Instructions{
@@ -97,7 +106,7 @@ func probeAtomics() error {
 		asm.Mov.Reg(asm.R1, asm.RFP),
 		asm.Add.Imm(asm.R1, -8),
 		asm.Mov.Imm(asm.R2, 1),
-		asm.CmpXchg.Mem(asm.R1, asm.R2, asm.DWord, 0),
+		cmpxchg(asm.R1, asm.R2),
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return(),
 	}})
