@@ -46,7 +46,7 @@ func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, e
 	if err := socks.Lookup(sk, &ss); err != nil {
 		return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
 	}
-	pf.State = uint8(event.Sending)
+	pf.State, pf.Busy = uint8(event.Sending), 1 // busy: the claim a completion takes
 	if err := frames.Update(pick, pf, 0); err != nil {
 		return 0, false, fmt.Errorf("frame %d: %w", pick.Idx, err)
 	}
