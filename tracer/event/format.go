@@ -47,14 +47,16 @@ func (n Names) appendUnnamed(dst []byte, addr uint64) []byte {
 
 // Formatter turns events into text lines or JSON objects. It numbers
 // sockets in order of appearance (sk1, sk2, ...) and prints times relative
-// to Base. It remembers what Names answered for each address, so Names
+// to Base; a socket's number is forgotten a while after it closes. It remembers what Names answered for each address, so Names
 // must answer the same for an address every time. Not safe for concurrent
 // use.
 type Formatter struct {
 	Base  uint64 // ns subtracted from timestamps in text output
 	Names Names
 	socks map[sockID]int
-	cur   map[uint64]uint32 // socket inode last seen at each address
+	gone  Recent[sockID, int] // sockets closed lately, for their late events
+	nsock int                 // sockets numbered so far
+	cur   map[uint64]uint32   // socket inode last seen at each address
 	// The last socket numbered: consecutive events are mostly of one.
 	lastSk  uint64
 	lastIno uint32
@@ -80,14 +82,20 @@ func NewFormatter(base uint64, names Names) *Formatter {
 // SocketLabel is the short name of a socket ("sk1"). Events that carry no
 // inode (rare) take the last socket seen at their address.
 func (f *Formatter) SocketLabel(sk uint64, ino uint32) string {
-	return string(f.appendSocketLabel(nil, sk, ino))
+	return string(f.appendSocketLabel(nil, sk, ino, false))
 }
 
-func (f *Formatter) appendSocketLabel(dst []byte, sk uint64, ino uint32) []byte {
+// appendSocketLabel appends the label of e's socket; that of a socket that
+// closed (e is its SockGone) is kept for a while only.
+func (f *Formatter) appendSocketLabel(dst []byte, sk uint64, ino uint32, closed bool) []byte {
 	if sk == 0 {
 		return append(dst, '-')
 	}
-	return strconv.AppendInt(append(dst, "sk"...), int64(f.socketNumber(sk, ino)), 10)
+	dst = strconv.AppendInt(append(dst, "sk"...), int64(f.socketNumber(sk, ino)), 10)
+	if closed {
+		f.closed(sk, f.lastIno)
+	}
+	return dst
 }
 
 func (f *Formatter) socketNumber(sk uint64, ino uint32) int {
@@ -105,11 +113,28 @@ func (f *Formatter) socketNumber(sk uint64, ino uint32) int {
 	id := sockID{sk, ino}
 	n, ok := f.socks[id]
 	if !ok {
-		n = len(f.socks) + 1
-		f.socks[id] = n
+		if n, ok = f.gone.Get(id); !ok {
+			f.nsock++
+			n = f.nsock
+			f.socks[id] = n
+		}
 	}
 	f.lastSk, f.lastIno, f.lastN = sk, ino, n
 	return n
+}
+
+// closed moves a socket that closed (its SockGone event) to the sockets
+// remembered for a while only.
+func (f *Formatter) closed(sk uint64, ino uint32) {
+	if ino == 0 {
+		ino = f.cur[sk]
+	}
+	id := sockID{sk, ino}
+	if n, ok := f.socks[id]; ok {
+		delete(f.socks, id)
+		f.gone.Put(id, n)
+	}
+	// f.cur keeps the address: there are as many as sockets open at once.
 }
 
 // MsgFlags renders sendmsg flags.
@@ -303,7 +328,7 @@ func (f *Formatter) AppendText(dst []byte, e *Event) []byte {
 	b = strconv.AppendUint(append(b, '/'), uint64(e.TID), 10)
 	b = append(pad(b, start, 22), ' ')
 	start = len(b)
-	b = append(pad(f.appendSocketLabel(b, e.Sk, e.SockIno), start, 4), ' ')
+	b = append(pad(f.appendSocketLabel(b, e.Sk, e.SockIno, e.Kind == SockGone), start, 4), ' ')
 	start = len(b)
 	if e.HasFrame() {
 		b = strconv.AppendUint(append(b, '#'), uint64(e.Frame), 10)

@@ -98,7 +98,7 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 			w.hex("socket", e.Sk)
 		}
 		w.open("sock")
-		w.b = f.appendSocketLabel(w.b, e.Sk, e.SockIno)
+		w.b = f.appendSocketLabel(w.b, e.Sk, e.SockIno, e.Kind == SockGone)
 		w.close()
 		// The socket's inode, also for the events that carry none (those
 		// the normaliser implies, a few BPF ones): the labelled socket's.

@@ -41,7 +41,9 @@ type Watcher struct {
 	frames  map[Frame]*tracked
 	calls   map[Frame]map[uint32]*inCall // per socket (Frame.Frame 0), calls in progress by tid
 	lastRet map[Frame]*inCall            // per socket, the last call that returned
-	labels  map[Frame]string
+	labels  map[Frame]string             // per open socket
+	gone    event.Recent[Frame, string]  // labels of sockets closed lately
+	nsock   int                          // sockets labelled so far
 	cur     map[uint64]uint32
 	start   uint64
 	snaps   []*Snapshot
@@ -80,19 +82,33 @@ func NewWatcher(after time.Duration, out io.Writer, walk func(string) (*Snapshot
 }
 
 // sock is the socket key of e, labelled like the report labels sockets
-// (sk1, sk2, ... in order of first appearance).
-func (w *Watcher) sock(e *event.Event) Frame {
+// (sk1, sk2, ... in order of first appearance); closed: e is a late event
+// of a socket that closed.
+func (w *Watcher) sock(e *event.Event) (k Frame, closed bool) {
 	ino := e.SockIno
 	if ino == 0 {
 		ino = w.cur[e.Sk]
 	} else {
 		w.cur[e.Sk] = ino
 	}
-	k := Frame{Sk: e.Sk, Ino: ino}
+	k = Frame{Sk: e.Sk, Ino: ino}
 	if _, ok := w.labels[k]; !ok {
-		w.labels[k] = "sk" + strconv.Itoa(len(w.labels)+1)
+		if _, closed = w.gone.Get(k); closed {
+			return k, true
+		}
+		w.nsock++
+		w.labels[k] = "sk" + strconv.Itoa(w.nsock)
 	}
-	return k
+	return k, false
+}
+
+// label is a socket's label, also for a while after it closed.
+func (w *Watcher) label(s Frame) string {
+	if l, ok := w.labels[s]; ok {
+		return l
+	}
+	l, _ := w.gone.Get(s)
+	return l
 }
 
 // Event takes the next ordered event.
@@ -105,7 +121,10 @@ func (w *Watcher) Event(e *event.Event) error {
 	if w.start == 0 {
 		w.start = e.TS
 	}
-	s := w.sock(e)
+	s, closed := w.sock(e)
+	if closed {
+		return nil // its frames were released at the close
+	}
 	f := Frame{Sk: s.Sk, Ino: s.Ino, Frame: e.Frame}
 	switch e.Kind {
 	case event.SendmsgEnter:
@@ -140,6 +159,12 @@ func (w *Watcher) Event(e *event.Event) error {
 				w.untrack(k)
 			}
 		}
+		// Forget the socket (a long trace sees many come and go); keep
+		// its label a while for a walk in progress and late events.
+		w.gone.Put(s, w.labels[s])
+		delete(w.labels, s)
+		delete(w.calls, s)
+		delete(w.lastRet, s)
 	default:
 		if t := w.frames[f]; t != nil && e.HasFrame() {
 			t.where.Update(e)
@@ -282,7 +307,7 @@ func (w *Watcher) report(frames []Frame, why, what string, settle time.Duration)
 		delete(w.walking, f)
 		loc := Locate(f, snap, where, rel, w.start, w.KernelAddresses)
 		s := Frame{Sk: f.Sk, Ino: f.Ino}
-		k := fmt.Sprintf("%s\x00%v\x00%s", w.labels[s], rel != nil, loc.Summary)
+		k := fmt.Sprintf("%s\x00%v\x00%s", w.label(s), rel != nil, loc.Summary)
 		g := groups[k]
 		if g == nil {
 			g = &group{sock: s, loc: loc, released: rel != nil}
@@ -305,16 +330,16 @@ func (w *Watcher) report(frames []Frame, why, what string, settle time.Duration)
 			if to := relTime(g.to, w.start); to != relTime(g.from, w.start) {
 				when = "from " + relTime(g.from, w.start) + " to " + to
 			}
-			fmt.Fprintf(w.Out, "ringtrace: %s: %d frames %s (%s), then released %s: %s\n", w.labels[g.sock], len(g.idx), what, FrameList(g.idx), when, g.loc.Summary)
+			fmt.Fprintf(w.Out, "ringtrace: %s: %d frames %s (%s), then released %s: %s\n", w.label(g.sock), len(g.idx), what, FrameList(g.idx), when, g.loc.Summary)
 		} else {
-			fmt.Fprintf(w.Out, "ringtrace: STUCK %s: %d frames %s (%s): %s\n", w.labels[g.sock], len(g.idx), what, FrameList(g.idx), g.loc.Summary)
+			fmt.Fprintf(w.Out, "ringtrace: STUCK %s: %d frames %s (%s): %s\n", w.label(g.sock), len(g.idx), what, FrameList(g.idx), g.loc.Summary)
 		}
 		for _, e := range g.loc.Evidence {
 			fmt.Fprintf(w.Out, "ringtrace:     - %s\n", e)
 		}
 		if g.loc.Self && !g.released {
 			title, ev := SelfDeadlock(snap.HeldBy(g.sock.Sk, g.sock.Sk), w.senderState(g.sock, snap))
-			fmt.Fprintf(w.Out, "ringtrace: %s %s\n", w.labels[g.sock], title)
+			fmt.Fprintf(w.Out, "ringtrace: %s %s\n", w.label(g.sock), title)
 			for _, e := range ev {
 				fmt.Fprintf(w.Out, "ringtrace:     - %s\n", e)
 			}

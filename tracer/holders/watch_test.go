@@ -229,3 +229,32 @@ func TestLocateKernelAddresses(t *testing.T) {
 		t.Errorf("evidence with addresses lacks %s or %s:\n%s", skbAddr, frameAddr, evFull)
 	}
 }
+
+// TestWatcherForgetsClosedSockets: a long trace of short-lived sockets
+// keeps no per-socket state for the closed ones beyond a bounded few, and
+// a late completion of a closed socket tracks nothing.
+func TestWatcherForgetsClosedSockets(t *testing.T) {
+	w := NewWatcher(time.Second, io.Discard, func(string) (*Snapshot, error) { return nil, errors.New("no walks") })
+	const n = 10 * event.DefaultRecent
+	ts := uint64(1e9)
+	for i := 1; i <= n; i++ {
+		sk, ino := uint64(0xffff0000+i%64), uint32(i)
+		ev := func(e event.Event) {
+			ts += 1000
+			e.TS, e.Sk, e.SockIno, e.TID, e.PID, e.Comm = ts, sk, ino, 7, 7, "churn"
+			w.Event(&e)
+		}
+		ev(event.Event{Kind: event.SendmsgEnter, Frame: NoFrame})
+		ev(event.Event{Kind: event.FrameState, Frame: 0, New: event.Sending})
+		ev(event.Event{Kind: event.SendmsgReturn, Frame: NoFrame})
+		ev(event.Event{Kind: event.SockGone, Frame: NoFrame})
+		ev(event.Event{Kind: event.FrameState, Frame: 1, New: event.Sending}) // late, after the close
+	}
+	if len(w.labels) != 0 || len(w.calls) != 0 || len(w.lastRet) != 0 || len(w.frames) != 0 || w.gone.Len() > 2*event.DefaultRecent {
+		t.Errorf("after %d closed sockets: %d labels, %d call maps, %d last returns, %d frames tracked, %d remembered",
+			n, len(w.labels), len(w.calls), len(w.lastRet), len(w.frames), w.gone.Len())
+	}
+	if w.nsock != n {
+		t.Errorf("%d sockets labelled, want %d (late events of closed sockets start none)", w.nsock, n)
+	}
+}
