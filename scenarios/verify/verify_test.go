@@ -10,6 +10,7 @@ import (
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/scenarios/verify"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
@@ -24,7 +25,8 @@ func options(t *testing.T, class plan.Class) verify.Options {
 	}
 	p, err := plan.Build(facts, class)
 	if err != nil {
-		t.Skipf("hook class %s: %v", class, err)
+		kerneltest.RequireClass(t, facts, class)
+		t.Fatalf("hook class %s: %v, although this kernel has what it rests on", class, err)
 	}
 	return verify.Options{Facts: facts, BTF: spec, Plan: p}
 }

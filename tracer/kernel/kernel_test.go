@@ -74,10 +74,51 @@ func TestProbeThisHost(t *testing.T) {
 	if f.Symbols["tpacket_destruct_skb"].Addr == 0 && f.CompletionForm() == "destructor" {
 		t.Error("destructor form without tpacket_destruct_skb")
 	}
-	for name, feat := range map[string]Feature{"fentry": f.Features.Fentry, "kprobe": f.Features.Kprobe} {
-		if !feat.OK && feat.Why == "" {
+	// A probe that fails where the kernel's version and config say the
+	// feature must exist is broken (kerneltest.Check, which this package
+	// cannot import).
+	for _, name := range FeatureNames() {
+		feat, ok := f.Features.Feature(name)
+		switch why := f.MayLack(name); {
+		case !ok:
+			t.Errorf("no probed feature %q", name)
+		case !feat.OK && feat.Why == "":
 			t.Errorf("%s unavailable without a reason", name)
+		case !feat.OK && why == "":
+			t.Errorf("%s unusable on Linux %s, which must have it: %s", name, f.Version, feat.Why)
+		default:
+			t.Logf("%s: ok=%v %s %s", name, feat.OK, feat.Why, why)
 		}
+	}
+	if f.CompletionForm() == "uarg" && f.Symbols["tpacket_ubuf_complete"].Addr == 0 {
+		t.Error("uarg form without the text symbol tpacket_ubuf_complete")
+	}
+}
+
+// TestMayLack: a feature may be missing only for a reason the kernel gives.
+func TestMayLack(t *testing.T) {
+	f := &Facts{Version: Version{6, 18, 44}, Config: map[string]string{"CONFIG_KPROBES": "n", "CONFIG_FUNCTION_TRACER": "y", "CONFIG_DEBUG_INFO_BTF": "y"}}
+	f.Features.Fentry.Why = "fentry/fexit on packet_sendmsg: refused by the kernel (EPERM)"
+	for name, want := range map[string]string{
+		"bpf_loop": "",                                       // 5.17+: must have it
+		"kprobe":   "CONFIG_KPROBES is not set",              // configured out
+		"fentry":   "refused by the kernel's policy (EPERM)", // this host
+		"tp_btf":   "",
+	} {
+		if got := f.MayLack(name); got != want {
+			t.Errorf("6.18 %s: MayLack = %q, want %q", name, got, want)
+		}
+	}
+	f.Features.Fentry.Why = "fentry/fexit on packet_sendmsg: not supported by this kernel (ENOTSUPP)"
+	if got := f.MayLack("fentry"); got != "" {
+		t.Errorf("6.18 with CONFIG_FUNCTION_TRACER and fentry unsupported: MayLack = %q, want a failure", got)
+	}
+	f.Version = Version{5, 10, 251}
+	if got := f.MayLack("atomics"); !strings.Contains(got, "older than 5.12") {
+		t.Errorf("5.10 atomics: MayLack = %q", got)
+	}
+	if got := (&Facts{Version: Version{6, 1, 0}}).MayLack("kprobe"); got != "the kernel's build config cannot be read" {
+		t.Errorf("no config: MayLack(kprobe) = %q", got)
 	}
 }
 

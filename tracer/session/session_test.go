@@ -17,6 +17,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -546,9 +547,7 @@ type rawTrace struct {
 func startRawTrace(t *testing.T, sweep time.Duration) *rawTrace {
 	t.Helper()
 	o := options(t, plan.Auto)
-	if !o.Facts.Features.BPFLoop.OK {
-		t.Skip("needs bpf_loop (5.17+): the walk at return and the in-kernel sweep")
-	}
+	kerneltest.Require(t, o.Facts, "bpf_loop") // the walk at return and the in-kernel sweep
 	o.Filter, o.SweepInterval = session.Filter{PID: uint32(os.Getpid())}, sweep
 	sess, err := session.Open(o)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
@@ -31,26 +32,33 @@ func TestPlansVerify(t *testing.T) {
 	if facts.Features.BPFLoop.OK {
 		variants = append(variants, false)
 	}
-	tried := 0
 	for _, class := range []plan.Class{plan.Fentry, plan.Kprobe, plan.Tracepoint} {
-		for _, loop := range variants {
-			f := *facts
-			f.Features.BPFLoop.OK = loop
-			p, err := plan.Build(&f, class)
-			if err != nil {
-				t.Logf("%s: not on this kernel: %v", class, err)
-				break
+		t.Run(string(class), func(t *testing.T) {
+			for _, loop := range variants {
+				f := *facts
+				f.Features.BPFLoop.OK = loop
+				p, err := plan.Build(&f, class)
+				if err != nil {
+					kerneltest.RequireClass(t, facts, class)
+					t.Fatalf("%v, although this kernel has what the class rests on", err)
+				}
+				for _, summary := range []bool{false, true} {
+					name := fmt.Sprintf("%s/%s", map[bool]string{true: "bpf_loop", false: "bounded"}[loop],
+						map[bool]string{false: "stream", true: "summary"}[summary])
+					t.Run(name, func(t *testing.T) { verifyPlan(t, p, kbtf, summary) })
+				}
 			}
-			tried++
-			for _, summary := range []bool{false, true} {
-				name := fmt.Sprintf("%s/%s/%s", class, map[bool]string{true: "bpf_loop", false: "bounded"}[loop],
-					map[bool]string{false: "stream", true: "summary"}[summary])
-				t.Run(name, func(t *testing.T) { verifyPlan(t, p, kbtf, summary) })
+			// Kernels before 5.12 get the cmpxchg rewritten into a load.
+			if facts.Features.Atomics.OK {
+				f := *facts
+				f.Features.Atomics.OK = false
+				p, err := plan.Build(&f, class)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Run("without-cmpxchg", func(t *testing.T) { verifyPlan(t, p, kbtf, false) })
 			}
-		}
-	}
-	if tried == 0 {
-		t.Fatal("no hook class can be planned on this kernel")
+		})
 	}
 }
 
