@@ -65,7 +65,21 @@ type Expectation struct {
 	Pass     bool   `json:"pass"`
 	Measured string `json:"measured"`
 	Want     string `json:"want,omitempty"`
+	// Outcome is what happened, where that differs by kernel (the kernel
+	// matrix compares it with what each kernel is known to do).
+	Outcome Outcome `json:"outcome,omitempty"`
 }
+
+// Outcome names what happened in a scenario whose result differs by kernel.
+type Outcome string
+
+const (
+	// OutcomeCompleted: the call returned with every frame AVAILABLE.
+	OutcomeCompleted Outcome = "completed"
+	// OutcomeSelfDeadlock: the frames stayed SENDING, held by the sender's
+	// own receive queue.
+	OutcomeSelfDeadlock Outcome = "self-deadlock"
+)
 
 // Result of a scenario run.
 type Result struct {

@@ -82,8 +82,8 @@ func runSelfLoop(ctx context.Context, env *Env) ([]Expectation, error) {
 	return exps, nil
 }
 
-// What the self-loop verdicts say happened (the end of their What): the
-// kernel matrix compares them with what each kernel is known to do.
+// What the self-loop verdicts say happened (the end of their What; their
+// Outcome says it as a value).
 const (
 	SelfLoopCompleted  = "returned with every frame AVAILABLE, and ringtrace calls nothing stuck"
 	SelfLoopDeadlocked = "frames stayed SENDING and ringtrace names the sender's own receive queue as their holder (self-deadlock)"
@@ -122,15 +122,19 @@ func selfLoopVerdict(what string, rep *report.Report, r *txring.Ring, c call, af
 	normal := c.errno == 0 && c.ret == want && after.Available == r.Frames()
 	switch {
 	case normal:
-		return pass(what+": "+SelfLoopCompleted,
+		e := pass(what+": "+SelfLoopCompleted,
 			len(rep.Stuck) == 0 && !deadlock,
 			fmt.Sprintf("returned %v, %v; %d stuck frames reported", c, after, len(rep.Stuck)), "no stuck frame, no self-deadlock")
+		e.Outcome = OutcomeCompleted
+		return e
 	case stuckCall && len(sending) > 0:
-		return pass(what+": "+SelfLoopDeadlocked,
+		e := pass(what+": "+SelfLoopDeadlocked,
 			self == len(sending) && other == 0 && deadlock,
 			fmt.Sprintf("returned %v; %d frames SENDING, %d named held by the sender's own receive queue, %d elsewhere, self-deadlock diagnosed %v",
 				c, len(sending), self, other, deadlock),
 			fmt.Sprintf("%d held by its own receive queue, self-deadlock", len(sending)))
+		e.Outcome = OutcomeSelfDeadlock
+		return e
 	}
 	return pass(what+": either returned with every frame AVAILABLE, or left them SENDING in its own receive queue", false,
 		fmt.Sprintf("returned %v, ring %v", c, after), fmt.Sprintf("%d bytes and every frame AVAILABLE, or a timeout with frames SENDING", want))

@@ -39,10 +39,10 @@ func kernelOutcome(r *scenarios.Result) string {
 	}
 	for _, e := range r.Expectations {
 		var got bool
-		switch {
-		case strings.HasSuffix(e.What, scenarios.SelfLoopDeadlocked):
+		switch e.Outcome {
+		case scenarios.OutcomeSelfDeadlock:
 			got = true
-		case strings.HasSuffix(e.What, scenarios.SelfLoopCompleted):
+		case scenarios.OutcomeCompleted:
 			got = false
 		default:
 			continue

@@ -8,12 +8,12 @@ import (
 
 func TestKernelOutcome(t *testing.T) {
 	res := func(kernel string, deadlocked bool) *scenarios.Result {
-		what := "blocking sendto: " + scenarios.SelfLoopCompleted
+		what, outcome := "blocking sendto: "+scenarios.SelfLoopCompleted, scenarios.OutcomeCompleted
 		if deadlocked {
-			what = "blocking sendto: " + scenarios.SelfLoopDeadlocked
+			what, outcome = "blocking sendto: "+scenarios.SelfLoopDeadlocked, scenarios.OutcomeSelfDeadlock
 		}
 		return &scenarios.Result{Scenario: "self-loop", Pass: true, Kernel: kernel,
-			Expectations: []scenarios.Expectation{{What: what, Pass: true}, {What: "after the blocking run, draining", Pass: true}}}
+			Expectations: []scenarios.Expectation{{What: what, Pass: true, Outcome: outcome}, {What: "after the blocking run, draining", Pass: true}}}
 	}
 	for _, c := range []struct {
 		kernel     string

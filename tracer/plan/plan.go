@@ -57,23 +57,26 @@ func (c Class) Letter() string {
 	return "?"
 }
 
+// AttachKind is how a program is attached.
+type AttachKind string
+
 // Attach kinds.
 const (
-	KindTPBTF      = "tp_btf"
-	KindTracepoint = "tracepoint" // perf tracepoint via tracefs
-	KindFentry     = "fentry"
-	KindFexit      = "fexit"
-	KindKprobe     = "kprobe"
-	KindKretprobe  = "kretprobe"
-	KindRawTP      = "raw_tp"   // raw tracepoint: untyped u64 arguments
-	KindTestRun    = "test_run" // loaded, run from user space
+	KindTPBTF      AttachKind = "tp_btf"
+	KindTracepoint AttachKind = "tracepoint" // perf tracepoint via tracefs
+	KindFentry     AttachKind = "fentry"
+	KindFexit      AttachKind = "fexit"
+	KindKprobe     AttachKind = "kprobe"
+	KindKretprobe  AttachKind = "kretprobe"
+	KindRawTP      AttachKind = "raw_tp"   // raw tracepoint: untyped u64 arguments
+	KindTestRun    AttachKind = "test_run" // loaded, run from user space
 )
 
 // Attachment is one program to load and where to attach it.
 type Attachment struct {
-	Program string `json:"program"`
-	Kind    string `json:"kind"`
-	Target  string `json:"target"` // function, tp_btf name, or group/name
+	Program string     `json:"program"`
+	Kind    AttachKind `json:"kind"`
+	Target  string     `json:"target"` // function, tp_btf name, or group/name
 	// For, when set, lists the only events this attachment produces: a
 	// trace that asks for none of them does not attach it (frame tracking
 	// does not depend on it).
@@ -342,12 +345,12 @@ func (b *builder) row(event, hook, prec, why string) {
 	b.p.Rows = append(b.p.Rows, Row{Event: event, Hook: hook, Precision: prec, Why: why})
 }
 
-func (b *builder) attach(prog, kind, target string) {
+func (b *builder) attach(prog string, kind AttachKind, target string) {
 	b.p.Attach = append(b.p.Attach, Attachment{Program: prog, Kind: kind, Target: target})
 }
 
 // attachFor adds an attachment that only produces the given events.
-func (b *builder) attachFor(prog, kind, target string, events ...string) {
+func (b *builder) attachFor(prog string, kind AttachKind, target string, events ...string) {
 	b.p.Attach = append(b.p.Attach, Attachment{Program: prog, Kind: kind, Target: target, For: events})
 }
 
@@ -373,7 +376,7 @@ func (b *builder) fn(name string) bool {
 
 // hookKinds gives the attach kinds and program-name prefixes of the class's
 // function entry and return hooks.
-func (b *builder) hookKinds() (entry, ret, label, retLabel string) {
+func (b *builder) hookKinds() (entry, ret AttachKind, label, retLabel string) {
 	if b.p.Class == Fentry {
 		return KindFentry, KindFexit, "fentry", "fexit"
 	}

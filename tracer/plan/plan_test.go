@@ -42,7 +42,7 @@ var modern = []string{"packet_sendmsg", "tpacket_destruct_skb", "__dev_queue_xmi
 func attached(p *plan.Plan) map[string]string {
 	m := map[string]string{}
 	for _, a := range p.Attach {
-		m[a.Program] = a.Kind + " " + a.Target
+		m[a.Program] = string(a.Kind) + " " + a.Target
 	}
 	return m
 }

@@ -262,7 +262,7 @@ func (s *Session) missed() map[string]uint64 {
 			continue
 		}
 		if st, err := prog.Stats(); err == nil && st.RecursionMisses > 0 {
-			out[a.Kind+" "+a.Target] += st.RecursionMisses
+			out[string(a.Kind)+" "+a.Target] += st.RecursionMisses
 		}
 	}
 	return out
