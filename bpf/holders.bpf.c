@@ -45,38 +45,6 @@ const enum rt_holder_form *__rt_holder_form_anchor __attribute__((unused));
 const struct rt_holder_skb *__rt_holder_skb_anchor __attribute__((unused));
 const enum rt_holder_locate *__rt_holder_locate_anchor __attribute__((unused));
 
-/* The iterator's context and the members only this program reads, as local
- * "___h" flavours: CO-RE matches them to the kernel's types by name. */
-struct seq_file;
-
-struct bpf_iter_meta {
-	struct seq_file *seq;
-} __attribute__((preserve_access_index));
-
-struct bpf_iter__task_file {
-	struct bpf_iter_meta *meta;
-	struct task_struct *task;
-	__u32 fd;
-	struct file *file;
-} __attribute__((preserve_access_index));
-
-struct sk_buff___h {
-	struct sk_buff___h *next;
-} __attribute__((preserve_access_index));
-
-struct sk_buff_head___h {
-	struct sk_buff___h *next;
-	__u32 qlen;
-} __attribute__((preserve_access_index));
-
-struct sock___h {
-	struct sk_buff_head___h sk_receive_queue;
-} __attribute__((preserve_access_index));
-
-struct packet_sock___h {
-	__be16 num;
-} __attribute__((preserve_access_index));
-
 static __always_inline void fill_common(struct rt_holder *h, struct task_struct *task, __u32 fd, __u32 ino,
 					struct sock *sk, __u32 family)
 {
@@ -322,7 +290,7 @@ static __always_inline void place_skb(struct walk_ctx *c, struct rt_holder_skb *
 static __always_inline long walk_one(struct walk_ctx *c, int use_loop)
 {
 	struct rt_holder *h = &c->sc->h;
-	struct sk_buff___h *skb = (void *)c->skb;
+	struct sk_buff *skb = (void *)c->skb;
 	struct rt_holder_skb *s;
 	__u64 ph = 0, sender = 0;
 	__u32 form, n;
@@ -366,7 +334,7 @@ static long walk_cb(__u32 i, void *data)
 
 static __always_inline void walk_queue(struct seq_file *seq, struct scratch *sc, struct sock *sk, int use_loop)
 {
-	struct sock___h *s = (void *)sk;
+	struct sock *s = (void *)sk;
 	struct walk_ctx c = { .seq = seq, .sc = sc };
 	struct rt_holder *h = &sc->h;
 	__u32 qlen;
@@ -409,7 +377,7 @@ static __always_inline void describe_ring(struct seq_file *seq, struct scratch *
 	if (!g.pg_vec)
 		return;
 	h->kind = RT_HR_RING;
-	h->protocol = BPF_CORE_READ((struct packet_sock___h *)po, num);
+	h->protocol = BPF_CORE_READ((struct packet_sock *)po, num);
 	h->frame_size = g.frame_size;
 	h->frames_per_block = g.fpb;
 	h->frame_max = g.frame_max;

@@ -34,9 +34,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define NET_TX_SOFTIRQ 2
 #define NET_RX_SOFTIRQ 3
 /* Without bpf_loop (before 5.17) the verifier walks loops iteration by
- * iteration: ring scans cover BOUNDED_SCAN frames, walks that call into
+ * iteration: ring scans cover RT_BOUNDED_SCAN frames, walks that call into
  * the frame tracking (blocks, untraced frames) BOUNDED_WALK. */
-#define BOUNDED_SCAN 1024
 #define BOUNDED_WALK 16
 #define STACK_DEPTH 12 /* the wait function is within the first few frames */
 
@@ -53,6 +52,7 @@ const enum rt_prec *__rt_prec_anchor __attribute__((unused));
 const enum rt_cause *__rt_cause_anchor __attribute__((unused));
 const enum rt_wait *__rt_wait_anchor __attribute__((unused));
 const enum rt_hook *__rt_hook_anchor __attribute__((unused));
+const enum rt_limit *__rt_limit_anchor __attribute__((unused));
 const enum rt_sweep_kind *__rt_sweep_kind_anchor __attribute__((unused));
 
 struct {
@@ -1181,7 +1181,7 @@ struct {
  * SEND_REQUEST run is kept with arithmetic. Failed reads leave 0xff (an
  * "other" status) instead of being tested.
  *
- * It is a global function, so the verifier walks its BOUNDED_SCAN
+ * It is a global function, so the verifier walks its RT_BOUNDED_SCAN
  * iterations once per program, with its arguments as unknown scalars,
  * instead of once per path into it: the callers' paths (a walk over taken
  * frames with a break anywhere, drop rollbacks) would otherwise multiply the
@@ -1193,11 +1193,11 @@ __noinline int scan_flat(__u64 pg_vec, __u64 fpb_fsize, __u64 n_off, __u32 head)
 {
 	__u32 fpb = fpb_fsize >> 32, fsize = (__u32)fpb_fsize, nframes = n_off >> 32, off = (__u32)n_off;
 	__u32 key = 0, counts[8] = {};
-	__u32 n = nframes < BOUNDED_SCAN ? nframes : BOUNDED_SCAN;
+	__u32 n = nframes < RT_BOUNDED_SCAN ? nframes : RT_BOUNDED_SCAN;
 	__u32 run_open = 1, run = 0;
 	struct rt_scan *out;
 
-	for (__u32 i = 0; i < BOUNDED_SCAN; i++) {
+	for (__u32 i = 0; i < RT_BOUNDED_SCAN; i++) {
 		__u32 idx, st = 0xff;
 		__u64 buf = 0;
 
@@ -2586,8 +2586,7 @@ static __always_inline long sweep_one(__u32 i, struct rt_sweep *req)
 }
 
 /* Without bpf_loop the verifier walks every iteration: user space sends
- * SWEEP_BOUNDED frames per run. */
-#define SWEEP_BOUNDED 16
+ * RT_SWEEP_BOUNDED frames per run. */
 
 SEC("raw_tp")
 int sweep_bounded(void *ctx)
@@ -2597,7 +2596,7 @@ int sweep_bounded(void *ctx)
 
 	if (!req)
 		return 0;
-	for (__u32 i = 0; i < SWEEP_BOUNDED; i++)
+	for (__u32 i = 0; i < RT_SWEEP_BOUNDED; i++)
 		if (sweep_one(i, req))
 			break;
 	return 0;

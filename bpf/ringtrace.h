@@ -12,11 +12,20 @@
 #define RT_COMM_LEN 16
 #define RT_IFNAME_LEN 16
 #define RT_STACK_RANGES 16
-#define RT_SWEEP_BATCH 256
 #define RT_NO_FRAME 0xffffffffu
 /* Power-of-two nanosecond buckets of in-kernel histograms: bucket i holds
  * [2^i, 2^(i+1)) ns, the last one everything longer (2^39 ns is 9 min). */
 #define RT_HIST_BUCKETS 40
+
+/* Sizes user space must agree on: bpf2go (-type rt_limit) generates them
+ * for Go, so they are written down once. */
+enum rt_limit {
+	/* Without bpf_loop (before 5.17) the verifier walks loops iteration
+	 * by iteration: a ring scan covers this many frames after head. */
+	RT_BOUNDED_SCAN = 1024,
+	RT_SWEEP_BATCH = 256, /* frames one sweep run re-reads (bpf_loop) */
+	RT_SWEEP_BOUNDED = 16, /* the same without bpf_loop */
+};
 
 /* Logical events, independent of the hook that observed them. */
 enum rt_kind {

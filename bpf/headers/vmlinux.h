@@ -106,9 +106,16 @@ struct sock_common {
 } __attribute__((preserve_access_index));
 
 struct socket;
+struct sk_buff;
+
+struct sk_buff_head {
+	struct sk_buff *next;
+	__u32 qlen;
+} __attribute__((preserve_access_index));
 
 struct sock {
 	struct sock_common __sk_common;
+	struct sk_buff_head sk_receive_queue;
 	refcount_t sk_wmem_alloc;
 	int sk_sndbuf;
 	long sk_sndtimeo;
@@ -176,6 +183,7 @@ struct packet_sock {
 	enum tpacket_versions tp_version;
 	unsigned int tp_hdrlen;
 	struct net_device *cached_dev;
+	__be16 num;
 } __attribute__((preserve_access_index));
 
 struct skb_shared_info {
@@ -185,6 +193,7 @@ struct skb_shared_info {
 } __attribute__((preserve_access_index));
 
 struct sk_buff {
+	struct sk_buff *next;
 	struct net_device *dev;
 	struct sock *sk;
 	void (*destructor)(struct sk_buff *);
@@ -223,6 +232,19 @@ struct msghdr {
 struct ubuf_info {
 	refcount_t refcnt;
 	u8 flags;
+} __attribute__((preserve_access_index));
+
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__task_file {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+	__u32 fd;
+	struct file *file;
 } __attribute__((preserve_access_index));
 
 #endif /* __RINGTRACE_VMLINUX_H__ */

@@ -185,6 +185,14 @@ const (
 	RingtraceRtKindRT_FRAME_PICKED   RingtraceRtKind = 16
 )
 
+type RingtraceRtLimit uint32
+
+const (
+	RingtraceRtLimitRT_BOUNDED_SCAN  RingtraceRtLimit = 1024
+	RingtraceRtLimitRT_SWEEP_BATCH   RingtraceRtLimit = 256
+	RingtraceRtLimitRT_SWEEP_BOUNDED RingtraceRtLimit = 16
+)
+
 type RingtraceRtPrec uint32
 
 const (
@@ -369,6 +377,7 @@ const (
 	RingtraceVarRtFrameKeyAnchor               = "__rt_frame_key_anchor"
 	RingtraceVarRtHookAnchor                   = "__rt_hook_anchor"
 	RingtraceVarRtKindAnchor                   = "__rt_kind_anchor"
+	RingtraceVarRtLimitAnchor                  = "__rt_limit_anchor"
 	RingtraceVarRtPrecAnchor                   = "__rt_prec_anchor"
 	RingtraceVarRtStateAnchor                  = "__rt_state_anchor"
 	RingtraceVarRtSweepAnchor                  = "__rt_sweep_anchor"
@@ -512,6 +521,7 @@ type RingtraceVariableSpecs struct {
 	RtFrameKeyAnchor  *ebpf.VariableSpec `ebpf:"__rt_frame_key_anchor"`
 	RtHookAnchor      *ebpf.VariableSpec `ebpf:"__rt_hook_anchor"`
 	RtKindAnchor      *ebpf.VariableSpec `ebpf:"__rt_kind_anchor"`
+	RtLimitAnchor     *ebpf.VariableSpec `ebpf:"__rt_limit_anchor"`
 	RtPrecAnchor      *ebpf.VariableSpec `ebpf:"__rt_prec_anchor"`
 	RtStateAnchor     *ebpf.VariableSpec `ebpf:"__rt_state_anchor"`
 	RtSweepAnchor     *ebpf.VariableSpec `ebpf:"__rt_sweep_anchor"`
@@ -585,6 +595,7 @@ type RingtraceVariables struct {
 	RtFrameKeyAnchor  *ebpf.Variable `ebpf:"__rt_frame_key_anchor"`
 	RtHookAnchor      *ebpf.Variable `ebpf:"__rt_hook_anchor"`
 	RtKindAnchor      *ebpf.Variable `ebpf:"__rt_kind_anchor"`
+	RtLimitAnchor     *ebpf.Variable `ebpf:"__rt_limit_anchor"`
 	RtPrecAnchor      *ebpf.Variable `ebpf:"__rt_prec_anchor"`
 	RtStateAnchor     *ebpf.Variable `ebpf:"__rt_state_anchor"`
 	RtSweepAnchor     *ebpf.Variable `ebpf:"__rt_sweep_anchor"`

@@ -226,3 +226,17 @@ func (w Wait) String() string {
 	}
 	return "other"
 }
+
+// MarshalText names the reason in JSON.
+func (w Wait) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
+
+// UnmarshalText reads a name written by MarshalText.
+func (w *Wait) UnmarshalText(b []byte) error {
+	for _, x := range []Wait{WaitOther, WaitSndbuf, WaitCompletion, WaitPgVecLock, WaitCPU} {
+		if x.String() == string(b) {
+			*w = x
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown wait reason %q", b)
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
@@ -181,47 +182,10 @@ func Promise(e *event.Event, bypass bool) []string {
 // StackRange classifies a kernel stack frame: a sleeping sender whose stack
 // holds an address in [Start, End) waits for Reason.
 type StackRange struct {
-	Symbol string `json:"symbol"`
-	Start  uint64 `json:"start"`
-	End    uint64 `json:"end"`
-	Reason Wait   `json:"reason"`
-}
-
-// Wait reasons, matching enum rt_wait in bpf/ringtrace.h.
-type Wait uint32
-
-// Wait reasons.
-const (
-	WaitOther      Wait = 0
-	WaitSndbuf     Wait = 1
-	WaitCompletion Wait = 2
-	WaitPgVecLock  Wait = 3
-)
-
-func (w Wait) String() string {
-	switch w {
-	case WaitSndbuf:
-		return "sndbuf"
-	case WaitCompletion:
-		return "tx-completion"
-	case WaitPgVecLock:
-		return "pg_vec_lock"
-	}
-	return "other"
-}
-
-// MarshalText names the reason in JSON.
-func (w Wait) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
-
-// UnmarshalText reads a name written by MarshalText.
-func (w *Wait) UnmarshalText(b []byte) error {
-	for _, x := range []Wait{WaitOther, WaitSndbuf, WaitCompletion, WaitPgVecLock} {
-		if x.String() == string(b) {
-			*w = x
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown wait reason %q", b)
+	Symbol string     `json:"symbol"`
+	Start  uint64     `json:"start"`
+	End    uint64     `json:"end"`
+	Reason event.Wait `json:"reason"`
 }
 
 // Config is what the BPF side needs to know at load time (rt_config).
@@ -272,15 +236,14 @@ func (p *Plan) WithoutAddresses() *Plan {
 	return &c
 }
 
-// BoundedScan mirrors BOUNDED_SCAN in bpf/ringtrace.bpf.c: frames a ring
-// scan covers on kernels without bpf_loop.
-const BoundedScan = 1024
+// BoundedScan is how many frames a ring scan covers on kernels without
+// bpf_loop (RT_BOUNDED_SCAN in bpf/ringtrace.h).
+const BoundedScan = uint32(bpfobj.RingtraceRtLimitRT_BOUNDED_SCAN)
 
-// Frames one sweep run re-reads: RT_SWEEP_BATCH with bpf_loop,
-// SWEEP_BOUNDED without (bpf/ringtrace.bpf.c).
+// Frames one sweep run re-reads, with bpf_loop and without.
 const (
-	SweepBatch        = 256
-	SweepBatchBounded = 16
+	SweepBatch        = int(bpfobj.RingtraceRtLimitRT_SWEEP_BATCH)
+	SweepBatchBounded = int(bpfobj.RingtraceRtLimitRT_SWEEP_BOUNDED)
 )
 
 // DefaultMaxScan bounds bpf_loop ring scans; the normaliser trusts no longer
@@ -411,17 +374,17 @@ func (b *builder) config() {
 	c.AvailViaTP = b.p.Class == Tracepoint
 	ranges := []struct {
 		sym    string
-		reason Wait
+		reason event.Wait
 	}{
-		{"sock_alloc_send_pskb", WaitSndbuf}, {"sock_wait_for_wmem", WaitSndbuf},
-		{"__wait_for_common", WaitCompletion}, {"wait_for_common", WaitCompletion},
-		{"wait_for_completion_interruptible_timeout", WaitCompletion},
-		{"__mutex_lock", WaitPgVecLock}, {"__mutex_lock_slowpath", WaitPgVecLock},
-		{"mutex_lock", WaitPgVecLock}, {"mutex_lock_interruptible", WaitPgVecLock},
+		{"sock_alloc_send_pskb", event.WaitSndbuf}, {"sock_wait_for_wmem", event.WaitSndbuf},
+		{"__wait_for_common", event.WaitCompletion}, {"wait_for_common", event.WaitCompletion},
+		{"wait_for_completion_interruptible_timeout", event.WaitCompletion},
+		{"__mutex_lock", event.WaitPgVecLock}, {"__mutex_lock_slowpath", event.WaitPgVecLock},
+		{"mutex_lock", event.WaitPgVecLock}, {"mutex_lock_interruptible", event.WaitPgVecLock},
 		// Wakers: a frame's completion wakes the completion wait, freed
 		// sndbuf space the sndbuf wait.
-		{"tpacket_destruct_skb", WaitCompletion}, {"tpacket_ubuf_complete", WaitCompletion},
-		{"sock_def_write_space", WaitSndbuf}, {"sock_wfree", WaitSndbuf},
+		{"tpacket_destruct_skb", event.WaitCompletion}, {"tpacket_ubuf_complete", event.WaitCompletion},
+		{"sock_def_write_space", event.WaitSndbuf}, {"sock_wfree", event.WaitSndbuf},
 	}
 	for _, r := range ranges {
 		s, ok := f.Symbols[r.sym]

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
@@ -247,14 +248,14 @@ func TestForcedClassUnavailable(t *testing.T) {
 
 func TestStackRanges(t *testing.T) {
 	p, _ := plan.Build(facts(false, false, true, modern...), plan.Auto)
-	reasons := map[string]plan.Wait{}
+	reasons := map[string]event.Wait{}
 	for _, r := range p.Config.StackRanges {
 		reasons[r.Symbol] = r.Reason
 		if r.End <= r.Start {
 			t.Errorf("%s: empty range", r.Symbol)
 		}
 	}
-	if reasons["sock_alloc_send_pskb"] != plan.WaitSndbuf || reasons["__wait_for_common"] != plan.WaitCompletion {
+	if reasons["sock_alloc_send_pskb"] != event.WaitSndbuf || reasons["__wait_for_common"] != event.WaitCompletion {
 		t.Errorf("reasons %v", reasons)
 	}
 }

@@ -46,7 +46,7 @@ func pointerHeader(kernelAddresses bool) record.Header {
 		Kernel: &kernel.Facts{Release: "6.18", Symbols: map[string]kernel.Symbol{
 			"packet_sendmsg": {Name: "packet_sendmsg", Addr: 0xffffffff82150cc0, End: 0xffffffff82152450, Type: "t"}}},
 		Plan: &plan.Plan{Class: plan.Tracepoint, Config: plan.Config{DestructAddr: 0xffffffff8214ce40, UargCompleteAddr: 0xffffffff82196520,
-			StackRanges: []plan.StackRange{{Symbol: "__wait_for_common", Start: 0xffffffff821fc1b0, End: 0xffffffff821fc350, Reason: plan.WaitCompletion}}}}}
+			StackRanges: []plan.StackRange{{Symbol: "__wait_for_common", Start: 0xffffffff821fc1b0, End: 0xffffffff821fc350, Reason: event.WaitCompletion}}}}}
 }
 
 // pointerSnapshot is a walk that found skbX of socket skB's ring queued
@@ -177,7 +177,7 @@ func TestPseudonyms(t *testing.T) {
 	if sym.Addr != 0 || sym.End != 0 || sym.Size() != 0x1790 || sym.Name != "packet_sendmsg" {
 		t.Errorf("header symbol %+v, want its name and size only", sym)
 	}
-	if c := r.Header.Plan.Config; c.DestructAddr != 0 || c.UargCompleteAddr != 0 || c.StackRanges[0] != (plan.StackRange{Symbol: "__wait_for_common", Reason: plan.WaitCompletion}) {
+	if c := r.Header.Plan.Config; c.DestructAddr != 0 || c.UargCompleteAddr != 0 || c.StackRanges[0] != (plan.StackRange{Symbol: "__wait_for_common", Reason: event.WaitCompletion}) {
 		t.Errorf("plan config %+v", c)
 	}
 	if h.Plan.Config.DestructAddr == 0 || h.Plan.Config.StackRanges[0].Start == 0 || h.Kernel.Symbols["packet_sendmsg"].Addr == 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 )
@@ -58,16 +59,11 @@ const (
 // State masks off timestamp bits.
 func (s Status) State() Status { return s & 7 }
 
+// String names the state the way the tracer's events do.
 func (s Status) String() string {
-	switch s.State() {
-	case Available:
-		return "AVAILABLE"
-	case SendRequest:
-		return "SEND_REQUEST"
-	case Sending:
-		return "SENDING"
-	case WrongFormat:
-		return "WRONG_FORMAT"
+	switch st := s.State(); st {
+	case Available, SendRequest, Sending, WrongFormat:
+		return event.State(st).String()
 	}
 	return fmt.Sprintf("STATUS(%#x)", uint32(s))
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/txring"
 )
@@ -257,4 +258,20 @@ func TestBadInput(t *testing.T) {
 		}
 		t.Logf("%v", err)
 	})
+}
+
+// The tracer's frame states are the kernel's tp_status values (uapi
+// if_packet.h), which the ring writes and reads: one set of numbers.
+func TestStatesAreTheKernels(t *testing.T) {
+	for _, c := range []struct {
+		st txring.Status
+		ev event.State
+	}{{txring.Available, event.Available}, {txring.SendRequest, event.SendRequest}, {txring.Sending, event.Sending}, {txring.WrongFormat, event.WrongFormat}} {
+		if event.State(c.st) != c.ev || c.st.String() != c.ev.String() {
+			t.Errorf("tp_status %d (%s) is event state %d (%s)", c.st, c.st, c.ev, c.ev)
+		}
+	}
+	if s := txring.Status(3).String(); s != "STATUS(0x3)" {
+		t.Errorf("status 3: %s", s)
+	}
 }
