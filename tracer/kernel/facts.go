@@ -18,11 +18,10 @@ import (
 var Symbols = []string{
 	"packet_sendmsg", "tpacket_snd", "__packet_set_status",
 	"tpacket_destruct_skb", "tpacket_ubuf_complete",
-	"__dev_queue_xmit", "dev_queue_xmit", "packet_direct_xmit", "__dev_direct_xmit", "packet_xmit",
+	"__dev_queue_xmit", "dev_queue_xmit", "packet_direct_xmit", "__dev_direct_xmit",
 	"sock_alloc_send_pskb", "sock_wait_for_wmem", "sock_def_write_space", "sock_wfree",
 	"__wait_for_common", "wait_for_common", "wait_for_completion_interruptible_timeout",
 	"__mutex_lock", "__mutex_lock_slowpath", "mutex_lock", "mutex_lock_interruptible",
-	"net_rx_action", "net_tx_action",
 }
 
 // Tracepoints ringtrace may attach as tp_btf (btf_trace_<name> in BTF).
@@ -37,7 +36,7 @@ var Tracepoints = []string{
 var BTFFuncs = []string{
 	"packet_sendmsg", "tpacket_snd", "__packet_set_status", "tpacket_destruct_skb",
 	"tpacket_ubuf_complete", "__dev_queue_xmit", "dev_queue_xmit", "packet_direct_xmit",
-	"__dev_direct_xmit", "sock_alloc_send_pskb", "net_rx_action",
+	"__dev_direct_xmit", "sock_alloc_send_pskb",
 }
 
 // Facts is everything the attach plan depends on.
@@ -83,8 +82,9 @@ type Options struct {
 	TracefsPath string
 }
 
-var configKeys = []string{"CONFIG_KPROBES", "CONFIG_FPROBE", "CONFIG_KALLSYMS_ALL", "CONFIG_DEBUG_INFO_BTF",
-	"CONFIG_FTRACE_SYSCALLS", "CONFIG_PACKET", "CONFIG_BPF_LSM", "CONFIG_FUNCTION_TRACER"}
+// configKeys are the build options a decision reads: which hook families
+// the kernel must have (MayLack) and why syscall tracepoints are missing.
+var configKeys = []string{"CONFIG_KPROBES", "CONFIG_FUNCTION_TRACER", "CONFIG_DEBUG_INFO_BTF", "CONFIG_FTRACE_SYSCALLS"}
 
 // Probe gathers the facts. It needs root: it mounts tracefs if needed and
 // loads tiny programs to see which hook families the kernel accepts. The

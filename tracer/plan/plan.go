@@ -405,7 +405,11 @@ func (b *builder) calls() {
 		return
 	}
 	if !b.f.SyscallTPs {
-		b.row(ev, "-", "unavailable", "no syscall tracepoints (CONFIG_FTRACE_SYSCALLS not set)")
+		why := "no syscalls:sys_enter_sendto/sendmsg/sendmmsg in tracefs"
+		if b.f.Config["CONFIG_FTRACE_SYSCALLS"] == "n" {
+			why = "no syscall tracepoints (CONFIG_FTRACE_SYSCALLS is not set)"
+		}
+		b.row(ev, "-", "unavailable", why)
 		return
 	}
 	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} {
