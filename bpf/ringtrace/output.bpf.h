@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ringtrace.bpf.c, part: the output records: loss counters, reserving, filling and submitting struct
+ * rt_event in the ring buffer.
+ */
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                            */
+
+static __always_inline void count(void *map, __u32 key)
+{
+	__u64 *c = bpf_map_lookup_elem(map, &key);
+
+	if (c)
+		(*c)++;
+}
+
+/* bury leaves a gone socket's frame entries to the sweep. */
+static __always_inline void bury(__u64 sk, struct sock_state *ss)
+{
+	struct rt_agg_key k = { .sk = sk, .ino = ss->ino };
+	__u32 n = ss->n;
+
+	if (n && bpf_map_update_elem(&graves, &k, &n, BPF_ANY))
+		count(&overflow, OVF_SOCKS);
+}
+
+static __always_inline struct rt_event *ev_reserve(__u16 kind, __u8 hook)
+{
+	struct rt_event *e;
+	__u64 id;
+
+	if (!(cfg.events & (1u << kind)))
+		return NULL;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&lost, kind);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	id = bpf_get_current_pid_tgid();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->cpu = bpf_get_smp_processor_id();
+	e->kind = kind;
+	e->hook = hook;
+	e->frame = RT_NO_FRAME;
+	e->sndbuf = -1;
+	e->wmem = -1;
+	e->pending = -1;
+	e->old_state = RT_ST_UNKNOWN;
+	e->new_state = RT_ST_UNKNOWN;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+/* ev_sock fills the socket fields; ss may be NULL (looked up then). */
+/*
+ * ev_submit commits an event without waking the reader for each one: the
+ * reader wakes itself every few milliseconds, and is woken at once only when
+ * a good part of the buffer is waiting (a wake-up is an irq_work per event
+ * otherwise, a large share of the per-frame cost).
+ */
+static __always_inline void ev_submit(struct rt_event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+/*
+ * direct: sk is a BTF-typed pointer (a tp_btf/fentry argument or a field
+ * loaded from one), so fields are plain loads instead of probe-read helper
+ * calls. Callers pass a constant: the other branch is compiled out.
+ */
+static __always_inline void ev_sock_x(struct rt_event *e, struct sock *sk, struct sock_state *ss, int direct)
+{
+	__u64 key = (__u64)sk;
+
+	e->sk = key;
+	if (direct) {
+		e->sndbuf = sk->sk_sndbuf;
+		e->wmem = sk->sk_wmem_alloc.refs.counter - 1;
+	} else {
+		e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
+		e->wmem = sk_wmem(sk);
+	}
+	if (!ss)
+		ss = bpf_map_lookup_elem(&socks, &key);
+	if (ss) {
+		e->pending = ss->pending;
+		e->sock_ino = ss->ino;
+	}
+}
+
+static __always_inline void ev_sock(struct rt_event *e, struct sock *sk, struct sock_state *ss)
+{
+	ev_sock_x(e, sk, ss, 0);
+}
+
+/* The socket's inode number, 0 once the socket is closed (sk_socket gone). */
+static __always_inline __u64 sock_ino(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+}
+
+/* ev_dev names the device, from ss's cache when it is the same one. */
+static __always_inline void ev_dev(struct rt_event *e, struct sock_state *ss, struct net_device *dev)
+{
+	if (!dev)
+		return;
+	if (ss && ss->dev == (__u64)dev) {
+		e->ifindex = ss->ifindex;
+		__builtin_memcpy(e->dev, ss->dev_name, RT_IFNAME_LEN);
+		return;
+	}
+	e->ifindex = BPF_CORE_READ(dev, ifindex);
+	BPF_CORE_READ_STR_INTO(&e->dev, dev, name);
+	if (ss) {
+		ss->ifindex = e->ifindex;
+		__builtin_memcpy(ss->dev_name, e->dev, RT_IFNAME_LEN);
+		ss->dev = (__u64)dev;
+	}
+}

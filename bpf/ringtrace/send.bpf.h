@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ringtrace.bpf.c, part: the sendmsg call: enter and return, from syscall tracepoints (class C) or
+ * packet_sendmsg (classes A and B).
+ */
+
+/* ------------------------------------------------------------------ */
+/* sendmsg enter / return                                             */
+
+static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, int use_loop)
+{
+	struct sock_state *ss = sock_lookup(sk, 1);
+	struct call_state c = {};
+	struct rt_event *e;
+	struct rt_scan s = {};
+	struct ring r;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
+		return;
+	ss->seq++;
+	ss->last_ts = bpf_ktime_get_ns();
+	if (cfg.light_scans) {
+		s.head = r.head;
+		s.nframes = r.n;
+	} else {
+		scan_ring(&r, &s, use_loop);
+		ss->pending = s.sending; /* resynchronise the event-sourced count */
+	}
+	c.sk = (__u64)sk;
+	c.ts_enter = ss->last_ts;
+	c.seq = ss->seq;
+	c.flags = flags;
+	c.head_entry = r.head;
+	c.run_entry = s.run_send_request;
+	c.rollback_idx = RT_NO_FRAME;
+	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
+		count(&overflow, OVF_CALLS);
+	e = ev_reserve(RT_SENDMSG_ENTER, hook);
+	if (!e)
+		return;
+	ev_sock(e, sk, ss);
+	e->a[0] = flags;
+	e->a[1] = r.head;
+	e->a[2] = qdisc_bypass((struct packet_sock *)sk, cfg.direct_xmit_addr);
+	e->scan = s;
+	e->frame = r.head;
+	ev_dev(e, ss, BPF_CORE_READ((struct packet_sock *)sk, cached_dev));
+	if (!e->ifindex)
+		e->ifindex = BPF_CORE_READ((struct packet_sock *)sk, ifindex);
+	ev_submit(e);
+}
+
+static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
+	struct sock_state *ss;
+	struct rt_scan s = {};
+	struct rt_event *e;
+	struct sock *sk;
+	struct ring r;
+	__u32 taken;
+
+	if (!c)
+		return;
+	sk = (struct sock *)c->sk;
+	ss = ss_of(sk, NULL);
+	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
+		goto out;
+	/* A synchronous drop rolls its frame back to SEND_REQUEST. */
+	if (c->rollback_idx < r.n) {
+		__u64 ph = frame_addr(&r, c->rollback_idx);
+		struct rt_frame *f;
+
+		if ((frame_status(ph, r.off) & 7) == RT_ST_SEND_REQUEST) {
+			f = frame_entry(ss, c->sk, c->rollback_idx, ph);
+			if (f)
+				set_state(ss, f, RT_ST_SEND_REQUEST);
+			emit_frame(sk, ss, c->rollback_idx, 0, RT_ST_AVAILABLE, RT_ST_SEND_REQUEST, RT_BOUNDED, c->drop_ts,
+				   RT_C_ROLLBACK, hook, NULL);
+		}
+	}
+	/* A frame tpacket_snd refused stops the ring at head. */
+	if ((frame_status(frame_addr(&r, r.head), r.off) & 7) == RT_ST_WRONG_FORMAT) {
+		struct rt_frame *f = frame_entry(ss, c->sk, r.head, frame_addr(&r, r.head));
+
+		if (f && f->state != RT_ST_WRONG_FORMAT) {
+			set_state(ss, f, RT_ST_WRONG_FORMAT);
+			emit_frame(sk, ss, r.head, 0, RT_ST_SEND_REQUEST, RT_ST_WRONG_FORMAT, RT_BOUNDED, c->ts_enter,
+				   RT_C_BAD_FRAME, hook, NULL);
+		}
+	}
+	/* Frames taken but never seen SENDING (qdisc bypass). */
+	taken = r.head >= c->head_entry ? r.head - c->head_entry : r.head + r.n - c->head_entry;
+	if (taken == 0 && c->run_entry == r.n && (frame_status(frame_addr(&r, r.head), r.off) & 7) != RT_ST_SEND_REQUEST)
+		taken = r.n; /* the whole ring went round */
+	if (taken > c->n_sent) {
+		struct taken_ctx t = {};
+
+		t.sk = sk;
+		t.r = r;
+		t.ts_enter = c->ts_enter;
+		t.from = c->head_entry;
+		t.count = taken;
+		t.seq = c->seq;
+		t.ino = (__u32)ss->ino;
+		t.hook = hook;
+		if (use_loop) {
+			bpf_loop(cfg.max_scan, taken_cb, &t, 0);
+		} else {
+			for (__u32 i = 0; i < BOUNDED_WALK; i++)
+				if (taken_cb_body(i, &t))
+					break;
+		}
+	}
+	scan_ring_x(&r, &s, use_loop, cfg.light_scans);
+	/* Fewer frames SENDING than the events say: some completed unseen.
+	 * Without bpf_loop the walk is left to the sweep. Not where the uarg's
+	 * kfree reports completions: it comes after the status write and after
+	 * the wake-up of a blocking sender, so a return often reads frames
+	 * AVAILABLE whose completion event is a few hundred ns away; and a
+	 * raw tracepoint skips no run but one nested in itself. */
+	if (use_loop && !cfg.light_scans && !(cfg.uarg_via_kfree && !cfg.complete_hooked) &&
+	    ss->pending > (__s32)s.sending) {
+		struct missed_ctx m = {};
+
+		m.sk = sk;
+		m.r = r;
+		m.want = ss->pending - (__s32)s.sending;
+		m.ino = (__u32)ss->ino;
+		m.hook = hook;
+		bpf_loop(cfg.max_scan, missed_cb, &m, 0);
+	}
+	e = ev_reserve(RT_SENDMSG_RETURN, hook);
+	if (e) {
+		ev_sock(e, sk, ss);
+		if (!cfg.light_scans)
+			e->pending = s.sending;
+		e->a[0] = (__u64)ret;
+		e->a[1] = r.head;
+		e->a[2] = c->ts_enter;
+		e->scan = s;
+		e->frame = r.head;
+		e->n = c->n_sent > taken ? c->n_sent : taken;
+		e->aux = c->flags & MSG_DONTWAIT ? 1 : 0;
+		ev_submit(e);
+	}
+out:
+	bpf_map_delete_elem(&calls, &tid);
+}
+
+/* ------------------------------------------------------------------ */
+/* class C: syscall tracepoints                                       */
+
+struct sys_enter_args {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__u64 args[6];
+};
+
+struct sys_exit_args {
+	__u64 common;
+	__s32 nr;
+	__s32 pad;
+	__s64 ret;
+};
+
+static __always_inline struct sock *fd_sock(int fd)
+{
+	struct task_struct *t = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **fda, *f = NULL;
+	struct socket *so;
+	struct sock *sk;
+
+	if (fd < 0 || !fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fda = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fda[fd]);
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	so = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(so, sk);
+	return is_tx_ring_sock(sk) ? sk : NULL;
+}
+
+static __always_inline void sys_enter(struct sys_enter_args *ctx, int flags_arg, int use_loop)
+{
+	struct sock *sk;
+
+	if (!cfg.calls_via_syscalls)
+		return;
+	sk = fd_sock((int)ctx->args[0]);
+	if (sk)
+		call_enter(sk, (__u32)ctx->args[flags_arg], RT_H_TRACEPOINT, use_loop);
+}
+
+#define SYSCALL_PROGS(name, flags_arg, variant, use_loop)                      \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                              \
+	int sys_enter_##name##_##variant(struct sys_enter_args *ctx)             \
+	{                                                                        \
+		sys_enter(ctx, flags_arg, use_loop);                             \
+		return 0;                                                        \
+	}                                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                               \
+	int sys_exit_##name##_##variant(struct sys_exit_args *ctx)               \
+	{                                                                        \
+		if (cfg.calls_via_syscalls)                                      \
+			call_return(ctx->ret, RT_H_TRACEPOINT, use_loop);       \
+		return 0;                                                        \
+	}
+
+SYSCALL_PROGS(sendto, 3, loop, 1)
+SYSCALL_PROGS(sendmsg, 2, loop, 1)
+SYSCALL_PROGS(sendmmsg, 3, loop, 1)
+SYSCALL_PROGS(sendto, 3, bounded, 0)
+SYSCALL_PROGS(sendmsg, 2, bounded, 0)
+SYSCALL_PROGS(sendmmsg, 3, bounded, 0)
+
+/* ------------------------------------------------------------------ */
+/* class A / B: packet_sendmsg                                        */
+
+static __always_inline void sendmsg_enter(struct socket *sock, struct msghdr *msg, __u8 hook, int use_loop)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	if (is_tx_ring_sock(sk))
+		call_enter(sk, BPF_CORE_READ(msg, msg_flags), hook, use_loop);
+}
+
+SEC("fentry/packet_sendmsg")
+int BPF_PROG(fentry_packet_sendmsg_loop, struct socket *sock, struct msghdr *msg, __u64 len)
+{
+	sendmsg_enter(sock, msg, RT_H_FENTRY, 1);
+	return 0;
+}
+
+SEC("fexit/packet_sendmsg")
+int BPF_PROG(fexit_packet_sendmsg_loop, struct socket *sock, struct msghdr *msg, __u64 len, int ret)
+{
+	call_return(ret, RT_H_FENTRY, 1);
+	return 0;
+}
+
+SEC("fentry/packet_sendmsg")
+int BPF_PROG(fentry_packet_sendmsg_bounded, struct socket *sock, struct msghdr *msg, __u64 len)
+{
+	sendmsg_enter(sock, msg, RT_H_FENTRY, 0);
+	return 0;
+}
+
+SEC("fexit/packet_sendmsg")
+int BPF_PROG(fexit_packet_sendmsg_bounded, struct socket *sock, struct msghdr *msg, __u64 len, int ret)
+{
+	call_return(ret, RT_H_FENTRY, 0);
+	return 0;
+}
+
+SEC("kprobe/packet_sendmsg")
+int BPF_KPROBE(kprobe_packet_sendmsg_loop, struct socket *sock, struct msghdr *msg)
+{
+	sendmsg_enter(sock, msg, RT_H_KPROBE, 1);
+	return 0;
+}
+
+SEC("kretprobe/packet_sendmsg")
+int BPF_KRETPROBE(kretprobe_packet_sendmsg_loop, int ret)
+{
+	call_return(ret, RT_H_KPROBE, 1);
+	return 0;
+}
+
+SEC("kprobe/packet_sendmsg")
+int BPF_KPROBE(kprobe_packet_sendmsg_bounded, struct socket *sock, struct msghdr *msg)
+{
+	sendmsg_enter(sock, msg, RT_H_KPROBE, 0);
+	return 0;
+}
+
+SEC("kretprobe/packet_sendmsg")
+int BPF_KRETPROBE(kretprobe_packet_sendmsg_bounded, int ret)
+{
+	call_return(ret, RT_H_KPROBE, 0);
+	return 0;
+}

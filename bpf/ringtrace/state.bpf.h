@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ringtrace.bpf.c, part: the load-time configuration, bpf2go anchors, and the maps: per-frame, per-
+ * socket, per-call and per-skb state, overflow counters.
+ */
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_PACKET 17
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define TASK_RUNNING 0
+#define MSG_DONTWAIT 0x40
+#define NET_TX_SOFTIRQ 2
+#define NET_RX_SOFTIRQ 3
+/* Without bpf_loop (before 5.17) the verifier walks loops iteration by
+ * iteration: ring scans cover RT_BOUNDED_SCAN frames, walks that call into
+ * the frame tracking (blocks, untraced frames) BOUNDED_WALK. */
+#define BOUNDED_WALK 16
+#define STACK_DEPTH 12 /* the wait function is within the first few frames */
+
+const volatile struct rt_config cfg = {};
+
+/* Anchors so bpf2go -type finds these types in BTF. */
+const struct rt_event *__rt_event_anchor __attribute__((unused));
+const struct rt_frame_key *__rt_frame_key_anchor __attribute__((unused));
+const struct rt_frame *__rt_frame_anchor __attribute__((unused));
+const struct rt_sweep *__rt_sweep_anchor __attribute__((unused));
+const enum rt_kind *__rt_kind_anchor __attribute__((unused));
+const enum rt_state *__rt_state_anchor __attribute__((unused));
+const enum rt_prec *__rt_prec_anchor __attribute__((unused));
+const enum rt_cause *__rt_cause_anchor __attribute__((unused));
+const enum rt_wait *__rt_wait_anchor __attribute__((unused));
+const enum rt_hook *__rt_hook_anchor __attribute__((unused));
+const enum rt_limit *__rt_limit_anchor __attribute__((unused));
+const enum rt_sweep_kind *__rt_sweep_kind_anchor __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24); /* resized by the loader */
+} events SEC(".maps");
+
+/* Ring-buffer reservation failures, per event kind: loss is never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 32);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Tracking-map insertion failures (frames, sockets, calls, skbs, aggs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 5);
+	__type(key, __u32);
+	__type(value, __u64);
+} overflow SEC(".maps");
+
+#define OVF_FRAMES 0
+#define OVF_SOCKS 1
+#define OVF_CALLS 2
+#define OVF_SKBS 3
+#define OVF_AGGS 4
+
+/* A sendmsg call on a TX-ring socket in progress, keyed by thread id. */
+struct call_state {
+	__u64 sk;
+	__u64 ts_enter;
+	__u64 drop_ts;
+	__u64 sleep_ts;
+	__u64 runq_ts; /* runnable without a CPU since (preempted or woken), 0: running */
+	__u64 xmit_skb; /* the skb this call is handing to the device now (in_xmit) */
+	__u32 seq;
+	__u32 flags;
+	__u32 head_entry;
+	__u32 run_entry; /* SEND_REQUEST run at entry */
+	__u32 rollback_idx;
+	__u32 n_sent;
+	__u32 sleep_reason;
+	__u8 sleeping;
+	__u8 in_xmit;
+	__u8 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct call_state);
+} calls SEC(".maps");
+
+/* A TX-ring socket ringtrace has seen. */
+struct sock_state {
+	__u64 pg_vec;
+	__u64 last_ts;
+	__u64 ino; /* socket inode: a new socket at a reused address differs */
+	__u32 pid;
+	__u32 seq; /* sendmsg calls so far */
+	__s32 pending; /* event-sourced SENDING count */
+	/* this socket's frames map entries in SENDING: the frames the sweep
+	 * re-reads (pending is re-synchronised with the ring, this is not) */
+	__s32 map_sending;
+	/* TX ring geometry, valid while pg_vec is unchanged */
+	__u32 fpb;
+	__u32 fsize;
+	__u32 n;
+	__u32 off;
+	/* the frame expected to complete next (the one after the last that
+	 * did): frames mostly complete in ring order, and checking a guess
+	 * costs one read where finding an index costs map lookups */
+	__u32 next_idx;
+	__u8 tracked; /* 0: filtered out */
+	__u8 pad[7];
+	/* when the sweep first found the socket closed with frames still
+	 * SENDING (uarg kernels complete them later), 0 while it lives */
+	__u64 gone_ts;
+	/* the device this socket's frames were last seen on, and its name:
+	 * reading a name is a string copy, most events reuse this one */
+	__u64 dev;
+	__u32 ifindex;
+	char dev_name[RT_IFNAME_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sock_state);
+} socks SEC(".maps");
+
+/*
+ * Sockets that are gone (closed, or replaced at their address by a new
+ * socket) whose frame entries are still to be deleted: (address, inode) ->
+ * ring size. The sweep empties it (user space, without bpf_loop).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rt_agg_key);
+	__type(value, __u32);
+} graves SEC(".maps");
+
+/* Summary mode (cfg.aggregate): per-socket frame aggregates, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rt_agg_key);
+	__type(value, struct rt_sock_agg);
+} aggs SEC(".maps");
+
+/* One all-zero aggregate: the initial value of new aggs entries (too big
+ * for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rt_sock_agg);
+} agg_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* resized by the loader (--max-frames) */
+	__type(key, struct rt_frame_key);
+	__type(value, struct rt_frame);
+} frames SEC(".maps");
+
+/* Ring skbs on their way, so asynchronous events find their frame. */
+struct skb_state {
+	__u64 sk;
+	__u64 ph;
+	__u64 darg; /* skb_shinfo(skb)->destructor_arg when it was sent */
+	__u64 ts_start_xmit;
+	__u32 idx;
+	__u32 ino; /* its socket's inode */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct skb_state);
+} skbs SEC(".maps");
+
+/* Frame address -> (socket, index), learned when frames are sent. */
+struct ph_state {
+	__u64 sk;
+	__u64 pg_vec; /* the ring it was found in: a re-created ring invalidates it */
+	__u64 skb; /* the skb remember_skb cached for it (an skbs entry), or 0 */
+	__u32 idx;
+	__u32 ino; /* the socket's inode */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* resized by the loader with frames */
+	__type(key, __u64);
+	__type(value, struct ph_state);
+} ph2idx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} softirq_ts SEC(".maps");
+
+/* Frames user space asks the sweep program to re-read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rt_sweep);
+} sweep_req SEC(".maps");
