@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ringtrace/ringtrace/scenarios/matrix"
 	"github.com/ringtrace/ringtrace/scenarios/vm"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 )
@@ -72,4 +73,18 @@ func TestExitStatus(t *testing.T) {
 			t.Errorf("exitStatus(%v) = %d, want %d", c.err, got, c.want)
 		}
 	}
+}
+
+// TestMatrixTimeoutDefault: the CLI's per-boot timeout is the matrix's own
+// default (a 20 m flag default once cut 5.10's 24-minute boots short).
+func TestMatrixTimeoutDefault(t *testing.T) {
+	for _, f := range matrixCommand().Flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "timeout" {
+			if d, err := parseTimeout(sf.Value); err != nil || d != matrix.DefaultTimeout {
+				t.Errorf("--timeout default %q, want matrix.DefaultTimeout %v", sf.Value, matrix.DefaultTimeout)
+			}
+			return
+		}
+	}
+	t.Error("matrix has no --timeout flag")
 }

@@ -30,7 +30,7 @@ func matrixCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-host", Usage: "do not run the scenarios natively on this kernel"},
 			&cli.BoolFlag{Name: "no-tests", Usage: "do not run the integration tests in the guests"},
 			&cli.StringFlag{Name: "go", Usage: "go command that builds the test binaries (default: go on PATH, else /usr/local/go/bin/go)"},
-			&cli.StringFlag{Name: "timeout", Value: "20m", Usage: "kill a guest after this long (per boot)"},
+			&cli.StringFlag{Name: "timeout", Value: matrix.DefaultTimeout.String(), Usage: "kill a guest after this long (per boot)"},
 			&cli.StringFlag{Name: "accel", Value: "auto", Usage: "auto, tcg or kvm"},
 			cacheFlag,
 		},
