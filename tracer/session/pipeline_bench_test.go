@@ -3,6 +3,7 @@ package session_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"io"
 	"maps"
 	"slices"
@@ -71,15 +72,7 @@ func TestPipelineMatchesReplay(t *testing.T) {
 		}
 		evs = append(evs, e)
 	}
-	slices.SortStableFunc(evs, func(a, b event.Event) int {
-		switch {
-		case a.TS < b.TS:
-			return -1
-		case a.TS > b.TS:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(evs, func(a, b event.Event) int { return cmp.Compare(a.TS, b.TS) })
 	var want []byte
 	f := event.NewFormatter(0, same.Names())
 	norm := event.NewNormalizer()
