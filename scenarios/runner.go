@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/btf"
-	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/live"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
 	"github.com/ringtrace/ringtrace/tracer/record"
@@ -69,10 +68,7 @@ func NewRunner(o Options) (*Runner, error) {
 			return nil, inputerr.New("--out %s: %v", o.Out, err)
 		}
 	}
-	sym := &kernel.Symbolizer{}
-	return &Runner{o: o, facts: facts, btf: spec, plan: p, names: event.Names{
-		DropReason: func(c uint32) string { return facts.DropReasons[c] }, Symbol: sym.Lookup,
-		KernelAddresses: o.KernelAddresses}}, nil
+	return &Runner{o: o, facts: facts, btf: spec, plan: p, names: live.Names(facts, o.KernelAddresses)}, nil
 }
 
 // Plan is the attach plan the runner uses.
@@ -168,60 +164,38 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	if kinds == nil {
 		kinds = event.Kinds()
 	}
-	sess, err := session.Open(session.Options{Facts: r.facts, BTF: r.btf, Plan: r.plan, Kinds: kinds,
-		Filter: session.Filter{PID: uint32(os.Getpid())}})
+	t, err := live.Open(live.Options{Session: session.Options{Facts: r.facts, BTF: r.btf, Plan: r.plan, Kinds: kinds,
+		Filter: session.Filter{PID: uint32(os.Getpid())}}})
 	if err != nil {
 		return nil, err
 	}
-	defer sess.Close()
+	defer t.Close()
 	// Interrupted while loading (seconds under emulation): send nothing.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// Attached: load the stuck-frame iterator now, in the background, while
-	// the reader starts.
-	walker := holders.Load(holders.Config{DestructAddr: r.plan.Config.DestructAddr, UargCompleteAddr: r.plan.Config.UargCompleteAddr, KernelBTF: r.btf})
-	defer walker.Close()
-	builder := report.NewBuilder(r.names)
-	var raw func([]byte) error
-	var rec *record.Writer
+	sinks := live.Sinks{Names: r.names, StuckAfter: e.s.StuckAfter, Log: e.Log, Report: report.NewBuilder(r.names)}
 	base := e.s.Name
 	if label != "" {
 		base += "-" + label
 	}
 	if r.o.Out != "" {
-		var ts unix.Timespec
-		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-		rec, err = record.Create(filepath.Join(r.o.Out, base+".rtrec"), record.Header{
-			Tool: "ringtrace run " + e.s.Name, Created: time.Now(), Monotonic: uint64(ts.Nano()),
-			Kernel: r.facts, Plan: sess.Plan(), Command: os.Args, Note: e.s.Title, KernelAddresses: r.o.KernelAddresses},
-			record.Options{Symbol: r.names.Symbol})
+		h := t.Header()
+		h.Tool, h.Note, h.KernelAddresses = "ringtrace run "+e.s.Name, e.s.Title, r.o.KernelAddresses
+		sinks.Record, err = record.Create(filepath.Join(r.o.Out, base+".rtrec"), h, record.Options{Symbol: r.names.Symbol})
 		if err != nil {
 			return nil, err
 		}
-		raw = rec.Write
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	after := e.s.StuckAfter
-	if after == 0 {
-		after = holders.DefaultStuckAfter
+	if err := t.Start(ctx, sinks); err != nil {
+		return nil, err
 	}
-	watch := holders.NewWatcher(after, e.Log, walker.Walk)
-	watch.Settle = sess.Lag()
-	watch.KernelAddresses = r.o.KernelAddresses
-	promises := promise.New(r.plan, func(s string) {
-		fmt.Fprintf(e.Log, "ringtrace: WARNING: broken promise: %s; has the kernel changed? run `ringtrace probe --verify`\n", s)
-	})
-	sink := &builderSink{b: builder, watch: watch, promises: promises}
-	go func() { done <- sess.Run(runCtx, sink, raw) }()
-	stopWatch := watch.Start(runCtx, 20*time.Millisecond)
 	// The sender starts once the iterator is loaded (a failed load only
 	// fails the walks): a scenario's stuck checks then always find it, and
 	// under TCG its load (0.3-0.7 s of CPU) does not compete with the
 	// sender whose timing the scenario checks. The probes were live before.
 	select {
-	case <-walker.Ready():
+	case <-t.WalkerReady():
 	case <-ctx.Done():
 	}
 	sendErr := ctx.Err()
@@ -234,27 +208,10 @@ func (e *Env) Trace(ctx context.Context, label string, send func(ctx context.Con
 	case <-ctx.Done():
 	case <-time.After(150 * time.Millisecond):
 	}
-	stop()
-	runErr := <-done
-	stopWatch()
-	watch.Final() // who holds the frames still SENDING
-	snaps := watch.Snapshots()
-	st := sess.Stats()
-	builder.SetStuckAfter(after)
-	for _, sn := range snaps {
-		builder.AddSnapshot(sn)
-	}
-	builder.SetGaps(st.Lost, st.Duplicates, st.Missed)
-	builder.SetPromises(promises.Tallies())
-	e.promises = append(e.promises, promises.Tallies()...)
-	rep := builder.Finish()
-	rep.Kernel, rep.Class, rep.Completion = r.facts.Release, string(r.plan.Class), r.plan.Completion
-	if rec != nil {
-		tr := record.Trailer{Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
-			Promises: promises.Tallies()}
-		if err := rec.CloseWithTrailer(tr); err != nil && runErr == nil {
-			runErr = err
-		}
+	res, runErr := t.Stop()
+	rep, st := res.Report, res.Stats
+	e.promises = append(e.promises, res.Promises...)
+	if sinks.Record != nil {
 		e.res.Files = append(e.res.Files, filepath.Join(r.o.Out, base+".rtrec"))
 		files, err := writeViews(rep, r.o.Out, base)
 		e.res.Files = append(e.res.Files, files...)
@@ -293,18 +250,3 @@ func promisesHeld(ts []promise.Tally) Expectation {
 	return pass("the attach plan's exact hooks saw the frames (its promises held)", len(broken) == 0,
 		measured, fmt.Sprintf("<= %.0f %% of any promise's events reconstructed", 100*promise.Threshold))
 }
-
-type builderSink struct {
-	b        *report.Builder
-	watch    *holders.Watcher
-	promises *promise.Watch
-}
-
-func (s *builderSink) Event(e *event.Event) error {
-	s.b.Add(e)
-	s.watch.Event(e)
-	s.promises.Event(e)
-	return nil
-}
-
-func (*builderSink) Flush() error { return nil }

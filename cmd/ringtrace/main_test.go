@@ -230,6 +230,7 @@ func TestTraceBadInput(t *testing.T) {
 		{"bad-ringbuf", []string{"trace", "--ringbuf-size", "3"}, "--ringbuf-size"},
 		{"long-comm", []string{"trace", "--comm", "a-very-long-process-name"}, "15"},
 		{"record-unwritable", []string{"trace", "--duration", "1ms", "--record", "/nonexistent/dir/x.rtrec"}, "--record"},
+		{"ready-file-unwritable", []string{"trace", "--duration", "1ms", "--ready-file", "/nonexistent/dir/ready"}, "--ready-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkOneLineError(t, runBin(t, bin, nil, tc.args...), tc.want)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime/debug"
 	"sort"
@@ -14,22 +13,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cilium/ebpf/btf"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/live"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/outfile"
-	"github.com/ringtrace/ringtrace/tracer/plan"
-	"github.com/ringtrace/ringtrace/tracer/promise"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 	"github.com/ringtrace/ringtrace/tracer/session"
-	"github.com/ringtrace/ringtrace/tracer/tick"
 )
 
 // Event groups for --events.
@@ -134,36 +129,15 @@ func traceCommand() *cli.Command {
 	}
 }
 
-// traceSession holds what a trace needs, for trace and (later) run.
-type traceSession struct {
-	facts  *kernel.Facts
-	plan   *plan.Plan
-	sess   *session.Session
-	walker *holders.Loader // the stuck-frame iterator, loading since the probes were attached
-	start  uint64
-	wall   time.Time
-}
-
-// Close unloads the stuck-frame iterator, then detaches the probes.
-func (ts *traceSession) Close() error {
-	return errors.Join(ts.walker.Close(), ts.sess.Close())
-}
-
-// startRecording writes a recording header to f, if any, and returns the
-// raw-record callback for Session.Run. The recording keeps kernel
-// addresses only when names show them (--kernel-addresses).
-func (ts *traceSession) startRecording(f *os.File, nm event.Names) (*record.Writer, func([]byte) error, error) {
+// startRecording writes a recording header to f, if any. The recording
+// keeps kernel addresses only when names show them (--kernel-addresses).
+func startRecording(t *live.Trace, f *os.File, nm event.Names) (*record.Writer, error) {
 	if f == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
-	w, err := record.NewWriter(f, record.Header{
-		Tool: "ringtrace " + version, Created: ts.wall, Monotonic: ts.start,
-		Kernel: ts.facts, Plan: ts.plan, Command: os.Args, KernelAddresses: nm.KernelAddresses,
-	}, record.Options{Symbol: nm.Symbol})
-	if err != nil {
-		return nil, nil, err
-	}
-	return w, w.Write, nil
+	h := t.Header()
+	h.Tool, h.KernelAddresses = "ringtrace "+version, nm.KernelAddresses
+	return record.NewWriter(f, h, record.Options{Symbol: nm.Symbol})
 }
 
 // summaryEvents are what an aggregating --summary streams: calls, sleeps,
@@ -205,7 +179,7 @@ func limitHeap(c *cli.Context) {
 	debug.SetMemoryLimit(heapLimit)
 }
 
-func openTrace(c *cli.Context) (*traceSession, error) {
+func openTrace(c *cli.Context) (*live.Trace, error) {
 	evs := c.String("events")
 	if aggregating(c) && !c.IsSet("events") {
 		evs = summaryEvents
@@ -242,95 +216,22 @@ func openTrace(c *cli.Context) (*traceSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := session.Open(session.Options{
+	t, err := live.Open(live.Options{ReadyFile: c.String("ready-file"), Session: session.Options{
 		Facts: facts, BTF: spec, Plan: p, Kinds: kinds,
 		Filter:       session.Filter{PID: uint32(c.Uint("pid")), Comm: c.String("comm"), Ifname: c.String("ifname")},
 		RingBufBytes: rbBytes, MaxFrames: uint32(c.Uint("max-frames")),
 		SweepInterval: c.Duration("sweep-interval"), Aggregate: aggregating(c),
-	})
+	}})
+	var rf *live.ReadyFileError
+	if errors.As(err, &rf) {
+		return nil, inputerr.New("--ready-file %s: %v", rf.Path, rf.Err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if path := c.String("ready-file"); path != "" {
-		if err := os.WriteFile(path, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
-			sess.Close()
-			return nil, inputerr.New("--ready-file %s: %v", path, err)
-		}
-	}
-	var ts traceSession
-	ts.facts, ts.sess, ts.plan = facts, sess, sess.Plan()
-	// After the ready file, so the load never delays it; before any frame
-	// can be stuck, so the first walk does not wait for it.
-	ts.walker = loadWalker(ts.plan, spec)
-	ts.start, ts.wall = event.MonotonicNow(), time.Now()
 	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
-		p.Class.Letter(), p.Class, completionLine(p), sess.Ready.Round(time.Millisecond))
-	return &ts, nil
-}
-
-// textSink prints decoded lines; jsonSink one object per line.
-type textSink struct {
-	w   *bufio.Writer
-	f   *event.Formatter
-	buf []byte
-}
-
-func (s *textSink) Event(e *event.Event) error {
-	s.buf = s.f.AppendText(s.buf[:0], e)
-	s.buf = append(s.buf, '\n')
-	_, err := s.w.Write(s.buf)
-	return err
-}
-func (s *textSink) Flush() error { return s.w.Flush() }
-
-type jsonSink struct {
-	w   *bufio.Writer
-	f   *event.Formatter
-	buf []byte
-}
-
-func (s *jsonSink) Event(e *event.Event) error {
-	s.buf = s.f.AppendJSON(s.buf[:0], e)
-	s.buf = append(s.buf, '\n')
-	_, err := s.w.Write(s.buf)
-	return err
-}
-func (s *jsonSink) Flush() error { return s.w.Flush() }
-
-// teeSink feeds every event to several sinks.
-type teeSink []session.Sink
-
-func (t teeSink) Event(e *event.Event) error {
-	for _, s := range t {
-		if err := s.Event(e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t teeSink) Flush() error {
-	for _, s := range t {
-		if err := s.Flush(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// builderSink rebuilds the report live.
-type builderSink struct{ b *report.Builder }
-
-func (s builderSink) Event(e *event.Event) error { s.b.Add(e); return nil }
-func (builderSink) Flush() error                 { return nil }
-
-func names(f *kernel.Facts, kernelAddresses bool) event.Names {
-	sym := &kernel.Symbolizer{}
-	return event.Names{
-		DropReason:      func(code uint32) string { return f.DropReasons[code] },
-		Symbol:          sym.Lookup,
-		KernelAddresses: kernelAddresses,
-	}
+		p.Class.Letter(), p.Class, completionLine(p), t.Session().Ready.Round(time.Millisecond))
+	return t, nil
 }
 
 func runTrace(c *cli.Context) error {
@@ -348,13 +249,13 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ts, err := openTrace(c)
+	t, err := openTrace(c)
 	if err != nil {
 		outs.abort()
 		return err
 	}
 	limitHeap(c) // after loading: collecting during it would delay attaching
-	defer ts.Close()
+	defer t.Close()
 	ctx := c.Context
 	if d := c.Duration("duration"); d > 0 {
 		var cancel context.CancelFunc
@@ -362,93 +263,43 @@ func runTrace(c *cli.Context) error {
 		defer cancel()
 	}
 	out := bufio.NewWriterSize(os.Stdout, 256<<10)
-	nm := names(ts.facts, c.Bool(kernelAddressesFlag))
-	f := event.NewFormatter(ts.start, nm)
-	var sinks teeSink
-	var builder *report.Builder
+	nm := live.Names(t.Facts(), c.Bool(kernelAddressesFlag))
+	began, _ := t.Began()
+	f := event.NewFormatter(began, nm)
+	after, _ := stuckAfter(c)
+	sinks := live.Sinks{Names: nm, StuckAfter: after, Log: os.Stderr, WarnLoss: true}
 	switch {
 	case c.Bool("summary"):
-		builder = report.NewBuilder(nm)
+		sinks.Report = report.NewBuilder(nm)
 		// Only the summary is printed: keep memory flat however long the
 		// trace runs, also when every event goes to a --record file
 		// (measured: 900 MB after 3 s at 800k events/s without limits).
 		// Timelines (--perfetto, --html) need every frame.
 		if c.String("perfetto") == "" && c.String("html") == "" {
-			builder.SetLimits(report.SummaryLimits)
+			sinks.Report.SetLimits(report.SummaryLimits)
 		}
-		sinks = append(sinks, builderSink{builder})
 	case c.Bool("json"):
-		sinks = append(sinks, &jsonSink{w: out, f: f})
+		sinks.Out = append(sinks.Out, live.JSONLines(out, f))
 	default:
-		sinks = append(sinks, &textSink{w: out, f: f})
+		sinks.Out = append(sinks.Out, live.TextLines(out, f))
 		fmt.Fprintf(out, "%14s %-5s %-22s %-4s %-6s %s\n", "TIME(s)", "CPU", "COMM/TID", "SOCK", "FRAME", "EVENT")
 	}
-	if builder == nil && len(outs) > 0 {
-		builder = report.NewBuilder(nm)
-		sinks = append(sinks, builderSink{builder})
+	if sinks.Report == nil && len(outs) > 0 {
+		sinks.Report = report.NewBuilder(nm)
 	}
-	promises := promise.New(ts.plan, warnPromise(os.Stderr))
-	sinks = append(sinks, promises)
-	after, _ := stuckAfter(c)
-	var watch *holders.Watcher
-	if !aggregating(c) {
-		watch = holders.NewWatcher(after, os.Stderr, ts.walker.Walk)
-		watch.Settle = ts.sess.Lag()
-		watch.KernelAddresses = nm.KernelAddresses
-		sinks = append(sinks, watch)
-	}
-	var sink session.Sink = sinks
-	rec, raw, err := ts.startRecording(recFile, nm)
-	if err != nil {
+	if sinks.Record, err = startRecording(t, recFile, nm); err != nil {
 		outs.abort()
 		return err
 	}
-	stopLoss := watchLoss(ctx, ts.sess, os.Stderr)
-	stopWatch := func() {}
-	if watch != nil {
-		stopWatch = watch.Start(ctx, stuckTick(after))
+	res, runErr := t.Run(ctx, sinks)
+	if res == nil { // not started
+		outs.abort()
+		return runErr
 	}
-	runErr := ts.sess.Run(ctx, sink, raw)
-	stopWatch()
-	stopLoss()
-	var snaps []*holders.Snapshot
-	if watch != nil {
-		watch.Final()
-		snaps = watch.Snapshots()
+	if sinks.Record != nil {
+		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", sinks.Record.Count(), c.String("record"))
 	}
-	st := ts.sess.Stats()
-	if rec != nil {
-		tr := record.Trailer{Lost: st.Lost, Missed: st.Missed, Holders: snaps, StuckAfterNS: uint64(after),
-			Promises: promises.Tallies()}
-		if err := rec.CloseWithTrailer(tr); err != nil && runErr == nil {
-			runErr = fmt.Errorf("write recording: %w", err)
-		}
-		fmt.Fprintf(os.Stderr, "ringtrace: recorded %d events to %s\n", rec.Count(), c.String("record"))
-	}
-	if aggregating(c) {
-		n, err := addAggregates(builder, promises, ts.sess)
-		if err != nil && runErr == nil {
-			runErr = err
-		}
-		if n > 0 { // frames still SENDING: who holds them
-			snap, err := ts.walker.Walk("end")
-			if err != nil {
-				snap = &holders.Snapshot{TS: event.MonotonicNow(), Why: "end", Err: err.Error()}
-			}
-			snaps = append(snaps, snap)
-		}
-	}
-	var rep *report.Report
-	if builder != nil {
-		builder.SetStuckAfter(after)
-		for _, s := range snaps {
-			builder.AddSnapshot(s)
-		}
-		builder.SetGaps(st.Lost, st.Duplicates, st.Missed)
-		builder.SetPromises(promises.Tallies())
-		rep = builder.Finish()
-		rep.Kernel, rep.Class, rep.Completion = ts.facts.Release, string(ts.plan.Class), ts.plan.Completion
-	}
+	rep, st := res.Report, res.Stats
 	switch {
 	case c.Bool("summary") && c.Bool("json"):
 		if err := json.NewEncoder(out).Encode(summaryReportJSON{rep, st}); err != nil && runErr == nil {
@@ -458,11 +309,11 @@ func runTrace(c *cli.Context) error {
 		if err := rep.WriteText(out, report.TextOptions{}); err != nil && runErr == nil {
 			runErr = err
 		}
-		writeTextSummary(out, st, promises.Tallies())
+		live.WriteTextSummary(out, st, res.Promises)
 	case c.Bool("json"):
-		writeJSONSummary(out, st, promises.Tallies())
+		live.WriteJSONSummary(out, st, res.Promises)
 	default:
-		writeTextSummary(out, st, promises.Tallies())
+		live.WriteTextSummary(out, st, res.Promises)
 	}
 	if err := out.Flush(); err != nil && runErr == nil {
 		runErr = err
@@ -480,28 +331,6 @@ type summaryReportJSON struct {
 	Session session.Stats  `json:"session"`
 }
 
-// addAggregates gives the builder (and the promise watch) what the kernel
-// counted in aggregate mode: per-socket frame counts and in-flight times,
-// and the frames still SENDING (how many: the returned count).
-func addAggregates(b *report.Builder, w *promise.Watch, s *session.Session) (int, error) {
-	aggs, err := s.Aggregates()
-	if err != nil {
-		return 0, err
-	}
-	for k, a := range aggs {
-		b.AddFrameAgg(k.Sk, k.Ino, report.FrameAggOf(a))
-		w.Completions(a.CompletedExact, a.CompletedBounded)
-	}
-	sending, err := s.StillSending()
-	if err != nil {
-		return 0, err
-	}
-	for _, f := range sending {
-		b.AddSending(f.Sock.Sk, f.Sock.Ino, f.Frame, f.Since)
-	}
-	return len(sending), nil
-}
-
 // stuckAfterFlag is --stuck-after, shared by trace and report.
 func stuckAfterFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "stuck-after", Value: holders.DefaultStuckAfter,
@@ -515,97 +344,4 @@ func stuckAfter(c *cli.Context) (time.Duration, error) {
 		return 0, inputerr.New("--stuck-after must be positive (e.g. 500ms, 2s)")
 	}
 	return d, nil
-}
-
-// stuckTick is how often the watcher looks for stuck frames: a tenth of the
-// threshold, between 10 ms and 100 ms.
-func stuckTick(after time.Duration) time.Duration {
-	return min(max(after/10, 10*time.Millisecond), 100*time.Millisecond)
-}
-
-// loadWalker starts loading the stuck-frame iterator in the background,
-// with the kernel BTF the probes were loaded with (the --btf override, or
-// the kernel's, parsed once); the loader drops it once loaded.
-func loadWalker(p *plan.Plan, spec *btf.Spec) *holders.Loader {
-	return holders.Load(holders.Config{DestructAddr: p.Config.DestructAddr, UargCompleteAddr: p.Config.UargCompleteAddr, KernelBTF: spec})
-}
-
-// watchLoss reports ring-buffer losses on stderr as they happen: loss is
-// never silent.
-func watchLoss(ctx context.Context, s *session.Session, w io.Writer) (stop func()) {
-	var reported uint64
-	return tick.Every(ctx, time.Second, func() {
-		if lost := s.Lost(); lost > reported {
-			fmt.Fprintf(w, "ringtrace: LOST %d events so far (ring buffer full: raise --ringbuf-size or narrow --events)\n", lost)
-			reported = lost
-		}
-	})
-}
-
-type summaryJSON struct {
-	Event      string            `json:"event"`
-	Lost       uint64            `json:"lost"`
-	LostByKind map[string]uint64 `json:"lost_by_event,omitempty"`
-	Events     uint64            `json:"events"`
-	PerKind    map[string]uint64 `json:"per_event"`
-	Duplicates uint64            `json:"duplicates"`
-	Late       uint64            `json:"late"`
-	Decode     uint64            `json:"decode_errors"`
-	Overflow   map[string]uint64 `json:"overflow,omitempty"`
-	Missed     map[string]uint64 `json:"missed_runs,omitempty"`
-	Promises   []promise.Tally   `json:"promises,omitempty"`
-}
-
-func kindCounts(m map[event.Kind]uint64) map[string]uint64 {
-	out := map[string]uint64{}
-	for k, v := range m {
-		out[k.String()] = v
-	}
-	return out
-}
-
-func writeJSONSummary(w io.Writer, st session.Stats, promises []promise.Tally) {
-	b, _ := json.Marshal(summaryJSON{Event: "summary", Lost: st.Lost, LostByKind: kindCounts(st.LostByKind),
-		Events: st.Events, PerKind: kindCounts(st.PerKind), Duplicates: st.Duplicates, Late: st.Late,
-		Decode: st.Decode, Overflow: st.Overflow, Missed: st.Missed, Promises: promises})
-	fmt.Fprintf(w, "%s\n", b)
-}
-
-// warnPromise prints, once per promise, that the plan's exact hook is no
-// longer what sees the events: the kernel may have changed under the plan.
-func warnPromise(w io.Writer) func(string) {
-	return func(s string) {
-		fmt.Fprintf(w, "ringtrace: WARNING: broken promise: %s; has the kernel changed? run `ringtrace probe --verify`\n", s)
-	}
-}
-
-func writeTextSummary(w io.Writer, st session.Stats, promises []promise.Tally) {
-	fmt.Fprintf(w, "--- %d events", st.Events)
-	var ks []string
-	for k, v := range st.PerKind {
-		ks = append(ks, fmt.Sprintf("%s=%d", k, v))
-	}
-	sort.Strings(ks)
-	if len(ks) > 0 {
-		fmt.Fprintf(w, " (%s)", strings.Join(ks, " "))
-	}
-	fmt.Fprintf(w, ", lost %d", st.Lost)
-	if st.Lost > 0 {
-		fmt.Fprintf(w, " %v", kindCounts(st.LostByKind))
-	}
-	if len(st.Overflow) > 0 {
-		fmt.Fprintf(w, ", tracking maps full: %v", st.Overflow)
-	}
-	if len(st.Missed) > 0 {
-		fmt.Fprintf(w, ", hook runs the kernel skipped: %s", report.MissedString(st.Missed))
-	}
-	fmt.Fprintln(w)
-	for _, t := range promises {
-		switch {
-		case t.Broken():
-			fmt.Fprintf(w, "--- BROKEN PROMISE %s\n", t)
-		case t.Reconstructed > 0:
-			fmt.Fprintf(w, "--- reconstructed %s\n", t)
-		}
-	}
 }

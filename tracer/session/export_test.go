@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"testing"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
@@ -111,3 +112,41 @@ func (s *Session) DescribeSockets() []string {
 	}
 	return out
 }
+
+// The pipeline's replay harness (replay_test.go), for the external
+// benchmark and test that feed it to tracer/live's sinks: tracer/live
+// imports this package, so they cannot be in it.
+type (
+	Replay         = replay
+	PipelineRunner = runner
+)
+
+// HeldEvents is how many events the runner keeps in the reorder buffer.
+const HeldEvents = heldEvents
+
+// LoadReplay is loadReplay.
+func LoadReplay(tb testing.TB, jitter int) *Replay { return loadReplay(tb, jitter) }
+
+// Names name the recordings' drop reasons and this kernel's symbols.
+func (rp *replay) Names() event.Names { return rp.names }
+
+// Len is the number of records in one round.
+func (rp *replay) Len() int { return len(rp.tmpl) }
+
+// Next is next.
+func (rp *replay) Next() ([]byte, uint64) { return rp.next() }
+
+// NewPipelineRunner is newRunner.
+func NewPipelineRunner(rp *Replay, sink Sink) *PipelineRunner { return newRunner(rp, sink) }
+
+// Run feeds n more records and delivers what is due.
+func (r *runner) Run(tb testing.TB, n int) { r.run(tb, n) }
+
+// Finish delivers everything still held.
+func (r *runner) Finish(tb testing.TB) { r.finish(tb) }
+
+// Stats are the counters of the runner's session.
+func (r *runner) Stats() Stats { return r.s.stats }
+
+// ResetStats zeroes the counters.
+func (r *runner) ResetStats() { r.s.stats = Stats{PerKind: map[event.Kind]uint64{}} }

@@ -1,310 +1,98 @@
-package session
+package session_test
 
 import (
 	"bufio"
-	"encoding/binary"
-	"errors"
-	"fmt"
+	"bytes"
+	"cmp"
 	"io"
-	"math/rand/v2"
-	"path/filepath"
+	"maps"
 	"slices"
 	"testing"
-	"unsafe"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
-	"github.com/ringtrace/ringtrace/tracer/record"
+	"github.com/ringtrace/ringtrace/tracer/live"
+	"github.com/ringtrace/ringtrace/tracer/session"
 )
-
-const recordingsDir = "../../testdata/recordings"
-
-// Offsets of the time fields in a raw record.
-var (
-	offTS   = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.Ts)
-	offTSLo = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.TsLo)
-	offA2   = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.A) + 16
-)
-
-// Which time fields a record carries.
-const (
-	hasTSLo = 1 << iota
-	hasA2
-)
-
-// replay hands out the raw records of every recording in
-// testdata/recordings as the ring buffer would, round after round, each
-// round later than the one before by the span of the recordings.
-type replay struct {
-	tmpl   [][]byte // the records, times rebased: the recordings one after the other
-	fields []uint8  // time fields of each record besides TS
-	span   uint64   // added to every time per round
-	rec    []byte   // the record handed out, like ringbuf.Record.RawSample
-	i      int
-	shift  uint64
-	names  event.Names
-}
-
-// loadReplay reads the recordings. jitter > 0 moves each record up to
-// jitter places later, the way records of several CPUs interleave in the
-// ring buffer.
-func loadReplay(tb testing.TB, jitter int) *replay {
-	tb.Helper()
-	files, _ := filepath.Glob(filepath.Join(recordingsDir, "*.rtrec"))
-	if len(files) == 0 {
-		tb.Fatal("no recordings")
-	}
-	rp := &replay{rec: make([]byte, event.RawSize)}
-	var reasons map[uint32]string
-	next := uint64(1e9) // where the next recording starts
-	for _, f := range files {
-		evs, r := readRecording(tb, f)
-		if reasons == nil && r.Header.Kernel != nil {
-			reasons = r.Header.Kernel.DropReasons
-		}
-		// Rebase: the recording's earliest time becomes next.
-		first, last := ^uint64(0), uint64(0)
-		for i := range evs {
-			visitTimes(&evs[i], func(t *uint64) { first, last = min(first, *t), max(last, *t) })
-		}
-		for i := range evs {
-			e := &evs[i]
-			var fl uint8
-			visitTimes(e, func(t *uint64) {
-				*t = *t - first + next
-				switch t {
-				case &e.TSLo:
-					fl |= hasTSLo
-				case &e.A[2]:
-					fl |= hasA2
-				}
-			})
-			rp.tmpl = append(rp.tmpl, event.Encode(*e))
-			rp.fields = append(rp.fields, fl)
-		}
-		next += last - first + 1e6
-	}
-	rp.span = next - 1e9
-	if jitter > 0 {
-		rnd := rand.New(rand.NewPCG(1, 2))
-		pos := make([]int, len(rp.tmpl))
-		for i := range pos {
-			pos[i] = i + rnd.IntN(jitter+1)
-		}
-		idx := make([]int, len(pos))
-		for i := range idx {
-			idx[i] = i
-		}
-		slices.SortStableFunc(idx, func(a, b int) int { return pos[a] - pos[b] })
-		tmpl, fields := make([][]byte, len(idx)), make([]uint8, len(idx))
-		for i, j := range idx {
-			tmpl[i], fields[i] = rp.tmpl[j], rp.fields[j]
-		}
-		rp.tmpl, rp.fields = tmpl, fields
-	}
-	sym := &kernel.Symbolizer{}
-	rp.names = event.Names{
-		DropReason: func(c uint32) string { return reasons[c] },
-		Symbol:     sym.Lookup,
-	}
-	sym.Lookup(0) // read kallsyms now, not while timing
-	return rp
-}
-
-func readRecording(tb testing.TB, path string) ([]event.Event, *record.Reader) {
-	tb.Helper()
-	r, err := record.Open(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer r.Close()
-	var evs []event.Event
-	for {
-		e, err := r.NextEvent()
-		if errors.Is(err, io.EOF) {
-			return evs, r
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		evs = append(evs, e)
-	}
-}
-
-// visitTimes calls fn with each field of e that is a time.
-func visitTimes(e *event.Event, fn func(*uint64)) {
-	fn(&e.TS)
-	if e.TSLo != 0 {
-		fn(&e.TSLo)
-	}
-	sendmsgReturn := e.Kind == event.SendmsgReturn // A[2]: the call's entry
-	unseenSending := e.Kind == event.FrameState && e.Old == event.SendRequest && e.New == event.Available
-	if (sendmsgReturn || unseenSending) && e.A[2] != 0 {
-		fn(&e.A[2])
-	}
-}
-
-// next returns the next record and its timestamp.
-func (rp *replay) next() ([]byte, uint64) {
-	if rp.i == len(rp.tmpl) {
-		rp.i = 0
-		rp.shift += rp.span
-	}
-	copy(rp.rec, rp.tmpl[rp.i])
-	ts := addTime(rp.rec[offTS:], rp.shift)
-	if fl := rp.fields[rp.i]; fl != 0 {
-		if fl&hasTSLo != 0 {
-			addTime(rp.rec[offTSLo:], rp.shift)
-		}
-		if fl&hasA2 != 0 {
-			addTime(rp.rec[offA2:], rp.shift)
-		}
-	}
-	rp.i++
-	return rp.rec, ts
-}
-
-func addTime(b []byte, d uint64) uint64 {
-	t := binary.LittleEndian.Uint64(b) + d
-	binary.LittleEndian.PutUint64(b, t)
-	return t
-}
-
-// The sinks of `ringtrace trace`: --json, and text as cmd/ringtrace prints
-// it today (Text, then Fprintln) and with AppendText.
-type (
-	jsonSink struct {
-		w   *bufio.Writer
-		f   *event.Formatter
-		buf []byte
-	}
-	textSink struct {
-		w *bufio.Writer
-		f *event.Formatter
-	}
-	appendTextSink struct {
-		w   *bufio.Writer
-		f   *event.Formatter
-		buf []byte
-	}
-)
-
-func (s *jsonSink) Event(e *event.Event) error {
-	s.buf = s.f.AppendJSON(s.buf[:0], e)
-	s.buf = append(s.buf, '\n')
-	_, err := s.w.Write(s.buf)
-	return err
-}
-func (s *jsonSink) Flush() error { return s.w.Flush() }
-
-func (s *textSink) Event(e *event.Event) error {
-	_, err := fmt.Fprintln(s.w, s.f.Text(e))
-	return err
-}
-func (s *textSink) Flush() error { return s.w.Flush() }
-
-func (s *appendTextSink) Event(e *event.Event) error {
-	s.buf = s.f.AppendText(s.buf[:0], e)
-	s.buf = append(s.buf, '\n')
-	_, err := s.w.Write(s.buf)
-	return err
-}
-func (s *appendTextSink) Flush() error { return s.w.Flush() }
-
-func newTestSession() *Session {
-	s := &Session{}
-	s.stats.PerKind = map[event.Kind]uint64{}
-	return s
-}
-
-// heldEvents is how many events the benchmark keeps in the reorder buffer:
-// Run's 10ms window at a million events per second.
-const heldEvents = 10000
 
 // BenchmarkPipeline measures Run's work per event, reader and loop on one
 // core: decode into batches, reorder push and release, normalise, count,
-// and the output line written to a bufio.Writer on io.Discard.
+// and the output line `ringtrace trace` writes (tracer/live's JSON and
+// text sinks) to a bufio.Writer on io.Discard.
 func BenchmarkPipeline(b *testing.B) {
 	sinks := []struct {
 		name string
-		new  func(w *bufio.Writer, f *event.Formatter) Sink
+		new  func(w *bufio.Writer, f *event.Formatter) session.Sink
 	}{
-		{"json", func(w *bufio.Writer, f *event.Formatter) Sink { return &jsonSink{w: w, f: f} }},
-		{"text", func(w *bufio.Writer, f *event.Formatter) Sink { return &textSink{w: w, f: f} }},
-		{"appendtext", func(w *bufio.Writer, f *event.Formatter) Sink { return &appendTextSink{w: w, f: f} }},
+		{"json", live.JSONLines},
+		{"text", live.TextLines},
 	}
 	for _, jitter := range []int{0, 8} {
-		rp := loadReplay(b, jitter)
+		rp := session.LoadReplay(b, jitter)
 		for _, sk := range sinks {
 			name := sk.name
 			if jitter > 0 {
 				name += "/jitter"
 			}
 			b.Run(name, func(b *testing.B) {
-				sink := sk.new(bufio.NewWriterSize(io.Discard, 256<<10), event.NewFormatter(0, rp.names))
-				r := newRunner(rp, sink)
-				r.run(b, 200_000) // warm up: maps, slots, batches, buffers at their working size
-				r.s.stats = Stats{PerKind: map[event.Kind]uint64{}}
+				sink := sk.new(bufio.NewWriterSize(io.Discard, 256<<10), event.NewFormatter(0, rp.Names()))
+				r := session.NewPipelineRunner(rp, sink)
+				r.Run(b, 200_000) // warm up: maps, slots, batches, buffers at their working size
+				r.ResetStats()
 				b.ReportAllocs()
 				b.ResetTimer()
-				r.run(b, b.N)
+				r.Run(b, b.N)
 				b.StopTimer()
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
-				b.ReportMetric(float64(r.s.stats.Events)/float64(b.N), "out/event")
+				b.ReportMetric(float64(r.Stats().Events)/float64(b.N), "out/event")
 			})
 		}
 	}
 }
 
-// runner feeds records through a batcher and a pipeline the way Run does,
-// releasing the events older than the newest heldEvents after each batch.
-type runner struct {
-	rp     *replay
-	s      *Session
-	sink   Sink
-	bt     *batcher
-	p      *pipeline
-	n      int             // records fed so far
-	recent [1 << 14]uint64 // timestamps of the last records
-}
+// TestPipelineMatchesReplay: recorded records, interleaved as several
+// CPUs would deliver them, come out of the batcher and pipeline as the
+// JSON lines of the same records sorted (stably) and normalised, and the
+// published counts add up.
+func TestPipelineMatchesReplay(t *testing.T) {
+	rp := session.LoadReplay(t, 8)
+	n := session.HeldEvents + 3*rp.Len() + 100 // releases before the final flush
+	var got bytes.Buffer
+	sink := live.JSONLines(bufio.NewWriter(&got), event.NewFormatter(0, rp.Names()))
+	run := session.NewPipelineRunner(rp, sink)
+	run.Run(t, n)
+	run.Finish(t)
 
-func newRunner(rp *replay, sink Sink) *runner {
-	r := &runner{rp: rp, s: newTestSession(), sink: sink, bt: newBatcher()}
-	r.p = r.s.newPipeline(sink)
-	return r
-}
-
-// run feeds n more records and delivers what is due.
-func (r *runner) run(tb testing.TB, n int) {
-	const mask = len(r.recent) - 1
-	for end := r.n + n; r.n < end; r.n++ {
-		raw, ts := r.rp.next()
-		r.recent[r.n&mask] = ts
-		if !r.bt.add(raw) {
-			continue
+	same := session.LoadReplay(t, 8)
+	var evs []event.Event
+	for i := 0; i < n; i++ {
+		raw, _ := same.Next()
+		e, err := event.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
 		}
-		evs := r.bt.take()
-		r.p.push(evs)
-		r.bt.recycle(evs)
-		if r.n >= heldEvents {
-			if err := r.p.release(r.recent[(r.n-heldEvents)&mask]); err != nil {
-				tb.Fatal(err)
-			}
-			if err := r.sink.Flush(); err != nil {
-				tb.Fatal(err)
-			}
-		}
+		evs = append(evs, e)
 	}
-}
-
-// finish delivers everything still held.
-func (r *runner) finish(tb testing.TB) {
-	r.p.push(r.bt.take())
-	if err := r.p.flush(); err != nil {
-		tb.Fatal(err)
+	slices.SortStableFunc(evs, func(a, b event.Event) int { return cmp.Compare(a.TS, b.TS) })
+	var want []byte
+	f := event.NewFormatter(0, same.Names())
+	norm := event.NewNormalizer()
+	perKind := map[event.Kind]uint64{}
+	for i := range evs {
+		norm.Process(&evs[i], func(e *event.Event) error {
+			perKind[e.Kind]++
+			want = append(f.AppendJSON(want, e), '\n')
+			return nil
+		})
 	}
-	if err := r.sink.Flush(); err != nil {
-		tb.Fatal(err)
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("pipeline output (%d bytes) differs from the sorted replay (%d bytes)", got.Len(), len(want))
+	}
+	st := run.Stats()
+	var total uint64
+	for _, c := range perKind {
+		total += c
+	}
+	if st.Events != total || !maps.Equal(st.PerKind, perKind) || st.Duplicates != norm.Duplicates || st.Late != 0 || st.Decode != 0 {
+		t.Errorf("stats %+v, want %d events %v, %d duplicates", st, total, perKind, norm.Duplicates)
 	}
 }

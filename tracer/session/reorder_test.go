@@ -1,10 +1,7 @@
 package session
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -109,62 +106,6 @@ func TestReorderStopsOnError(t *testing.T) {
 	}
 	if !slices.Equal(got, []uint64{3, 4, 5}) {
 		t.Fatalf("flush: %v", got)
-	}
-}
-
-// TestPipelineMatchesReplay: recorded records, interleaved as several
-// CPUs would deliver them, come out of the batcher and pipeline as the
-// JSON lines of the same records sorted (stably) and normalised, and the
-// published counts add up.
-func TestPipelineMatchesReplay(t *testing.T) {
-	rp := loadReplay(t, 8)
-	n := heldEvents + 3*len(rp.tmpl) + 100 // releases before the final flush
-	var got bytes.Buffer
-	sink := &jsonSink{w: bufio.NewWriter(&got), f: event.NewFormatter(0, rp.names)}
-	run := newRunner(rp, sink)
-	run.run(t, n)
-	run.finish(t)
-
-	same := loadReplay(t, 8)
-	var evs []event.Event
-	for i := 0; i < n; i++ {
-		raw, _ := same.next()
-		e, err := event.Decode(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, e)
-	}
-	slices.SortStableFunc(evs, func(a, b event.Event) int {
-		switch {
-		case a.TS < b.TS:
-			return -1
-		case a.TS > b.TS:
-			return 1
-		}
-		return 0
-	})
-	var want []byte
-	f := event.NewFormatter(0, same.names)
-	norm := event.NewNormalizer()
-	perKind := map[event.Kind]uint64{}
-	for i := range evs {
-		norm.Process(&evs[i], func(e *event.Event) error {
-			perKind[e.Kind]++
-			want = append(f.AppendJSON(want, e), '\n')
-			return nil
-		})
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Fatalf("pipeline output (%d bytes) differs from the sorted replay (%d bytes)", got.Len(), len(want))
-	}
-	st := run.s.stats
-	var total uint64
-	for _, c := range perKind {
-		total += c
-	}
-	if st.Events != total || !maps.Equal(st.PerKind, perKind) || st.Duplicates != norm.Duplicates || st.Late != 0 || st.Decode != 0 {
-		t.Errorf("stats %+v, want %d events %v, %d duplicates", st, total, perKind, norm.Duplicates)
 	}
 }
 

@@ -170,6 +170,10 @@ func (s *Session) Lag() time.Duration {
 	return s.o.SweepInterval + readerBatch + 2*s.o.Reorder
 }
 
+// Aggregating reports whether frame transitions are kept in the kernel
+// (Options.Aggregate): read them with Aggregates and StillSending.
+func (s *Session) Aggregating() bool { return s.o.Aggregate }
+
 // Plan is the attach plan in effect: the one given, without the optional
 // attachments the requested events do not need.
 func (s *Session) Plan() *plan.Plan { return s.o.Plan }
