@@ -15,15 +15,23 @@ type need struct {
 	policy bool
 }
 
+// probed is one feature: its name, when a kernel must have it, and where
+// Features holds its probe's outcome.
+type probed struct {
+	name string
+	need
+	of func(*Features) *Feature
+}
+
 // needs are the features ringtrace probes, by their JSON names.
-var needs = map[string]need{
-	"ringbuf":  {since: Version{5, 8, 0}},
-	"bpf_loop": {since: Version{5, 17, 0}},
-	"tp_btf":   {since: Version{5, 5, 0}, config: "CONFIG_DEBUG_INFO_BTF"},
-	"fentry":   {since: fentrySince(), config: "CONFIG_FUNCTION_TRACER", policy: true},
-	"kprobe":   {config: "CONFIG_KPROBES", policy: true},
-	"test_run": {since: Version{5, 10, 0}},
-	"atomics":  {since: Version{5, 12, 0}},
+var needs = []probed{
+	{"ringbuf", need{since: Version{5, 8, 0}}, func(f *Features) *Feature { return &f.RingBuf }},
+	{"bpf_loop", need{since: Version{5, 17, 0}}, func(f *Features) *Feature { return &f.BPFLoop }},
+	{"tp_btf", need{since: Version{5, 5, 0}, config: "CONFIG_DEBUG_INFO_BTF"}, func(f *Features) *Feature { return &f.TPBTF }},
+	{"fentry", need{since: fentrySince(), config: "CONFIG_FUNCTION_TRACER", policy: true}, func(f *Features) *Feature { return &f.Fentry }},
+	{"kprobe", need{config: "CONFIG_KPROBES", policy: true}, func(f *Features) *Feature { return &f.Kprobe }},
+	{"test_run", need{since: Version{5, 10, 0}}, func(f *Features) *Feature { return &f.TestRun }},
+	{"atomics", need{since: Version{5, 12, 0}}, func(f *Features) *Feature { return &f.Atomics }},
 }
 
 // fentrySince: BPF trampolines came to x86-64 in 5.5 and to arm64 in 6.0.
@@ -36,28 +44,29 @@ func fentrySince() Version {
 
 // FeatureNames are the features Feature and MayLack know.
 func FeatureNames() []string {
-	return []string{"ringbuf", "bpf_loop", "tp_btf", "fentry", "kprobe", "test_run", "atomics"}
+	names := make([]string, len(needs))
+	for i, n := range needs {
+		names[i] = n.name
+	}
+	return names
 }
 
-// Feature is the probed feature of that name.
-func (f *Features) Feature(name string) (Feature, bool) {
-	switch name {
-	case "ringbuf":
-		return f.RingBuf, true
-	case "bpf_loop":
-		return f.BPFLoop, true
-	case "tp_btf":
-		return f.TPBTF, true
-	case "fentry":
-		return f.Fentry, true
-	case "kprobe":
-		return f.Kprobe, true
-	case "test_run":
-		return f.TestRun, true
-	case "atomics":
-		return f.Atomics, true
+// Feature is the probed feature of that name (nil if there is none), to
+// read or, in tests, to change.
+func (f *Features) Feature(name string) *Feature {
+	if p, ok := lookup(name); ok {
+		return p.of(f)
 	}
-	return Feature{}, false
+	return nil
+}
+
+func lookup(name string) (probed, bool) {
+	for _, p := range needs {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return probed{}, false
 }
 
 // MayLack says why this kernel may lack the named feature (older than the
@@ -65,7 +74,7 @@ func (f *Features) Feature(name string) (Feature, bool) {
 // read), or "" when it must have it: then a failed probe is a bug, in the
 // probe or in how ringtrace uses the feature.
 func (f *Facts) MayLack(name string) string {
-	n, ok := needs[name]
+	n, ok := lookup(name)
 	if !ok {
 		return fmt.Sprintf("no feature %q", name)
 	}
@@ -80,7 +89,7 @@ func (f *Facts) MayLack(name string) string {
 			return n.config + " is not set"
 		}
 	}
-	feat, _ := f.Features.Feature(name)
+	feat := n.of(&f.Features)
 	if n.policy && !feat.OK && strings.Contains(feat.Why, "EPERM") {
 		return "refused by the kernel's policy (EPERM)"
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -145,26 +144,26 @@ func TestSocketChurn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("churn")
 	}
-	t.Run("plan", func(t *testing.T) { socketChurn(t, nil) })
+	t.Run("plan", func(t *testing.T) { socketChurn(t, "") })
 	// Kernels before 5.17 (no bpf_loop) clean up through user space: run
 	// that path here too when this kernel has bpf_loop. (The programs
 	// without cmpxchg, for kernels before 5.12, are loaded by
 	// TestPlansVerify and run by 5.10 in the kernel matrix: a third churn
 	// here ran a 1 GiB 7.2 guest out of memory.)
 	t.Run("without-bpf_loop", func(t *testing.T) {
-		socketChurn(t, func(f *kernel.Features) *kernel.Feature { return &f.BPFLoop })
+		socketChurn(t, "bpf_loop")
 	})
 }
 
 // socketChurn runs the churn with the plan this kernel gets, or with the
 // one it would get without the feature lacking names.
-func socketChurn(t *testing.T, lacking func(*kernel.Features) *kernel.Feature) {
+func socketChurn(t *testing.T, lacking string) {
 	l := newLab(t)
 	bin := ringtraceBinary(t)
 	o := options(t, plan.Auto)
-	if lacking != nil {
+	if lacking != "" {
 		f := *o.Facts
-		feat := lacking(&f.Features)
+		feat := f.Features.Feature(lacking)
 		if !feat.OK {
 			t.Skip("this kernel lacks it: the plan subtest ran this path")
 		}

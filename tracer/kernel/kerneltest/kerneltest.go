@@ -15,8 +15,8 @@ import (
 // skips tb if this kernel may lack it, and fails tb otherwise.
 func Require(tb testing.TB, f *kernel.Facts, name string) {
 	tb.Helper()
-	feat, ok := f.Features.Feature(name)
-	if !ok {
+	feat := f.Features.Feature(name)
+	if feat == nil {
 		tb.Fatalf("no kernel feature %q", name)
 	}
 	if feat.OK {
@@ -27,18 +27,6 @@ func Require(tb testing.TB, f *kernel.Facts, name string) {
 	}
 	tb.Fatalf("%s is unusable on Linux %s, which must have it (version and config): %s — the probe, or how ringtrace uses it, is broken",
 		name, f.Version, feat.Why)
-}
-
-// Check reports, as test errors, every probed feature that is unusable
-// where this kernel must have it.
-func Check(tb testing.TB, f *kernel.Facts) {
-	tb.Helper()
-	for _, name := range kernel.FeatureNames() {
-		feat, _ := f.Features.Feature(name)
-		if !feat.OK && f.MayLack(name) == "" {
-			tb.Errorf("%s is unusable on Linux %s, which must have it: %s", name, f.Version, feat.Why)
-		}
-	}
 }
 
 // RequireClass is Require for the feature a hook class rests on.
