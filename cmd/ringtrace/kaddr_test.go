@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +74,48 @@ func TestTraceHoldsNoKernelAddresses(t *testing.T) {
 		} else if withSocket != frames || len(printed) == 0 || len(recorded) == 0 {
 			t.Errorf("--kernel-addresses: %d of %d frame_state lines name their socket's address; %d addresses printed, %d recorded",
 				withSocket, frames, len(printed), len(recorded))
+		}
+	}
+}
+
+// TestProbeHoldsNoKernelAddresses: `probe --json` names the symbols it
+// resolved with their types and sizes but no address; --kernel-addresses
+// prints them.
+func TestProbeHoldsNoKernelAddresses(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: kallsyms shows addresses to root only")
+	}
+	bin := buildBinary(t)
+	for _, keep := range []bool{false, true} {
+		args := []string{"probe", "--json"}
+		if keep {
+			args = append(args, "--kernel-addresses")
+		}
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		var got struct {
+			Kernel struct {
+				Symbols map[string]struct {
+					Addr uint64 `json:"addr"`
+					Size uint64 `json:"size"`
+				} `json:"symbols"`
+			} `json:"kernel"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		s, ok := got.Kernel.Symbols["packet_sendmsg"]
+		hits := kaddr.FindText(out, "stdout")
+		t.Logf("--kernel-addresses %v: %d symbols, %d kernel addresses", keep, len(got.Kernel.Symbols), len(hits))
+		switch {
+		case !ok:
+			t.Errorf("%v: packet_sendmsg is not among the symbols", args)
+		case !keep && (len(hits) > 0 || s.Addr != 0 || s.Size == 0):
+			t.Errorf("%v: packet_sendmsg %+v, kernel addresses %v", args, s, hits)
+		case keep && (len(hits) == 0 || !kaddr.Kernel(s.Addr)):
+			t.Errorf("%v: packet_sendmsg %+v, %d kernel addresses", args, s, len(hits))
 		}
 	}
 }

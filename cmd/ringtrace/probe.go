@@ -48,6 +48,7 @@ func probeCommand() *cli.Command {
 		Usage: "show what this kernel allows and the attach plan ringtrace would use",
 		Flags: append(kernelFlags(),
 			&cli.BoolFlag{Name: "json", Usage: "print facts and plan as JSON"},
+			kernelAddressesFlagDef("print the symbols' and the plan's raw kernel addresses in --json: never share what it prints"),
 			&cli.BoolFlag{Name: "verify", Usage: "prove the plan: trace a few frames sent in a throwaway network namespace and check every promised precision (exit 1 if one is broken)"},
 		),
 		Action: func(c *cli.Context) error {
@@ -69,11 +70,15 @@ func probeCommand() *cli.Command {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
 				facts.DropReasons = nil
+				shown, shownPlan := facts, p
+				if !c.Bool(kernelAddressesFlag) {
+					shown, shownPlan = facts.WithoutAddresses(), p.WithoutAddresses()
+				}
 				if err := enc.Encode(struct {
 					Facts  *kernel.Facts  `json:"kernel"`
 					Plan   *plan.Plan     `json:"plan"`
 					Verify *verify.Result `json:"verify,omitempty"`
-				}{facts, p, res}); err != nil {
+				}{shown, shownPlan, res}); err != nil {
 					return err
 				}
 			} else {

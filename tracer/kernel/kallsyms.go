@@ -10,8 +10,8 @@ import (
 // Symbol is a kallsyms entry with its extent: up to the next symbol's address.
 type Symbol struct {
 	Name string `json:"name"`
-	Addr uint64 `json:"addr"`
-	End  uint64 `json:"end"`
+	Addr uint64 `json:"addr,omitempty"`
+	End  uint64 `json:"end,omitempty"`
 	// Len is the extent's size where Addr and End are not kept (facts
 	// without kernel addresses, Facts.WithoutAddresses).
 	Len  uint64 `json:"size,omitempty"`

@@ -183,15 +183,15 @@ func Promise(e *event.Event, bypass bool) []string {
 // holds an address in [Start, End) waits for Reason.
 type StackRange struct {
 	Symbol string     `json:"symbol"`
-	Start  uint64     `json:"start"`
-	End    uint64     `json:"end"`
+	Start  uint64     `json:"start,omitempty"`
+	End    uint64     `json:"end,omitempty"`
 	Reason event.Wait `json:"reason"`
 }
 
 // Config is what the BPF side needs to know at load time (rt_config).
 type Config struct {
-	DestructAddr     uint64       `json:"destruct_addr"`
-	UargCompleteAddr uint64       `json:"uarg_complete_addr"`
+	DestructAddr     uint64       `json:"destruct_addr,omitempty"`
+	UargCompleteAddr uint64       `json:"uarg_complete_addr,omitempty"`
 	UargCompleteLen  uint32       `json:"uarg_complete_len,omitempty"`
 	UargViaKfree     bool         `json:"uarg_via_kfree,omitempty"`
 	CompleteHooked   bool         `json:"complete_hooked,omitempty"`  // tpacket_ubuf_complete itself is hooked (kfree only backs it up)
