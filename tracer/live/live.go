@@ -18,6 +18,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
@@ -185,13 +186,17 @@ func (t *Trace) Start(ctx context.Context, s Sinks) error {
 		r.watch.KernelAddresses = s.Names.KernelAddresses
 		tee = append(tee, r.watch)
 	}
+	var sink session.Sink = tee
+	if aggregate {
+		sink = closedTee{tee, s.Report, r.promises}
+	}
 	var raw func([]byte) error
 	if s.Record != nil {
 		raw = s.Record.Write
 	}
 	ctx, r.cancel = context.WithCancel(ctx)
 	go func() {
-		r.err = t.sess.Run(ctx, tee, raw)
+		r.err = t.sess.Run(ctx, sink, raw)
 		close(r.done)
 	}()
 	if s.WarnLoss {
@@ -293,8 +298,7 @@ func addAggregates(b *report.Builder, w *promise.Watch, s *session.Session) (int
 		return 0, err
 	}
 	for k, a := range aggs {
-		b.AddFrameAgg(k.Sk, k.Ino, report.FrameAggOf(a))
-		w.Completions(a.CompletedExact, a.CompletedBounded)
+		addAggregate(b, w, k, a)
 	}
 	sending, err := s.StillSending()
 	if err != nil {
@@ -304,6 +308,35 @@ func addAggregates(b *report.Builder, w *promise.Watch, s *session.Session) (int
 		b.AddSending(f.Sock.Sk, f.Sock.Ino, f.Frame, f.Since)
 	}
 	return len(sending), nil
+}
+
+// closedTee feeds an aggregating session's events to its sinks, and a
+// closed socket's kernel counts to the builder and the promise watch just
+// before its SockGone event.
+type closedTee struct {
+	Tee
+	b *report.Builder
+	w *promise.Watch
+}
+
+func (t closedTee) Closed(k session.SockKey, a bpfobj.RingtraceRtSockAgg) error {
+	addAggregate(t.b, t.w, k, a)
+	return nil
+}
+
+// addAggregate gives the builder and the promise watch what the kernel
+// counted for one socket.
+func addAggregate(b *report.Builder, w *promise.Watch, k session.SockKey, a bpfobj.RingtraceRtSockAgg) {
+	b.AddFrameAgg(k.Sk, k.Ino, frameAggOf(a))
+	w.Completions(a.CompletedExact, a.CompletedBounded)
+}
+
+// frameAggOf converts the kernel's per-socket aggregate.
+func frameAggOf(a bpfobj.RingtraceRtSockAgg) report.FrameAgg {
+	f := report.FrameAgg{Sent: a.Sent, CompletedExact: a.CompletedExact, CompletedBounded: a.CompletedBounded}
+	f.InFlight.Count, f.InFlight.Sum, f.InFlight.Max = a.InflightCount, a.InflightSum, a.InflightMax
+	f.InFlight.Buckets = a.Hist
+	return f
 }
 
 // stuckTick is how often the watcher looks for stuck frames: a tenth of the

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
@@ -12,14 +11,6 @@ type FrameAgg struct {
 	CompletedExact   uint64
 	CompletedBounded uint64
 	InFlight         Histogram // of completions with an exact SENDING time
-}
-
-// FrameAggOf converts the kernel's per-socket aggregate.
-func FrameAggOf(a bpfobj.RingtraceRtSockAgg) FrameAgg {
-	f := FrameAgg{Sent: a.Sent, CompletedExact: a.CompletedExact, CompletedBounded: a.CompletedBounded}
-	f.InFlight.Count, f.InFlight.Sum, f.InFlight.Max = a.InflightCount, a.InflightSum, a.InflightMax
-	f.InFlight.Buckets = a.Hist
-	return f
 }
 
 // AddFrameAgg adds the kernel's counts for the socket at address sk with

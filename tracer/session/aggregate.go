@@ -18,14 +18,11 @@ type SockKey struct {
 }
 
 // Aggregates reads what the kernel counted per socket in Aggregate mode,
-// summed over CPUs, with the sockets that closed during the trace.
+// summed over CPUs: the sockets still open (Run handed the closed ones'
+// counts to its ClosedSink), and any closed one whose SockGone event was
+// lost.
 func (s *Session) Aggregates() (map[SockKey]bpfobj.RingtraceRtSockAgg, error) {
 	out := map[SockKey]bpfobj.RingtraceRtSockAgg{}
-	s.mu.Lock()
-	for k, a := range s.goneAggs {
-		out[k] = a
-	}
-	s.mu.Unlock()
 	var k bpfobj.RingtraceRtAggKey
 	var per []bpfobj.RingtraceRtSockAgg
 	it := s.objs.maps["aggs"].Iterate()
@@ -57,8 +54,8 @@ func addAgg(sum bpfobj.RingtraceRtSockAgg, per []bpfobj.RingtraceRtSockAgg) bpfo
 }
 
 // takeAggregate moves a closed socket's aggregates from the kernel's map
-// to the session.
-func (s *Session) takeAggregate(k SockKey) error {
+// to sink.
+func (s *Session) takeAggregate(k SockKey, sink ClosedSink) error {
 	m := s.objs.maps["aggs"]
 	key := bpfobj.RingtraceRtAggKey{Sk: k.Sk, Ino: uint64(k.Ino)}
 	var per []bpfobj.RingtraceRtSockAgg
@@ -71,13 +68,7 @@ func (s *Session) takeAggregate(k SockKey) error {
 	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete the aggregates of a closed socket: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.goneAggs == nil {
-		s.goneAggs = map[SockKey]bpfobj.RingtraceRtSockAgg{}
-	}
-	s.goneAggs[k] = addAgg(s.goneAggs[k], per)
-	return nil
+	return sink.Closed(k, addAgg(bpfobj.RingtraceRtSockAgg{}, per))
 }
 
 // Sending is a frame the kernel tracks as SENDING.

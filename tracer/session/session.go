@@ -62,9 +62,6 @@ type Session struct {
 
 	mu    sync.Mutex
 	stats Stats
-	// goneAggs are the aggregates of sockets that closed during the trace,
-	// taken out of the kernel's map so that it does not fill up.
-	goneAggs map[SockKey]bpfobj.RingtraceRtSockAgg
 	// lastGC is when closed sockets were last looked for (no bpf_loop).
 	lastGC time.Time
 }
@@ -171,7 +168,8 @@ func (s *Session) Lag() time.Duration {
 }
 
 // Aggregating reports whether frame transitions are kept in the kernel
-// (Options.Aggregate): read them with Aggregates and StillSending.
+// (Options.Aggregate): Run hands a closed socket's counts to its sink
+// (ClosedSink); read the open sockets' with Aggregates and StillSending.
 func (s *Session) Aggregating() bool { return s.o.Aggregate }
 
 // Plan is the attach plan in effect: the one given, without the optional
@@ -289,6 +287,16 @@ type Sink interface {
 	Flush() error
 }
 
+// ClosedSink is the sink an aggregating session (Options.Aggregate) runs
+// with: just before a socket's SockGone event, Closed hands it what the
+// kernel counted for that socket, deleted from the kernel's map. Neither
+// the kernel nor the session keeps anything of a closed socket, so a trace
+// of sockets that come and go stays flat in memory.
+type ClosedSink interface {
+	Sink
+	Closed(SockKey, bpfobj.RingtraceRtSockAgg) error
+}
+
 // batchSize is how many events the reader hands to Run's loop at once.
 const batchSize = 512
 
@@ -387,7 +395,7 @@ type pipeline struct {
 	perKind []uint64              // the same by kind, indexed by event.Kind
 	other   map[event.Kind]uint64 // kinds beyond perKind (none today)
 	sending []event.FrameRef      // the sweep's candidates, reused
-	gone    []event.Event         // sock_gone events whose aggregates user space takes
+	closed  ClosedSink            // aggregating: takes closed sockets' counts
 }
 
 func (s *Session) newPipeline(sink Sink) *pipeline {
@@ -420,8 +428,10 @@ func (p *pipeline) flush() error {
 func (p *pipeline) normalise(e *event.Event) error { return p.norm.Process(e, p.deliver) }
 
 func (p *pipeline) count(e *event.Event) error {
-	if e.Kind == event.SockGone && p.s.o.Aggregate {
-		p.gone = append(p.gone, *e)
+	if e.Kind == event.SockGone && p.closed != nil {
+		if err := p.s.takeAggregate(SockKey{e.Sk, e.SockIno}, p.closed); err != nil {
+			return err
+		}
 	}
 	p.events++
 	if int(e.Kind) < len(p.perKind) {
@@ -472,6 +482,14 @@ func (s *Session) addDecodeErrors(bt *batcher) {
 // flushes. raw, when not nil, sees every record's bytes as read (for
 // recordings), before ordering.
 func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) error {
+	p := s.newPipeline(sink)
+	if s.o.Aggregate {
+		cs, ok := sink.(ClosedSink)
+		if !ok {
+			return errors.New("an aggregating session needs a sink that takes closed sockets' counts (session.ClosedSink)")
+		}
+		p.closed = cs
+	}
 	type batch struct {
 		evs []event.Event
 		err error
@@ -527,7 +545,6 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 		}
 	}()
 
-	p := s.newPipeline(sink)
 	window := uint64(s.o.Reorder.Nanoseconds())
 	sweepTick := time.NewTicker(s.o.SweepInterval)
 	defer sweepTick.Stop()
@@ -559,9 +576,6 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 		case <-flushTick.C:
 			err := p.release(event.MonotonicNow() - window)
 			if err == nil {
-				err = s.collectGone(p)
-			}
-			if err == nil {
 				err = sink.Flush()
 			}
 			if err != nil {
@@ -585,9 +599,6 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 	}
 	<-readerDone
 	if err := p.flush(); err != nil && runErr == nil {
-		runErr = err
-	}
-	if err := s.collectGone(p); err != nil && runErr == nil {
 		runErr = err
 	}
 	if err := sink.Flush(); err != nil && runErr == nil {
@@ -635,17 +646,5 @@ func (s *Session) sweep(p *pipeline) error {
 		s.stats.Sweeps++
 		s.mu.Unlock()
 	}
-	return nil
-}
-
-// collectGone moves the aggregates of the sockets that closed (Aggregate
-// mode) out of the kernel's map, so that it does not fill up.
-func (s *Session) collectGone(p *pipeline) error {
-	for _, e := range p.gone {
-		if err := s.takeAggregate(SockKey{e.Sk, e.SockIno}); err != nil {
-			return err
-		}
-	}
-	p.gone = p.gone[:0]
 	return nil
 }
