@@ -26,6 +26,8 @@ type Builder struct {
 	cur      map[uint64]uint32 // last inode seen per socket address
 	labels   int
 	maxCPU   uint32
+	nClosed  int     // sockets closed so far
+	closed   *Socket // the row closed sockets fold into (Limits.Closed)
 
 	stuckAfter time.Duration
 	snaps      []*holders.Snapshot
@@ -271,8 +273,82 @@ func (b *Builder) Add(e *event.Event) {
 				rd.State = event.Unknown
 			}
 			s.open = map[uint32]*Round{}
+			b.nClosed++
+			if b.lim.Closed > 0 && b.nClosed > b.lim.Closed {
+				b.fold(s, e.TS)
+			}
 		}
 	}
+}
+
+// maxFoldedRounds bounds the rounds the closed row lists (in summary mode,
+// WRONG_FORMAT ones).
+const maxFoldedRounds = 1000
+
+// fold merges a socket that closed into the closed row and forgets it:
+// its counts, statistics and examples stay in the report, its series and
+// its own row do not.
+func (b *Builder) fold(s *Socket, ts uint64) {
+	c := b.closed
+	if c == nil {
+		c = &Socket{Label: "closed", PID: s.PID, Comm: s.Comm, open: map[uint32]*Round{}, last: map[uint32]*Round{},
+			calls: map[uint32]*Call{}, devSeen: map[string]bool{}}
+		c.st.init()
+		b.closed = c
+		b.r.Sockets = append(b.r.Sockets, c)
+	}
+	for _, call := range s.calls { // still in the kernel when its socket went away
+		s.st.addCall(call, ts)
+	}
+	c.Folded++
+	if c.PID != s.PID {
+		c.PID = 0
+	}
+	if c.Comm != s.Comm {
+		c.Comm = "various"
+	}
+	c.Frames = max(c.Frames, s.Frames)
+	for _, d := range s.Devs {
+		if !c.devSeen[d] && len(c.Devs) < 64 {
+			c.devSeen[d] = true
+			c.Devs = append(c.Devs, d)
+		}
+	}
+	c.Rounds = appendUpTo(c.Rounds, s.Rounds, maxFoldedRounds)
+	c.Calls = appendUpTo(c.Calls, s.Calls, b.lim.Calls)
+	c.Drops = appendUpTo(c.Drops, s.Drops, b.lim.Drops)
+	c.NCalls += s.NCalls
+	c.FrameUses += s.FrameUses
+	c.NDrops += s.NDrops
+	c.SndBuf = s.SndBuf
+	c.MaxWmem = max(c.MaxWmem, s.MaxWmem)
+	c.MaxPending = max(c.MaxPending, s.MaxPending)
+	c.InFlight.Merge(&s.InFlight)
+	c.st.merge(&s.st)
+	for tid, so := range b.sleepers {
+		if so == s {
+			b.sleepers[tid] = c
+		}
+	}
+	delete(b.r.socks, sockKey{s.Sk, s.Ino})
+	if b.cur[s.Sk] == s.Ino {
+		delete(b.cur, s.Sk)
+	}
+	for i, x := range b.r.Sockets {
+		if x == s {
+			b.r.Sockets = append(b.r.Sockets[:i], b.r.Sockets[i+1:]...)
+			break
+		}
+	}
+}
+
+// appendUpTo appends from to to while to has fewer than n elements (n 0:
+// no bound).
+func appendUpTo[T any](to, from []T, n int) []T {
+	if n > 0 {
+		from = from[:min(len(from), max(n-len(to), 0))]
+	}
+	return append(to, from...)
 }
 
 func contains(ss []string, s string) bool {

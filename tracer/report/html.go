@@ -113,7 +113,7 @@ func (r *Report) htmlPage() *htmlPage {
 	t := r.Totals
 	p.Summary = []string{
 		fmt.Sprintf("trace %.3f s: %d sockets, %d sendto calls, %d frames sent, %d completed (%d exact, %d bounded), %d in flight at the end, %d events lost",
-			float64(r.End-r.Start)/1e9, len(r.Sockets), t.Calls, t.FramesSent, t.Completed, t.CompletedExact, t.CompletedBounded, t.InFlightAtEnd, r.Lost),
+			float64(r.End-r.Start)/1e9, r.NSockets(), t.Calls, t.FramesSent, t.Completed, t.CompletedExact, t.CompletedBounded, t.InFlightAtEnd, r.Lost),
 		fmt.Sprintf("returns: %d -ENOBUFS, %d -EAGAIN, %d -ETIMEDOUT, %d other errors; %d frames dropped in sendto and rolled back, %d dropped later, %d WRONG_FORMAT",
 			t.ENOBUFS, t.EAGAIN, t.ETIMEDOUT, t.OtherErrors, t.SyncDrops, t.AsyncDrops, t.WrongFormat),
 	}

@@ -2,6 +2,7 @@ package report_test
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -97,5 +98,117 @@ func TestSummaryLimitsBounded(t *testing.T) {
 	var buf bytes.Buffer
 	if err := rep.WriteText(&buf, report.TextOptions{}); err != nil || !strings.Contains(buf.String(), "lists kept to the first") {
 		t.Errorf("text report (%v) does not say lists were cut:\n%s", err, buf.String())
+	}
+}
+
+// TestClosedSocketsFold: under a Closed limit, sockets that close after the
+// first few fold into one "closed" row. However many come and go, the rows
+// stay bounded, and the totals, the per-socket counts summed over rows and
+// the diagnoses (by kind) are those of the report that keeps every row.
+func TestClosedSocketsFold(t *testing.T) {
+	const socks, open = 500, 2
+	build := func(lim report.Limits) *report.Report {
+		b := report.NewBuilder(event.Names{})
+		b.SetLimits(lim)
+		ts := uint64(1e9)
+		for i := 0; i < socks+open; i++ {
+			sk, ino := 0xffff888000001000+uint64(i%7)*0x800, uint32(100+i) // addresses reused
+			ev := func(e event.Event) {
+				ts += 1000
+				e.TS, e.Sk, e.SockIno, e.PID, e.TID, e.Comm = ts, sk, ino, uint32(1000+i%3), uint32(1000+i%3), "sender"
+				if e.SndBuf == 0 {
+					e.SndBuf, e.Wmem, e.Pending = 9216, int32(ts%9000), int32(ts%7)
+				}
+				b.Add(&e)
+			}
+			for c := 0; c < 3; c++ {
+				ev(event.Event{Kind: event.SendmsgEnter, Scan: event.Scan{Frames: uint32(4 << (i % 3))}})
+				if i%5 == 0 {
+					ev(event.Event{Kind: event.Sleep, Aux: uint8(event.WaitSndbuf)})
+					ev(event.Event{Kind: event.Wake, A: [3]uint64{uint64(1000 + i%3), uint64(event.WaitSndbuf)}, Aux: uint8(event.WaitSndbuf)})
+				}
+				if i%11 == 0 {
+					ev(event.Event{Kind: event.Drop, Frame: uint32(c)})
+					ev(event.Event{Kind: event.SendmsgReturn, A: [3]uint64{neg(unix.ENOBUFS)}})
+					continue
+				}
+				ev(event.Event{Kind: event.SendmsgReturn, N: 2, A: [3]uint64{2 * 1400}})
+			}
+			a := report.FrameAgg{Sent: 6, CompletedExact: 5, CompletedBounded: 1}
+			for f := 0; f < 5; f++ {
+				a.InFlight.Add(uint64(1000 * (i + f)))
+			}
+			b.AddFrameAgg(sk, ino, a)
+			if i < socks {
+				ev(event.Event{Kind: event.SockGone})
+			}
+		}
+		return b.Finish()
+	}
+	every := report.SummaryLimits
+	every.Closed = 0
+	all := build(every)
+	folded := build(report.SummaryLimits)
+	if len(all.Sockets) != socks+open || all.NSockets() != socks+open {
+		t.Fatalf("unfolded: %d rows, %d sockets; want %d", len(all.Sockets), all.NSockets(), socks+open)
+	}
+	keep := report.SummaryLimits.Closed
+	if len(folded.Sockets) != keep+open+1 || folded.NSockets() != socks+open {
+		t.Errorf("folded: %d rows for %d sockets; want %d rows (%d closed kept, %d open, the closed row)",
+			len(folded.Sockets), folded.NSockets(), keep+open+1, keep, open)
+	}
+	c := folded.SocketByLabel("closed")
+	if c == nil || c.Folded != socks-keep {
+		t.Fatalf("closed row %+v: want %d sockets folded", c, socks-keep)
+	}
+	if !reflect.DeepEqual(all.Totals, folded.Totals) {
+		t.Errorf("totals\n all    %+v\n folded %+v", all.Totals, folded.Totals)
+	}
+	sum := func(r *report.Report) (n [4]int, h report.Histogram) {
+		for _, s := range r.Sockets {
+			n[0] += s.NCalls
+			n[1] += s.FrameUses
+			n[2] += s.NDrops
+			n[3] = max(n[3], int(s.MaxWmem))
+			h.Merge(&s.InFlight)
+		}
+		return n, h
+	}
+	if na, ha := sum(all); true {
+		if nf, hf := sum(folded); na != nf || ha != hf {
+			t.Errorf("per-socket counts: all %v %+v, folded %v %+v", na, ha, nf, hf)
+		}
+	}
+	kinds := func(r *report.Report) map[string]int {
+		m := map[string]int{}
+		for _, d := range r.Diagnoses {
+			m[d.ID]++
+		}
+		return m
+	}
+	ka, kf := kinds(all), kinds(folded)
+	for id := range ka {
+		if kf[id] == 0 {
+			t.Errorf("diagnosis %s lost by folding (all: %v, folded: %v)", id, ka, kf)
+		}
+	}
+	for _, id := range []string{report.DiagSndbufBlocked, report.DiagQdiscDrop} {
+		var d *report.Diagnosis
+		for i := range folded.Diagnoses {
+			if x := &folded.Diagnoses[i]; x.ID == id && x.Socket == "closed" {
+				d = x
+			}
+		}
+		if d == nil {
+			t.Errorf("no %s diagnosis for the closed row", id)
+		}
+	}
+	var buf bytes.Buffer
+	if err := folded.WriteText(&buf, report.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("closed: %d more sockets that closed during the trace", socks-keep)
+	if out := buf.String(); !strings.Contains(out, want) || !strings.Contains(out, fmt.Sprintf("%d sockets", socks+open)) {
+		t.Errorf("text report lacks %q or the socket count:\n%s", want, out)
 	}
 }

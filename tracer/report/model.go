@@ -154,12 +154,15 @@ type Drop struct {
 
 // Socket is one TX-ring socket of the trace.
 type Socket struct {
-	Sk     uint64   `json:"-"`
-	Ino    uint32   `json:"inode"`
-	Label  string   `json:"label"`
-	PID    uint32   `json:"pid"`
-	Comm   string   `json:"comm"`
-	Frames uint32   `json:"ring_frames"` // ring size, from scans
+	Sk     uint64 `json:"-"`
+	Ino    uint32 `json:"inode"`
+	Label  string `json:"label"`
+	PID    uint32 `json:"pid"`
+	Comm   string `json:"comm"`
+	Frames uint32 `json:"ring_frames"` // ring size, from scans (the largest, in the closed row)
+	// Folded is, in the closed row (Limits.Closed), how many closed
+	// sockets it sums up; 0 in a socket's own row.
+	Folded int      `json:"folded_sockets,omitempty"`
 	Devs   []string `json:"devices"`
 	Rounds []*Round `json:"-"`
 	Calls  []*Call  `json:"-"`
@@ -185,6 +188,16 @@ type Socket struct {
 	lastEntered *Call
 	devSeen     map[string]bool
 	st          sockStats
+}
+
+// NSockets is how many sockets the trace saw: a row each, but the closed
+// row counts those it sums up.
+func (r *Report) NSockets() int {
+	n := 0
+	for _, s := range r.Sockets {
+		n += max(s.Folded, 1)
+	}
+	return n
 }
 
 // Truncated reports whether Limits cut the socket's call or drop lists.

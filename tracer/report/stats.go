@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,6 +21,10 @@ type Limits struct {
 	Samples int  // accounting samples per socket, downsampled keeping extremes (0: all)
 	Drops   int  // drops listed per socket (0: all)
 	Summary bool // no frame timelines or softirq spans: only open and WRONG_FORMAT rounds
+	// Closed is how many sockets that close during the trace keep a row
+	// of their own; the ones that close after them fold into one row,
+	// labelled "closed" (0: every socket keeps its row).
+	Closed int
 	// StuckAfter, for Replay: the stuck-frame threshold (0: the one the
 	// recording's trace used, else holders.DefaultStuckAfter).
 	StuckAfter time.Duration
@@ -27,13 +32,23 @@ type Limits struct {
 
 // SummaryLimits are what `trace --summary` keeps: memory stays flat however
 // long the trace runs.
-var SummaryLimits = Limits{Calls: 2000, Samples: 4096, Drops: 1000, Summary: true}
+var SummaryLimits = Limits{Calls: 2000, Samples: 4096, Drops: 1000, Summary: true, Closed: 64}
 
 // sleepStats sum up one wait reason's sleeps over a socket's calls.
 type sleepStats struct {
 	n, woken, idle, completions int // woken: by the reason itself; idle: nothing in flight at the start
 	total, longest              uint64
 	wmemMin, wmemMax, sndbuf    int32 // wmemMin -1: no sleep knew sk_wmem_alloc
+}
+
+// addWmem widens the sk_wmem_alloc range seen at the sleeps to lo..hi,
+// against sk_sndbuf sndbuf.
+func (x *sleepStats) addWmem(lo, hi, sndbuf int32) {
+	if x.wmemMin < 0 || lo < x.wmemMin {
+		x.wmemMin = lo
+	}
+	x.wmemMax = max(x.wmemMax, hi)
+	x.sndbuf = sndbuf
 }
 
 // dropKey groups drops for the evidence line.
@@ -96,11 +111,7 @@ func (st *sockStats) addCall(c *Call, end uint64) {
 			x.idle++
 		}
 		if sl.Wmem >= 0 {
-			if x.wmemMin < 0 || sl.Wmem < x.wmemMin {
-				x.wmemMin = sl.Wmem
-			}
-			x.wmemMax = max(x.wmemMax, sl.Wmem)
-			x.sndbuf = sl.SndBuf
+			x.addWmem(sl.Wmem, sl.Wmem, sl.SndBuf)
 		}
 	}
 	if w := c.Slept(event.WaitCompletion, end); w > 0 && !c.DontWait {
@@ -152,6 +163,50 @@ func (st *sockStats) addCall(c *Call, end uint64) {
 	case -int64(unix.ETIMEDOUT):
 		st.timedOut++
 	}
+}
+
+// merge folds o, another socket's statistics, into st.
+func (st *sockStats) merge(o *sockStats) {
+	for i := range st.sleeps {
+		x, y := &st.sleeps[i], &o.sleeps[i]
+		x.n += y.n
+		x.woken += y.woken
+		x.idle += y.idle
+		x.completions += y.completions
+		x.total += y.total
+		x.longest = max(x.longest, y.longest)
+		if y.wmemMin >= 0 {
+			x.addWmem(y.wmemMin, y.wmemMax, y.sndbuf)
+		}
+	}
+	st.complCalls += o.complCalls
+	st.complWakes += o.complWakes
+	st.complFrames += o.complFrames
+	st.complWait += o.complWait
+	st.complCallTime += o.complCallTime
+	if o.complWorst != nil && (st.complWorst == nil || o.complWorstWait > st.complWorstWait) {
+		st.complWorst, st.complWorstWait = o.complWorst, o.complWorstWait
+	}
+	st.cpuCalls += o.cpuCalls
+	st.cpuWait += o.cpuWait
+	st.cpuCallTime += o.cpuCallTime
+	st.dontwait += o.dontwait
+	st.dwSlept += o.dwSlept
+	st.dwLimited += o.dwLimited
+	st.dwSleptFor += o.dwSleptFor
+	st.dwExample = cmp.Or(st.dwExample, o.dwExample)
+	st.enobufs += o.enobufs
+	st.timedOut += o.timedOut
+	st.partial += o.partial
+	st.partialExample = cmp.Or(st.partialExample, o.partialExample)
+	if o.best != nil && (st.best == nil || o.best.Ret > st.best.Ret) {
+		st.best = o.best
+	}
+	st.lastCall = cmp.Or(o.lastCall, st.lastCall)
+	for k, n := range o.drops {
+		st.drops[k] += n
+	}
+	st.rolledBack += o.rolledBack
 }
 
 func (st *sockStats) addDrop(d Drop) {

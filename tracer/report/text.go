@@ -43,7 +43,7 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 		fmt.Fprintf(w, "kernel %s, hook class %s, TX completion %s\n", r.Kernel, r.Class, r.Completion)
 	}
 	fmt.Fprintf(w, "trace %.3f s: %d sockets, %d sendto calls, %d frames sent, %d completed (%d exact, %d bounded), %d in flight at the end, %d events lost\n",
-		float64(r.End-r.Start)/1e9, len(r.Sockets), t.Calls, t.FramesSent, t.Completed, t.CompletedExact, t.CompletedBounded, t.InFlightAtEnd, r.Lost)
+		float64(r.End-r.Start)/1e9, r.NSockets(), t.Calls, t.FramesSent, t.Completed, t.CompletedExact, t.CompletedBounded, t.InFlightAtEnd, r.Lost)
 	fmt.Fprintf(w, "returns: %d -ENOBUFS, %d -EAGAIN, %d -ETIMEDOUT, %d other errors; %d frames dropped in sendto and rolled back, %d dropped later, %d WRONG_FORMAT\n",
 		t.ENOBUFS, t.EAGAIN, t.ETIMEDOUT, t.OtherErrors, t.SyncDrops, t.AsyncDrops, t.WrongFormat)
 
@@ -64,8 +64,13 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 
 	fmt.Fprintln(w, "\nSOCKETS")
 	for _, s := range r.Sockets {
-		fmt.Fprintf(w, "  %s pid %d (%s) on %s, ring %d frames: %d calls, %d frame uses, sk_sndbuf %d, max sk_wmem_alloc %d, max pending %d, %d drops\n",
-			s.Label, s.PID, s.Comm, strings.Join(s.Devs, ","), s.Frames, s.NCalls, s.FrameUses, s.SndBuf, s.MaxWmem, s.MaxPending, s.NDrops)
+		if s.Folded > 0 {
+			fmt.Fprintf(w, "  %s: %d more sockets that closed during the trace, summed up in one row (%s) on %s, rings up to %d frames: %d calls, %d frame uses, max sk_wmem_alloc %d, max pending %d, %d drops\n",
+				s.Label, s.Folded, foldedOwner(s), strings.Join(s.Devs, ","), s.Frames, s.NCalls, s.FrameUses, s.MaxWmem, s.MaxPending, s.NDrops)
+		} else {
+			fmt.Fprintf(w, "  %s pid %d (%s) on %s, ring %d frames: %d calls, %d frame uses, sk_sndbuf %d, max sk_wmem_alloc %d, max pending %d, %d drops\n",
+				s.Label, s.PID, s.Comm, strings.Join(s.Devs, ","), s.Frames, s.NCalls, s.FrameUses, s.SndBuf, s.MaxWmem, s.MaxPending, s.NDrops)
+		}
 		if h := &s.InFlight; h.Count > 0 {
 			fmt.Fprintf(w, "      in flight (SENDING -> AVAILABLE) of %d frames: mean %s, p50 <= %s, p99 <= %s, max %s\n",
 				h.Count, us(h.Mean()), us(h.Quantile(0.5)), us(h.Quantile(0.99)), us(h.Max))
@@ -164,4 +169,15 @@ func (r *Report) writeCPUs(w io.Writer) error {
 			c.NapiPolls, c.NapiWork, c.Exhausted, strings.Join(c.Devs, ","))
 	}
 	return tw.Flush()
+}
+
+// foldedOwner says who owned the sockets of the closed row.
+func foldedOwner(s *Socket) string {
+	switch {
+	case s.PID != 0:
+		return fmt.Sprintf("pid %d, %s", s.PID, s.Comm)
+	case s.Comm != "various":
+		return "several pids, " + s.Comm
+	}
+	return "several processes"
 }
