@@ -17,6 +17,7 @@ import (
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
+	"github.com/ringtrace/ringtrace/tracer/report"
 )
 
 func soakCommand() *cli.Command {
@@ -153,7 +154,13 @@ func runSoak(c *cli.Context) error {
 	if churn != nil {
 		traced := avail.n
 		if mode == "summary" {
-			traced = summaryCompleted(stdout.Bytes())
+			sum := readSummary(stdout.Bytes())
+			traced = sum.completed
+			fmt.Printf("summary: %d sockets in %d rows (the first %d closed keep theirs; later ones fold into one)\n",
+				sum.sockets, sum.rows, report.SummaryLimits.Closed)
+			if sum.sockets != senders.sockets || sum.rows > report.SummaryLimits.Closed+3 {
+				fails = append(fails, fmt.Sprintf("the summary has %d sockets in %d rows, the senders opened %d", sum.sockets, sum.rows, senders.sockets))
+			}
 		}
 		fmt.Printf("churn: %d sockets (%d sender errors), %d frames the senders got back, %d traced AVAILABLE\n",
 			senders.sockets, senders.errors, senders.frames, traced)
@@ -301,15 +308,28 @@ func (a *availCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// summaryCompleted reads the frames completed from trace --summary --json.
-func summaryCompleted(stdout []byte) uint64 {
+// churnSummary is what trace --summary --json says of a churn.
+type churnSummary struct {
+	completed     uint64 // frames completed
+	sockets, rows int    // sockets traced, and the rows they take
+}
+
+// readSummary reads trace --summary --json's report.
+func readSummary(stdout []byte) churnSummary {
 	var s struct {
 		Report struct {
 			Totals struct {
 				Completed uint64 `json:"completed"`
 			} `json:"totals"`
+			Sockets []struct {
+				Folded int `json:"folded_sockets"`
+			} `json:"sockets"`
 		} `json:"report"`
 	}
 	json.Unmarshal(stdout, &s)
-	return s.Report.Totals.Completed
+	out := churnSummary{completed: s.Report.Totals.Completed, rows: len(s.Report.Sockets)}
+	for _, r := range s.Report.Sockets {
+		out.sockets += max(r.Folded, 1)
+	}
+	return out
 }
