@@ -7,6 +7,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
 func comm(s string) (c [16]int8) {
@@ -24,30 +25,30 @@ const (
 )
 
 var (
-	found    = bpfobj.HoldersRtHolderLocateRT_HL_FOUND
-	notFound = bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING
-	cut      = bpfobj.HoldersRtHolderLocateRT_HL_CUT
-	uarg     = bpfobj.HoldersRtHolderFormRT_HF_UARG
-	destr    = bpfobj.HoldersRtHolderFormRT_HF_DESTRUCTOR
+	found    = bpftypes.HoldersRtHolderLocateRT_HL_FOUND
+	notFound = bpftypes.HoldersRtHolderLocateRT_HL_NOT_IN_RING
+	cut      = bpftypes.HoldersRtHolderLocateRT_HL_CUT
+	uarg     = bpftypes.HoldersRtHolderFormRT_HF_UARG
+	destr    = bpftypes.HoldersRtHolderFormRT_HF_DESTRUCTOR
 )
 
 // skbRec is the iterator's record of a ring skb of senderSk's 2-block ring
 // at address ph, which its search placed at frame (st: found) or not.
-func skbRec(ph uint64, frame uint32, st bpfobj.HoldersRtHolderLocate, form bpfobj.HoldersRtHolderForm) bpfobj.HoldersRtHolderSkb {
+func skbRec(ph uint64, frame uint32, st bpftypes.HoldersRtHolderLocate, form bpftypes.HoldersRtHolderForm) bpftypes.HoldersRtHolderSkb {
 	if st != found {
 		frame = NoFrame
 	}
-	return bpfobj.HoldersRtHolderSkb{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_SKB), Form: uint32(form), Frame: frame, Status: uint32(st),
+	return bpftypes.HoldersRtHolderSkb{Kind: uint32(bpftypes.HoldersRtHolderKindRT_HR_SKB), Form: uint32(form), Frame: frame, Status: uint32(st),
 		Skb: ph ^ 0xabc000, Ph: ph, Sender: senderSk, Searched: 2, Blocks: 2}
 }
 
-func queueRec(sk uint64, ino, pid, fd, qlen, found, listed uint32) bpfobj.HoldersRtHolder {
-	return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_QUEUE), Pid: pid, Fd: fd, Ino: ino, Sk: sk, Family: 17,
+func queueRec(sk uint64, ino, pid, fd, qlen, found, listed uint32) bpftypes.HoldersRtHolder {
+	return bpftypes.HoldersRtHolder{Kind: uint32(bpftypes.HoldersRtHolderKindRT_HR_QUEUE), Pid: pid, Fd: fd, Ino: ino, Sk: sk, Family: 17,
 		Qlen: qlen, Found: found, Listed: listed, Walked: qlen, Comm: comm(map[uint32]string{42: "sender", 50: "tap", 51: "tap"}[pid])}
 }
 
-func ringRec() bpfobj.HoldersRtHolder {
-	return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_RING), Pid: 42, Fd: 3, Ino: 100, Sk: senderSk,
+func ringRec() bpftypes.HoldersRtHolder {
+	return bpftypes.HoldersRtHolder{Kind: uint32(bpftypes.HoldersRtHolderKindRT_HR_RING), Pid: 42, Fd: 3, Ino: 100, Sk: senderSk,
 		Family: 17, Protocol: 0x0300, FrameSize: 2048, FramesPerBlock: 2, FrameMax: 3, Blocks: 2, Comm: comm("sender")}
 }
 
@@ -164,7 +165,7 @@ func TestDecodeBad(t *testing.T) {
 		t.Error("2 bytes decoded")
 	}
 	bad := records()
-	q := bad[2].(bpfobj.HoldersRtHolder)
+	q := bad[2].(bpftypes.HoldersRtHolder)
 	q.Kind = 9
 	bad[2] = q
 	if _, err := Decode(Encode(bad...)); err == nil || !strings.Contains(err.Error(), "unknown kind 9") {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
@@ -56,7 +57,7 @@ func NewWalker(c Config) (*Walker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded holders object: %w", err)
 	}
-	if err := spec.Variables["hcfg"].Set(bpfobj.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, CheckStart: c.CheckStart}); err != nil {
+	if err := spec.Variables["hcfg"].Set(bpftypes.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, CheckStart: c.CheckStart}); err != nil {
 		return nil, fmt.Errorf("set holders config: %w", err)
 	}
 	name, drop := bpfobj.HoldersProgHolders, "holders_bounded"

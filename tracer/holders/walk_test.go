@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/txring"
 )
@@ -369,9 +369,9 @@ func TestWalkLargeRing(t *testing.T) {
 					t.Errorf("head %d, want %d", ck.head, wantHead)
 				}
 				switch {
-				case wantFound && (ck.status != bpfobj.HoldersRtHolderLocateRT_HL_FOUND || ck.frame != ck.head):
+				case wantFound && (ck.status != bpftypes.HoldersRtHolderLocateRT_HL_FOUND || ck.frame != ck.head):
 					t.Errorf("the search placed frame head %d at %d (%s)", ck.head, ck.frame, statusName(ck.status))
-				case !wantFound && (ck.status != bpfobj.HoldersRtHolderLocateRT_HL_CUT || ck.searched != RTHolderSearchBounded):
+				case !wantFound && (ck.status != bpftypes.HoldersRtHolderLocateRT_HL_CUT || ck.searched != RTHolderSearchBounded):
 					t.Errorf("the bounded search for frame %d: %s after %d blocks, want cut after %d", ck.head, statusName(ck.status), ck.searched, RTHolderSearchBounded)
 				}
 				return s
@@ -450,8 +450,8 @@ func TestWalkLargeRing(t *testing.T) {
 // RTHolderSearchBounded is RT_HOLDER_SEARCH_BOUNDED (bpf/holders.h).
 const RTHolderSearchBounded = 4
 
-func statusName(s bpfobj.HoldersRtHolderLocate) string {
-	return map[bpfobj.HoldersRtHolderLocate]string{
-		bpfobj.HoldersRtHolderLocateRT_HL_FOUND: "found", bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING: "not in ring",
-		bpfobj.HoldersRtHolderLocateRT_HL_NO_RING: "no ring", bpfobj.HoldersRtHolderLocateRT_HL_CUT: "cut"}[s]
+func statusName(s bpftypes.HoldersRtHolderLocate) string {
+	return map[bpftypes.HoldersRtHolderLocate]string{
+		bpftypes.HoldersRtHolderLocateRT_HL_FOUND: "found", bpftypes.HoldersRtHolderLocateRT_HL_NOT_IN_RING: "not in ring",
+		bpftypes.HoldersRtHolderLocateRT_HL_NO_RING: "no ring", bpftypes.HoldersRtHolderLocateRT_HL_CUT: "cut"}[s]
 }

@@ -18,7 +18,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
@@ -319,20 +319,20 @@ type closedTee struct {
 	w *promise.Watch
 }
 
-func (t closedTee) Closed(k session.SockKey, a bpfobj.RingtraceRtSockAgg) error {
+func (t closedTee) Closed(k session.SockKey, a bpftypes.RingtraceRtSockAgg) error {
 	addAggregate(t.b, t.w, k, a)
 	return nil
 }
 
 // addAggregate gives the builder and the promise watch what the kernel
 // counted for one socket.
-func addAggregate(b *report.Builder, w *promise.Watch, k session.SockKey, a bpfobj.RingtraceRtSockAgg) {
+func addAggregate(b *report.Builder, w *promise.Watch, k session.SockKey, a bpftypes.RingtraceRtSockAgg) {
 	b.AddFrameAgg(k.Sk, k.Ino, frameAggOf(a))
 	w.Completions(a.CompletedExact, a.CompletedBounded)
 }
 
 // frameAggOf converts the kernel's per-socket aggregate.
-func frameAggOf(a bpfobj.RingtraceRtSockAgg) report.FrameAgg {
+func frameAggOf(a bpftypes.RingtraceRtSockAgg) report.FrameAgg {
 	f := report.FrameAgg{Sent: a.Sent, CompletedExact: a.CompletedExact, CompletedBounded: a.CompletedBounded}
 	f.InFlight.Count, f.InFlight.Sum, f.InFlight.Max = a.InflightCount, a.InflightSum, a.InflightMax
 	f.InFlight.Buckets = a.Hist

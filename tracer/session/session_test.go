@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
@@ -635,7 +635,7 @@ func availables(evs []event.Event, sk uint64, frame uint32) []event.Event {
 }
 
 var (
-	hookSweep = event.Hook(bpfobj.RingtraceRtHookRT_H_SWEEP)
+	hookSweep = event.Hook(bpftypes.RingtraceRtHookRT_H_SWEEP)
 	// 40 x 1000 B at 250 kbit/s, within the pfifo's 50: one blocking
 	// call of ~1.2 s, a completion every 32 ms after tbf's burst: time
 	// for the test to act during the call, between two completions, even
