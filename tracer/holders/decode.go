@@ -58,7 +58,7 @@ func Decode(b []byte) (*Snapshot, error) {
 			if g == nil {
 				g = &Ring{Sk: r.Sk, Ino: r.Ino, Protocol: ntohs(uint16(r.Protocol)), FrameSize: r.FrameSize,
 					FramesPerBlock: r.FramesPerBlock, Frames: r.FrameMax + 1, TotalBlocks: r.Blocks,
-					check: check{head: r.Head, frame: r.CheckFrame, status: bpftypes.HoldersRtHolderLocate(r.CheckStatus), searched: r.CheckSearched}}
+					SelfCheck: SelfCheck{Head: r.Head, Frame: r.CheckFrame, Status: bpftypes.HoldersRtHolderLocate(r.CheckStatus), Searched: r.CheckSearched}}
 				rings[r.Sk] = g
 				order = append(order, r.Sk)
 			}
@@ -99,7 +99,7 @@ func Decode(b []byte) (*Snapshot, error) {
 			h.SenderIno = g.Ino
 		}
 	}
-	sortSnapshot(s)
+	s.Sort()
 	return s, nil
 }
 
@@ -143,11 +143,13 @@ func unplaced(st bpftypes.HoldersRtHolderLocate, searched, blocks uint32) string
 // cutWhy is what bounds a search that stops early (holders.h).
 const cutWhy = "without bpf_loop, before 5.17, a search reads 4 blocks down from the previous frame's; with it, one socket's searches read at most 1048576 blocks"
 
-// check is what the iterator's self-check (Config.CheckStart) made of the
-// address of the ring's frame head.
-type check struct {
-	head, frame, searched uint32
-	status                bpftypes.HoldersRtHolderLocate
+// SelfCheck is what the iterator's self-check (walk.Config's CheckStart)
+// made of the address of the ring's frame head: the head's index, the
+// frame its search placed the address at, how many blocks it searched and
+// how it ended.
+type SelfCheck struct {
+	Head, Frame, Searched uint32
+	Status                bpftypes.HoldersRtHolderLocate
 }
 
 // Encode writes records in the iterator's layout (tests): each a
