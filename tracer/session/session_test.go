@@ -16,8 +16,8 @@ import (
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -43,7 +43,7 @@ type tracer struct {
 // attach plan of class.
 func options(tb testing.TB, class plan.Class) session.Options {
 	tb.Helper()
-	facts, spec, err := kernel.Probe(kernel.Options{})
+	facts, spec, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestQdiscDropRollback(t *testing.T) {
 }
 
 func dropReason(e event.Event) string {
-	facts, _, err := kernel.Probe(kernel.Options{})
+	facts, _, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		return fmt.Sprint(e.A[0])
 	}
