@@ -70,7 +70,7 @@ func NewWalker(c Config) (*Walker, error) {
 	}
 	name, drop := bpfobj.HoldersProgHolders, "holders_bounded"
 	// bpf_loop is a base helper: probed on a raw tracepoint program, as
-	// tracer/kernel does (a Tracing probe needs an attach target and fails).
+	// tracer/kernel/probe does (a Tracing probe needs an attach target and fails).
 	bounded := c.bounded || features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop) != nil
 	if bounded {
 		name, drop = drop, name
