@@ -22,8 +22,11 @@ BPF_STRIP ?= llvm-strip-14
 generate: ## rebuild the BPF object and its Go bindings after editing bpf/ (needs clang-14, llvm-14, libbpf-dev)
 	cd tracer/bpfobj && BPF2GO_CC=$(BPF_CC) BPF2GO_STRIP=$(BPF_STRIP) $(GO) generate
 
-generate-check: generate ## (CI) fail if the committed BPF objects and bindings are not what bpf/ builds
+# tracer/bpfobj holds bpf2go's output and, in bpftypes, the types typesplit
+# moves out of it: a changed or a new file there fails.
+generate-check: generate ## (CI) fail if the committed BPF objects, bindings and types are not what bpf/ builds
 	git diff --exit-code --stat -- tracer/bpfobj
+	@test -z "$$(git status --porcelain --untracked-files=all -- tracer/bpfobj)" || { git status --short --untracked-files=all -- tracer/bpfobj; echo "generate-check: uncommitted files in tracer/bpfobj"; exit 1; }
 
 DEMO_OUT ?= out/demo
 demo: build ## (root) the main job: trace the status and call-return scenarios, write their reports to out/demo

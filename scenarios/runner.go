@@ -17,6 +17,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/live"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
@@ -55,7 +56,7 @@ func NewRunner(o Options) (*Runner, error) {
 	if o.Hooks == "" {
 		o.Hooks = plan.Auto
 	}
-	facts, spec, err := kernel.Probe(kernel.Options{TracefsPath: o.Tracefs, BTFPath: o.BTF})
+	facts, spec, err := probe.Kernel(probe.Options{TracefsPath: o.Tracefs, BTFPath: o.BTF})
 	if err != nil {
 		return nil, err
 	}

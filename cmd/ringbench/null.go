@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
@@ -35,7 +35,7 @@ func nullTracerCommand() *cli.Command {
 }
 
 func runNullTracer(c *cli.Context) error {
-	facts, kbtf, err := kernel.Probe(kernel.Options{})
+	facts, kbtf, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios/verify"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
@@ -31,7 +32,7 @@ func probeKernel(c *cli.Context) (*kernel.Facts, *btf.Spec, *plan.Plan, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	facts, spec, err := kernel.Probe(kernel.Options{BTFPath: c.String("btf"), TracefsPath: c.String("tracefs")})
+	facts, spec, err := probe.Kernel(probe.Options{BTFPath: c.String("btf"), TracefsPath: c.String("tracefs")})
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -22,7 +22,7 @@ type testPackage struct {
 var rootTestPackages = []testPackage{
 	{dir: "tracer/session"},
 	{dir: "tracer/txring"},
-	{dir: "tracer/kernel"},
+	{dir: "tracer/kernel/probe"},
 	{dir: "cmd/ringtrace", skip: "^TestTraceBadInput$/^forced-",
 		why: "these subtests assert that the host's kernel refuses fentry and lacks kprobes; the guests' kernels have both"},
 	{dir: "scenarios", skip: "^TestAllScenarios$",

@@ -9,8 +9,8 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/scenarios/verify"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
@@ -19,7 +19,7 @@ func options(t *testing.T, class plan.Class) verify.Options {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("needs root (BPF, network namespaces): run `sudo make test`")
 	}
-	facts, spec, err := kernel.Probe(kernel.Options{})
+	facts, spec, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

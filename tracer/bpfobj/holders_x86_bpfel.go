@@ -8,96 +8,9 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
-	"structs"
 
 	"github.com/cilium/ebpf"
 )
-
-type HoldersRtHolder struct {
-	_              structs.HostLayout
-	Kind           uint32
-	Pid            uint32
-	Fd             uint32
-	Ino            uint32
-	Sk             uint64
-	Family         uint32
-	Qlen           uint32
-	Walked         uint32
-	Truncated      uint32
-	Found          uint32
-	Listed         uint32
-	Protocol       uint32
-	FrameSize      uint32
-	FramesPerBlock uint32
-	FrameMax       uint32
-	Blocks         uint32
-	Head           uint32
-	CheckFrame     uint32
-	CheckStatus    uint32
-	CheckSearched  uint32
-	Pad            uint32
-	Comm           [16]int8
-}
-
-type HoldersRtHolderConfig struct {
-	_                structs.HostLayout
-	DestructAddr     uint64
-	UargCompleteAddr uint64
-	CheckStart       uint32
-	Pad              uint32
-}
-
-type HoldersRtHolderForm uint32
-
-const (
-	HoldersRtHolderFormRT_HF_DESTRUCTOR HoldersRtHolderForm = 1
-	HoldersRtHolderFormRT_HF_UARG       HoldersRtHolderForm = 2
-)
-
-type HoldersRtHolderKind uint32
-
-const (
-	HoldersRtHolderKindRT_HR_SKB   HoldersRtHolderKind = 1
-	HoldersRtHolderKindRT_HR_RING  HoldersRtHolderKind = 2
-	HoldersRtHolderKindRT_HR_QUEUE HoldersRtHolderKind = 3
-)
-
-type HoldersRtHolderLocate uint32
-
-const (
-	HoldersRtHolderLocateRT_HL_FOUND       HoldersRtHolderLocate = 1
-	HoldersRtHolderLocateRT_HL_NOT_IN_RING HoldersRtHolderLocate = 2
-	HoldersRtHolderLocateRT_HL_NO_RING     HoldersRtHolderLocate = 3
-	HoldersRtHolderLocateRT_HL_CUT         HoldersRtHolderLocate = 4
-)
-
-type HoldersRtHolderSkb struct {
-	_        structs.HostLayout
-	Kind     uint32
-	Form     uint32
-	Frame    uint32
-	Status   uint32
-	Skb      uint64
-	Ph       uint64
-	Sender   uint64
-	Searched uint32
-	Blocks   uint32
-}
-
-type HoldersScratch struct {
-	_ structs.HostLayout
-	H HoldersRtHolder
-	S HoldersRtHolderSkb
-	F struct {
-		_        structs.HostLayout
-		Base     uint64
-		Block    uint32
-		Searched uint32
-		Budget   uint32
-		Cut      uint32
-	}
-	Kept [64]HoldersRtHolderSkb
-}
 
 // Names of all BPF objects in the ELF.
 //

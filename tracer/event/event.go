@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
 // RawSize is the size of one ring-buffer record (struct rt_event).
-const RawSize = int(unsafe.Sizeof(bpfobj.RingtraceRtEvent{}))
+const RawSize = int(unsafe.Sizeof(bpftypes.RingtraceRtEvent{}))
 
 // NoFrame marks events without a frame index.
 const NoFrame = ^uint32(0)
@@ -89,11 +89,11 @@ func decode(b []byte, e *Event, d *Decoder) error {
 	}
 	// Read the record in place when it is aligned (ring-buffer samples
 	// are), else from a copy.
-	var r *bpfobj.RingtraceRtEvent
+	var r *bpftypes.RingtraceRtEvent
 	if p := unsafe.Pointer(unsafe.SliceData(b)); uintptr(p)%unsafe.Alignof(*r) == 0 {
-		r = (*bpfobj.RingtraceRtEvent)(p)
+		r = (*bpftypes.RingtraceRtEvent)(p)
 	} else {
-		var c bpfobj.RingtraceRtEvent
+		var c bpftypes.RingtraceRtEvent
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&c)), RawSize), b)
 		r = &c
 	}
@@ -145,7 +145,7 @@ func (d *Decoder) intern(b []byte, last *string) string {
 
 // Encode writes e in the ring-buffer record layout (recordings, tests).
 func Encode(e Event) []byte {
-	var r bpfobj.RingtraceRtEvent
+	var r bpftypes.RingtraceRtEvent
 	r.Kind, r.Ts, r.TsLo, r.Sk, r.Skb, r.A = uint16(e.Kind), e.TS, e.TSLo, e.Sk, e.Skb, e.A
 	r.Scan.Head, r.Scan.Nframes, r.Scan.RunSendRequest = e.Scan.Head, e.Scan.Frames, e.Scan.RunSendRequest
 	r.Scan.SendRequest, r.Scan.Sending, r.Scan.Available = e.Scan.SendRequest, e.Scan.Sending, e.Scan.Available

@@ -3,7 +3,7 @@ package event
 import (
 	"fmt"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
 // Kind is a logical event kind (enum rt_kind).
@@ -11,22 +11,22 @@ type Kind uint16
 
 // Kinds, from bpf/ringtrace.h.
 const (
-	SendmsgEnter  = Kind(bpfobj.RingtraceRtKindRT_SENDMSG_ENTER)
-	SendmsgReturn = Kind(bpfobj.RingtraceRtKindRT_SENDMSG_RETURN)
-	FrameState    = Kind(bpfobj.RingtraceRtKindRT_FRAME_STATE)
-	QdiscEnqueue  = Kind(bpfobj.RingtraceRtKindRT_QDISC_ENQUEUE)
-	QdiscDequeue  = Kind(bpfobj.RingtraceRtKindRT_QDISC_DEQUEUE)
-	XmitStart     = Kind(bpfobj.RingtraceRtKindRT_XMIT_START)
-	XmitDone      = Kind(bpfobj.RingtraceRtKindRT_XMIT_DONE)
-	Drop          = Kind(bpfobj.RingtraceRtKindRT_DROP)
-	Sleep         = Kind(bpfobj.RingtraceRtKindRT_SLEEP)
-	Wake          = Kind(bpfobj.RingtraceRtKindRT_WAKE)
-	Softirq       = Kind(bpfobj.RingtraceRtKindRT_SOFTIRQ)
-	NapiPoll      = Kind(bpfobj.RingtraceRtKindRT_NAPI_POLL)
-	RX            = Kind(bpfobj.RingtraceRtKindRT_RX)
-	XmitRC        = Kind(bpfobj.RingtraceRtKindRT_XMIT_RC)
-	SockGone      = Kind(bpfobj.RingtraceRtKindRT_SOCK_GONE)
-	FramePicked   = Kind(bpfobj.RingtraceRtKindRT_FRAME_PICKED)
+	SendmsgEnter  = Kind(bpftypes.RingtraceRtKindRT_SENDMSG_ENTER)
+	SendmsgReturn = Kind(bpftypes.RingtraceRtKindRT_SENDMSG_RETURN)
+	FrameState    = Kind(bpftypes.RingtraceRtKindRT_FRAME_STATE)
+	QdiscEnqueue  = Kind(bpftypes.RingtraceRtKindRT_QDISC_ENQUEUE)
+	QdiscDequeue  = Kind(bpftypes.RingtraceRtKindRT_QDISC_DEQUEUE)
+	XmitStart     = Kind(bpftypes.RingtraceRtKindRT_XMIT_START)
+	XmitDone      = Kind(bpftypes.RingtraceRtKindRT_XMIT_DONE)
+	Drop          = Kind(bpftypes.RingtraceRtKindRT_DROP)
+	Sleep         = Kind(bpftypes.RingtraceRtKindRT_SLEEP)
+	Wake          = Kind(bpftypes.RingtraceRtKindRT_WAKE)
+	Softirq       = Kind(bpftypes.RingtraceRtKindRT_SOFTIRQ)
+	NapiPoll      = Kind(bpftypes.RingtraceRtKindRT_NAPI_POLL)
+	RX            = Kind(bpftypes.RingtraceRtKindRT_RX)
+	XmitRC        = Kind(bpftypes.RingtraceRtKindRT_XMIT_RC)
+	SockGone      = Kind(bpftypes.RingtraceRtKindRT_SOCK_GONE)
+	FramePicked   = Kind(bpftypes.RingtraceRtKindRT_FRAME_PICKED)
 	maxKind       = FramePicked
 )
 
@@ -86,11 +86,11 @@ type State uint8
 
 // Frame states.
 const (
-	Available   = State(bpfobj.RingtraceRtStateRT_ST_AVAILABLE)
-	SendRequest = State(bpfobj.RingtraceRtStateRT_ST_SEND_REQUEST)
-	Sending     = State(bpfobj.RingtraceRtStateRT_ST_SENDING)
-	WrongFormat = State(bpfobj.RingtraceRtStateRT_ST_WRONG_FORMAT)
-	Unknown     = State(bpfobj.RingtraceRtStateRT_ST_UNKNOWN)
+	Available   = State(bpftypes.RingtraceRtStateRT_ST_AVAILABLE)
+	SendRequest = State(bpftypes.RingtraceRtStateRT_ST_SEND_REQUEST)
+	Sending     = State(bpftypes.RingtraceRtStateRT_ST_SENDING)
+	WrongFormat = State(bpftypes.RingtraceRtStateRT_ST_WRONG_FORMAT)
+	Unknown     = State(bpftypes.RingtraceRtStateRT_ST_UNKNOWN)
 )
 
 func (s State) String() string {
@@ -124,8 +124,8 @@ type Precision uint8
 
 // Precisions.
 const (
-	Exact   = Precision(bpfobj.RingtraceRtPrecRT_EXACT)
-	Bounded = Precision(bpfobj.RingtraceRtPrecRT_BOUNDED)
+	Exact   = Precision(bpftypes.RingtraceRtPrecRT_EXACT)
+	Bounded = Precision(bpftypes.RingtraceRtPrecRT_BOUNDED)
 )
 
 func (p Precision) String() string {
@@ -140,40 +140,40 @@ type Cause uint8
 
 // causeNames is indexed by cause; RT_C_NONE's name is "".
 var causeNames = [...]string{
-	Cause(bpfobj.RingtraceRtCauseRT_C_NONE):          "",
-	Cause(bpfobj.RingtraceRtCauseRT_C_XMIT):          "xmit",
-	Cause(bpfobj.RingtraceRtCauseRT_C_DESTRUCT):      "destructor",
-	Cause(bpfobj.RingtraceRtCauseRT_C_FREE):          "skb-freed",
-	Cause(bpfobj.RingtraceRtCauseRT_C_DROP):          "dropped",
-	Cause(bpfobj.RingtraceRtCauseRT_C_DRIVER_ORPHAN): "orphaned-in-driver",
-	Cause(bpfobj.RingtraceRtCauseRT_C_ORPHANED):      "orphaned",
-	Cause(bpfobj.RingtraceRtCauseRT_C_SCAN):          "status-read",
-	Cause(bpfobj.RingtraceRtCauseRT_C_ROLLBACK):      "rolled-back",
-	Cause(bpfobj.RingtraceRtCauseRT_C_BAD_FRAME):     "bad-frame",
-	Cause(bpfobj.RingtraceRtCauseRT_C_TAKEN):         "taken-unseen",
-	Cause(bpfobj.RingtraceRtCauseRT_C_PICKED):        "picked",
-	Cause(bpfobj.RingtraceRtCauseRT_C_SET_STATUS):    "set-status",
-	Cause(bpfobj.RingtraceRtCauseRT_C_COPIED):        "pages-copied",
-	Cause(bpfobj.RingtraceRtCauseRT_C_USER):          "user-space",
+	Cause(bpftypes.RingtraceRtCauseRT_C_NONE):          "",
+	Cause(bpftypes.RingtraceRtCauseRT_C_XMIT):          "xmit",
+	Cause(bpftypes.RingtraceRtCauseRT_C_DESTRUCT):      "destructor",
+	Cause(bpftypes.RingtraceRtCauseRT_C_FREE):          "skb-freed",
+	Cause(bpftypes.RingtraceRtCauseRT_C_DROP):          "dropped",
+	Cause(bpftypes.RingtraceRtCauseRT_C_DRIVER_ORPHAN): "orphaned-in-driver",
+	Cause(bpftypes.RingtraceRtCauseRT_C_ORPHANED):      "orphaned",
+	Cause(bpftypes.RingtraceRtCauseRT_C_SCAN):          "status-read",
+	Cause(bpftypes.RingtraceRtCauseRT_C_ROLLBACK):      "rolled-back",
+	Cause(bpftypes.RingtraceRtCauseRT_C_BAD_FRAME):     "bad-frame",
+	Cause(bpftypes.RingtraceRtCauseRT_C_TAKEN):         "taken-unseen",
+	Cause(bpftypes.RingtraceRtCauseRT_C_PICKED):        "picked",
+	Cause(bpftypes.RingtraceRtCauseRT_C_SET_STATUS):    "set-status",
+	Cause(bpftypes.RingtraceRtCauseRT_C_COPIED):        "pages-copied",
+	Cause(bpftypes.RingtraceRtCauseRT_C_USER):          "user-space",
 }
 
 // Cause values used by Go code.
 const (
-	CauseDrop     = Cause(bpfobj.RingtraceRtCauseRT_C_DROP)
-	CauseRollback = Cause(bpfobj.RingtraceRtCauseRT_C_ROLLBACK)
-	CauseCopied   = Cause(bpfobj.RingtraceRtCauseRT_C_COPIED)
-	CausePicked   = Cause(bpfobj.RingtraceRtCauseRT_C_PICKED)
-	CauseScan     = Cause(bpfobj.RingtraceRtCauseRT_C_SCAN)
-	CauseUser     = Cause(bpfobj.RingtraceRtCauseRT_C_USER)
-	CauseTaken    = Cause(bpfobj.RingtraceRtCauseRT_C_TAKEN)
+	CauseDrop     = Cause(bpftypes.RingtraceRtCauseRT_C_DROP)
+	CauseRollback = Cause(bpftypes.RingtraceRtCauseRT_C_ROLLBACK)
+	CauseCopied   = Cause(bpftypes.RingtraceRtCauseRT_C_COPIED)
+	CausePicked   = Cause(bpftypes.RingtraceRtCauseRT_C_PICKED)
+	CauseScan     = Cause(bpftypes.RingtraceRtCauseRT_C_SCAN)
+	CauseUser     = Cause(bpftypes.RingtraceRtCauseRT_C_USER)
+	CauseTaken    = Cause(bpftypes.RingtraceRtCauseRT_C_TAKEN)
 	// CauseDriverOrphan: completed inside the driver (lo, tun), read at
 	// the driver's return; CauseOrphaned: orphaned elsewhere, read later.
-	CauseDriverOrphan = Cause(bpfobj.RingtraceRtCauseRT_C_DRIVER_ORPHAN)
-	CauseOrphaned     = Cause(bpfobj.RingtraceRtCauseRT_C_ORPHANED)
+	CauseDriverOrphan = Cause(bpftypes.RingtraceRtCauseRT_C_DRIVER_ORPHAN)
+	CauseOrphaned     = Cause(bpftypes.RingtraceRtCauseRT_C_ORPHANED)
 )
 
 func (c Cause) String() string {
-	if int(c) < len(causeNames) && (causeNames[c] != "" || c == Cause(bpfobj.RingtraceRtCauseRT_C_NONE)) {
+	if int(c) < len(causeNames) && (causeNames[c] != "" || c == Cause(bpftypes.RingtraceRtCauseRT_C_NONE)) {
 		return causeNames[c]
 	}
 	return fmt.Sprintf("cause%d", uint8(c))
@@ -183,17 +183,17 @@ func (c Cause) String() string {
 type Hook uint8
 
 // HookSweep: found by the periodic sweep of SENDING frames.
-const HookSweep = Hook(bpfobj.RingtraceRtHookRT_H_SWEEP)
+const HookSweep = Hook(bpftypes.RingtraceRtHookRT_H_SWEEP)
 
 func (h Hook) String() string {
 	switch h {
-	case Hook(bpfobj.RingtraceRtHookRT_H_TRACEPOINT):
+	case Hook(bpftypes.RingtraceRtHookRT_H_TRACEPOINT):
 		return "tracepoint"
-	case Hook(bpfobj.RingtraceRtHookRT_H_FENTRY):
+	case Hook(bpftypes.RingtraceRtHookRT_H_FENTRY):
 		return "fentry"
-	case Hook(bpfobj.RingtraceRtHookRT_H_KPROBE):
+	case Hook(bpftypes.RingtraceRtHookRT_H_KPROBE):
 		return "kprobe"
-	case Hook(bpfobj.RingtraceRtHookRT_H_SWEEP):
+	case Hook(bpftypes.RingtraceRtHookRT_H_SWEEP):
 		return "sweep"
 	}
 	return fmt.Sprintf("hook%d", uint8(h))
@@ -204,13 +204,13 @@ type Wait uint8
 
 // Wait reasons.
 const (
-	WaitOther      = Wait(bpfobj.RingtraceRtWaitRT_W_OTHER)
-	WaitSndbuf     = Wait(bpfobj.RingtraceRtWaitRT_W_SNDBUF)
-	WaitCompletion = Wait(bpfobj.RingtraceRtWaitRT_W_COMPLETION)
-	WaitPgVecLock  = Wait(bpfobj.RingtraceRtWaitRT_W_PG_VEC_LOCK)
+	WaitOther      = Wait(bpftypes.RingtraceRtWaitRT_W_OTHER)
+	WaitSndbuf     = Wait(bpftypes.RingtraceRtWaitRT_W_SNDBUF)
+	WaitCompletion = Wait(bpftypes.RingtraceRtWaitRT_W_COMPLETION)
+	WaitPgVecLock  = Wait(bpftypes.RingtraceRtWaitRT_W_PG_VEC_LOCK)
 	// WaitCPU: runnable inside sendmsg but without a CPU (preempted, or
 	// woken and not yet running). Only Wake events carry it, as a span.
-	WaitCPU = Wait(bpfobj.RingtraceRtWaitRT_W_PREEMPT)
+	WaitCPU = Wait(bpftypes.RingtraceRtWaitRT_W_PREEMPT)
 )
 
 func (w Wait) String() string {

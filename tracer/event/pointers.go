@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
 // Pointer says what a kernel pointer field of a record points to
@@ -36,11 +36,11 @@ func (p Pointer) String() string {
 
 // Offsets of the fields of struct rt_event MapPointers reads and writes.
 const (
-	offKind = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.Kind)
-	offSk   = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.Sk)
-	offSkb  = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.Skb)
-	offA1   = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.A) + 8
-	offA2   = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.A) + 16
+	offKind = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.Kind)
+	offSk   = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.Sk)
+	offSkb  = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.Skb)
+	offA1   = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.A) + 8
+	offA2   = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.A) + 16
 )
 
 // MapPointers replaces, in raw record b as Decode reads it, each kernel

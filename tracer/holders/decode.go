@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
 // recordSize is sizeof(struct rt_holder), skbRecordSize sizeof(struct
 // rt_holder_skb): the iterator's records, told apart by their first field,
 // the kind.
 const (
-	recordSize    = int(unsafe.Sizeof(bpfobj.HoldersRtHolder{}))
-	skbRecordSize = int(unsafe.Sizeof(bpfobj.HoldersRtHolderSkb{}))
+	recordSize    = int(unsafe.Sizeof(bpftypes.HoldersRtHolder{}))
+	skbRecordSize = int(unsafe.Sizeof(bpftypes.HoldersRtHolderSkb{}))
 )
 
 // Decode builds a snapshot from the iterator's output: a sequence of
@@ -27,17 +27,17 @@ func Decode(b []byte) (*Snapshot, error) {
 	queues := map[uint64]*Queue{}
 	var order []uint64
 	var qorder []uint64
-	var pending []bpfobj.HoldersRtHolderSkb // skb records waiting for their queue record
+	var pending []bpftypes.HoldersRtHolderSkb // skb records waiting for their queue record
 	for off := 0; off < len(b); {
 		if len(b)-off < 4 {
 			return nil, fmt.Errorf("holders iterator output: %d bytes left at %d, not a record", len(b)-off, off)
 		}
-		kind := bpfobj.HoldersRtHolderKind(binary.NativeEndian.Uint32(b[off:]))
-		if kind == bpfobj.HoldersRtHolderKindRT_HR_SKB {
+		kind := bpftypes.HoldersRtHolderKind(binary.NativeEndian.Uint32(b[off:]))
+		if kind == bpftypes.HoldersRtHolderKindRT_HR_SKB {
 			if len(b)-off < skbRecordSize {
 				return nil, fmt.Errorf("holders iterator output: a %d-byte skb record at %d, %d bytes left", skbRecordSize, off, len(b)-off)
 			}
-			var r bpfobj.HoldersRtHolderSkb
+			var r bpftypes.HoldersRtHolderSkb
 			copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), skbRecordSize), b[off:off+skbRecordSize])
 			pending = append(pending, r)
 			off += skbRecordSize
@@ -46,11 +46,11 @@ func Decode(b []byte) (*Snapshot, error) {
 		if len(b)-off < recordSize {
 			return nil, fmt.Errorf("holders iterator output: a %d-byte record at %d, %d bytes left", recordSize, off, len(b)-off)
 		}
-		var r bpfobj.HoldersRtHolder
+		var r bpftypes.HoldersRtHolder
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), recordSize), b[off:off+recordSize])
 		owner := Owner{PID: r.Pid, Comm: cstring(r.Comm[:]), FD: r.Fd}
 		switch kind {
-		case bpfobj.HoldersRtHolderKindRT_HR_RING:
+		case bpftypes.HoldersRtHolderKindRT_HR_RING:
 			if len(pending) > 0 {
 				return nil, fmt.Errorf("holders record at %d: %d skb records before a ring record, not a queue record", off, len(pending))
 			}
@@ -58,12 +58,12 @@ func Decode(b []byte) (*Snapshot, error) {
 			if g == nil {
 				g = &Ring{Sk: r.Sk, Ino: r.Ino, Protocol: ntohs(uint16(r.Protocol)), FrameSize: r.FrameSize,
 					FramesPerBlock: r.FramesPerBlock, Frames: r.FrameMax + 1, TotalBlocks: r.Blocks,
-					check: check{head: r.Head, frame: r.CheckFrame, status: bpfobj.HoldersRtHolderLocate(r.CheckStatus), searched: r.CheckSearched}}
+					SelfCheck: SelfCheck{Head: r.Head, Frame: r.CheckFrame, Status: bpftypes.HoldersRtHolderLocate(r.CheckStatus), Searched: r.CheckSearched}}
 				rings[r.Sk] = g
 				order = append(order, r.Sk)
 			}
 			g.Owners = addOwner(g.Owners, owner)
-		case bpfobj.HoldersRtHolderKindRT_HR_QUEUE:
+		case bpftypes.HoldersRtHolderKindRT_HR_QUEUE:
 			if uint32(len(pending)) != r.Listed || r.Listed > r.Found {
 				return nil, fmt.Errorf("holders record at %d: a queue record listing %d of %d ring skbs after %d skb records", off, r.Listed, r.Found, len(pending))
 			}
@@ -99,25 +99,25 @@ func Decode(b []byte) (*Snapshot, error) {
 			h.SenderIno = g.Ino
 		}
 	}
-	sortSnapshot(s)
+	s.Sort()
 	return s, nil
 }
 
 // addHeld adds the ring skb of record r, held by socket (holder, ino),
 // unless the walk saw it already (the same socket open in several fd
 // tables).
-func (s *Snapshot) addHeld(r bpfobj.HoldersRtHolderSkb, holder uint64, ino uint32) {
+func (s *Snapshot) addHeld(r bpftypes.HoldersRtHolderSkb, holder uint64, ino uint32) {
 	for _, h := range s.Held {
 		if h.Skb == r.Skb && h.Holder == holder {
 			return
 		}
 	}
 	form := FormDestructor
-	if bpfobj.HoldersRtHolderForm(r.Form) == bpfobj.HoldersRtHolderFormRT_HF_UARG {
+	if bpftypes.HoldersRtHolderForm(r.Form) == bpftypes.HoldersRtHolderFormRT_HF_UARG {
 		form = FormUarg
 	}
 	h := Held{Skb: r.Skb, Ph: r.Ph, Form: form, Sender: r.Sender, Frame: NoFrame, Holder: holder, HolderIno: ino}
-	if why := unplaced(bpfobj.HoldersRtHolderLocate(r.Status), r.Searched, r.Blocks); why == "" {
+	if why := unplaced(bpftypes.HoldersRtHolderLocate(r.Status), r.Searched, r.Blocks); why == "" {
 		h.Frame = r.Frame
 	} else {
 		h.Unplaced = why
@@ -126,15 +126,15 @@ func (s *Snapshot) addHeld(r bpfobj.HoldersRtHolderSkb, holder uint64, ino uint3
 }
 
 // unplaced says why the iterator's search named no frame ("" when it did).
-func unplaced(st bpfobj.HoldersRtHolderLocate, searched, blocks uint32) string {
+func unplaced(st bpftypes.HoldersRtHolderLocate, searched, blocks uint32) string {
 	switch st {
-	case bpfobj.HoldersRtHolderLocateRT_HL_FOUND:
+	case bpftypes.HoldersRtHolderLocateRT_HL_FOUND:
 		return ""
-	case bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING:
+	case bpftypes.HoldersRtHolderLocateRT_HL_NOT_IN_RING:
 		return fmt.Sprintf("no frame of its sender's TX ring starts at its address (all %d blocks searched)", blocks)
-	case bpfobj.HoldersRtHolderLocateRT_HL_NO_RING:
+	case bpftypes.HoldersRtHolderLocateRT_HL_NO_RING:
 		return "its sender has no TX ring"
-	case bpfobj.HoldersRtHolderLocateRT_HL_CUT:
+	case bpftypes.HoldersRtHolderLocateRT_HL_CUT:
 		return fmt.Sprintf("the search of its sender's TX ring stopped after %d of its %d blocks (%s)", searched, blocks, cutWhy)
 	}
 	return fmt.Sprintf("unknown search result %d", st)
@@ -143,22 +143,24 @@ func unplaced(st bpfobj.HoldersRtHolderLocate, searched, blocks uint32) string {
 // cutWhy is what bounds a search that stops early (holders.h).
 const cutWhy = "without bpf_loop, before 5.17, a search reads 4 blocks down from the previous frame's; with it, one socket's searches read at most 1048576 blocks"
 
-// check is what the iterator's self-check (Config.CheckStart) made of the
-// address of the ring's frame head.
-type check struct {
-	head, frame, searched uint32
-	status                bpfobj.HoldersRtHolderLocate
+// SelfCheck is what the iterator's self-check (walk.Config's CheckStart)
+// made of the address of the ring's frame head: the head's index, the
+// frame its search placed the address at, how many blocks it searched and
+// how it ended.
+type SelfCheck struct {
+	Head, Frame, Searched uint32
+	Status                bpftypes.HoldersRtHolderLocate
 }
 
 // Encode writes records in the iterator's layout (tests): each a
-// bpfobj.HoldersRtHolder or a bpfobj.HoldersRtHolderSkb.
+// bpftypes.HoldersRtHolder or a bpftypes.HoldersRtHolderSkb.
 func Encode(recs ...any) []byte {
 	var out []byte
 	for _, r := range recs {
 		switch r := r.(type) {
-		case bpfobj.HoldersRtHolder:
+		case bpftypes.HoldersRtHolder:
 			out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&r)), recordSize)...)
-		case bpfobj.HoldersRtHolderSkb:
+		case bpftypes.HoldersRtHolderSkb:
 			out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&r)), skbRecordSize)...)
 		default:
 			panic(fmt.Sprintf("holders.Encode: %T is not a record", r))

@@ -3,17 +3,21 @@
 // A frame that stays SENDING has an skb somewhere that still carries it: in
 // a qdisc, in a driver, or in a socket's receive queue (on 7.2 a packet
 // socket bound to ETH_P_ALL on lo queues its own frames with the ring pages
-// attached). Walk runs the BPF iterator of bpf/holders.bpf.c over every
-// task's open files, their sockets and the skbs in their receive queues, and
-// returns a Snapshot: the TX rings it saw and every ring skb found queued,
-// with its frame index (the iterator searches the sender's ring for it), the
-// socket, the processes that have it open, and what their threads are doing
-// (from /proc). Snapshot.Find maps a frame (ring socket, frame index) to
-// where its skb is. Nothing here guesses
-// from timing: a frame is "held" only when its skb was seen.
+// attached). A walk of the kernel's sockets (tracer/holders/walk runs the
+// BPF iterator of bpf/holders.bpf.c) gives a Snapshot, which Decode builds
+// from the iterator's records: the TX rings it saw and every ring skb
+// found queued, with its frame index (the iterator searches the sender's
+// ring for it), the socket, the processes that have it open, and what
+// their threads are doing. Snapshot.Find maps a frame (ring socket, frame
+// index) to where its skb is; Locate combines that with where the events
+// last put the frame (Where) and its release, and words the evidence.
+// Nothing here guesses from timing: a frame is "held" only when its skb
+// was seen.
 //
-// The matching and formatting are pure Go (unit-tested); Walk needs root and
-// a kernel with BPF iterators (5.8+).
+// Watcher follows a live trace's events and, when frames stay SENDING,
+// reports who holds them, from a walk it is given (a walk.Loader's Walk).
+// Everything here is pure Go: no kernel, no root, no BPF library, so the
+// report rebuilds the same diagnoses from a recording's snapshots.
 package holders
 
 import (
@@ -71,7 +75,9 @@ type Ring struct {
 	Blocks []uint64 `json:"blocks,omitempty"`
 	Owners []Owner  `json:"owners"`
 
-	check check // the iterator's self-check, with Config.CheckStart (tests)
+	// SelfCheck is the iterator's self-check, asked for by tests (walk.Config's
+	// CheckStart); not recorded.
+	SelfCheck SelfCheck `json:"-"`
 }
 
 // Queue is a socket whose receive queue held ring skbs.
@@ -317,8 +323,9 @@ var Remedies = []string{
 	"bind the sending socket with protocol 0 (it then receives nothing, like trafgen)",
 }
 
-// sortSnapshot puts a snapshot's lists in a stable order.
-func sortSnapshot(s *Snapshot) {
+// Sort puts a snapshot's lists in a stable order (Decode does; a walk that
+// adds Threads sorts again).
+func (s *Snapshot) Sort() {
 	sort.Slice(s.Rings, func(i, j int) bool { return s.Rings[i].Ino < s.Rings[j].Ino })
 	sort.Slice(s.Queues, func(i, j int) bool { return s.Queues[i].Ino < s.Queues[j].Ino })
 	sort.Slice(s.Held, func(i, j int) bool {

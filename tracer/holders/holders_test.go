@@ -4,9 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cilium/ebpf/asm"
-
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
 func comm(s string) (c [16]int8) {
@@ -24,30 +22,30 @@ const (
 )
 
 var (
-	found    = bpfobj.HoldersRtHolderLocateRT_HL_FOUND
-	notFound = bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING
-	cut      = bpfobj.HoldersRtHolderLocateRT_HL_CUT
-	uarg     = bpfobj.HoldersRtHolderFormRT_HF_UARG
-	destr    = bpfobj.HoldersRtHolderFormRT_HF_DESTRUCTOR
+	found    = bpftypes.HoldersRtHolderLocateRT_HL_FOUND
+	notFound = bpftypes.HoldersRtHolderLocateRT_HL_NOT_IN_RING
+	cut      = bpftypes.HoldersRtHolderLocateRT_HL_CUT
+	uarg     = bpftypes.HoldersRtHolderFormRT_HF_UARG
+	destr    = bpftypes.HoldersRtHolderFormRT_HF_DESTRUCTOR
 )
 
 // skbRec is the iterator's record of a ring skb of senderSk's 2-block ring
 // at address ph, which its search placed at frame (st: found) or not.
-func skbRec(ph uint64, frame uint32, st bpfobj.HoldersRtHolderLocate, form bpfobj.HoldersRtHolderForm) bpfobj.HoldersRtHolderSkb {
+func skbRec(ph uint64, frame uint32, st bpftypes.HoldersRtHolderLocate, form bpftypes.HoldersRtHolderForm) bpftypes.HoldersRtHolderSkb {
 	if st != found {
 		frame = NoFrame
 	}
-	return bpfobj.HoldersRtHolderSkb{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_SKB), Form: uint32(form), Frame: frame, Status: uint32(st),
+	return bpftypes.HoldersRtHolderSkb{Kind: uint32(bpftypes.HoldersRtHolderKindRT_HR_SKB), Form: uint32(form), Frame: frame, Status: uint32(st),
 		Skb: ph ^ 0xabc000, Ph: ph, Sender: senderSk, Searched: 2, Blocks: 2}
 }
 
-func queueRec(sk uint64, ino, pid, fd, qlen, found, listed uint32) bpfobj.HoldersRtHolder {
-	return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_QUEUE), Pid: pid, Fd: fd, Ino: ino, Sk: sk, Family: 17,
+func queueRec(sk uint64, ino, pid, fd, qlen, found, listed uint32) bpftypes.HoldersRtHolder {
+	return bpftypes.HoldersRtHolder{Kind: uint32(bpftypes.HoldersRtHolderKindRT_HR_QUEUE), Pid: pid, Fd: fd, Ino: ino, Sk: sk, Family: 17,
 		Qlen: qlen, Found: found, Listed: listed, Walked: qlen, Comm: comm(map[uint32]string{42: "sender", 50: "tap", 51: "tap"}[pid])}
 }
 
-func ringRec() bpfobj.HoldersRtHolder {
-	return bpfobj.HoldersRtHolder{Kind: uint32(bpfobj.HoldersRtHolderKindRT_HR_RING), Pid: 42, Fd: 3, Ino: 100, Sk: senderSk,
+func ringRec() bpftypes.HoldersRtHolder {
+	return bpftypes.HoldersRtHolder{Kind: uint32(bpftypes.HoldersRtHolderKindRT_HR_RING), Pid: 42, Fd: 3, Ino: 100, Sk: senderSk,
 		Family: 17, Protocol: 0x0300, FrameSize: 2048, FramesPerBlock: 2, FrameMax: 3, Blocks: 2, Comm: comm("sender")}
 }
 
@@ -164,7 +162,7 @@ func TestDecodeBad(t *testing.T) {
 		t.Error("2 bytes decoded")
 	}
 	bad := records()
-	q := bad[2].(bpfobj.HoldersRtHolder)
+	q := bad[2].(bpftypes.HoldersRtHolder)
 	q.Kind = 9
 	bad[2] = q
 	if _, err := Decode(Encode(bad...)); err == nil || !strings.Contains(err.Error(), "unknown kind 9") {
@@ -184,30 +182,6 @@ func TestDecodeBad(t *testing.T) {
 	}
 	if s, err := Decode(nil); err != nil || len(s.Held)+len(s.Rings)+len(s.Queues) != 0 {
 		t.Errorf("empty output: %+v, %v", s, err)
-	}
-}
-
-func TestParseSyscall(t *testing.T) {
-	cases := []struct {
-		line string
-		want Thread
-	}{
-		{"44 0x3 0x0 0x0 0x40 0x0 0x0 0x7ffc5e0 0x4a1b2c\n", Thread{PID: 1, TID: 2, Syscall: "sendto", FD: 3, Flags: 0x40}},
-		{"46 0x5 0x7ffc 0x0 0x0 0x0 0x0 0x7ffc 0x4a", Thread{PID: 1, TID: 2, Syscall: "sendmsg", FD: 5}},
-		{"running\n", Thread{PID: 1, TID: 2, Syscall: "running", FD: -1}},
-		{"-1 0x7ffc 0x4a\n", Thread{PID: 1, TID: 2, Syscall: "none", FD: -1}},
-		{"202 0x1 0x80 0x0 0x0 0x0 0x0 0x1 0x2", Thread{PID: 1, TID: 2, Syscall: "futex", FD: -1}},
-		{"", Thread{PID: 1, TID: 2, Syscall: "unknown", FD: -1}},
-	}
-	for _, c := range cases {
-		if got := ParseSyscall(1, 2, c.line); got != c.want {
-			t.Errorf("ParseSyscall(%q) = %+v, want %+v", c.line, got, c.want)
-		}
-	}
-	s := &Snapshot{Rings: []Ring{{Sk: 1, Owners: []Owner{{PID: 1, FD: 3}}}},
-		Threads: []Thread{ParseSyscall(1, 2, cases[0].line), ParseSyscall(1, 3, cases[1].line)}}
-	if b := s.BlockedSenders(&s.Rings[0]); len(b) != 1 || b[0].TID != 2 {
-		t.Errorf("BlockedSenders = %+v, want thread 2 (sendto on fd 3; thread 3 sends on fd 5)", b)
 	}
 }
 
@@ -239,35 +213,6 @@ func TestLocateUnseen(t *testing.T) {
 	full, _ := Decode(Encode(skbRec(block0, 0, found, uarg), queueRec(senderSk, 100, 42, 3, 1, 1, 1), ringRec()))
 	if u := full.Unseen(f); len(u) != 0 {
 		t.Errorf("Unseen of a complete walk: %q", u)
-	}
-}
-
-// TestBoundedProgramHasNoLoop: the program for kernels without bpf_loop
-// neither calls it nor keeps a reference to a callback: 5.10 rejects such
-// a program whole ("number of funcs in func_info doesn't match number of
-// subprogs": it does not know function references), and the walks fail.
-// The bpf_loop program does both.
-func TestBoundedProgramHasNoLoop(t *testing.T) {
-	spec, err := bpfobj.LoadHolders()
-	if err != nil {
-		t.Fatal(err)
-	}
-	uses := func(name string) (calls, refs int) {
-		for _, ins := range spec.Programs[name].Instructions {
-			if ins.IsBuiltinCall() && ins.Constant == int64(asm.FnLoop) {
-				calls++
-			}
-			if ins.IsLoadOfFunctionPointer() {
-				refs++
-			}
-		}
-		return calls, refs
-	}
-	if calls, refs := uses(bpfobj.HoldersProgHoldersBounded); calls+refs != 0 {
-		t.Errorf("%s: %d bpf_loop calls, %d callback references, want none", bpfobj.HoldersProgHoldersBounded, calls, refs)
-	}
-	if calls, refs := uses(bpfobj.HoldersProgHolders); calls == 0 || refs == 0 {
-		t.Errorf("%s: %d bpf_loop calls, %d callback references: the check sees nothing", bpfobj.HoldersProgHolders, calls, refs)
 	}
 }
 

@@ -27,7 +27,7 @@ const DefaultStuckAfter = time.Second
 type Watcher struct {
 	After time.Duration
 	Out   io.Writer
-	// Walk takes a snapshot (a *Loader's Walk, or a fake in tests).
+	// Walk takes a snapshot (a walk.Loader's Walk, or a fake in tests).
 	Walk func(why string) (*Snapshot, error)
 	// Settle is how long after a stuck walk its result waits for the
 	// completions the events have not delivered yet (the session's Lag)

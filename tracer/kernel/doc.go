@@ -1,8 +1,11 @@
-// Package kernel owns what ringtrace learns about the running kernel before
-// it loads anything: release and version, where BTF comes from, kernel
-// config, kallsyms addresses of the functions and data it hooks or compares
-// against, tracefs (mounted on demand), and feature probes for each hook
-// family (fentry, kprobes, tp_btf, BPF ring buffer, bpf_loop). The result,
-// Facts, is plain data: the attach plan is computed from it, and recordings
-// carry it in their header.
+// Package kernel owns what ringtrace knows about a kernel, as data: its
+// release and version (ParseRelease), where its BTF came from, its build
+// config keys, the kallsyms addresses of the functions and data ringtrace
+// hooks or compares against (ReadKallsyms, and Symbolizer, which names
+// text addresses), tracefs, and which hook families and BPF facilities
+// (fentry, kprobes, tp_btf, BPF ring buffer, bpf_loop…) it accepts, with
+// MayLack saying why a kernel may lack one. Facts holds it all: the attach
+// plan is computed from it, recordings carry it in their header, reports
+// read it back. Nothing here loads BPF or needs root; tracer/kernel/probe
+// gathers the facts of the running kernel.
 package kernel

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // Version is a kernel version triple.
@@ -28,7 +26,7 @@ func (v Version) AtLeast(major, minor, patch int) bool {
 
 // ParseRelease extracts the version from a release string such as
 // "6.18.44-fc-v669" or "6.1.0-56-cloud-amd64" (Debian's ABI number is not a
-// patch level: the real one is in /proc/version, see debianPatch).
+// patch level: the real one is in /proc/version, see DebianVersion).
 func ParseRelease(rel string) (Version, error) {
 	var v Version
 	num := rel
@@ -50,9 +48,9 @@ func ParseRelease(rel string) (Version, error) {
 	return v, nil
 }
 
-// debianPatch finds the upstream version in a Debian /proc/version line:
+// DebianVersion finds the upstream version in a Debian /proc/version line:
 // "... #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-1 (2025-...)".
-func debianPatch(procVersion string) (Version, bool) {
+func DebianVersion(procVersion string) (Version, bool) {
 	i := strings.Index(procVersion, " Debian ")
 	if i < 0 {
 		return Version{}, false
@@ -63,12 +61,4 @@ func debianPatch(procVersion string) (Version, bool) {
 	}
 	v, err := ParseRelease(f[0])
 	return v, err == nil
-}
-
-func uname() (string, error) {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "", fmt.Errorf("uname: %w", err)
-	}
-	return unix.ByteSliceToString(u.Release[:]), nil
 }

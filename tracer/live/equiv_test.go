@@ -14,7 +14,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/live"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/record"
@@ -71,7 +71,7 @@ func TestTraceRunAndReportAgree(t *testing.T) {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("needs root (BPF, network namespaces): run `sudo make test`")
 	}
-	facts, spec, err := kernel.Probe(kernel.Options{})
+	facts, spec, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/holders"
+	"github.com/ringtrace/ringtrace/tracer/holders/walk"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
@@ -53,8 +54,8 @@ func (e *ReadyFileError) Unwrap() error { return e.Err }
 type Trace struct {
 	facts  *kernel.Facts
 	sess   *session.Session
-	walker *holders.Loader // the stuck-frame iterator, loading since the probes were attached
-	start  uint64          // CLOCK_MONOTONIC once attached
+	walker *walk.Loader // the stuck-frame iterator, loading since the probes were attached
+	start  uint64       // CLOCK_MONOTONIC once attached
 	wall   time.Time
 
 	run *running // between Start and Stop
@@ -77,7 +78,7 @@ func Open(o Options) (*Trace, error) {
 	// After the ready file, so the load never delays it; before any frame
 	// can be stuck, so the first walk does not wait for it.
 	p := sess.Plan()
-	t.walker = holders.Load(holders.Config{DestructAddr: p.Config.DestructAddr,
+	t.walker = walk.Load(walk.Config{DestructAddr: p.Config.DestructAddr,
 		UargCompleteAddr: p.Config.UargCompleteAddr, KernelBTF: o.Session.BTF})
 	t.start, t.wall = event.MonotonicNow(), time.Now()
 	return t, nil
@@ -319,20 +320,20 @@ type closedTee struct {
 	w *promise.Watch
 }
 
-func (t closedTee) Closed(k session.SockKey, a bpfobj.RingtraceRtSockAgg) error {
+func (t closedTee) Closed(k session.SockKey, a bpftypes.RingtraceRtSockAgg) error {
 	addAggregate(t.b, t.w, k, a)
 	return nil
 }
 
 // addAggregate gives the builder and the promise watch what the kernel
 // counted for one socket.
-func addAggregate(b *report.Builder, w *promise.Watch, k session.SockKey, a bpfobj.RingtraceRtSockAgg) {
+func addAggregate(b *report.Builder, w *promise.Watch, k session.SockKey, a bpftypes.RingtraceRtSockAgg) {
 	b.AddFrameAgg(k.Sk, k.Ino, frameAggOf(a))
 	w.Completions(a.CompletedExact, a.CompletedBounded)
 }
 
 // frameAggOf converts the kernel's per-socket aggregate.
-func frameAggOf(a bpfobj.RingtraceRtSockAgg) report.FrameAgg {
+func frameAggOf(a bpftypes.RingtraceRtSockAgg) report.FrameAgg {
 	f := report.FrameAgg{Sent: a.Sent, CompletedExact: a.CompletedExact, CompletedBounded: a.CompletedBounded}
 	f.InFlight.Count, f.InFlight.Sum, f.InFlight.Max = a.InflightCount, a.InflightSum, a.InflightMax
 	f.InFlight.Buckets = a.Hist

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
@@ -238,12 +238,12 @@ func (p *Plan) WithoutAddresses() *Plan {
 
 // BoundedScan is how many frames a ring scan covers on kernels without
 // bpf_loop (RT_BOUNDED_SCAN in bpf/ringtrace.h).
-const BoundedScan = uint32(bpfobj.RingtraceRtLimitRT_BOUNDED_SCAN)
+const BoundedScan = uint32(bpftypes.RingtraceRtLimitRT_BOUNDED_SCAN)
 
 // Frames one sweep run re-reads, with bpf_loop and without.
 const (
-	SweepBatch        = int(bpfobj.RingtraceRtLimitRT_SWEEP_BATCH)
-	SweepBatchBounded = int(bpfobj.RingtraceRtLimitRT_SWEEP_BOUNDED)
+	SweepBatch        = int(bpftypes.RingtraceRtLimitRT_SWEEP_BATCH)
+	SweepBatchBounded = int(bpftypes.RingtraceRtLimitRT_SWEEP_BOUNDED)
 )
 
 // DefaultMaxScan bounds bpf_loop ring scans; the normaliser trusts no longer

@@ -12,6 +12,7 @@ import (
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -30,7 +31,7 @@ func (nullSink) Flush() error             { return nil }
 // recordTrace traces while send runs and writes the raw stream to name.
 func recordTrace(t *testing.T, name, note string, send func(t *testing.T)) {
 	t.Helper()
-	facts, spec, err := kernel.Probe(kernel.Options{})
+	facts, spec, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

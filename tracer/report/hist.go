@@ -3,12 +3,12 @@ package report
 import (
 	"math/bits"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
 // HistBuckets is the number of power-of-two buckets of a Histogram, the
 // same as the in-kernel histograms (RT_HIST_BUCKETS in bpf/ringtrace.h).
-const HistBuckets = len(bpfobj.RingtraceRtSockAgg{}.Hist)
+const HistBuckets = len(bpftypes.RingtraceRtSockAgg{}.Hist)
 
 // Histogram counts durations in power-of-two nanosecond buckets: bucket i
 // holds [2^i, 2^(i+1)) ns, bucket 0 also 0 ns, the last everything above.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
@@ -21,10 +21,10 @@ type SockKey struct {
 // summed over CPUs: the sockets still open (Run handed the closed ones'
 // counts to its ClosedSink), and any closed one whose SockGone event was
 // lost.
-func (s *Session) Aggregates() (map[SockKey]bpfobj.RingtraceRtSockAgg, error) {
-	out := map[SockKey]bpfobj.RingtraceRtSockAgg{}
-	var k bpfobj.RingtraceRtAggKey
-	var per []bpfobj.RingtraceRtSockAgg
+func (s *Session) Aggregates() (map[SockKey]bpftypes.RingtraceRtSockAgg, error) {
+	out := map[SockKey]bpftypes.RingtraceRtSockAgg{}
+	var k bpftypes.RingtraceRtAggKey
+	var per []bpftypes.RingtraceRtSockAgg
 	it := s.objs.maps["aggs"].Iterate()
 	for it.Next(&k, &per) {
 		sk := SockKey{k.Sk, uint32(k.Ino)}
@@ -37,7 +37,7 @@ func (s *Session) Aggregates() (map[SockKey]bpfobj.RingtraceRtSockAgg, error) {
 }
 
 // addAgg adds per-CPU aggregates to sum.
-func addAgg(sum bpfobj.RingtraceRtSockAgg, per []bpfobj.RingtraceRtSockAgg) bpfobj.RingtraceRtSockAgg {
+func addAgg(sum bpftypes.RingtraceRtSockAgg, per []bpftypes.RingtraceRtSockAgg) bpftypes.RingtraceRtSockAgg {
 	for _, a := range per {
 		sum.Sent += a.Sent
 		sum.CompletedExact += a.CompletedExact
@@ -57,8 +57,8 @@ func addAgg(sum bpfobj.RingtraceRtSockAgg, per []bpfobj.RingtraceRtSockAgg) bpfo
 // to sink.
 func (s *Session) takeAggregate(k SockKey, sink ClosedSink) error {
 	m := s.objs.maps["aggs"]
-	key := bpfobj.RingtraceRtAggKey{Sk: k.Sk, Ino: uint64(k.Ino)}
-	var per []bpfobj.RingtraceRtSockAgg
+	key := bpftypes.RingtraceRtAggKey{Sk: k.Sk, Ino: uint64(k.Ino)}
+	var per []bpftypes.RingtraceRtSockAgg
 	if err := m.Lookup(key, &per); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil
@@ -68,7 +68,7 @@ func (s *Session) takeAggregate(k SockKey, sink ClosedSink) error {
 	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete the aggregates of a closed socket: %w", err)
 	}
-	return sink.Closed(k, addAgg(bpfobj.RingtraceRtSockAgg{}, per))
+	return sink.Closed(k, addAgg(bpftypes.RingtraceRtSockAgg{}, per))
 }
 
 // Sending is a frame the kernel tracks as SENDING.
@@ -83,8 +83,8 @@ type Sending struct {
 // so).
 func (s *Session) StillSending() ([]Sending, error) {
 	var out []Sending
-	var k bpfobj.RingtraceRtFrameKey
-	var f bpfobj.RingtraceRtFrame
+	var k bpftypes.RingtraceRtFrameKey
+	var f bpftypes.RingtraceRtFrame
 	it := s.objs.maps["frames"].Iterate()
 	for it.Next(&k, &f) {
 		if event.State(f.State) == event.Sending {

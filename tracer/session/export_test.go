@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
@@ -22,8 +22,8 @@ import (
 func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, error) {
 	frames, socks := s.objs.maps["frames"], s.objs.maps["socks"]
 	var (
-		k, pick bpfobj.RingtraceRtFrameKey
-		f, pf   bpfobj.RingtraceRtFrame
+		k, pick bpftypes.RingtraceRtFrameKey
+		f, pf   bpftypes.RingtraceRtFrame
 		seen    int
 		found   bool
 		it      = frames.Iterate()
@@ -43,7 +43,7 @@ func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, e
 	if err := it.Err(); err != nil || !found || seen < taken {
 		return 0, false, err
 	}
-	var ss bpfobj.RingtraceSockState
+	var ss bpftypes.RingtraceSockState
 	if err := socks.Lookup(sk, &ss); err != nil {
 		return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
 	}
@@ -63,8 +63,8 @@ func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, e
 func (s *Session) Sweep() (int, error) { return s.sw.run(nil) }
 
 // SockState returns the BPF side's state of socket sk.
-func (s *Session) SockState(sk uint64) (bpfobj.RingtraceSockState, error) {
-	var ss bpfobj.RingtraceSockState
+func (s *Session) SockState(sk uint64) (bpftypes.RingtraceSockState, error) {
+	var ss bpftypes.RingtraceSockState
 	err := s.objs.maps["socks"].Lookup(sk, &ss)
 	return ss, err
 }
@@ -89,12 +89,12 @@ func (s *Session) MapEntries(name string) (int, error) {
 func (s *Session) DescribeSockets() []string {
 	var out []string
 	var sk uint64
-	var ss bpfobj.RingtraceSockState
+	var ss bpftypes.RingtraceSockState
 	it := s.objs.maps["socks"].Iterate()
 	for it.Next(&sk, &ss) {
 		states := map[uint8]int{}
-		var k bpfobj.RingtraceRtFrameKey
-		var f bpfobj.RingtraceRtFrame
+		var k bpftypes.RingtraceRtFrameKey
+		var f bpftypes.RingtraceRtFrame
 		fit := s.objs.maps["frames"].Iterate()
 		for fit.Next(&k, &f) {
 			if k.Sk == sk && uint64(k.Ino) == ss.Ino {
@@ -105,7 +105,7 @@ func (s *Session) DescribeSockets() []string {
 			sk, ss.Ino, ss.Pid, ss.Tracked, ss.N, ss.MapSending, ss.Pending, ss.GoneTs, states))
 	}
 	var tid uint32
-	var c bpfobj.RingtraceCallState
+	var c bpftypes.RingtraceCallState
 	cit := s.objs.maps["calls"].Iterate()
 	for cit.Next(&tid, &c) {
 		out = append(out, fmt.Sprintf("call of tid %d on socket %#x", tid, c.Sk))

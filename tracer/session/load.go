@@ -13,15 +13,16 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
 // rtConfig turns the plan's load-time configuration and the filters into
 // the BPF side's struct rt_config.
-func rtConfig(p *plan.Plan, f Filter, events uint32) (bpfobj.RingtraceRtConfig, error) {
+func rtConfig(p *plan.Plan, f Filter, events uint32) (bpftypes.RingtraceRtConfig, error) {
 	c := p.Config
-	cfg := bpfobj.RingtraceRtConfig{
+	cfg := bpftypes.RingtraceRtConfig{
 		DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, FilterPid: f.PID,
 		MaxScan: c.MaxScan, Events: events,
 		KfreeHasReason: b2u(c.KfreeHasReason), AvailViaTp: b2u(c.AvailViaTP),
@@ -31,9 +32,9 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpfobj.RingtraceRtConfig, 
 	}
 	switch p.Class {
 	case plan.Fentry:
-		cfg.HookClass = uint8(bpfobj.RingtraceRtHookRT_H_FENTRY)
+		cfg.HookClass = uint8(bpftypes.RingtraceRtHookRT_H_FENTRY)
 	case plan.Kprobe:
-		cfg.HookClass = uint8(bpfobj.RingtraceRtHookRT_H_KPROBE)
+		cfg.HookClass = uint8(bpftypes.RingtraceRtHookRT_H_KPROBE)
 	}
 	if f.Comm != "" {
 		if len(f.Comm) > 15 {
@@ -113,7 +114,7 @@ func (o *objects) Close() {
 // spec before load (they may reference functions or types this kernel does
 // not have); the maps are created once; then the programs are verified in
 // parallel against them — verification is most of the start-up time.
-func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpfobj.RingtraceRtConfig, ringSize, maxFrames uint32) (*objects, error) {
+func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpftypes.RingtraceRtConfig, ringSize, maxFrames uint32) (*objects, error) {
 	spec, err := bpfobj.LoadRingtrace()
 	if err != nil {
 		return nil, fmt.Errorf("read embedded BPF object: %w", err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/record"
@@ -20,9 +20,9 @@ const recordingsDir = "../../testdata/recordings"
 
 // Offsets of the time fields in a raw record.
 var (
-	offTS   = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.Ts)
-	offTSLo = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.TsLo)
-	offA2   = unsafe.Offsetof(bpfobj.RingtraceRtEvent{}.A) + 16
+	offTS   = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.Ts)
+	offTSLo = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.TsLo)
+	offA2   = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.A) + 16
 )
 
 // Which time fields a record carries.

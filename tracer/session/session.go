@@ -12,7 +12,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/plan"
@@ -294,7 +294,7 @@ type Sink interface {
 // of sockets that come and go stays flat in memory.
 type ClosedSink interface {
 	Sink
-	Closed(SockKey, bpfobj.RingtraceRtSockAgg) error
+	Closed(SockKey, bpftypes.RingtraceRtSockAgg) error
 }
 
 // batchSize is how many events the reader hands to Run's loop at once.

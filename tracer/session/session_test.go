@@ -14,10 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -43,7 +43,7 @@ type tracer struct {
 // attach plan of class.
 func options(tb testing.TB, class plan.Class) session.Options {
 	tb.Helper()
-	facts, spec, err := kernel.Probe(kernel.Options{})
+	facts, spec, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestQdiscDropRollback(t *testing.T) {
 }
 
 func dropReason(e event.Event) string {
-	facts, _, err := kernel.Probe(kernel.Options{})
+	facts, _, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		return fmt.Sprint(e.A[0])
 	}
@@ -635,7 +635,7 @@ func availables(evs []event.Event, sk uint64, frame uint32) []event.Event {
 }
 
 var (
-	hookSweep = event.Hook(bpfobj.RingtraceRtHookRT_H_SWEEP)
+	hookSweep = event.Hook(bpftypes.RingtraceRtHookRT_H_SWEEP)
 	// 40 x 1000 B at 250 kbit/s, within the pfifo's 50: one blocking
 	// call of ~1.2 s, a completion every 32 ms after tbf's burst: time
 	// for the test to act during the call, between two completions, even

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
-	"github.com/ringtrace/ringtrace/tracer/kernel"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/session"
 )
@@ -18,10 +18,10 @@ func BenchmarkStartup(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
-	var probe, spec, open time.Duration
+	var probing, spec, open time.Duration
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		facts, btfSpec, err := kernel.Probe(kernel.Options{})
+		facts, btfSpec, err := probe.Kernel(probe.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -40,13 +40,13 @@ func BenchmarkStartup(b *testing.B) {
 		}
 		t3 := time.Now()
 		sess.Close()
-		probe += t1.Sub(t0)
+		probing += t1.Sub(t0)
 		spec += t2.Sub(t1)
 		open += t3.Sub(t2)
 	}
 	n := float64(b.N)
-	b.ReportMetric(float64((probe+open).Milliseconds())/n, "ms-to-ready")
-	b.ReportMetric(float64(probe.Milliseconds())/n, "ms-probe")
+	b.ReportMetric(float64((probing+open).Milliseconds())/n, "ms-to-ready")
+	b.ReportMetric(float64(probing.Milliseconds())/n, "ms-probe")
 	b.ReportMetric(float64(spec.Milliseconds())/n, "ms-parse-object")
 	b.ReportMetric(float64(open.Milliseconds())/n, "ms-load+attach")
 }

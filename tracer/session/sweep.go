@@ -6,7 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
 
@@ -31,8 +31,8 @@ type sweeper struct {
 	req    *ebpf.Map
 	batch  int // frames the program reads per run
 
-	keys    []bpfobj.RingtraceRtFrameKey
-	vals    []bpfobj.RingtraceRtFrame
+	keys    []bpftypes.RingtraceRtFrameKey
+	vals    []bpftypes.RingtraceRtFrame
 	noBatch bool
 }
 
@@ -42,20 +42,20 @@ const sweepChunk = 4096
 // still open; those closed end with a sock_gone event, and their frame
 // entries are left to deleteFrames.
 func (w *sweeper) checkSockets(socks []event.FrameRef) error {
-	keys := make([]bpfobj.RingtraceRtFrameKey, 0, len(socks))
+	keys := make([]bpftypes.RingtraceRtFrameKey, 0, len(socks))
 	for _, s := range socks {
-		keys = append(keys, bpfobj.RingtraceRtFrameKey{Sk: s.Sk, Ino: s.Ino})
+		keys = append(keys, bpftypes.RingtraceRtFrameKey{Sk: s.Sk, Ino: s.Ino})
 	}
-	return w.request(keys, bpfobj.RingtraceRtSweepKindRT_SWEEP_SOCKS)
+	return w.request(keys, bpftypes.RingtraceRtSweepKindRT_SWEEP_SOCKS)
 }
 
 // dig deletes the frame entries of the sockets the kernel buried (gone,
 // with a ring of n frames), where the kernel cannot loop over them itself
 // (no bpf_loop).
 func (w *sweeper) dig() error {
-	var k bpfobj.RingtraceRtAggKey
+	var k bpftypes.RingtraceRtAggKey
 	var n uint32
-	var dead []bpfobj.RingtraceRtAggKey
+	var dead []bpftypes.RingtraceRtAggKey
 	it := w.graves.Iterate()
 	for it.Next(&k, &n) {
 		if err := w.deleteFrames(k.Sk, uint32(k.Ino), n); err != nil {
@@ -77,9 +77,9 @@ func (w *sweeper) dig() error {
 // deleteFrames deletes the frame entries of a socket that is gone, whose
 // ring had n frames.
 func (w *sweeper) deleteFrames(sk uint64, ino, n uint32) error {
-	keys := make([]bpfobj.RingtraceRtFrameKey, n)
+	keys := make([]bpftypes.RingtraceRtFrameKey, n)
 	for i := range keys {
-		keys[i] = bpfobj.RingtraceRtFrameKey{Sk: sk, Idx: uint32(i), Ino: ino}
+		keys[i] = bpftypes.RingtraceRtFrameKey{Sk: sk, Idx: uint32(i), Ino: ino}
 	}
 	if _, err := w.frames.BatchDelete(keys, nil); err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
@@ -95,12 +95,12 @@ func (w *sweeper) deleteFrames(sk uint64, ino, n uint32) error {
 }
 
 // request hands keys to the bounded sweep program, a batch per run.
-func (w *sweeper) request(keys []bpfobj.RingtraceRtFrameKey, kind bpfobj.RingtraceRtSweepKind) error {
-	if w.batch <= 0 || w.batch > len(bpfobj.RingtraceRtSweep{}.Keys) {
-		w.batch = len(bpfobj.RingtraceRtSweep{}.Keys)
+func (w *sweeper) request(keys []bpftypes.RingtraceRtFrameKey, kind bpftypes.RingtraceRtSweepKind) error {
+	if w.batch <= 0 || w.batch > len(bpftypes.RingtraceRtSweep{}.Keys) {
+		w.batch = len(bpftypes.RingtraceRtSweep{}.Keys)
 	}
 	for i := 0; i < len(keys); i += w.batch {
-		req := bpfobj.RingtraceRtSweep{Kind: uint32(kind)}
+		req := bpftypes.RingtraceRtSweep{Kind: uint32(kind)}
 		n := copy(req.Keys[:w.batch], keys[i:])
 		req.N = uint32(n)
 		if err := w.req.Put(uint32(0), &req); err != nil {
@@ -123,10 +123,10 @@ func (w *sweeper) run(known []event.FrameRef) (int, error) {
 		}
 		return int(n), nil
 	}
-	var sending []bpfobj.RingtraceRtFrameKey
+	var sending []bpftypes.RingtraceRtFrameKey
 	if known != nil {
 		for _, f := range known {
-			sending = append(sending, bpfobj.RingtraceRtFrameKey{Sk: f.Sk, Idx: f.Frame, Ino: f.Ino})
+			sending = append(sending, bpftypes.RingtraceRtFrameKey{Sk: f.Sk, Idx: f.Frame, Ino: f.Ino})
 		}
 	} else {
 		var err error
@@ -134,18 +134,18 @@ func (w *sweeper) run(known []event.FrameRef) (int, error) {
 			return 0, err
 		}
 	}
-	if err := w.request(sending, bpfobj.RingtraceRtSweepKindRT_SWEEP_FRAMES); err != nil {
+	if err := w.request(sending, bpftypes.RingtraceRtSweepKindRT_SWEEP_FRAMES); err != nil {
 		return 0, err
 	}
 	return len(sending), nil
 }
 
-func (w *sweeper) sendingFrames() ([]bpfobj.RingtraceRtFrameKey, error) {
-	var out []bpfobj.RingtraceRtFrameKey
+func (w *sweeper) sendingFrames() ([]bpftypes.RingtraceRtFrameKey, error) {
+	var out []bpftypes.RingtraceRtFrameKey
 	if !w.noBatch {
 		if w.keys == nil {
-			w.keys = make([]bpfobj.RingtraceRtFrameKey, sweepChunk)
-			w.vals = make([]bpfobj.RingtraceRtFrame, sweepChunk)
+			w.keys = make([]bpftypes.RingtraceRtFrameKey, sweepChunk)
+			w.vals = make([]bpftypes.RingtraceRtFrame, sweepChunk)
 		}
 		var cursor ebpf.MapBatchCursor
 		for {
@@ -168,8 +168,8 @@ func (w *sweeper) sendingFrames() ([]bpfobj.RingtraceRtFrameKey, error) {
 			}
 		}
 	}
-	var k bpfobj.RingtraceRtFrameKey
-	var v bpfobj.RingtraceRtFrame
+	var k bpftypes.RingtraceRtFrameKey
+	var v bpftypes.RingtraceRtFrame
 	it := w.frames.Iterate()
 	for it.Next(&k, &v) {
 		if event.State(v.State) == event.Sending {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
-	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/kernel/kerneltest"
+	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
@@ -22,7 +22,7 @@ func TestPlansVerify(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs")
 	}
-	facts, kbtf, err := kernel.Probe(kernel.Options{})
+	facts, kbtf, err := probe.Kernel(probe.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

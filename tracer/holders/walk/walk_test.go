@@ -1,4 +1,4 @@
-package holders
+package walk
 
 import (
 	"fmt"
@@ -12,7 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/txring"
 )
@@ -121,14 +122,14 @@ func TestWalkSelfLoop(t *testing.T) {
 		t.Fatalf("%d frames SENDING, the iterator found %d ring skbs in the queue (%d overall)", len(sending), q.RingSkbs, len(s.Held))
 	}
 	for _, idx := range sending {
-		h := s.Find(Frame{Sk: ring.Sk, Ino: ino, Frame: idx})
+		h := s.Find(holders.Frame{Sk: ring.Sk, Ino: ino, Frame: idx})
 		if h == nil {
 			t.Fatalf("frame #%d SENDING but not found in any receive queue: %+v", idx, s.Held)
 		}
 		if h.Holder != ring.Sk || h.HolderIno != ino {
 			t.Fatalf("frame #%d held by socket inode %d, want its own sender %d", idx, h.HolderIno, ino)
 		}
-		if h.Form != FormUarg {
+		if h.Form != holders.FormUarg {
 			t.Errorf("frame #%d recognised in form %s: only the uarg form survives into a receive queue", idx, h.Form)
 		}
 	}
@@ -159,7 +160,7 @@ func TestWalkSelfLoop(t *testing.T) {
 	}
 }
 
-func ringByIno(s *Snapshot, ino uint32) *Ring {
+func ringByIno(s *holders.Snapshot, ino uint32) *holders.Ring {
 	for i := range s.Rings {
 		if s.Rings[i].Ino == ino {
 			return &s.Rings[i]
@@ -207,7 +208,7 @@ func loadBound() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("RINGTRACE_TEST_READY_TIMEOUT")); err == nil && d > 0 {
 		return d
 	}
-	return DefaultStuckAfter
+	return holders.DefaultStuckAfter
 }
 
 // TestLoaderReadyEarly: a Loader started with no frame stuck has the
@@ -348,7 +349,7 @@ func TestWalkLargeRing(t *testing.T) {
 			defer r.Close()
 			ino := inode(t, r.FD())
 
-			walk := func(wantHead uint32) *Snapshot {
+			walk := func(wantHead uint32) *holders.Snapshot {
 				t.Helper()
 				start := time.Now()
 				s, err := w.Walk("test")
@@ -362,17 +363,17 @@ func TestWalkLargeRing(t *testing.T) {
 				if ring.Frames != uint32(c.geo.Frames) || ring.TotalBlocks != blocks || ring.FrameSize != uint32(c.geo.FrameSize) || len(ring.Blocks) != 0 {
 					t.Fatalf("ring %+v, want %d frames in %d blocks", ring, c.geo.Frames, blocks)
 				}
-				ck := ring.check
-				wantFound := !bounded || (ck.head/fpb <= from && ck.head/fpb > from-RTHolderSearchBounded)
-				t.Logf("walk took %v; head %d: search %s frame %d after %d blocks", time.Since(start).Round(time.Microsecond), ck.head, statusName(ck.status), ck.frame, ck.searched)
-				if ck.head != wantHead {
-					t.Errorf("head %d, want %d", ck.head, wantHead)
+				ck := ring.SelfCheck
+				wantFound := !bounded || (ck.Head/fpb <= from && ck.Head/fpb > from-RTHolderSearchBounded)
+				t.Logf("walk took %v; head %d: search %s frame %d after %d blocks", time.Since(start).Round(time.Microsecond), ck.Head, statusName(ck.Status), ck.Frame, ck.Searched)
+				if ck.Head != wantHead {
+					t.Errorf("head %d, want %d", ck.Head, wantHead)
 				}
 				switch {
-				case wantFound && (ck.status != bpfobj.HoldersRtHolderLocateRT_HL_FOUND || ck.frame != ck.head):
-					t.Errorf("the search placed frame head %d at %d (%s)", ck.head, ck.frame, statusName(ck.status))
-				case !wantFound && (ck.status != bpfobj.HoldersRtHolderLocateRT_HL_CUT || ck.searched != RTHolderSearchBounded):
-					t.Errorf("the bounded search for frame %d: %s after %d blocks, want cut after %d", ck.head, statusName(ck.status), ck.searched, RTHolderSearchBounded)
+				case wantFound && (ck.Status != bpftypes.HoldersRtHolderLocateRT_HL_FOUND || ck.Frame != ck.Head):
+					t.Errorf("the search placed frame head %d at %d (%s)", ck.Head, ck.Frame, statusName(ck.Status))
+				case !wantFound && (ck.Status != bpftypes.HoldersRtHolderLocateRT_HL_CUT || ck.Searched != RTHolderSearchBounded):
+					t.Errorf("the bounded search for frame %d: %s after %d blocks, want cut after %d", ck.Head, statusName(ck.Status), ck.Searched, RTHolderSearchBounded)
 				}
 				return s
 			}
@@ -432,13 +433,13 @@ func TestWalkLargeRing(t *testing.T) {
 				t.Fatalf("%d frames SENDING, the iterator found %d ring skbs in the queue (%d unlisted)", len(sending), q.RingSkbs, q.Unlisted)
 			}
 			for _, idx := range sending {
-				h := s.Find(Frame{Sk: ring.Sk, Ino: ino, Frame: idx})
+				h := s.Find(holders.Frame{Sk: ring.Sk, Ino: ino, Frame: idx})
 				if h == nil || h.Holder != ring.Sk || h.HolderIno != ino {
 					t.Fatalf("frame #%d SENDING, held %+v, want in its own sender's queue: %+v", idx, h, s.Held)
 				}
 			}
 			for _, h := range s.Held {
-				if h.Sender == ring.Sk && h.Frame == NoFrame {
+				if h.Sender == ring.Sk && h.Frame == holders.NoFrame {
 					t.Errorf("a ring skb of this socket not placed: %+v", h)
 				}
 			}
@@ -450,8 +451,8 @@ func TestWalkLargeRing(t *testing.T) {
 // RTHolderSearchBounded is RT_HOLDER_SEARCH_BOUNDED (bpf/holders.h).
 const RTHolderSearchBounded = 4
 
-func statusName(s bpfobj.HoldersRtHolderLocate) string {
-	return map[bpfobj.HoldersRtHolderLocate]string{
-		bpfobj.HoldersRtHolderLocateRT_HL_FOUND: "found", bpfobj.HoldersRtHolderLocateRT_HL_NOT_IN_RING: "not in ring",
-		bpfobj.HoldersRtHolderLocateRT_HL_NO_RING: "no ring", bpfobj.HoldersRtHolderLocateRT_HL_CUT: "cut"}[s]
+func statusName(s bpftypes.HoldersRtHolderLocate) string {
+	return map[bpftypes.HoldersRtHolderLocate]string{
+		bpftypes.HoldersRtHolderLocateRT_HL_FOUND: "found", bpftypes.HoldersRtHolderLocateRT_HL_NOT_IN_RING: "not in ring",
+		bpftypes.HoldersRtHolderLocateRT_HL_NO_RING: "no ring", bpftypes.HoldersRtHolderLocateRT_HL_CUT: "cut"}[s]
 }

@@ -1,4 +1,11 @@
-package holders
+// Package walk takes holders snapshots of the running kernel: it loads the
+// BPF iterator of bpf/holders.bpf.c (Walker; Loader loads it in the
+// background once a trace is attached), runs it over every task's open
+// files, sockets and receive queues, decodes its records with
+// holders.Decode and adds what each owning thread is doing, from /proc.
+// It needs root and a kernel with BPF iterators (5.8+). What a snapshot
+// means — who holds which frame — is tracer/holders, which needs neither.
+package walk
 
 import (
 	"errors"
@@ -18,7 +25,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
+	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 )
 
 // Config is what the iterator needs to recognise ring skbs (from the attach
@@ -30,7 +39,7 @@ type Config struct {
 	KernelBTF *btf.Spec
 	// CheckStart (tests): when not 0, every ring the walk describes also
 	// gets the iterator's search for the address of its frame head,
-	// started at chunk CheckStart-1 of 32 blocks (Ring.check).
+	// started at chunk CheckStart-1 of 32 blocks (holders.Ring.SelfCheck).
 	CheckStart uint32
 	// bounded (tests): load the program for kernels without bpf_loop
 	// even where the kernel has it.
@@ -56,12 +65,12 @@ func NewWalker(c Config) (*Walker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded holders object: %w", err)
 	}
-	if err := spec.Variables["hcfg"].Set(bpfobj.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, CheckStart: c.CheckStart}); err != nil {
+	if err := spec.Variables["hcfg"].Set(bpftypes.HoldersRtHolderConfig{DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, CheckStart: c.CheckStart}); err != nil {
 		return nil, fmt.Errorf("set holders config: %w", err)
 	}
 	name, drop := bpfobj.HoldersProgHolders, "holders_bounded"
 	// bpf_loop is a base helper: probed on a raw tracepoint program, as
-	// tracer/kernel does (a Tracing probe needs an attach target and fails).
+	// tracer/kernel/probe does (a Tracing probe needs an attach target and fails).
 	bounded := c.bounded || features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop) != nil
 	if bounded {
 		name, drop = drop, name
@@ -88,7 +97,7 @@ func (w *Walker) Close() error {
 }
 
 // Walk takes a snapshot: why says what asked for it.
-func (w *Walker) Walk(why string) (*Snapshot, error) {
+func (w *Walker) Walk(why string) (*holders.Snapshot, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.prog == nil {
@@ -110,19 +119,19 @@ func (w *Walker) Walk(why string) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read holders iterator: %w", err)
 	}
-	s, err := Decode(raw)
+	s, err := holders.Decode(raw)
 	if err != nil {
 		return nil, err
 	}
 	s.TS, s.Done, s.Why = ts, done, why
 	s.Threads = threads(s, "/proc")
-	sortSnapshot(s)
+	s.Sort()
 	return s, nil
 }
 
 // threads reads, for every process owning a TX ring or a queue with ring
 // skbs, what system call each of its threads is in.
-func threads(s *Snapshot, proc string) []Thread {
+func threads(s *holders.Snapshot, proc string) []holders.Thread {
 	pids := map[uint32]bool{}
 	for _, r := range s.Rings {
 		for _, o := range r.Owners {
@@ -136,7 +145,7 @@ func threads(s *Snapshot, proc string) []Thread {
 			}
 		}
 	}
-	var out []Thread
+	var out []holders.Thread
 	for pid := range pids {
 		dir := filepath.Join(proc, strconv.Itoa(int(pid)), "task")
 		ents, err := os.ReadDir(dir)
@@ -160,8 +169,8 @@ func threads(s *Snapshot, proc string) []Thread {
 
 // ParseSyscall reads a /proc/PID/task/TID/syscall line ("44 0x3 0x0 0x0
 // 0x40 0x0 0x0 0x7ffc... 0x..." or "running" or "-1 0x... 0x...").
-func ParseSyscall(pid, tid uint32, line string) Thread {
-	t := Thread{PID: pid, TID: tid, FD: -1}
+func ParseSyscall(pid, tid uint32, line string) holders.Thread {
+	t := holders.Thread{PID: pid, TID: tid, FD: -1}
 	f := strings.Fields(line)
 	if len(f) == 0 {
 		t.Syscall = "unknown"

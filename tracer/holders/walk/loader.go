@@ -1,8 +1,10 @@
-package holders
+package walk
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/ringtrace/ringtrace/tracer/holders"
 )
 
 // Loader loads the holders iterator in the background and walks with it.
@@ -50,7 +52,7 @@ func (l *Loader) Loaded() (time.Duration, error) {
 }
 
 // Walk takes a snapshot, once the iterator is loaded.
-func (l *Loader) Walk(why string) (*Snapshot, error) {
+func (l *Loader) Walk(why string) (*holders.Snapshot, error) {
 	if _, err := l.Loaded(); err != nil {
 		return nil, err
 	}

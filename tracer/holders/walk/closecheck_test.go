@@ -1,4 +1,4 @@
-package holders
+package walk
 
 import "github.com/cilium/ebpf"
 
