@@ -22,7 +22,7 @@ func main() {
 		Name:            "ringbench",
 		Usage:           "benchmarks ringtrace against reference tools",
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{sendBenchCommand(), overheadCommand(), soakCommand(), nullTracerCommand()},
+		Commands:        []*cli.Command{sendBenchCommand(), overheadCommand(), percallCommand(), soakCommand(), nullTracerCommand()},
 		ExitErrHandler:  func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return inputerr.New("%v (see --help)", err)
