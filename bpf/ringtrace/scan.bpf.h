@@ -56,7 +56,12 @@ static __always_inline long scan_cb_body(__u32 i, void *data)
 		else
 			c->run_open = 0;
 	}
-	return c->light && !c->run_open;
+	/* A light scan reads the SEND_REQUEST run, and past a WRONG_FORMAT
+	 * frame at head the frames waiting behind it, up to the first frame
+	 * that is neither. */
+	if (!c->light || st == RT_ST_SEND_REQUEST || (i == 0 && st == RT_ST_WRONG_FORMAT))
+		return 0;
+	return 1;
 }
 
 /* bpf_loop callback */
@@ -125,8 +130,9 @@ __noinline int scan_flat(__u64 pg_vec, __u64 fpb_fsize, __u64 n_off, __u32 head)
 
 /*
  * scan_ring counts the ring's frames by status and the SEND_REQUEST run from
- * the kernel's head. light (bpf_loop variant only): just the run, and the
- * counts of the frames it looked at.
+ * the kernel's head. light (bpf_loop variant only): just the run (and the
+ * frames waiting behind a WRONG_FORMAT frame at head), and the counts of
+ * the frames it looked at: O(frames a call takes), not O(ring).
  */
 static __always_inline void scan_ring_x(const struct ring *r, struct rt_scan *out, int use_loop, int light)
 {
@@ -170,6 +176,7 @@ struct taken_ctx {
 	__u32 seq;
 	__u32 ino;
 	__u8 hook;
+	__u8 missed; /* also report the call's completions no hook saw */
 };
 
 static __always_inline long taken_cb_body(__u32 i, void *data)
@@ -186,9 +193,12 @@ static __always_inline long taken_cb_body(__u32 i, void *data)
 	if (k.idx >= c->r.n)
 		k.idx -= c->r.n;
 	f = bpf_map_lookup_elem(&frames, &k);
-	if (f && f->call_seq == c->seq && f->state != RT_ST_UNKNOWN)
-		return 0; /* seen in this call */
 	ph = frame_addr(&c->r, k.idx);
+	if (f && f->call_seq == c->seq && f->state != RT_ST_UNKNOWN) { /* seen in this call */
+		if (c->missed && f->state == RT_ST_SENDING && (frame_status(ph, c->r.off) & 7) == RT_ST_AVAILABLE)
+			to_available(c->sk, NULL, k.idx, ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, c->hook, 0, NULL);
+		return 0;
+	}
 	st = frame_status(ph, c->r.off) & 7;
 	if (st == RT_ST_SENDING) {
 		to_sending(c->sk, NULL, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_TAKEN, c->hook, NULL);
@@ -203,40 +213,4 @@ static __always_inline long taken_cb_body(__u32 i, void *data)
 static long taken_cb(__u32 i, void *data)
 {
 	return taken_cb_body(i, data);
-}
-
-/*
- * Frames the events left SENDING that the ring shows AVAILABLE at a call's
- * return: a completion no hook reported. The usual cause is a kprobe the
- * kernel skipped (it runs no kprobe program while another BPF program is
- * running on that CPU, and a softirq completing frames can interrupt one).
- * Found at the return, each bounded by when it was last seen SENDING; the
- * periodic sweep would find them too, but after the call has returned.
- */
-struct missed_ctx {
-	struct sock *sk;
-	struct ring r;
-	__s32 want; /* completions still unaccounted for */
-	__u32 ino;
-	__u8 hook;
-};
-
-static long missed_cb(__u32 i, void *data)
-{
-	struct missed_ctx *c = data;
-	struct rt_frame_key k = { .sk = (__u64)c->sk, .idx = i, .ino = c->ino };
-	struct rt_frame *f;
-	__u64 ph;
-
-	if (i >= c->r.n || c->want <= 0)
-		return 1;
-	f = bpf_map_lookup_elem(&frames, &k);
-	if (!f || f->state != RT_ST_SENDING)
-		return 0;
-	ph = frame_addr(&c->r, i);
-	if ((frame_status(ph, c->r.off) & 7) == RT_ST_AVAILABLE) {
-		to_available(c->sk, NULL, i, ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, c->hook, 0, NULL);
-		c->want--;
-	}
-	return 0;
 }

@@ -348,9 +348,14 @@ func (f *Formatter) AppendText(dst []byte, e *Event) []byte {
 	num := func(label string, v uint64) {
 		b = strconv.AppendUint(append(b, label...), v, 10)
 	}
-	wrongFormat := func() {
+	wrongFormat := func() { // and how much of the ring the counts cover
 		if e.Scan.WrongFormat > 0 {
 			num(" WRONG_FORMAT=", uint64(e.Scan.WrongFormat))
+		}
+		if e.Scan.Scanned < e.Scan.Frames {
+			num(" (read ", uint64(e.Scan.Scanned))
+			num(" of ", uint64(e.Scan.Frames))
+			b = append(b, " frames)"...)
 		}
 	}
 	switch e.Kind {

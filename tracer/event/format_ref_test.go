@@ -160,6 +160,9 @@ func (f *refFormatter) Text(e *Event) string {
 		if e.Scan.WrongFormat > 0 {
 			fmt.Fprintf(&b, " WRONG_FORMAT=%d", e.Scan.WrongFormat)
 		}
+		if e.Scan.Scanned < e.Scan.Frames {
+			fmt.Fprintf(&b, " (read %d of %d frames)", e.Scan.Scanned, e.Scan.Frames)
+		}
 		sockState()
 	case SendmsgReturn:
 		fmt.Fprintf(&b, "sendmsg return   ret=%s after %s", refReturnString(e.Ret()), refDur(e.TS-e.A[2]))
@@ -169,6 +172,9 @@ func (f *refFormatter) Text(e *Event) string {
 		fmt.Fprintf(&b, " head=%d SEND_REQUEST=%d SENDING=%d AVAILABLE=%d", e.Scan.Head, e.Scan.SendRequest, e.Scan.Sending, e.Scan.Available)
 		if e.Scan.WrongFormat > 0 {
 			fmt.Fprintf(&b, " WRONG_FORMAT=%d", e.Scan.WrongFormat)
+		}
+		if e.Scan.Scanned < e.Scan.Frames {
+			fmt.Fprintf(&b, " (read %d of %d frames)", e.Scan.Scanned, e.Scan.Frames)
 		}
 		sockState()
 	case FrameState:

@@ -111,8 +111,8 @@ func (r *Report) writeCalls(w io.Writer, o TextOptions) error {
 				note = " (loop)"
 			}
 			ring := fmt.Sprintf("%d %d/%d/%d", c.ReturnScan.Head, c.ReturnScan.SendRequest, c.ReturnScan.Sending, c.ReturnScan.Available)
-			if rs := c.ReturnScan; rs.Scanned < rs.Frames && rs.Scanned <= rs.RunSendRequest+1 {
-				ring = fmt.Sprintf("%d, %d SEND_REQUEST from head", rs.Head, rs.RunSendRequest) // summary mode: the run only
+			if rs := c.ReturnScan; rs.Scanned < rs.Frames {
+				ring = fmt.Sprintf("%d, %d SEND_REQUEST from head", rs.Head, rs.RunSendRequest) // the run only: scans cost O(frames taken)
 			}
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s%s\t%d\t%s / %s / %s\t%s\t\n", s.Label, c.TID, sec(r, c.Enter), us(c.Duration()),
 				event.MsgFlags(c.Flags), ret, note, c.FramesTaken, us(c.Slept(event.WaitSndbuf, r.End)), us(c.Slept(event.WaitCompletion, r.End)),
