@@ -80,15 +80,7 @@ func runPercall(c *cli.Context) error {
 		return err
 	}
 	defer done()
-	// The sender is this process's locked thread, pinned to --cpu.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	cpu := c.Int("cpu")
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin the sender to CPU %d: %w", cpu, err)
-	}
 	var others []int
 	for i := 0; i < numCPU(); i++ {
 		if i != cpu {
@@ -97,6 +89,14 @@ func runPercall(c *cli.Context) error {
 	}
 	if len(others) == 0 {
 		others = []int{cpu}
+	}
+	// The sender is this process's locked thread, pinned to --cpu.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin the sender to CPU %d: %w", cpu, err)
 	}
 	sizes := slices.Clone(rings)
 	if t := c.Int("timer-ring"); t > 0 && !slices.Contains(sizes, t) {
@@ -218,11 +218,16 @@ func openPercallRing(ns netns.NsHandle, ifname string, frames int) (*percallRing
 // call; for timerCall, one per tick of a period interval timer, and the
 // whole run's ns.
 func (r *percallRing) measure(k callKind, calls int, period time.Duration) (float64, error) {
-	var tick *time.Ticker
+	tfd := -1
 	if k == timerCall {
-		tick = time.NewTicker(period)
-		defer tick.Stop()
+		fd, err := intervalTimer(period)
+		if err != nil {
+			return 0, err
+		}
+		defer unix.Close(fd)
+		tfd = fd
 	}
+	var expirations [8]byte
 	start := time.Now()
 	for i := 0; i < calls; i++ {
 		switch k {
@@ -231,7 +236,9 @@ func (r *percallRing) measure(k callKind, calls int, period time.Duration) (floa
 				return 0, fmt.Errorf("sendto: %w", err)
 			}
 		case timerCall:
-			<-tick.C
+			if _, err := unix.Read(tfd, expirations[:]); err != nil {
+				return 0, fmt.Errorf("read the interval timer: %w", err)
+			}
 			if _, err := r.Send(unix.MSG_DONTWAIT); err != nil && !errors.Is(err, unix.EAGAIN) {
 				return 0, fmt.Errorf("sendto: %w", err)
 			}
@@ -251,4 +258,19 @@ func (r *percallRing) measure(k callKind, calls int, period time.Duration) (floa
 		return el, nil
 	}
 	return el / float64(calls), nil
+}
+
+// intervalTimer is a timerfd that expires every period: a read blocks
+// until the next expiry (Go's tickers are far coarser than 10 µs).
+func intervalTimer(period time.Duration) (int, error) {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("timerfd_create: %w", err)
+	}
+	ts := unix.NsecToTimespec(period.Nanoseconds())
+	if err := unix.TimerfdSettime(fd, 0, &unix.ItimerSpec{Interval: ts, Value: ts}, nil); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("timerfd_settime: %w", err)
+	}
+	return fd, nil
 }
