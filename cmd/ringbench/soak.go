@@ -167,6 +167,10 @@ func runSoak(c *cli.Context) error {
 		if traced != senders.frames || senders.errors > 0 {
 			fails = append(fails, fmt.Sprintf("%d frames AVAILABLE traced, %d sent and returned", traced, senders.frames))
 		}
+		if avail.nBad > 0 {
+			fmt.Printf("%d AVAILABLE transitions ended no round of their frame; the first:\n%s\n", avail.nBad, strings.Join(avail.bad, "\n"))
+			fails = append(fails, fmt.Sprintf("%d AVAILABLE without a SENDING round", avail.nBad))
+		}
 	}
 	base := samples[0]
 	for _, s := range samples {
@@ -284,10 +288,30 @@ func (ch *churner) stop() churnTotals {
 	return t
 }
 
-// availCounter counts the AVAILABLE transitions in trace --json output.
+// availCounter counts the AVAILABLE transitions in trace --json output,
+// and checks every frame's rounds: an AVAILABLE must end a round the
+// frame's SENDING began, on a socket not yet gone. The first few that do
+// not are kept with the frame's last lines, to show how it happened.
 type availCounter struct {
 	n    uint64
 	part []byte
+
+	frames map[roundKey]*roundLog
+	gone   map[uint64]bool // sockets (by inode) whose sock_gone was seen
+	bad    []string
+	nBad   int
+}
+
+type roundKey struct {
+	ino   uint64
+	frame uint32
+}
+
+// roundLog is a frame's last state and lines.
+type roundLog struct {
+	state string
+	lines [6]string
+	next  int
 }
 
 var availMark = []byte(`"state":"AVAILABLE"`)
@@ -302,10 +326,64 @@ func (a *availCounter) Write(p []byte) (int, error) {
 		if bytes.Contains(buf[:i], availMark) {
 			a.n++
 		}
+		a.check(buf[:i])
 		buf = buf[i+1:]
 	}
 	a.part = append(a.part[:0], buf...)
 	return len(p), nil
+}
+
+// check follows one line's frame or socket.
+func (a *availCounter) check(line []byte) {
+	frameState, sockGone := bytes.Contains(line, []byte(`"event":"frame_state"`)), bytes.Contains(line, []byte(`"event":"sock_gone"`))
+	if !frameState && !sockGone {
+		return
+	}
+	var e struct {
+		Ino   uint64 `json:"sock_ino"`
+		Frame uint32 `json:"frame"`
+		State string `json:"state"`
+	}
+	if json.Unmarshal(line, &e) != nil {
+		return
+	}
+	if a.frames == nil {
+		a.frames, a.gone = map[roundKey]*roundLog{}, map[uint64]bool{}
+	}
+	if sockGone {
+		a.gone[e.Ino] = true
+		for k := range a.frames {
+			if k.ino == e.Ino {
+				delete(a.frames, k)
+			}
+		}
+		return
+	}
+	k := roundKey{e.Ino, e.Frame}
+	l := a.frames[k]
+	if l == nil {
+		l = &roundLog{}
+		a.frames[k] = l
+	}
+	l.lines[l.next%len(l.lines)] = string(line)
+	l.next++
+	if e.State == "AVAILABLE" && (l.state != "SENDING" || a.gone[e.Ino]) {
+		a.nBad++
+		if len(a.bad) < 5 {
+			why := fmt.Sprintf("AVAILABLE after %q", l.state)
+			if a.gone[e.Ino] {
+				why = "AVAILABLE after the socket's sock_gone"
+			}
+			var hist []string
+			for i := 0; i < len(l.lines); i++ {
+				if h := l.lines[(l.next+i)%len(l.lines)]; h != "" {
+					hist = append(hist, "    "+h)
+				}
+			}
+			a.bad = append(a.bad, fmt.Sprintf("inode %d frame %d: %s; its last lines:\n%s", e.Ino, e.Frame, why, strings.Join(hist, "\n")))
+		}
+	}
+	l.state = e.State
 }
 
 // churnSummary is what trace --summary --json says of a churn.
