@@ -110,7 +110,10 @@ struct sock_state {
 	 * costs one read where finding an index costs map lookups */
 	__u32 next_idx;
 	__u8 tracked; /* 0: filtered out */
-	__u8 pad[7];
+	__u8 pad[3];
+	/* where the sweep's next walk of this ring starts: a walk that ran
+	 * out of budget resumes there */
+	__u32 sweep_pos;
 	/* when the sweep first found the socket closed with frames still
 	 * SENDING (uarg kernels complete them later), 0 while it lives */
 	__u64 gone_ts;

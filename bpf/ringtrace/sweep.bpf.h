@@ -55,15 +55,31 @@ struct sweep_walk {
 	__u32 ino;
 	__s32 want; /* SENDING entries still to visit */
 	__u32 sending;
+	__u32 start; /* the ring's first index this walk reads */
+	__u32 n; /* the ring's frames */
+	__s64 budget; /* lookups left for this run */
 };
+
+/*
+ * The sweep's budget: frame entries one run looks up, per socket and in
+ * all (each lookup ~40 ns). A walk that runs out resumes where it stopped
+ * at the next run, so a SENDING frame deep in a 65536-frame ring is still
+ * re-read, a few runs later, and no run holds its CPU (preemption off)
+ * for milliseconds.
+ */
+#define SWEEP_SOCK_BUDGET 8192
+#define SWEEP_BUDGET 32768
 
 static long sweep_idx(__u32 i, struct sweep_walk *w)
 {
-	struct rt_frame_key k = { .sk = w->sk, .idx = i, .ino = w->ino };
+	struct rt_frame_key k = { .sk = w->sk, .ino = w->ino };
 	struct rt_frame *f;
 
-	if (w->want <= 0)
+	if (w->want <= 0 || i >= w->n)
 		return 1;
+	k.idx = w->start + i;
+	if (k.idx >= w->n)
+		k.idx -= w->n;
 	f = bpf_map_lookup_elem(&frames, &k);
 	/* Entries of an earlier socket at this address are not counted. */
 	if (!f || f->state != RT_ST_SENDING || f->sock_ino != w->ino)
@@ -161,23 +177,47 @@ static long dig(void *map, const struct rt_agg_key *k, __u32 *n, void *unused)
 
 static long sweep_sock(void *map, const __u64 *sk, struct sock_state *ss, struct sweep_walk *w)
 {
+	__s64 iters, done;
+	__u32 pos;
+
 	if (sock_closed(*sk, ss) && (!cfg.uarg_form || ss->map_sending <= 0 || !ss->tracked)) {
 		sock_gone(*sk, ss);
 		return 0;
 	}
-	if (!ss->tracked || ss->map_sending <= 0 || !ss->n)
+	if (!ss->tracked || ss->map_sending <= 0 || !ss->n || w->budget <= 0)
 		return 0;
 	w->sk = *sk;
 	w->ino = (__u32)ss->ino;
 	w->want = ss->map_sending;
-	bpf_loop(ss->n, sweep_idx, w, 0);
+	w->n = ss->n;
+	w->start = ss->sweep_pos < ss->n ? ss->sweep_pos : 0;
+	/* The budget bounds the iterations up front: counters the callback
+	 * decremented would make the verifier walk each of their values. */
+	iters = ss->n;
+	if (iters > SWEEP_SOCK_BUDGET)
+		iters = SWEEP_SOCK_BUDGET;
+	if (iters > w->budget)
+		iters = w->budget;
+	done = bpf_loop(iters, sweep_idx, w, 0);
+	if (done < 0)
+		done = 0;
+	w->budget -= done;
+	/* Out of budget before every SENDING entry was seen: resume after
+	 * the last frame read. Else start at the ring's first frame again. */
+	pos = 0;
+	if (w->want > 0 && done >= iters && iters < ss->n) {
+		pos = w->start + (__u32)iters;
+		if (pos >= ss->n)
+			pos -= ss->n;
+	}
+	ss->sweep_pos = pos;
 	return 0;
 }
 
 SEC("raw_tp")
 int sweep_loop(void *ctx)
 {
-	struct sweep_walk w = {};
+	struct sweep_walk w = { .budget = SWEEP_BUDGET };
 
 	bpf_for_each_map_elem(&socks, sweep_sock, &w, 0);
 	bpf_for_each_map_elem(&graves, dig, NULL, 0);

@@ -20,6 +20,12 @@ import (
 // frame to be taken (taken) and act right after a completion, when the
 // next one is far away.
 func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, error) {
+	return s.ForgetCompletionFrom(sk, since, taken, 0)
+}
+
+// ForgetCompletionFrom is ForgetCompletion of a frame whose index is from
+// or more.
+func (s *Session) ForgetCompletionFrom(sk, since uint64, taken int, from uint32) (uint32, bool, error) {
 	frames, socks := s.objs.maps["frames"], s.objs.maps["socks"]
 	var (
 		k, pick bpftypes.RingtraceRtFrameKey
@@ -36,7 +42,7 @@ func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, e
 		if st == event.Sending || st == event.Available {
 			seen++
 		}
-		if !found && st == event.Available && f.TsSeen > since {
+		if !found && st == event.Available && f.TsSeen > since && k.Idx >= from {
 			pick, pf, found = k, f, true
 		}
 	}

@@ -623,6 +623,61 @@ func (rt *rawTrace) forget(t *testing.T, sk, since uint64, taken int) uint32 {
 	return 0
 }
 
+// TestSweepBudget: one sweep run reads at most 8192 frame entries of a
+// ring, so that no run holds its CPU for milliseconds; the next run
+// resumes where it stopped. A completion no hook saw, deep in a
+// 16384-frame ring, is found by the second run, not the first.
+func TestSweepBudget(t *testing.T) {
+	l := newLab(t)
+	rt := startRawTrace(t, time.Hour) // the test runs the sweeps
+	const n, deep = 16384, 12000
+	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
+		txring.Geometry{Version: txring.V2, Frames: n, FrameSize: 256, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 64}.Build()
+	for i := 0; i < n; i++ {
+		r.Fill(i, pkt)
+		r.SetStatus(i, txring.SendRequest)
+	}
+	if got, err := r.Send(0); err != nil || got != n*64 {
+		t.Fatalf("sendto = %d, %v; want %d", got, err, n*64)
+	}
+	in := rt.firstEnter(t)
+	var idx uint32
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		i, ok, err := rt.sess.ForgetCompletionFrom(in.Sk, 0, n, deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			idx = i
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no frame from %d completed", deep)
+		}
+	}
+	var found []int
+	for run := 0; run < 2; run++ {
+		got, err := rt.sess.Sweep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = append(found, got)
+	}
+	ss, err := rt.sess.SockState(in.Sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("frame %d forgotten; SENDING entries the two sweep runs reached: %v; still SENDING after them: %d", idx, found, ss.MapSending)
+	if found[0] != 0 || found[1] != 1 || ss.MapSending != 0 {
+		t.Errorf("sweep runs reached %v SENDING entries, %d left: want 0 (budget spent before frame %d), then 1, then none left", found, ss.MapSending, idx)
+	}
+}
+
 // availables returns the AVAILABLE events of one frame of sk.
 func availables(evs []event.Event, sk uint64, frame uint32) []event.Event {
 	var out []event.Event

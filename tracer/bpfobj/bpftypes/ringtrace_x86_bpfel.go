@@ -275,7 +275,8 @@ type RingtraceSockState struct {
 	Off        uint32
 	NextIdx    uint32
 	Tracked    uint8
-	Pad        [7]uint8
+	Pad        [3]uint8
+	SweepPos   uint32
 	_          [4]byte
 	GoneTs     uint64
 	Dev        uint64
