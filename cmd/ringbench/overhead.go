@@ -197,12 +197,9 @@ type overheadRow struct {
 }
 
 func runOverhead(c *cli.Context) error {
-	if os.Geteuid() != 0 {
-		return inputerr.New("the overhead benchmark needs root")
-	}
-	rt, err := exec.LookPath(c.String("ringtrace"))
+	rt, err := rootAndRingtrace(c, "overhead")
 	if err != nil {
-		return inputerr.New("ringtrace binary %q not found (run make build)", c.String("ringtrace"))
+		return err
 	}
 	tg, _ := exec.LookPath(c.String("trafgen"))
 	bt, _ := exec.LookPath(c.String("bpftrace"))
@@ -222,15 +219,7 @@ func runOverhead(c *cli.Context) error {
 	}
 	defer done()
 	cpu := c.Int("cpu")
-	var others []int
-	for i := 0; i < numCPU(); i++ {
-		if i != cpu {
-			others = append(others, i)
-		}
-	}
-	if len(others) == 0 {
-		others = []int{cpu}
-	}
+	others := otherCPUs(cpu)
 	fmt.Printf("sender on CPU %d with PACKET_QDISC_BYPASS (trafgen's default) on veth %s; tracers on CPUs %v; %d interleaved reps of %v\n",
 		cpu, l.SenderIf, others, c.Int("reps"), c.Duration("window"))
 	fmt.Printf("%-9s %-5s %-9s %12s %7s %12s %6s %7s %9s\n", "sender", "size", "mode", "pps", "ratio", "events/s", "lost", "ready", "peak RSS")

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"time"
@@ -58,12 +56,9 @@ type percallKey struct {
 }
 
 func runPercall(c *cli.Context) error {
-	if os.Geteuid() != 0 {
-		return inputerr.New("the per-call benchmark needs root")
-	}
-	rt, err := exec.LookPath(c.String("ringtrace"))
+	rt, err := rootAndRingtrace(c, "per-call")
 	if err != nil {
-		return inputerr.New("ringtrace binary %q not found (run make build)", c.String("ringtrace"))
+		return err
 	}
 	calls, reps := c.Int("calls"), c.Int("reps")
 	if calls < 1 || reps < 1 || c.Int("timer-calls") < 1 || c.Duration("timer-period") <= 0 {
@@ -81,15 +76,7 @@ func runPercall(c *cli.Context) error {
 	}
 	defer done()
 	cpu := c.Int("cpu")
-	var others []int
-	for i := 0; i < numCPU(); i++ {
-		if i != cpu {
-			others = append(others, i)
-		}
-	}
-	if len(others) == 0 {
-		others = []int{cpu}
-	}
+	others := otherCPUs(cpu)
 	// The sender is this process's locked thread, pinned to --cpu.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

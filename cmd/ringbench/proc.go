@@ -3,12 +3,16 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
 )
 
 // awaitReady waits until the file at path exists (a tracer's --ready-file)
@@ -127,4 +131,32 @@ func procStatusBytes(pid int, field string) uint64 {
 		}
 	}
 	return 0
+}
+
+// rootAndRingtrace checks that a benchmark runs as root and finds the
+// ringtrace binary it measures (--ringtrace).
+func rootAndRingtrace(c *cli.Context, what string) (string, error) {
+	if os.Geteuid() != 0 {
+		return "", inputerr.New("the %s benchmark needs root", what)
+	}
+	rt, err := exec.LookPath(c.String("ringtrace"))
+	if err != nil {
+		return "", inputerr.New("ringtrace binary %q not found (run make build)", c.String("ringtrace"))
+	}
+	return rt, nil
+}
+
+// otherCPUs are the CPUs tracers run on: all but the sender's (or the
+// sender's, on a machine of one).
+func otherCPUs(sender int) []int {
+	var others []int
+	for i := 0; i < numCPU(); i++ {
+		if i != sender {
+			others = append(others, i)
+		}
+	}
+	if len(others) == 0 {
+		others = []int{sender}
+	}
+	return others
 }
