@@ -176,7 +176,6 @@ struct taken_ctx {
 	__u32 seq;
 	__u32 ino;
 	__u8 hook;
-	__u8 missed; /* also report the call's completions no hook saw */
 };
 
 static __always_inline long taken_cb_body(__u32 i, void *data)
@@ -193,12 +192,9 @@ static __always_inline long taken_cb_body(__u32 i, void *data)
 	if (k.idx >= c->r.n)
 		k.idx -= c->r.n;
 	f = bpf_map_lookup_elem(&frames, &k);
+	if (f && f->call_seq == c->seq && f->state != RT_ST_UNKNOWN)
+		return 0; /* seen in this call */
 	ph = frame_addr(&c->r, k.idx);
-	if (f && f->call_seq == c->seq && f->state != RT_ST_UNKNOWN) { /* seen in this call */
-		if (c->missed && f->state == RT_ST_SENDING && (frame_status(ph, c->r.off) & 7) == RT_ST_AVAILABLE)
-			to_available(c->sk, NULL, k.idx, ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, c->hook, 0, NULL);
-		return 0;
-	}
 	st = frame_status(ph, c->r.off) & 7;
 	if (st == RT_ST_SENDING) {
 		to_sending(c->sk, NULL, k.idx, ph, 0, RT_BOUNDED, c->ts_enter, RT_C_TAKEN, c->hook, NULL);
@@ -213,4 +209,47 @@ static __always_inline long taken_cb_body(__u32 i, void *data)
 static long taken_cb(__u32 i, void *data)
 {
 	return taken_cb_body(i, data);
+}
+
+/*
+ * The call's frames the events left SENDING that the ring shows AVAILABLE
+ * at its return: a completion no hook reported. The usual cause is a kprobe
+ * the kernel skipped (it runs no kprobe program while another BPF program
+ * is running on that CPU, and a softirq completing frames can interrupt
+ * one). Found at the return, each bounded by when it was last seen
+ * SENDING. Only the frames this call took are read: earlier calls' are the
+ * sweep's. (A walk of its own: folded into taken_cb, it more than doubled
+ * the verifier's work on every sendmsg return program.)
+ */
+struct missed_ctx {
+	struct sock *sk;
+	struct ring r;
+	__s32 want; /* completions still unaccounted for */
+	__u32 from; /* the call's first frame */
+	__u32 count; /* frames it took */
+	__u32 ino;
+	__u8 hook;
+};
+
+static long missed_cb(__u32 i, void *data)
+{
+	struct missed_ctx *c = data;
+	struct rt_frame_key k = { .sk = (__u64)c->sk, .ino = c->ino };
+	struct rt_frame *f;
+	__u64 ph;
+
+	if (i >= c->count || c->want <= 0)
+		return 1;
+	k.idx = c->from + i;
+	if (k.idx >= c->r.n)
+		k.idx -= c->r.n;
+	f = bpf_map_lookup_elem(&frames, &k);
+	if (!f || f->state != RT_ST_SENDING)
+		return 0;
+	ph = frame_addr(&c->r, k.idx);
+	if ((frame_status(ph, c->r.off) & 7) == RT_ST_AVAILABLE) {
+		to_available(c->sk, NULL, k.idx, ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, c->hook, 0, NULL);
+		c->want--;
+	}
+	return 0;
 }

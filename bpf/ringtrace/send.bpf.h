@@ -66,7 +66,6 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	struct sock *sk;
 	struct ring r;
 	__u32 taken;
-	int missed;
 
 	if (!c)
 		return;
@@ -101,22 +100,8 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	taken = r.head >= c->head_entry ? r.head - c->head_entry : r.head + r.n - c->head_entry;
 	if (taken == 0 && c->run_entry == r.n && (frame_status(frame_addr(&r, r.head), r.off) & 7) != RT_ST_SEND_REQUEST)
 		taken = r.n; /* the whole ring went round */
-	/*
-	 * The walk covers the frames this call took, never the rest of the
-	 * ring (the sweep re-reads those): frames no hook showed SENDING, and,
-	 * where completions are hooked before the sender can return, its
-	 * frames the events left SENDING that the ring shows AVAILABLE, a
-	 * completion no hook reported (a kprobe the kernel skipped: it runs
-	 * none while another BPF program runs on that CPU, and a softirq
-	 * completing frames can interrupt one). Not where the uarg's kfree
-	 * reports completions: it comes after the status write and after the
-	 * wake-up of a blocking sender, so a return often reads frames
-	 * AVAILABLE whose completion event is a few hundred ns away; and a raw
-	 * tracepoint skips no run but one nested in itself. Without bpf_loop
-	 * missed completions are left to the sweep.
-	 */
-	missed = use_loop && !cfg.light_scans && !(cfg.uarg_via_kfree && !cfg.complete_hooked) && ss->pending > 0;
-	if (taken > c->n_sent || (missed && taken > 0)) {
+	/* Frames this call took that no hook showed SENDING. */
+	if (taken > c->n_sent) {
 		struct taken_ctx t = {};
 
 		t.sk = sk;
@@ -127,7 +112,6 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		t.seq = c->seq;
 		t.ino = (__u32)ss->ino;
 		t.hook = hook;
-		t.missed = missed;
 		if (use_loop) {
 			bpf_loop(cfg.max_scan, taken_cb, &t, 0);
 		} else {
@@ -135,6 +119,27 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 				if (taken_cb_body(i, &t))
 					break;
 		}
+	}
+	/*
+	 * Its frames whose completion no hook reported: only those this call
+	 * took, never the rest of the ring (the sweep re-reads those). Without
+	 * bpf_loop the sweep finds them all. Not where the uarg's kfree reports
+	 * completions: it comes after the status write and after the wake-up
+	 * of a blocking sender, so a return often reads frames AVAILABLE whose
+	 * completion event is a few hundred ns away; and a raw tracepoint
+	 * skips no run but one nested in itself.
+	 */
+	if (use_loop && !cfg.light_scans && !(cfg.uarg_via_kfree && !cfg.complete_hooked) && ss->pending > 0 && taken > 0) {
+		struct missed_ctx m = {};
+
+		m.sk = sk;
+		m.r = r;
+		m.want = ss->pending;
+		m.from = c->head_entry;
+		m.count = taken;
+		m.ino = (__u32)ss->ino;
+		m.hook = hook;
+		bpf_loop(cfg.max_scan, missed_cb, &m, 0);
 	}
 	scan_ring_x(&r, &s, use_loop, 1);
 	e = ev_reserve(RT_SENDMSG_RETURN, hook);
