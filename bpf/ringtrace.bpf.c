@@ -24,6 +24,7 @@
  *   ring.bpf.h         TX ring geometry, frame addresses and statuses, frame index
  *   socks.bpf.h        which sockets are traced, their state, the call in progress
  *   frames.bpf.h       SEND_REQUEST -> SENDING -> AVAILABLE, each claimed once
+ *   frontier.bpf.h     --detail calls: frames counted by ring head and a completion frontier
  *   ring_skb.bpf.h     recognising a ring skb (destructor or uarg form) and its frame
  *   scan.bpf.h         ring status scans
  *   send.bpf.h         sendmsg enter / return (syscall tracepoints, packet_sendmsg)
@@ -46,6 +47,7 @@
 #include "ringtrace/ring.bpf.h"
 #include "ringtrace/socks.bpf.h"
 #include "ringtrace/frames.bpf.h"
+#include "ringtrace/frontier.bpf.h"
 #include "ringtrace/ring_skb.bpf.h"
 #include "ringtrace/scan.bpf.h"
 #include "ringtrace/send.bpf.h"

@@ -181,7 +181,8 @@ struct rt_config {
 	__u32 wakeup_bytes; /* wake the reader when this much is waiting */
 	__u8 aggregate; /* SENDING/AVAILABLE update sock_state.agg instead of emitting events */
 	__u8 light_scans; /* sendmsg scans: none at entry, the SEND_REQUEST run at return */
-	__u8 pad0[2];
+	__u8 calls_only; /* --detail calls: no per-frame hooks; frames counted by ring head and completion frontier */
+	__u8 pad0;
 	__u8 filter_comm_set;
 	__u8 filter_ifname_set;
 	__u8 kfree_has_reason; /* tp kfree_skb has the drop reason arg */

@@ -53,6 +53,10 @@ static __always_inline int ring_of(struct packet_sock *po, struct sock_state *ss
 		ss->n = r->n;
 		ss->off = r->off;
 		ss->next_idx = RT_NO_FRAME;
+		/* A new ring: its frames are counted from its head now. */
+		ss->taken_total = 0;
+		ss->done_total = 0;
+		ss->frontier_base = r->head;
 		return 0;
 	}
 	r->pg_vec = pg;

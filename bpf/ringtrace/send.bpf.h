@@ -39,6 +39,11 @@ static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, 
 	c.head_entry = r.head;
 	c.run_entry = s.run_send_request;
 	c.rollback_idx = RT_NO_FRAME;
+	/* Light scans read no run at entry: one status read tells a call
+	 * that took the whole ring (head back where it was) from one that
+	 * took nothing. */
+	if (cfg.light_scans)
+		c.head_req = (frame_status(frame_addr(&r, r.head), r.off) & 7) == RT_ST_SEND_REQUEST;
 	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
 		count(&overflow, OVF_CALLS);
 	e = ev_reserve(RT_SENDMSG_ENTER, hook);
@@ -98,10 +103,21 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	}
 	/* Frames taken but never seen SENDING (qdisc bypass). */
 	taken = r.head >= c->head_entry ? r.head - c->head_entry : r.head + r.n - c->head_entry;
-	if (taken == 0 && c->run_entry == r.n && (frame_status(frame_addr(&r, r.head), r.off) & 7) != RT_ST_SEND_REQUEST)
-		taken = r.n; /* the whole ring went round */
-	/* Frames this call took that no hook showed SENDING. */
-	if (taken > c->n_sent) {
+	if (taken == 0 && (c->run_entry == r.n || c->head_req)) {
+		__u32 st = frame_status(frame_addr(&r, r.head), r.off) & 7;
+
+		if (st == RT_ST_SENDING || st == RT_ST_AVAILABLE)
+			taken = r.n; /* the whole ring went round */
+	}
+	if (use_loop && cfg.calls_only) {
+		/* --detail calls: counted, not followed, frame by frame. The
+		 * frontier walk reads the frames that completed since the last
+		 * walk and stops at the first still SENDING: O(frames this
+		 * call took), however large the ring (budget twice that). */
+		frontier_taken(sk, ss, taken, r.n);
+		frontier_walk(sk, ss, 2 * (taken > 16 ? taken : 16));
+	} else if (taken > c->n_sent) {
+		/* Frames this call took that no hook showed SENDING. */
 		struct taken_ctx t = {};
 
 		t.sk = sk;
@@ -129,7 +145,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	 * completion event is a few hundred ns away; and a raw tracepoint
 	 * skips no run but one nested in itself.
 	 */
-	if (use_loop && !cfg.light_scans && !(cfg.uarg_via_kfree && !cfg.complete_hooked) && ss->pending > 0 && taken > 0) {
+	if (use_loop && !cfg.light_scans && !cfg.calls_only && !(cfg.uarg_via_kfree && !cfg.complete_hooked) && ss->pending > 0 && taken > 0) {
 		struct missed_ctx m = {};
 
 		m.sk = sk;
@@ -293,5 +309,34 @@ SEC("kretprobe/packet_sendmsg")
 int BPF_KRETPROBE(kretprobe_packet_sendmsg_bounded, int ret)
 {
 	call_return(ret, RT_H_KPROBE, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* --detail calls: a socket's close                                   */
+
+/*
+ * The frames that completed after a socket's last call and before its
+ * close (a sender that drains its ring, then closes) are read at the
+ * close, while the ring is still there: the sweep may come too late.
+ * Every close() in the system runs this; it ends at the fd lookup unless
+ * the fd is a TX-ring socket being traced.
+ */
+SEC("tracepoint/syscalls/sys_enter_close")
+int sys_enter_close_loop(struct sys_enter_args *ctx)
+{
+	struct sock_state *ss;
+	struct sock *sk;
+	__u64 key;
+
+	if (!cfg.calls_only)
+		return 0;
+	sk = fd_sock((int)ctx->args[0]);
+	if (!sk)
+		return 0;
+	key = (__u64)sk;
+	ss = bpf_map_lookup_elem(&socks, &key);
+	if (ss && ss->tracked)
+		frontier_walk(sk, ss, ss->n);
 	return 0;
 }

@@ -27,6 +27,16 @@ static __always_inline int str16_eq(const char *a, const volatile char *b)
 	return 1;
 }
 
+/* gone_pending is what a closed socket leaves in flight: its frames map
+ * entries in SENDING, or with --detail calls the frames taken past the
+ * frontier. */
+static __always_inline __s32 gone_pending(const struct sock_state *ss)
+{
+	if (cfg.calls_only)
+		return (__s32)(ss->taken_total - ss->done_total);
+	return ss->map_sending;
+}
+
 /*
  * sock_lookup finds (or, from a sendmsg context, starts) the tracking
  * state of a socket. Filters are evaluated once, when a sendmsg shows who
@@ -57,7 +67,7 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 			if (e) {
 				e->sk = key;
 				e->sock_ino = ss->ino;
-				e->pending = ss->map_sending;
+				e->pending = gone_pending(ss);
 				e->scan.nframes = ss->n;
 				ev_submit(e);
 			}

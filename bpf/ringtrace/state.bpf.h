@@ -79,7 +79,8 @@ struct call_state {
 	__u32 sleep_reason;
 	__u8 sleeping;
 	__u8 in_xmit;
-	__u8 pad[2];
+	__u8 head_req; /* the frame at head was SEND_REQUEST at entry (light scans) */
+	__u8 pad[1];
 };
 
 struct {
@@ -122,6 +123,15 @@ struct sock_state {
 	__u64 dev;
 	__u32 ifindex;
 	char dev_name[RT_IFNAME_LEN];
+	/* --detail calls (cfg.calls_only): frames taken, and the oldest of
+	 * them known complete, since the ring was first seen with its head at
+	 * frontier_base: the k-th frame taken sits at (frontier_base + k) % n,
+	 * and frames complete in ring order. done_total only grows (a max
+	 * kept with cmpxchg): the sweep and a call's return both move it. */
+	__u64 taken_total;
+	__u64 done_total;
+	__u32 frontier_base;
+	__u32 pad2;
 };
 
 struct {

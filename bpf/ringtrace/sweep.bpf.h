@@ -156,7 +156,7 @@ static __always_inline void sock_gone(__u64 sk, struct sock_state *ss)
 			e->tid = 0;
 			e->comm[0] = 0;
 			e->frame = RT_NO_FRAME;
-			e->pending = ss->map_sending;
+			e->pending = gone_pending(ss);
 			e->scan.nframes = ss->n;
 			ev_submit(e);
 		}
@@ -182,6 +182,11 @@ static long sweep_sock(void *map, const __u64 *sk, struct sock_state *ss, struct
 
 	if (sock_closed(*sk, ss) && (!cfg.uarg_form || ss->map_sending <= 0 || !ss->tracked)) {
 		sock_gone(*sk, ss);
+		return 0;
+	}
+	if (cfg.calls_only) {
+		if (ss->tracked)
+			frontier_walk((struct sock *)*sk, ss, SWEEP_SOCK_BUDGET);
 		return 0;
 	}
 	if (!ss->tracked || ss->map_sending <= 0 || !ss->n)

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ringtrace/ringtrace/scenarios/verify"
+	"github.com/ringtrace/ringtrace/tracer/inputerr"
 	"github.com/ringtrace/ringtrace/tracer/kernel"
 	"github.com/ringtrace/ringtrace/tracer/kernel/probe"
 	"github.com/ringtrace/ringtrace/tracer/plan"
@@ -40,6 +41,17 @@ func probeKernel(c *cli.Context) (*kernel.Facts, *btf.Spec, *plan.Plan, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if c.String("detail") != "" { // trace, run
+		d, err := plan.ParseDetail(c.String("detail"))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if d == plan.DetailCalls {
+			if p, err = p.CallsOnly(facts); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
 	return facts, spec, p, nil
 }
 
@@ -51,8 +63,12 @@ func probeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print facts and plan as JSON"},
 			kernelAddressesFlagDef("print the symbols' and the plan's raw kernel addresses in --json: never share what it prints"),
 			&cli.BoolFlag{Name: "verify", Usage: "prove the plan: trace a few frames sent in a throwaway network namespace and check every promised precision (exit 1 if one is broken)"},
+			detailFlag(),
 		),
 		Action: func(c *cli.Context) error {
+			if c.Bool("verify") && callsOnly(c) {
+				return inputerr.New("--verify proves the per-frame hooks: --detail calls has none (its frame counts are checked by `ringtrace run --detail calls call-return`)")
+			}
 			facts, spec, p, err := probeKernel(c)
 			if err != nil {
 				return err

@@ -22,6 +22,7 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/live"
 	"github.com/ringtrace/ringtrace/tracer/nsexec"
 	"github.com/ringtrace/ringtrace/tracer/outfile"
+	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 	"github.com/ringtrace/ringtrace/tracer/session"
@@ -110,6 +111,7 @@ func traceFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "one JSON object per event; the last line is the summary"},
 		&cli.StringFlag{Name: "ready-file", Usage: "create this file once every probe is attached"},
 		&cli.StringFlag{Name: "record", Usage: "also write the raw event stream to this file (see `ringtrace report`)"},
+		detailFlag(),
 		&cli.BoolFlag{Name: "summary", Usage: "print no events: at exit, print the report (diagnoses, sockets, calls)"},
 		&cli.StringFlag{Name: "ringbuf-size", Usage: "BPF ring buffer size: MiB, or with a unit (4k, 256k, 64m); a power of two, 4k .. 1024m (default: 8, or 4 with an aggregating --summary)"},
 		&cli.UintFlag{Name: "max-frames", Value: 65536, Usage: "ring frames tracked at once, over all sockets"},
@@ -144,10 +146,30 @@ func startRecording(t *live.Trace, f *os.File, nm event.Names) (*record.Writer, 
 // drops and the rare frame transitions (roll-backs, WRONG_FORMAT).
 const summaryEvents = "frames,calls,sched,drop"
 
-// aggregating reports whether --summary keeps frames in the kernel: not when
-// a recording or a timeline (--perfetto, --html) wants every frame event.
+// detailFlag is --detail, shared by trace and run.
+func detailFlag() cli.Flag {
+	return &cli.StringFlag{Name: "detail", Value: string(plan.DetailFrames),
+		Usage: "frames: follow every frame (per-skb hooks); calls: only the send calls and the sender's sleeps, frames counted from the ring head and a completion frontier, at almost no cost"}
+}
+
+// detailLine is what the first line of a trace or run says of --detail.
+func detailLine(p *plan.Plan) string {
+	if p.FramesTraced() {
+		return ""
+	}
+	return ", send calls only (--detail calls: frames counted, not traced)"
+}
+
+// callsOnly reports whether --detail calls was asked for.
+func callsOnly(c *cli.Context) bool {
+	return strings.EqualFold(strings.TrimSpace(c.String("detail")), string(plan.DetailCalls))
+}
+
+// aggregating reports whether frames are kept in the kernel: always with
+// --detail calls (no frame is followed), and with --summary unless a
+// recording or a timeline (--perfetto, --html) wants every frame event.
 func aggregating(c *cli.Context) bool {
-	return c.Bool("summary") && c.String("record") == "" && c.String("perfetto") == "" && c.String("html") == ""
+	return callsOnly(c) || c.Bool("summary") && c.String("record") == "" && c.String("perfetto") == "" && c.String("html") == ""
 }
 
 // ringbufSize is --ringbuf-size or its default for the mode. The buffer is
@@ -229,8 +251,8 @@ func openTrace(c *cli.Context) (*live.Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s; attached in %v\n",
-		p.Class.Letter(), p.Class, completionLine(p), t.Session().Ready.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "ringtrace: tracing TX-ring sockets, hook class %s (%s), TX completion %s%s; attached in %v\n",
+		p.Class.Letter(), p.Class, completionLine(p), detailLine(p), t.Session().Ready.Round(time.Millisecond))
 	return t, nil
 }
 
@@ -284,8 +306,12 @@ func runTrace(c *cli.Context) error {
 		sinks.Out = append(sinks.Out, live.TextLines(out, f))
 		fmt.Fprintf(out, "%14s %-5s %-22s %-4s %-6s %s\n", "TIME(s)", "CPU", "COMM/TID", "SOCK", "FRAME", "EVENT")
 	}
-	if sinks.Report == nil && len(outs) > 0 {
+	if sinks.Report == nil && (len(outs) > 0 || aggregating(c)) {
+		// An aggregating session hands its counts to a report.
 		sinks.Report = report.NewBuilder(nm)
+		if len(outs) == 0 {
+			sinks.Report.SetLimits(report.SummaryLimits)
+		}
 	}
 	if sinks.Record, err = startRecording(t, recFile, nm); err != nil {
 		outs.abort()

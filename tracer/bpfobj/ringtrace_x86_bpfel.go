@@ -64,6 +64,7 @@ const (
 	RingtraceProgKretprobeQxmitLegacy          = "kretprobe_qxmit_legacy"
 	RingtraceProgSweepBounded                  = "sweep_bounded"
 	RingtraceProgSweepLoop                     = "sweep_loop"
+	RingtraceProgSysEnterCloseLoop             = "sys_enter_close_loop"
 	RingtraceProgSysEnterSendmmsgBounded       = "sys_enter_sendmmsg_bounded"
 	RingtraceProgSysEnterSendmmsgLoop          = "sys_enter_sendmmsg_loop"
 	RingtraceProgSysEnterSendmsgBounded        = "sys_enter_sendmsg_bounded"
@@ -182,6 +183,7 @@ type RingtraceProgramSpecs struct {
 	KretprobeQxmitLegacy          *ebpf.ProgramSpec `ebpf:"kretprobe_qxmit_legacy"`
 	SweepBounded                  *ebpf.ProgramSpec `ebpf:"sweep_bounded"`
 	SweepLoop                     *ebpf.ProgramSpec `ebpf:"sweep_loop"`
+	SysEnterCloseLoop             *ebpf.ProgramSpec `ebpf:"sys_enter_close_loop"`
 	SysEnterSendmmsgBounded       *ebpf.ProgramSpec `ebpf:"sys_enter_sendmmsg_bounded"`
 	SysEnterSendmmsgLoop          *ebpf.ProgramSpec `ebpf:"sys_enter_sendmmsg_loop"`
 	SysEnterSendmsgBounded        *ebpf.ProgramSpec `ebpf:"sys_enter_sendmsg_bounded"`
@@ -362,6 +364,7 @@ type RingtracePrograms struct {
 	KretprobeQxmitLegacy          *ebpf.Program `ebpf:"kretprobe_qxmit_legacy"`
 	SweepBounded                  *ebpf.Program `ebpf:"sweep_bounded"`
 	SweepLoop                     *ebpf.Program `ebpf:"sweep_loop"`
+	SysEnterCloseLoop             *ebpf.Program `ebpf:"sys_enter_close_loop"`
 	SysEnterSendmmsgBounded       *ebpf.Program `ebpf:"sys_enter_sendmmsg_bounded"`
 	SysEnterSendmmsgLoop          *ebpf.Program `ebpf:"sys_enter_sendmmsg_loop"`
 	SysEnterSendmsgBounded        *ebpf.Program `ebpf:"sys_enter_sendmsg_bounded"`
@@ -427,6 +430,7 @@ func (p *RingtracePrograms) Close() error {
 		p.KretprobeQxmitLegacy,
 		p.SweepBounded,
 		p.SweepLoop,
+		p.SysEnterCloseLoop,
 		p.SysEnterSendmmsgBounded,
 		p.SysEnterSendmmsgLoop,
 		p.SysEnterSendmsgBounded,

@@ -40,7 +40,8 @@ type Facts struct {
 	Types        map[string]bool `json:"btf_types"`
 	TPBTF        map[string]bool `json:"tp_btf"`
 	KfreeSkbArgs int             `json:"kfree_skb_args"`
-	// SyscallTPs: syscalls:sys_{enter,exit}_send{to,msg,mmsg} exist in tracefs.
+	// SyscallTPs: syscalls:sys_{enter,exit}_send{to,msg,mmsg} and
+	// sys_enter_close exist in tracefs.
 	SyscallTPs  bool              `json:"syscall_tracepoints"`
 	Tracefs     Tracefs           `json:"tracefs"`
 	Features    Features          `json:"features"`

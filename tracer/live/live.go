@@ -284,8 +284,8 @@ func (t *Trace) Stop() (*Result, error) {
 		b.SetGaps(res.Stats.Lost, res.Stats.Duplicates, res.Stats.Missed)
 		b.SetPromises(res.Promises)
 		res.Report = b.Finish()
-		p := t.sess.Plan()
-		res.Report.Kernel, res.Report.Class, res.Report.Completion = t.facts.Release, string(p.Class), p.Completion
+		res.Report.Kernel = t.facts.Release
+		res.Report.SetPlan(t.sess.Plan())
 	}
 	return res, runErr
 }

@@ -204,7 +204,8 @@ type Config struct {
 	SendingViaTP     bool         `json:"sending_via_tp"`
 	CallsViaSyscalls bool         `json:"calls_via_syscalls"`
 	UargForm         bool         `json:"uarg_form"`
-	SweepBatch       int          `json:"sweep_batch"` // frames per sweep program run
+	SweepBatch       int          `json:"sweep_batch"`          // frames per sweep program run
+	CallsOnly        bool         `json:"calls_only,omitempty"` // --detail calls: no per-frame hooks (CallsOnly)
 	StackRanges      []StackRange `json:"stack_ranges"`
 }
 
@@ -212,7 +213,8 @@ type Config struct {
 type Plan struct {
 	Class      Class        `json:"class"`
 	ClassWhy   string       `json:"class_why"`
-	Completion string       `json:"completion"` // "destructor" or "uarg"
+	Completion string       `json:"completion"`       // "destructor" or "uarg"
+	Detail     Detail       `json:"detail,omitempty"` // "" (frames) or calls: see CallsOnly
 	Rows       []Row        `json:"rows"`
 	Attach     []Attachment `json:"attach"`
 	Config     Config       `json:"config"`

@@ -9,7 +9,8 @@ import (
 
 // TestEveryProgramExists: every program any plan can choose, over the
 // kernels the plan tells apart (hook families, bpf_loop, completion form,
-// inlined functions, tracepoints), is in the generated BPF object. A
+// inlined functions, tracepoints; --detail frames and calls), is in the
+// generated BPF object. A
 // renamed or dropped program fails here, without root, not on the one
 // kernel of the matrix that picks it.
 func TestEveryProgramExists(t *testing.T) {
@@ -35,12 +36,17 @@ func TestEveryProgramExists(t *testing.T) {
 						f := facts(hooks[0], hooks[1], loop, funcs...)
 						f.SyscallTPs = syscalls
 						f.Types["tpacket_uarg"] = uarg
+						f.Features.Atomics.OK = loop // BPF cmpxchg (5.12) comes before bpf_loop (5.17)
 						for _, c := range []plan.Class{plan.Auto, plan.Fentry, plan.Kprobe, plan.Tracepoint} {
 							p, err := plan.Build(f, c)
 							if err != nil {
 								continue // the class is not available on this kernel
 							}
-							for _, a := range p.Attach {
+							attach := p.Attach
+							if calls, err := p.CallsOnly(f); err == nil { // --detail calls
+								attach = append(attach, calls.Attach...)
+							}
+							for _, a := range attach {
 								chosen[a.Program] = true
 								if _, ok := spec.Programs[a.Program]; !ok {
 									t.Errorf("class %s, %v: plan chooses %q (%s %s), which the BPF object lacks",

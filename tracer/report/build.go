@@ -172,7 +172,7 @@ func (b *Builder) Add(e *event.Event) {
 		delete(s.calls, e.TID)
 		c.Return, c.Ret, c.ReturnScan = e.TS, e.Ret(), e.Scan
 		c.FramesTaken = max(c.FramesTaken, int(e.N)) // the kernel's count: summary mode has no SENDING events
-		c.SndBufAtRet, c.WmemAtRet = e.SndBuf, e.Wmem
+		c.SndBufAtRet, c.WmemAtRet, c.PendingAtRet = e.SndBuf, e.Wmem, e.Pending
 		if prev := c.prev; c.Ret == 0 && prev != nil && prev.TID == c.TID && (prev.Ret > 0 || prev.LoopCall) {
 			c.LoopCall = true
 		}

@@ -126,6 +126,9 @@ func (r *Report) htmlPage() *htmlPage {
 		p.CPUs = append(p.CPUs, []string{strconv.Itoa(int(c.ID)), us(c.NetRX), strconv.Itoa(c.RXSpans), us(c.NetTX),
 			strconv.Itoa(c.TXSpans), strconv.Itoa(c.NapiPolls), strconv.FormatUint(c.NapiWork, 10), strconv.Itoa(c.Exhausted)})
 	}
+	if n := r.NotTraced(); n != "" {
+		p.Notes = append(p.Notes, n)
+	}
 	p.Timeline = r.frameTimeline(ts, &p.Notes)
 	p.Calls = r.callsChart(ts, &p.Notes)
 	p.Wmem, p.Pending = r.seriesCharts(ts, &p.Notes)

@@ -111,6 +111,9 @@ type Call struct {
 	LoopCall    bool       `json:"loop_call"` // a further call of a "loop until queue empty"
 	SndBufAtRet int32      `json:"sndbuf_at_return"`
 	WmemAtRet   int32      `json:"wmem_at_return"`
+	// PendingAtRet is the frames in flight at the return (SENDING: events
+	// counted, or with --detail calls taken and not past the frontier).
+	PendingAtRet int32 `json:"pending_at_return"`
 
 	prev *Call // the socket's call entered before this one, until it returns
 }
@@ -248,6 +251,7 @@ type Report struct {
 	Kernel     string            `json:"kernel,omitempty"`
 	Class      string            `json:"hook_class,omitempty"`
 	Completion string            `json:"completion,omitempty"`
+	Detail     string            `json:"detail,omitempty"` // "calls": frames were counted, not traced (see NotTraced)
 	Sockets    []*Socket         `json:"sockets"`
 	CPUs       []*CPU            `json:"cpus"`
 	Diagnoses  []Diagnosis       `json:"diagnoses"`

@@ -190,11 +190,15 @@ func (r *Report) WritePerfetto(w io.Writer) error {
 }
 
 func (r *Report) perfettoMetadata() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"tool": "ringtrace", "kernel": r.Kernel, "hook_class": r.Class, "tx_completion": r.Completion,
 		"start_ns": r.Start, "duration_ns": r.End - r.Start, "events_lost": r.Lost,
 		"totals": r.Totals, "diagnoses": r.Diagnoses,
 	}
+	if n := r.NotTraced(); n != "" {
+		m["detail"], m["not_traced"] = r.Detail, n
+	}
+	return m
 }
 
 func (p *perfetto) raw(s string) {

@@ -75,9 +75,7 @@ func ReplayWith(r *record.Reader, o ReplayOptions) (*Report, error) {
 	if h := r.Header; h.Kernel != nil {
 		rep.Kernel = h.Kernel.Release
 	}
-	if p := r.Header.Plan; p != nil {
-		rep.Class, rep.Completion = string(p.Class), p.Completion
-	}
+	rep.SetPlan(r.Header.Plan)
 	return rep, nil
 }
 

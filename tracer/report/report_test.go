@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/record"
 	"github.com/ringtrace/ringtrace/tracer/report"
 )
@@ -370,5 +371,32 @@ func TestGapsDiagnosed(t *testing.T) {
 	}
 	if d := diag(report.NewBuilder(event.Names{}).Finish(), report.DiagMissedRuns); d != nil {
 		t.Errorf("no gaps, yet %+v", d)
+	}
+}
+
+// TestNotTraced: a --detail calls trace says, in every rendering, that its
+// frames were counted, not traced; a --detail frames trace says nothing.
+func TestNotTraced(t *testing.T) {
+	for _, tc := range []struct {
+		p    *plan.Plan
+		want bool
+	}{{&plan.Plan{Class: plan.Tracepoint, Detail: plan.DetailCalls}, true}, {&plan.Plan{Class: plan.Tracepoint}, false}} {
+		rep := replay(t, "veth")
+		rep.SetPlan(tc.p)
+		var text, html, pf bytes.Buffer
+		if err := rep.WriteText(&text, report.TextOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.WriteHTML(&html); err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.WritePerfetto(&pf); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range map[string]*bytes.Buffer{"text": &text, "html": &html, "perfetto": &pf} {
+			if got := strings.Contains(b.String(), "frame detail not traced"); got != tc.want {
+				t.Errorf("detail %q: %s says frames were not traced: %v, want %v", tc.p.Detail, name, got, tc.want)
+			}
+		}
 	}
 }

@@ -42,6 +42,9 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 	if r.Kernel != "" {
 		fmt.Fprintf(w, "kernel %s, hook class %s, TX completion %s\n", r.Kernel, r.Class, r.Completion)
 	}
+	if n := r.NotTraced(); n != "" {
+		fmt.Fprintf(w, "NOTE: %s\n", n)
+	}
 	fmt.Fprintf(w, "trace %.3f s: %d sockets, %d sendto calls, %d frames sent, %d completed (%d exact, %d bounded), %d in flight at the end, %d events lost\n",
 		float64(r.End-r.Start)/1e9, r.NSockets(), t.Calls, t.FramesSent, t.Completed, t.CompletedExact, t.CompletedBounded, t.InFlightAtEnd, r.Lost)
 	fmt.Fprintf(w, "returns: %d -ENOBUFS, %d -EAGAIN, %d -ETIMEDOUT, %d other errors; %d frames dropped in sendto and rolled back, %d dropped later, %d WRONG_FORMAT\n",

@@ -82,6 +82,9 @@ type Sending struct {
 // of a trace, the frames still in flight (in Aggregate mode no event says
 // so).
 func (s *Session) StillSending() ([]Sending, error) {
+	if s.o.Plan.Config.CallsOnly {
+		return s.pastFrontier()
+	}
 	var out []Sending
 	var k bpftypes.RingtraceRtFrameKey
 	var f bpftypes.RingtraceRtFrame
@@ -93,6 +96,30 @@ func (s *Session) StillSending() ([]Sending, error) {
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read frame states: %w", err)
+	}
+	return out, nil
+}
+
+// pastFrontier lists, with --detail calls, the frames each socket took
+// that its completion frontier has not passed: oldest first from the
+// frontier, since (at the latest) the socket's last call.
+func (s *Session) pastFrontier() ([]Sending, error) {
+	var out []Sending
+	var sk uint64
+	var ss bpftypes.RingtraceSockState
+	it := s.objs.maps["socks"].Iterate()
+	for it.Next(&sk, &ss) {
+		if ss.Tracked == 0 || ss.N == 0 || ss.TakenTotal <= ss.DoneTotal {
+			continue
+		}
+		n := min(ss.TakenTotal-ss.DoneTotal, uint64(ss.N))
+		for i := range n {
+			idx := uint32((uint64(ss.FrontierBase) + ss.DoneTotal + i) % uint64(ss.N))
+			out = append(out, Sending{Sock: SockKey{sk, uint32(ss.Ino)}, Frame: idx, Since: ss.LastTs})
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read socket states: %w", err)
 	}
 	return out, nil
 }

@@ -29,6 +29,7 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpftypes.RingtraceRtConfig
 		SendingViaTp: b2u(c.SendingViaTP), CallsViaSyscalls: b2u(c.CallsViaSyscalls),
 		UargForm: b2u(c.UargForm), UargCompleteLen: c.UargCompleteLen, UargViaKfree: b2u(c.UargViaKfree),
 		DirectXmitAddr: c.DirectXmitAddr, CompleteHooked: b2u(c.CompleteHooked), Claims: b2u(c.Claims),
+		CallsOnly: b2u(c.CallsOnly),
 	}
 	switch p.Class {
 	case plan.Fentry:
@@ -141,6 +142,10 @@ func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpftypes.RingtraceRtConfig, rin
 		return nil, fmt.Errorf("set rt_config: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = ringSize
+	if p.Config.CallsOnly {
+		// Frame entries are made only for a WRONG_FORMAT frame at head.
+		maxFrames = min(maxFrames, 4096)
+	}
 	spec.Maps["frames"].MaxEntries = maxFrames
 	spec.Maps["ph2idx"].MaxEntries = maxFrames
 

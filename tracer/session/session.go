@@ -47,7 +47,8 @@ type Options struct {
 	// Aggregate keeps frame transitions in the kernel, as per-socket counts
 	// and in-flight histograms (Aggregates), instead of streaming a
 	// frame_state event for each; sendmsg scans shrink to what calls need.
-	// For summaries of long or fast traces.
+	// For summaries of long or fast traces. A --detail calls plan
+	// (Config.CallsOnly) always aggregates.
 	Aggregate bool
 }
 
@@ -107,6 +108,9 @@ func (o *Options) defaults() {
 func Open(o Options) (*Session, error) {
 	start := time.Now()
 	o.defaults()
+	if o.Plan.Config.CallsOnly {
+		o.Aggregate = true // no frame events: the kernel counts frames
+	}
 	if o.RingBufBytes&(o.RingBufBytes-1) != 0 || o.RingBufBytes < uint32(os.Getpagesize()) {
 		return nil, fmt.Errorf("ring buffer size %d must be a power of two of at least a page", o.RingBufBytes)
 	}

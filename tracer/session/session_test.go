@@ -35,7 +35,7 @@ type tracer struct {
 	sess   *session.Session
 	cancel context.CancelFunc
 	done   chan error
-	col    *session.Collector
+	col    collector
 	plan   *plan.Plan
 }
 
@@ -65,13 +65,25 @@ func startTracer(t *testing.T, class plan.Class, f session.Filter) *tracer {
 // startTracerWith starts a session with o and collects its events.
 func startTracerWith(t *testing.T, o session.Options) *tracer {
 	t.Helper()
+	return startTracerSink(t, o, &session.Collector{})
+}
+
+// collector is a sink that keeps what it is given.
+type collector interface {
+	session.Sink
+	Events() []event.Event
+}
+
+// startTracerSink starts a session with o that feeds col.
+func startTracerSink(t *testing.T, o session.Options, col collector) *tracer {
+	t.Helper()
 	needRoot(t)
 	sess, err := session.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: &session.Collector{}, plan: o.Plan}
+	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: col, plan: o.Plan}
 	go func() { tr.done <- sess.Run(ctx, tr.col, nil) }()
 	t.Cleanup(func() { tr.stop(t) })
 	return tr

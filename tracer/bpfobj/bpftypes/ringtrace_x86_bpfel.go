@@ -22,7 +22,8 @@ type RingtraceCallState struct {
 	SleepReason uint32
 	Sleeping    uint8
 	InXmit      uint8
-	Pad         [2]uint8
+	HeadReq     uint8
+	Pad         [1]uint8
 }
 
 type RingtracePhState struct {
@@ -73,7 +74,8 @@ type RingtraceRtConfig struct {
 	WakeupBytes      uint32
 	Aggregate        uint8
 	LightScans       uint8
-	Pad0             [2]uint8
+	CallsOnly        uint8
+	Pad0             uint8
 	FilterCommSet    uint8
 	FilterIfnameSet  uint8
 	KfreeHasReason   uint8
@@ -261,26 +263,30 @@ type RingtraceSkbState struct {
 }
 
 type RingtraceSockState struct {
-	_          structs.HostLayout
-	PgVec      uint64
-	LastTs     uint64
-	Ino        uint64
-	Pid        uint32
-	Seq        uint32
-	Pending    int32
-	MapSending int32
-	Fpb        uint32
-	Fsize      uint32
-	N          uint32
-	Off        uint32
-	NextIdx    uint32
-	Tracked    uint8
-	Pad        [3]uint8
-	SweepPos   uint32
-	_          [4]byte
-	GoneTs     uint64
-	Dev        uint64
-	Ifindex    uint32
-	DevName    [16]int8
-	_          [4]byte
+	_            structs.HostLayout
+	PgVec        uint64
+	LastTs       uint64
+	Ino          uint64
+	Pid          uint32
+	Seq          uint32
+	Pending      int32
+	MapSending   int32
+	Fpb          uint32
+	Fsize        uint32
+	N            uint32
+	Off          uint32
+	NextIdx      uint32
+	Tracked      uint8
+	Pad          [3]uint8
+	SweepPos     uint32
+	_            [4]byte
+	GoneTs       uint64
+	Dev          uint64
+	Ifindex      uint32
+	DevName      [16]int8
+	_            [4]byte
+	TakenTotal   uint64
+	DoneTotal    uint64
+	FrontierBase uint32
+	Pad2         uint32
 }

@@ -90,7 +90,7 @@ func Kernel(o Options) (*kernel.Facts, *btf.Spec, error) {
 		return nil, nil, err
 	}
 	f.SyscallTPs = true
-	for _, n := range []string{"sys_enter_sendto", "sys_exit_sendto", "sys_enter_sendmsg", "sys_exit_sendmsg"} {
+	for _, n := range []string{"sys_enter_sendto", "sys_exit_sendto", "sys_enter_sendmsg", "sys_exit_sendmsg", "sys_enter_close"} {
 		if _, err := os.Stat(f.Tracefs.Path + "/events/syscalls/" + n); err != nil {
 			f.SyscallTPs = false
 		}
