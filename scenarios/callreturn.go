@@ -20,6 +20,7 @@ func callReturnScenario() *Scenario {
 		// Per-frame qdisc/driver/receive events would cost the sender more
 		// than the 12 us a frame takes on the wire: trace what is checked.
 		Kinds: []event.Kind{event.SendmsgEnter, event.SendmsgReturn, event.FrameState, event.Sleep, event.Wake, event.Drop},
+		Calls: true,
 		Run:   runCallReturn,
 	}
 }
@@ -70,12 +71,7 @@ func runCallReturn(ctx context.Context, env *Env) ([]Expectation, error) {
 	// the syscall, which the tracer's consumer in the same process competes
 	// for: reported, not checked.
 	fmt.Fprintf(env.Log, "the sender measured %v around sendto; the wire time is %v\n", c.took.Round(time.Microsecond), fmtDur(wire))
-	done := 0
-	for _, rd := range s.Rounds {
-		if rd.Done && rd.Available <= tc.Return {
-			done++
-		}
-	}
+	done := availableAtReturn(env, s, tc)
 	exps = append(exps, pass("every frame is AVAILABLE when the call returns", done == p.Frames,
 		fmt.Sprintf("%d of %d", done, p.Frames), fmt.Sprint(p.Frames)))
 	var maxPending int32

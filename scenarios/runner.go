@@ -28,7 +28,10 @@ import (
 
 // Options configure a Runner.
 type Options struct {
-	Hooks   plan.Class
+	Hooks plan.Class
+	// Detail is plan.DetailCalls to trace the send calls only ("" or
+	// DetailFrames: every frame). Only scenarios with Calls set run so.
+	Detail  plan.Detail
 	Params  Params
 	Out     string    // directory for recordings, Perfetto and HTML files ("" = none)
 	Log     io.Writer // progress lines (nil: discarded)
@@ -64,6 +67,11 @@ func NewRunner(o Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Detail == plan.DetailCalls {
+		if p, err = p.CallsOnly(facts); err != nil {
+			return nil, err
+		}
+	}
 	if o.Out != "" {
 		if err := os.MkdirAll(o.Out, 0o755); err != nil {
 			return nil, inputerr.New("--out %s: %v", o.Out, err)
@@ -96,6 +104,10 @@ func (r *Runner) Run(ctx context.Context, s *Scenario) (res *Result) {
 			}
 		}
 	}()
+	if !s.Calls && !r.plan.FramesTraced() {
+		res.Error = fmt.Sprintf("%s checks frame timelines: run it with --detail frames", s.Name)
+		return res
+	}
 	if removed, err := lab.CleanStale(); err != nil {
 		res.Error = fmt.Sprintf("clean stale labs: %v", err)
 		return res
@@ -154,6 +166,26 @@ type Env struct {
 	Log    io.Writer
 	// promises are the plan's exact promises as each trace kept them.
 	promises []promise.Tally
+}
+
+// FramesTraced reports whether the traces follow every frame (not
+// --detail calls).
+func (e *Env) FramesTraced() bool { return e.r.plan.FramesTraced() }
+
+// availableAtReturn is how many frames of the socket were AVAILABLE when
+// call c returned: from the frame timelines or, with --detail calls, the
+// frames the call took less those still in flight at its return.
+func availableAtReturn(env *Env, s *report.Socket, c *report.Call) int {
+	if !env.FramesTraced() {
+		return max(c.FramesTaken-int(c.PendingAtRet), 0)
+	}
+	done := 0
+	for _, rd := range s.Rounds {
+		if rd.Done && rd.Available <= c.Return {
+			done++
+		}
+	}
+	return done
 }
 
 // Trace runs send while tracing this process, waits for the frames'

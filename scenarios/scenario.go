@@ -55,6 +55,9 @@ type Scenario struct {
 	// StuckAfter is how long a frame may stay SENDING before the trace
 	// reports it stuck and looks for its holder (0: 1 s).
 	StuckAfter time.Duration
+	// Calls: its checks hold with --detail calls (no frame timelines: the
+	// frames of a call are counted at its return).
+	Calls bool
 	// Run sends under the tracer (env.Trace) and returns the expectations.
 	Run func(ctx context.Context, env *Env) ([]Expectation, error)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/scenarios"
 	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/plan"
 )
 
 func needRoot(t *testing.T) {
@@ -39,7 +40,8 @@ func ringtraceBinary(t *testing.T) string {
 }
 
 // TestAllScenarios runs every reference scenario on this kernel and
-// checks each passes and leaves no lab behind.
+// checks each passes and leaves no lab behind; and again, with --detail
+// calls, those whose checks hold without frame timelines.
 func TestAllScenarios(t *testing.T) {
 	needRoot(t)
 	out := t.TempDir()
@@ -47,7 +49,23 @@ func TestAllScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runAll(t, r, scenarios.All())
+	rc, err := scenarios.NewRunner(scenarios.Options{Out: out, Detail: plan.DetailCalls})
+	if err != nil {
+		t.Logf("not run with --detail calls on this kernel: %v", err)
+		return
+	}
+	var calls []*scenarios.Scenario
 	for _, s := range scenarios.All() {
+		if s.Calls {
+			calls = append(calls, s)
+		}
+	}
+	t.Run("detail-calls", func(t *testing.T) { runAll(t, rc, calls) })
+}
+
+func runAll(t *testing.T, r *scenarios.Runner, list []*scenarios.Scenario) {
+	for _, s := range list {
 		t.Run(s.Name, func(t *testing.T) {
 			res := r.Run(context.Background(), s)
 			for _, e := range res.Expectations {

@@ -30,7 +30,7 @@ func soakCommand() *cli.Command {
 			&cli.StringFlag{Name: "ringtrace", Value: "bin/ringtrace", Usage: "ringtrace binary"},
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Minute, Usage: "how long"},
 			&cli.DurationFlag{Name: "every", Value: 10 * time.Second, Usage: "sampling interval"},
-			&cli.StringFlag{Name: "mode", Value: "summary", Usage: "summary (trace --summary) or stream (trace --json to /dev/null)"},
+			&cli.StringFlag{Name: "mode", Value: "summary", Usage: "summary (trace --summary), calls (trace --summary --detail calls) or stream (trace --json to /dev/null)"},
 			&cli.IntFlag{Name: "size", Value: 64, Usage: "frame size"},
 			&cli.IntFlag{Name: "cpu", Value: 0, Usage: "CPU the sender runs on"},
 			&cli.Float64Flag{Name: "max-growth", Value: 0.10, Usage: "largest RSS growth allowed after the first minute (fraction)"},
@@ -59,9 +59,10 @@ func runSoak(c *cli.Context) error {
 		return inputerr.New("ringtrace binary %q not found (run make build)", c.String("ringtrace"))
 	}
 	mode := c.String("mode")
-	if mode != "summary" && mode != "stream" {
-		return inputerr.New("--mode %q: summary or stream", mode)
+	if mode != "summary" && mode != "calls" && mode != "stream" {
+		return inputerr.New("--mode %q: summary, calls or stream", mode)
 	}
+	summary := mode != "stream" // one report at the end, counted in the kernel
 	d, every := c.Duration("duration"), c.Duration("every")
 	if d <= 0 || every <= 0 || every > d {
 		return inputerr.New("--duration and --every must be positive, --every at most --duration")
@@ -81,8 +82,11 @@ func runSoak(c *cli.Context) error {
 	var avail availCounter
 	tracer := exec.Command(rt, args...)
 	switch {
-	case mode == "summary":
+	case summary:
 		tracer.Args = append(tracer.Args, "--summary", "--json")
+		if mode == "calls" {
+			tracer.Args = append(tracer.Args, "--detail", "calls")
+		}
 		tracer.Stdout = &stdout
 	case c.Bool("churn"):
 		tracer.Args = append(tracer.Args, "--json")
@@ -150,11 +154,11 @@ func runSoak(c *cli.Context) error {
 		return fmt.Errorf("tracer: %v: %s", err, stderr.String())
 	}
 
-	lost, events := soakCounts(mode, stdout.Bytes(), stderr.String())
+	lost, events := soakCounts(summary, stdout.Bytes(), stderr.String())
 	var fails []string
 	if churn != nil {
 		traced := avail.n
-		if mode == "summary" {
+		if summary {
 			sum := readSummary(stdout.Bytes())
 			traced = sum.completed
 			fmt.Printf("summary: %d sockets in %d rows (the first %d closed keep theirs; later ones fold into one)\n",
@@ -226,8 +230,8 @@ func rssGrowth(samples []soakSample) (warm soakSample, end uint64) {
 }
 
 // soakCounts reads the tracer's lost and event counts from its summary.
-func soakCounts(mode string, stdout []byte, stderr string) (lost uint64, events string) {
-	if mode == "summary" {
+func soakCounts(summary bool, stdout []byte, stderr string) (lost uint64, events string) {
+	if summary {
 		var s struct {
 			Session struct {
 				Events uint64 `json:"events"`

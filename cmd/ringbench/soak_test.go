@@ -27,7 +27,7 @@ func TestChurnAccounted(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../ringtrace").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	for _, mode := range []string{"stream", "summary"} {
+	for _, mode := range []string{"stream", "summary", "calls"} {
 		t.Run(mode, func(t *testing.T) {
 			app := &cli.App{Name: "ringbench", Commands: []*cli.Command{soakCommand()}, ExitErrHandler: func(*cli.Context, error) {}}
 			err := app.RunContext(context.Background(), []string{"ringbench", "soak", "--churn", "--ringtrace", bin,

@@ -43,6 +43,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "write each trace's recording, text report, Perfetto JSON and HTML timeline here"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on stdout (progress goes to stderr)"},
 			&cli.StringFlag{Name: "hooks", Value: "auto", Usage: "hook class: auto, fentry, kprobe or tracepoint"},
+			detailFlag(),
 			&cli.StringFlag{Name: "rate", Usage: "emulated NIC rate, e.g. 1gbit, 100mbit, 500kbit (default: per scenario)"},
 			&cli.Float64Flag{Name: "rate-scale", Usage: "multiply each scenario's default rate, e.g. 0.1 on a slow VM (expectations follow the rate)"},
 			&cli.UintFlag{Name: "limit", Usage: "pfifo limit in packets of the emulated NIC"},
@@ -103,6 +104,17 @@ func runScenarios(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	detail, err := plan.ParseDetail(c.String("detail"))
+	if err != nil {
+		return err
+	}
+	if detail == plan.DetailCalls {
+		for _, s := range list {
+			if !s.Calls {
+				return inputerr.New("scenario %s checks frame timelines: run it with --detail frames (with --detail calls: %s)", s.Name, strings.Join(callsScenarios(), ", "))
+			}
+		}
+	}
 	rate, err := parseRate(c.String("rate"))
 	if err != nil {
 		return err
@@ -129,7 +141,7 @@ func runScenarios(c *cli.Context) error {
 		log = os.Stderr
 	}
 	runner, err := scenarios.NewRunner(scenarios.Options{
-		Hooks: class, Out: c.String("out"), Log: log, Tracefs: c.String("tracefs"), BTF: c.String("btf"),
+		Hooks: class, Detail: detail, Out: c.String("out"), Log: log, Tracefs: c.String("tracefs"), BTF: c.String("btf"),
 		KernelAddresses: c.Bool(kernelAddressesFlag),
 		Params: scenarios.Params{Rate: rate, FifoLimit: uint32(c.Uint("limit")), MTU: c.Int("mtu"),
 			SndBuf: c.Int("sndbuf"), Bypass: c.Bool("bypass"), Frames: c.Int("frames"), Size: c.Int("size"),
@@ -139,7 +151,7 @@ func runScenarios(c *cli.Context) error {
 		return err
 	}
 	p := runner.Plan()
-	fmt.Fprintf(log, "kernel %s, hook class %s (%s), TX completion %s\n", runner.Facts().Release, p.Class.Letter(), p.Class, completionLine(p))
+	fmt.Fprintf(log, "kernel %s, hook class %s (%s), TX completion %s%s\n", runner.Facts().Release, p.Class.Letter(), p.Class, completionLine(p), detailLine(p))
 	var results []*scenarios.Result
 	for _, s := range list {
 		if c.Context.Err() != nil {
@@ -219,4 +231,15 @@ func printResult(w io.Writer, r *scenarios.Result) {
 		fmt.Fprintf(w, "  wrote %s\n", f)
 	}
 	fmt.Fprintf(w, "--- %s: %s\n", r.Scenario, verdict(r))
+}
+
+// callsScenarios names the scenarios whose checks hold with --detail calls.
+func callsScenarios() []string {
+	var out []string
+	for _, s := range scenarios.All() {
+		if s.Calls {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }
