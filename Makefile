@@ -44,7 +44,7 @@ test: ## (root) unit and root integration tests against the running kernel
 test-short: ## unit tests only, no root needed
 	$(GO) test -count=1 -short ./...
 
-bench: build ## (root) tracing overhead (traced/untraced, stream and --summary, vs bpftrace), per-call cost by ring size, start-up time, idle sweep cost
+bench: build ## (root) tracing overhead (traced/untraced: --detail calls, stream, --summary, vs bpftrace), per-call cost by ring size, start-up time, idle sweep cost
 	@command -v trafgen >/dev/null || apt-get install -y netsniff-ng
 	@command -v bpftrace >/dev/null || apt-get install -y bpftrace
 	$(GO) test -run XXX -bench Startup -benchtime 5x ./tracer/session/

@@ -27,7 +27,7 @@ func percallCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ringtrace", Value: "bin/ringtrace", Usage: "ringtrace binary"},
 			&cli.IntSliceFlag{Name: "rings", Value: cli.NewIntSlice(64, 2048, 65536), Usage: "ring sizes (frames)"},
-			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("stream", "summary", "null"), Usage: "tracers to compare with the untraced run"},
+			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("calls", "stream", "summary", "null"), Usage: "tracers to compare with the untraced run"},
 			&cli.IntFlag{Name: "calls", Value: 2000, Usage: "calls per measurement"},
 			&cli.IntFlag{Name: "reps", Value: 3, Usage: "interleaved repetitions"},
 			&cli.IntFlag{Name: "timer-ring", Value: 16384, Usage: "ring size of the interval-timer sender (0: skip it)"},
