@@ -137,6 +137,7 @@ struct inode {
 struct file {
 	struct inode *f_inode;
 	void *private_data;
+	unsigned int f_flags;
 } __attribute__((preserve_access_index));
 
 struct fdtable {

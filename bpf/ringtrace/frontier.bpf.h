@@ -66,6 +66,9 @@ static __always_inline void frontier_taken(struct sock *sk, struct sock_state *s
 	frontier_pending(ss);
 }
 
+/* (Caching the block address across frames, to save a read per frame,
+ * made the verifier track it through every iteration: "the sequence of
+ * 8193 jumps is too complex".) */
 struct frontier_ctx {
 	struct ring r;
 	__u32 slot;

@@ -110,12 +110,20 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 			taken = r.n; /* the whole ring went round */
 	}
 	if (use_loop && cfg.calls_only) {
-		/* --detail calls: counted, not followed, frame by frame. The
-		 * frontier walk reads the frames that completed since the last
-		 * walk and stops at the first still SENDING: O(frames this
-		 * call took), however large the ring (budget twice that). */
+		/* --detail calls: counted, not followed, frame by frame. After
+		 * a MSG_DONTWAIT call (or a failed one) the frontier walk reads
+		 * the frames that completed since the last walk and stops at
+		 * the first still SENDING: O(frames this call took), however
+		 * large the ring (budget twice that). */
 		frontier_taken(sk, ss, taken, r.n);
-		frontier_walk(sk, ss, 2 * (taken > 16 ? taken : 16));
+		if (ret >= 0 && !(c->flags & MSG_DONTWAIT))
+			/* A blocking tpacket_snd returns only once the socket
+			 * has no frame in flight (its pending count read 0):
+			 * all are done, nothing to read. */
+			frontier_done(sk, ss, ss->taken_total);
+		else
+			frontier_walk(sk, ss, 2 * (taken > 16 ? taken : 16));
+		frontier_pending(ss);
 	} else if (taken > c->n_sent) {
 		/* Frames this call took that no hook showed SENDING. */
 		struct taken_ctx t = {};
@@ -193,7 +201,10 @@ struct sys_exit_args {
 	__s64 ret;
 };
 
-static __always_inline struct sock *fd_sock(int fd)
+/* fd_sock: the TX-ring socket open at fd, or NULL; *dontwait gets
+ * MSG_DONTWAIT if its file is O_NONBLOCK (the syscall adds it to the
+ * flags packet_sendmsg sees). */
+static __always_inline struct sock *fd_sock(int fd, __u32 *dontwait)
 {
 	struct task_struct *t = (void *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -209,18 +220,22 @@ static __always_inline struct sock *fd_sock(int fd)
 		return NULL;
 	so = BPF_CORE_READ(f, private_data);
 	sk = BPF_CORE_READ(so, sk);
-	return is_tx_ring_sock(sk) ? sk : NULL;
+	if (!is_tx_ring_sock(sk))
+		return NULL;
+	*dontwait = BPF_CORE_READ(f, f_flags) & O_NONBLOCK ? MSG_DONTWAIT : 0;
+	return sk;
 }
 
 static __always_inline void sys_enter(struct sys_enter_args *ctx, int flags_arg, int use_loop)
 {
+	__u32 dontwait = 0;
 	struct sock *sk;
 
 	if (!cfg.calls_via_syscalls)
 		return;
-	sk = fd_sock((int)ctx->args[0]);
+	sk = fd_sock((int)ctx->args[0], &dontwait);
 	if (sk)
-		call_enter(sk, (__u32)ctx->args[flags_arg], RT_H_TRACEPOINT, use_loop);
+		call_enter(sk, (__u32)ctx->args[flags_arg] | dontwait, RT_H_TRACEPOINT, use_loop);
 }
 
 #define SYSCALL_PROGS(name, flags_arg, variant, use_loop)                      \
@@ -327,11 +342,12 @@ int sys_enter_close_loop(struct sys_enter_args *ctx)
 {
 	struct sock_state *ss;
 	struct sock *sk;
+	__u32 dontwait;
 	__u64 key;
 
 	if (!cfg.calls_only)
 		return 0;
-	sk = fd_sock((int)ctx->args[0]);
+	sk = fd_sock((int)ctx->args[0], &dontwait);
 	if (!sk)
 		return 0;
 	key = (__u64)sk;

@@ -11,6 +11,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFSOCK 0140000
 #define TASK_RUNNING 0
 #define MSG_DONTWAIT 0x40
+#define O_NONBLOCK 04000
 #define NET_TX_SOFTIRQ 2
 #define NET_RX_SOFTIRQ 3
 /* Without bpf_loop (before 5.17) the verifier walks loops iteration by
