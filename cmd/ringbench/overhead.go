@@ -96,15 +96,10 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 	tr.stdout = f
 	tr.cmd.Stdout = f
 	tr.cmd.Stderr = &tr.out
-	if err := tr.cmd.Start(); err != nil {
+	if err := startPinned(tr.cmd, cpus); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s tracer: %w", mode, err)
 	}
-	var set unix.CPUSet
-	for _, c := range cpus {
-		set.Set(c)
-	}
-	unix.SchedSetaffinity(tr.cmd.Process.Pid, &set)
 	var attached func() bool
 	if mode == "bpftrace" { // no ready file: it says "Attaching N probes..."
 		attached = func() bool { return strings.Contains(tr.head(), "Attaching") }

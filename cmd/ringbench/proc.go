@@ -5,11 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/inputerr"
@@ -159,4 +161,26 @@ func otherCPUs(sender int) []int {
 		others = []int{sender}
 	}
 	return others
+}
+
+// startPinned starts cmd with every one of its threads on cpus. It is
+// forked from a thread pinned there, and a thread inherits the affinity of
+// the one that creates it. (Pinning the child's pid after it started pins
+// its first thread only: the Go runtime's other threads, and those they
+// create, ran on the sender's CPU too.)
+func startPinned(cmd *exec.Cmd, cpus []int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return err
+	}
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin to CPUs %v: %w", cpus, err)
+	}
+	defer unix.SchedSetaffinity(0, &old)
+	return cmd.Start()
 }
