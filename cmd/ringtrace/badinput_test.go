@@ -89,6 +89,7 @@ func TestBadInputEveryCommand(t *testing.T) {
 		{"trace/not-root", []string{"trace", "--duration", "1s"}, "root", nobody},
 		{"trace/zero-stuck-after", []string{"trace", "--stuck-after", "0s"}, "--stuck-after must be positive", nil},
 		{"trace/bad-stuck-after", []string{"trace", "--stuck-after", "soon"}, "stuck-after", nil},
+		{"trace/bad-cpus", []string{"trace", "--cpus", "one"}, "--cpus \"one\" is not a CPU list", nil},
 		{"trace/bad-detail", []string{"trace", "--detail", "packets"}, "--detail \"packets\": want frames or calls", nil},
 		{"report/no-file", []string{"report"}, "exactly one", nil},
 		{"report/missing", []string{"report", filepath.Join(dir, "nosuch.rtrec")}, "no such file", nil},

@@ -89,7 +89,7 @@ func sendOptions(c *cli.Context) (txring.Options, func(), error) {
 	if err != nil {
 		return o, cleanup, err
 	}
-	cpus, err := parseCPUList(c.String("cpu"))
+	cpus, err := parseCPUList("cpu", c.String("cpu"))
 	if err != nil {
 		return o, cleanup, err
 	}
@@ -268,8 +268,8 @@ func parseProtocol(s string) (uint16, error) {
 	return parseU16("bind-protocol", s)
 }
 
-// parseCPUList parses "1", "0,2", "0-3,6".
-func parseCPUList(s string) ([]int, error) {
+// parseCPUList parses flag's "1", "0,2", "0-3,6".
+func parseCPUList(flag, s string) ([]int, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -283,10 +283,10 @@ func parseCPUList(s string) ([]int, error) {
 			b, err2 = strconv.Atoi(strings.TrimSpace(hi))
 		}
 		if err1 != nil || err2 != nil || a < 0 || b < a || b >= 1024 {
-			return nil, inputerr.New("--cpu %q is not a CPU list like 1 or 0,2 or 0-3", s)
+			return nil, inputerr.New("--%s %q is not a CPU list like 1 or 0,2 or 0-3", flag, s)
 		}
 		if b >= runtime.NumCPU() {
-			return nil, inputerr.New("--cpu %q: CPU %d does not exist (this machine has %d)", s, b, runtime.NumCPU())
+			return nil, inputerr.New("--%s %q: CPU %d does not exist (this machine has %d)", flag, s, b, runtime.NumCPU())
 		}
 		for i := a; i <= b; i++ {
 			cpus = append(cpus, i)

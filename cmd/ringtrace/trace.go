@@ -110,6 +110,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "events", Value: defaultEvents, Usage: "event groups (frames, calls, sched, qdisc, xmit, rx, softirq, all) or event names; softirq/napi events are per CPU and not restricted by --pid/--comm/--ifname"},
 		&cli.BoolFlag{Name: "json", Usage: "one JSON object per event; the last line is the summary"},
 		&cli.StringFlag{Name: "ready-file", Usage: "create this file once every probe is attached"},
+		&cli.StringFlag{Name: "cpus", Usage: "run ringtrace's own threads (reader, sweep) only on these CPUs, e.g. 1 or 2-3: keep them off a pinned sender's CPU"},
 		&cli.StringFlag{Name: "record", Usage: "also write the raw event stream to this file (see `ringtrace report`)"},
 		detailFlag(),
 		&cli.BoolFlag{Name: "summary", Usage: "print no events: at exit, print the report (diagnoses, sockets, calls)"},
@@ -202,6 +203,15 @@ func limitHeap(c *cli.Context) {
 }
 
 func openTrace(c *cli.Context) (*live.Trace, error) {
+	cpus, err := parseCPUList("cpus", c.String("cpus"))
+	if err != nil {
+		return nil, err
+	}
+	if len(cpus) > 0 {
+		if err := pinProcess(cpus); err != nil {
+			return nil, err
+		}
+	}
 	evs := c.String("events")
 	if aggregating(c) && !c.IsSet("events") {
 		evs = summaryEvents
