@@ -71,12 +71,8 @@ const (
 	RingtraceProgSysEnterSendmsgLoop           = "sys_enter_sendmsg_loop"
 	RingtraceProgSysEnterSendtoBounded         = "sys_enter_sendto_bounded"
 	RingtraceProgSysEnterSendtoLoop            = "sys_enter_sendto_loop"
-	RingtraceProgSysExitSendmmsgBounded        = "sys_exit_sendmmsg_bounded"
-	RingtraceProgSysExitSendmmsgLoop           = "sys_exit_sendmmsg_loop"
-	RingtraceProgSysExitSendmsgBounded         = "sys_exit_sendmsg_bounded"
-	RingtraceProgSysExitSendmsgLoop            = "sys_exit_sendmsg_loop"
-	RingtraceProgSysExitSendtoBounded          = "sys_exit_sendto_bounded"
-	RingtraceProgSysExitSendtoLoop             = "sys_exit_sendto_loop"
+	RingtraceProgSysExitSendBounded            = "sys_exit_send_bounded"
+	RingtraceProgSysExitSendLoop               = "sys_exit_send_loop"
 	RingtraceProgTpConsumeSkb                  = "tp_consume_skb"
 	RingtraceProgTpKfreeSkb                    = "tp_kfree_skb"
 	RingtraceProgTpKfreeUarg                   = "tp_kfree_uarg"
@@ -190,12 +186,8 @@ type RingtraceProgramSpecs struct {
 	SysEnterSendmsgLoop           *ebpf.ProgramSpec `ebpf:"sys_enter_sendmsg_loop"`
 	SysEnterSendtoBounded         *ebpf.ProgramSpec `ebpf:"sys_enter_sendto_bounded"`
 	SysEnterSendtoLoop            *ebpf.ProgramSpec `ebpf:"sys_enter_sendto_loop"`
-	SysExitSendmmsgBounded        *ebpf.ProgramSpec `ebpf:"sys_exit_sendmmsg_bounded"`
-	SysExitSendmmsgLoop           *ebpf.ProgramSpec `ebpf:"sys_exit_sendmmsg_loop"`
-	SysExitSendmsgBounded         *ebpf.ProgramSpec `ebpf:"sys_exit_sendmsg_bounded"`
-	SysExitSendmsgLoop            *ebpf.ProgramSpec `ebpf:"sys_exit_sendmsg_loop"`
-	SysExitSendtoBounded          *ebpf.ProgramSpec `ebpf:"sys_exit_sendto_bounded"`
-	SysExitSendtoLoop             *ebpf.ProgramSpec `ebpf:"sys_exit_sendto_loop"`
+	SysExitSendBounded            *ebpf.ProgramSpec `ebpf:"sys_exit_send_bounded"`
+	SysExitSendLoop               *ebpf.ProgramSpec `ebpf:"sys_exit_send_loop"`
 	TpConsumeSkb                  *ebpf.ProgramSpec `ebpf:"tp_consume_skb"`
 	TpKfreeSkb                    *ebpf.ProgramSpec `ebpf:"tp_kfree_skb"`
 	TpKfreeUarg                   *ebpf.ProgramSpec `ebpf:"tp_kfree_uarg"`
@@ -371,12 +363,8 @@ type RingtracePrograms struct {
 	SysEnterSendmsgLoop           *ebpf.Program `ebpf:"sys_enter_sendmsg_loop"`
 	SysEnterSendtoBounded         *ebpf.Program `ebpf:"sys_enter_sendto_bounded"`
 	SysEnterSendtoLoop            *ebpf.Program `ebpf:"sys_enter_sendto_loop"`
-	SysExitSendmmsgBounded        *ebpf.Program `ebpf:"sys_exit_sendmmsg_bounded"`
-	SysExitSendmmsgLoop           *ebpf.Program `ebpf:"sys_exit_sendmmsg_loop"`
-	SysExitSendmsgBounded         *ebpf.Program `ebpf:"sys_exit_sendmsg_bounded"`
-	SysExitSendmsgLoop            *ebpf.Program `ebpf:"sys_exit_sendmsg_loop"`
-	SysExitSendtoBounded          *ebpf.Program `ebpf:"sys_exit_sendto_bounded"`
-	SysExitSendtoLoop             *ebpf.Program `ebpf:"sys_exit_sendto_loop"`
+	SysExitSendBounded            *ebpf.Program `ebpf:"sys_exit_send_bounded"`
+	SysExitSendLoop               *ebpf.Program `ebpf:"sys_exit_send_loop"`
 	TpConsumeSkb                  *ebpf.Program `ebpf:"tp_consume_skb"`
 	TpKfreeSkb                    *ebpf.Program `ebpf:"tp_kfree_skb"`
 	TpKfreeUarg                   *ebpf.Program `ebpf:"tp_kfree_uarg"`
@@ -437,12 +425,8 @@ func (p *RingtracePrograms) Close() error {
 		p.SysEnterSendmsgLoop,
 		p.SysEnterSendtoBounded,
 		p.SysEnterSendtoLoop,
-		p.SysExitSendmmsgBounded,
-		p.SysExitSendmmsgLoop,
-		p.SysExitSendmsgBounded,
-		p.SysExitSendmsgLoop,
-		p.SysExitSendtoBounded,
-		p.SysExitSendtoLoop,
+		p.SysExitSendBounded,
+		p.SysExitSendLoop,
 		p.TpConsumeSkb,
 		p.TpKfreeSkb,
 		p.TpKfreeUarg,

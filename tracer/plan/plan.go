@@ -414,9 +414,9 @@ func (b *builder) calls() {
 		b.row(ev, "-", "unavailable", why)
 		return
 	}
-	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} {
+	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} { // one exit program, attached thrice
 		b.attach(b.variant("sys_enter_"+sc), KindTracepoint, "syscalls/sys_enter_"+sc)
-		b.attach(b.variant("sys_exit_"+sc), KindTracepoint, "syscalls/sys_exit_"+sc)
+		b.attach(b.variant("sys_exit_send"), KindTracepoint, "syscalls/sys_exit_"+sc)
 	}
 	b.row(ev, "tracepoints syscalls:sys_{enter,exit}_send{to,msg,mmsg}", "exact",
 		"packet_sendmsg cannot be hooked ("+b.whyNoFunctionHooks()+"); fd resolved to a TX-ring socket at entry (write()/io_uring sends are not seen)")

@@ -102,9 +102,21 @@ func TestClassCLikeThisHost(t *testing.T) {
 		t.Fatalf("class %s (%s)", p.Class, p.ClassWhy)
 	}
 	a := attached(p)
-	for _, prog := range []string{"sys_enter_sendto_loop", "sys_exit_sendto_loop", "tp_net_dev_queue", "tp_kfree_skb", "sweep_loop"} {
+	for _, prog := range []string{"sys_enter_sendto_loop", "sys_exit_send_loop", "tp_net_dev_queue", "tp_kfree_skb", "sweep_loop"} {
 		if _, ok := a[prog]; !ok {
 			t.Errorf("class C plan lacks %s: %v", prog, a)
+		}
+	}
+	// One exit program, attached to the three send syscalls.
+	targets := map[string]string{}
+	for _, at := range p.Attach {
+		if strings.HasPrefix(at.Target, "syscalls/") {
+			targets[at.Target] = at.Program
+		}
+	}
+	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} {
+		if targets["syscalls/sys_enter_"+sc] != "sys_enter_"+sc+"_loop" || targets["syscalls/sys_exit_"+sc] != "sys_exit_send_loop" {
+			t.Errorf("%s: syscall attachments %v", sc, targets)
 		}
 	}
 	if !p.Config.AvailViaTP || !p.Config.SendingViaTP || !p.Config.CallsViaSyscalls {
