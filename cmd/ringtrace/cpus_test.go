@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -22,15 +20,7 @@ func TestTraceCPUs(t *testing.T) {
 		t.Skip("needs 2 CPUs")
 	}
 	bin := buildBinary(t)
-	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bin, "trace", "--detail", "calls", "--summary", "--cpus", "1", "--ready-file", ready)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, ready, &errb)
+	cmd, errb := startTrace(t, bin, "--detail", "calls", "--summary", "--cpus", "1")
 	dir := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "task")
 	tasks, err := os.ReadDir(dir)
 	if err != nil {

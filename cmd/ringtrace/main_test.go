@@ -72,6 +72,23 @@ func waitReady(t *testing.T, ready string, stderr fmt.Stringer) {
 	}
 }
 
+// startTrace starts `ringtrace trace` with args and a --ready-file, and
+// returns once it is attached; its stderr is collected. It is killed at
+// the test's end if the test has not stopped it.
+func startTrace(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(bin, append([]string{"trace", "--ready-file", ready}, args...)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitReady(t, ready, &errb)
+	return cmd, &errb
+}
+
 // traceWhileSending runs `ringtrace trace` with args until settle after the
 // same binary has sent on lo with `ringtrace send` and sendArgs, and
 // returns what the trace printed. The sender runs under a name of its own,
@@ -92,7 +109,7 @@ func traceWhileSending(t *testing.T, bin string, args, sendArgs []string, settle
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitReady(t, ready, &errb)
+	waitReady(t, ready, &errb) // (not startTrace: stdout is kept too)
 	if r := runBin(t, sender, nil, append([]string{"send", "-i", "lo", "-q"}, sendArgs...)...); r.code != 0 {
 		t.Fatalf("send: %s", r.stderr)
 	}

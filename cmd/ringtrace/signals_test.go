@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -153,16 +151,8 @@ func TestTraceReleasesEverything(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			beforeProgs, beforeMaps := bpfObjects(t)
 			beforePins := pinned()
-			ready := filepath.Join(t.TempDir(), "ready")
-			cmd := exec.Command(bin, "trace", "--duration", "2m", "--ready-file", ready, "--summary")
-			var errb bytes.Buffer
-			cmd.Stderr = &errb
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
-			waitReady(t, ready, &errb)
-			holders := waitHolders(t, cmd.Process.Pid, &errb)
+			cmd, errb := startTrace(t, bin, "--duration", "2m", "--summary")
+			holders := waitHolders(t, cmd.Process.Pid, errb)
 			progs, maps := bpfObjects(t)
 			var mine []uint32
 			for id := range progs {
