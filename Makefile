@@ -56,9 +56,10 @@ SOAK ?= 10m
 soak: build ## (root, not in CI) trace --summary for SOAK=10m against a full-rate sender: RSS flat, nothing lost
 	$(GO) run ./cmd/ringbench soak --duration $(SOAK)
 
-soak-churn: build ## (root, not in CI) SOAK=10m of short-lived senders (a new socket each) under trace --json, then --summary: every frame accounted for, RSS flat, nothing lost
+soak-churn: build ## (root, not in CI) SOAK=10m of short-lived senders (a new socket each) under trace --json, --summary, then --summary --detail calls: every frame accounted for, RSS flat, nothing lost
 	$(GO) run ./cmd/ringbench soak --churn --mode stream --duration $(SOAK)
 	$(GO) run ./cmd/ringbench soak --churn --mode summary --duration $(SOAK)
+	$(GO) run ./cmd/ringbench soak --churn --mode calls --duration $(SOAK)
 
 bench-send: build ## (root) ringtrace send vs trafgen on one veth, pps ratio
 	@command -v trafgen >/dev/null || apt-get install -y netsniff-ng
