@@ -35,8 +35,8 @@ func (p *Plan) FramesTraced() bool { return p == nil || p.Detail != DetailCalls 
 // NotTracedNote is what reports of a --detail calls trace say about frames.
 const NotTracedNote = "frame detail not traced (--detail calls): frames are counted from tx_ring.head at each send call's return, and completed by a frontier read over them in ring order at each call's return, at close() and by the sweep (bounded); no per-frame timeline, qdisc or driver event"
 
-// callsPrograms are the programs --detail calls keeps: the send calls, the
-// sender's sleeps and wake-ups, and the sweep that moves the frontier.
+// callsProgram reports whether --detail calls keeps a program of the full
+// plan: the send calls, the sender's sleeps and wake-ups, and the sweep.
 func callsProgram(name string) bool {
 	switch {
 	case strings.HasPrefix(name, "sys_enter_"), strings.HasPrefix(name, "sys_exit_"),
@@ -51,9 +51,9 @@ func callsProgram(name string) bool {
 // session at almost no cost. Only the send calls (syscall tracepoints or
 // packet_sendmsg) and the sender's sleeps and wakes are hooked; no per-skb
 // program runs. A call's frames are counted from how far tx_ring.head
-// moved, and the sweep moves a completion frontier over them (BPF side:
-// bpf/ringtrace/frontier.bpf.h). It needs bpf_loop and BPF cmpxchg (Linux
-// 5.17+) and a sweep.
+// moved, and a completion frontier is moved over them at returns, at
+// close() and by the sweep (BPF side: bpf/ringtrace/frontier.bpf.h). It
+// needs bpf_loop and BPF cmpxchg (Linux 5.17+) and a sweep.
 func (p *Plan) CallsOnly(f *kernel.Facts) (*Plan, error) {
 	c := *p
 	if row, ok := p.Row(EvCalls); !ok || row.Precision == "unavailable" {
