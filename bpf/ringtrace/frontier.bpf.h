@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * ringtrace.bpf.c, part: --detail calls (cfg.calls_only), frames without per-frame hooks. A call's
- * return counts the frames it took from how far tx_ring.head moved; the sweep advances a completion
- * frontier over the frames taken, in ring order, and stops at the first one still SENDING. Per
- * frame, nothing runs on the sender's path: its cost is the sweep's, on the reader's CPU.
+ * return counts the frames it took from how far tx_ring.head moved; a completion frontier passes
+ * the frames taken, in ring order, up to the first one still SENDING. A blocking call's return moves
+ * it to the end without a read (the kernel returned once none was in flight); a MSG_DONTWAIT
+ * return, close() and the sweep read the frames completed since: O(frames completed), never
+ * O(ring).
  */
 
 /*
