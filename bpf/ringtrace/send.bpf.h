@@ -101,7 +101,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 				   RT_C_BAD_FRAME, hook, NULL);
 		}
 	}
-	/* Frames taken but never seen SENDING (qdisc bypass). */
+	/* The frames this call took: how far head moved. */
 	taken = r.head >= c->head_entry ? r.head - c->head_entry : r.head + r.n - c->head_entry;
 	if (taken == 0 && (c->run_entry == r.n || c->head_req)) {
 		__u32 st = frame_status(frame_addr(&r, r.head), r.off) & 7;

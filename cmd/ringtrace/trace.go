@@ -161,9 +161,11 @@ func detailLine(p *plan.Plan) string {
 	return ", send calls only (--detail calls: frames counted, not traced)"
 }
 
-// callsOnly reports whether --detail calls was asked for.
+// callsOnly reports whether --detail calls was asked for (a bad value is
+// reported where the plan is built).
 func callsOnly(c *cli.Context) bool {
-	return strings.EqualFold(strings.TrimSpace(c.String("detail")), string(plan.DetailCalls))
+	d, err := plan.ParseDetail(c.String("detail"))
+	return err == nil && d == plan.DetailCalls
 }
 
 // aggregating reports whether frames are kept in the kernel: always with
