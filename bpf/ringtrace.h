@@ -80,6 +80,7 @@ enum rt_cause {
 	RT_C_SET_STATUS = 12, /* __packet_set_status hooked directly */
 	RT_C_COPIED = 13, /* uarg: ring pages copied out (success=0) */
 	RT_C_USER = 14, /* user space wrote it; seen by the sendmsg entry scan */
+	RT_C_RETAKEN = 15, /* taken again by tpacket_snd: its earlier use completed unseen */
 };
 
 /* Why a sender slept, or what woke it. */

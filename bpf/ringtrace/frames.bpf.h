@@ -163,17 +163,40 @@ static __always_inline int mark_sending(struct sock_state *ss, struct rt_frame *
 	return 1;
 }
 
-/* to_sending records SEND_REQUEST -> SENDING for a frame. */
+static __always_inline void to_available_why(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
+					     __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, int certain,
+					     struct net_device *dev, __u64 reason, __u64 location, int direct,
+					     struct call_state *c, int have_call);
+
+/*
+ * to_sending records SEND_REQUEST -> SENDING for a frame. An exact hook runs
+ * inside tpacket_snd, which has just taken the frame from SEND_REQUEST: if
+ * the entry still holds SENDING from an earlier call, that use completed
+ * unseen (an skb orphaned on the way, whose later free or the sweep has not
+ * come yet, while the sender already wrote the frame again): report its
+ * completion, bounded by when it was last seen SENDING, then this use.
+ * Without that the earlier use's SENDING hid this one's.
+ */
 static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 ph, __u64 skb,
 				       __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
 {
+	struct call_state *c;
 	struct rt_frame *f;
 
 	ss = ss_of(sk, ss);
 	f = frame_entry(ss, (__u64)sk, idx, ph);
-	if (!f || f->state == RT_ST_SENDING)
+	if (!f)
 		return;
-	if (!mark_sending(ss, f, current_call((__u64)sk), ph, bpf_ktime_get_ns(), prec == RT_EXACT, 1))
+	c = current_call((__u64)sk);
+	if (f->state == RT_ST_SENDING) {
+		if (prec != RT_EXACT || !c || f->call_seq == c->seq)
+			return;
+		to_available_why(sk, ss, idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_RETAKEN, hook, 0, NULL, 0, 0, 0, c,
+				 1);
+		if (f->state == RT_ST_SENDING)
+			return;
+	}
+	if (!mark_sending(ss, f, c, ph, bpf_ktime_get_ns(), prec == RT_EXACT, 1))
 		return;
 	pending_add(ss, 1);
 	if (cfg.aggregate) {

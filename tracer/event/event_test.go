@@ -218,3 +218,54 @@ func TestNormalizerFindsCompletionsAtReturn(t *testing.T) {
 		t.Errorf("found at return %d, duplicates %d; want 1, 1", n.FoundAtReturn, n.Duplicates)
 	}
 }
+
+// TestNormalizerRetaken: tpacket_snd takes a frame again while the kernel
+// side still held its earlier use SENDING (an skb orphaned on the way and
+// not yet freed). The kernel side reports that use's completion (cause
+// retaken), then the new SENDING. Where a blocking return already found the
+// earlier use complete, and the next entry scan saw the frame SEND_REQUEST,
+// the retaken completion is a duplicate, and the new use keeps its
+// SEND_REQUEST; where nothing did, it closes the earlier use.
+func TestNormalizerRetaken(t *testing.T) {
+	const sk = 0xa
+	ev := func(ts uint64, frame uint32, old, new event.State, cause event.Cause) event.Event {
+		e := event.Event{Kind: event.FrameState, TS: ts, Sk: sk, TID: 1, Frame: frame, Old: old, New: new, Cause: cause}
+		if cause == event.CauseRetaken {
+			e.Prec, e.TSLo = event.Bounded, 11
+		}
+		return e
+	}
+	in := []event.Event{
+		// frame 0: blocking call, completion found at its return
+		ev(11, 0, event.SendRequest, event.Sending, event.CauseXmit),
+		{Kind: event.SendmsgReturn, TS: 20, Sk: sk, TID: 1, Scan: event.Scan{Frames: 2, Scanned: 2, Available: 2}},
+		{Kind: event.SendmsgEnter, TS: 30, Sk: sk, TID: 1, Scan: event.Scan{Head: 0, Frames: 2, RunSendRequest: 1}},
+		ev(31, 0, event.Sending, event.Available, event.CauseRetaken),
+		ev(32, 0, event.SendRequest, event.Sending, event.CauseXmit),
+		// frame 1: a MSG_DONTWAIT call's frame, nothing found its completion
+		ev(40, 1, event.SendRequest, event.Sending, event.CauseXmit),
+		ev(50, 1, event.Sending, event.Available, event.CauseRetaken),
+		ev(51, 1, event.SendRequest, event.Sending, event.CauseXmit),
+	}
+	n := event.NewNormalizer()
+	var got []string
+	for i := range in {
+		n.Process(&in[i], func(e *event.Event) error {
+			if e.Kind == event.FrameState {
+				got = append(got, fmt.Sprintf("#%d %s->%s %s@%d", e.Frame, e.Old, e.New, e.Cause, e.TS))
+			}
+			return nil
+		})
+	}
+	want := []string{
+		"#0 SEND_REQUEST->SENDING xmit@11", "#0 SENDING->AVAILABLE status-read@20",
+		"#0 AVAILABLE->SEND_REQUEST user-space@30", "#0 SEND_REQUEST->SENDING xmit@32",
+		"#1 SEND_REQUEST->SENDING xmit@40", "#1 SENDING->AVAILABLE retaken@50", "#1 SEND_REQUEST->SENDING xmit@51",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n.Duplicates != 1 {
+		t.Errorf("%d duplicates, want 1", n.Duplicates)
+	}
+}

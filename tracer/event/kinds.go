@@ -155,10 +155,12 @@ var causeNames = [...]string{
 	Cause(bpftypes.RingtraceRtCauseRT_C_SET_STATUS):    "set-status",
 	Cause(bpftypes.RingtraceRtCauseRT_C_COPIED):        "pages-copied",
 	Cause(bpftypes.RingtraceRtCauseRT_C_USER):          "user-space",
+	Cause(bpftypes.RingtraceRtCauseRT_C_RETAKEN):       "retaken",
 }
 
 // Cause values used by Go code.
 const (
+	CauseXmit     = Cause(bpftypes.RingtraceRtCauseRT_C_XMIT)
 	CauseDrop     = Cause(bpftypes.RingtraceRtCauseRT_C_DROP)
 	CauseRollback = Cause(bpftypes.RingtraceRtCauseRT_C_ROLLBACK)
 	CauseCopied   = Cause(bpftypes.RingtraceRtCauseRT_C_COPIED)
@@ -166,6 +168,9 @@ const (
 	CauseScan     = Cause(bpftypes.RingtraceRtCauseRT_C_SCAN)
 	CauseUser     = Cause(bpftypes.RingtraceRtCauseRT_C_USER)
 	CauseTaken    = Cause(bpftypes.RingtraceRtCauseRT_C_TAKEN)
+	// CauseRetaken: the completion of a frame's earlier use, found when
+	// tpacket_snd took the frame again.
+	CauseRetaken = Cause(bpftypes.RingtraceRtCauseRT_C_RETAKEN)
 	// CauseDriverOrphan: completed inside the driver (lo, tun), read at
 	// the driver's return; CauseOrphaned: orphaned elsewhere, read later.
 	CauseDriverOrphan = Cause(bpftypes.RingtraceRtCauseRT_C_DRIVER_ORPHAN)

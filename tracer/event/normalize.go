@@ -77,7 +77,9 @@ func (n *Normalizer) Process(e *Event, emit func(*Event) error) error {
 		}
 		k := frameKey{e.Sk, e.Frame}
 		prev, ok := n.frames[k]
-		if ok && prev.state == e.New {
+		// A retaken completion closes the frame's earlier use, which a
+		// return may have found complete already (foundAtReturn).
+		if ok && (prev.state == e.New || e.Cause == CauseRetaken && prev.state != Sending) {
 			n.Duplicates++
 			return nil
 		}

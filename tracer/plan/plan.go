@@ -173,7 +173,7 @@ func Promise(e *event.Event, bypass bool) []string {
 		return []string{EvAvailable}
 	case e.Cause == event.CauseDriverOrphan:
 		return []string{EvAvailableDriver, EvAvailable}
-	case e.Cause == event.CauseOrphaned || e.Cause == event.CauseScan || e.Hook == event.HookSweep:
+	case e.Cause == event.CauseOrphaned || e.Cause == event.CauseScan || e.Cause == event.CauseRetaken || e.Hook == event.HookSweep:
 		return []string{EvAvailableOrphaned, EvAvailableSweep, EvAvailable}
 	}
 	return []string{EvAvailable}

@@ -59,6 +59,7 @@ const (
 	RingtraceRtCauseRT_C_SET_STATUS    RingtraceRtCause = 12
 	RingtraceRtCauseRT_C_COPIED        RingtraceRtCause = 13
 	RingtraceRtCauseRT_C_USER          RingtraceRtCause = 14
+	RingtraceRtCauseRT_C_RETAKEN       RingtraceRtCause = 15
 )
 
 type RingtraceRtConfig struct {
