@@ -178,5 +178,11 @@ func runRX(ctx context.Context, env *Env) ([]Expectation, error) {
 			fmt.Sprintf("%s in %d runs", fmtDur(float64(rxTime)), spans), "> 0"),
 		pass("napi polls did the receive work within their budget", polls > 0 && work >= uint64(p.Frames) && budget > 0,
 			fmt.Sprintf("%d polls, %d packets of work, budget %d", polls, work, budget), fmt.Sprintf(">= %d packets", p.Frames)),
+		// The receiver orphans each skb and frees it when it reads it,
+		// often after the sender wrote the frame again: each use must
+		// still be followed once, to SENDING and to AVAILABLE.
+		pass("the trace followed every frame use once, sent and completed",
+			rep.Totals.FramesSent == p.Frames && rep.Totals.Completed == p.Frames,
+			fmt.Sprintf("%d sent, %d completed", rep.Totals.FramesSent, rep.Totals.Completed), fmt.Sprint(p.Frames)),
 	}, nil
 }
