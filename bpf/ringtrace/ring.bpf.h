@@ -52,6 +52,7 @@ static __always_inline int ring_of(struct packet_sock *po, struct sock_state *ss
 		ss->fsize = r->fsize;
 		ss->n = r->n;
 		ss->off = r->off;
+		ss->tp_version = BPF_CORE_READ(po, tp_version) + 1;
 		ss->next_idx = RT_NO_FRAME;
 		/* A new ring: its frames are counted from its head now. */
 		ss->taken_total = 0;

@@ -112,7 +112,8 @@ struct sock_state {
 	 * costs one read where finding an index costs map lookups */
 	__u32 next_idx;
 	__u8 tracked; /* 0: filtered out */
-	__u8 pad[3];
+	__u8 tp_version; /* the ring's TPACKET version + 1 (0: no ring seen yet) */
+	__u8 pad[2];
 	/* where the sweep's next walk of this ring starts: a walk that ran
 	 * out of budget resumes there */
 	__u32 sweep_pos;

@@ -123,3 +123,50 @@ func (s *Session) pastFrontier() ([]Sending, error) {
 	}
 	return out, nil
 }
+
+// SockState is what the kernel side holds of a traced socket now.
+type SockState struct {
+	PID       uint32
+	Frames    uint32 // ring size (0: no ring seen yet)
+	TPVersion int    // TPACKET_V1 = 1, V2 = 2, V3 = 3 (0: unknown)
+	// Pending is the frames the events counted SENDING; Sending those
+	// the frames map holds SENDING (the sweep re-reads them).
+	Pending, Sending int32
+	Ifname           string
+}
+
+// SockStates reads the kernel's state of every traced socket still open.
+func (s *Session) SockStates() (map[SockKey]SockState, error) {
+	out := map[SockKey]SockState{}
+	var sk uint64
+	var ss bpftypes.RingtraceSockState
+	it := s.objs.maps["socks"].Iterate()
+	for it.Next(&sk, &ss) {
+		if ss.Tracked == 0 || ss.GoneTs != 0 {
+			continue
+		}
+		st := SockState{PID: ss.Pid, Frames: ss.N, Pending: ss.Pending, Sending: ss.MapSending,
+			Ifname: cString(ss.DevName[:])}
+		if ss.TpVersion > 0 {
+			st.TPVersion = int(ss.TpVersion)
+		}
+		out[SockKey{sk, uint32(ss.Ino)}] = st
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read socket states: %w", err)
+	}
+	return out, nil
+}
+
+// cString is a NUL-terminated kernel string.
+func cString(b []int8) string {
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	out := make([]byte, n)
+	for i := range n {
+		out[i] = byte(b[i])
+	}
+	return string(out)
+}

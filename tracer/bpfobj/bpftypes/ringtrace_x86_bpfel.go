@@ -278,7 +278,8 @@ type RingtraceSockState struct {
 	Off          uint32
 	NextIdx      uint32
 	Tracked      uint8
-	Pad          [3]uint8
+	TpVersion    uint8
+	Pad          [2]uint8
 	SweepPos     uint32
 	_            [4]byte
 	GoneTs       uint64
