@@ -119,7 +119,7 @@ func traceFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "sweep-interval", Value: 20 * time.Millisecond, Usage: "how often frames no hook saw complete are re-read"},
 		stuckAfterFlag(),
 		kernelAddressesFlagDef("show raw kernel addresses (sockets and napi in JSON, stuck frames' skbs, unnamed locations) and keep them in the --record file: never share what it writes"),
-	), renderFlags()...)
+	), append(renderFlags(), watchFlags()...)...)
 }
 
 func traceCommand() *cli.Command {
@@ -169,9 +169,12 @@ func callsOnly(c *cli.Context) bool {
 }
 
 // aggregating reports whether frames are kept in the kernel: always with
-// --detail calls (no frame is followed), and with --summary unless a
+// --detail calls (no frame is followed) and in top, and with --summary unless a
 // recording or a timeline (--perfetto, --html) wants every frame event.
 func aggregating(c *cli.Context) bool {
+	if c.Command != nil && c.Command.Name == "top" {
+		return true // top shows the in-kernel counts only
+	}
 	return callsOnly(c) || c.Bool("summary") && c.String("record") == "" && c.String("perfetto") == "" && c.String("html") == ""
 }
 
@@ -283,6 +286,21 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkWatchFlags(c, c.Bool("summary") && aggregating(c)); err != nil {
+		outs.abort()
+		return err
+	}
+	verification, err := verifyAtStart(c, os.Stderr)
+	if err != nil {
+		outs.abort()
+		return err
+	}
+	mx, err := listenMetrics(c)
+	if err != nil {
+		outs.abort()
+		return err
+	}
+	defer mx.Close()
 	t, err := openTrace(c)
 	if err != nil {
 		outs.abort()
@@ -328,6 +346,9 @@ func runTrace(c *cli.Context) error {
 	if sinks.Record, err = startRecording(t, recFile, nm); err != nil {
 		outs.abort()
 		return err
+	}
+	if mx.srv != nil {
+		mx.start(c, t, &sinks, after, verification)
 	}
 	res, runErr := t.Run(ctx, sinks)
 	if res == nil { // not started

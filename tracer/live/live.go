@@ -101,6 +101,10 @@ func (t *Trace) Began() (monotonic uint64, wall time.Time) { return t.start, t.w
 // failed to: then only the walks fail).
 func (t *Trace) WalkerReady() <-chan struct{} { return t.walker.Ready() }
 
+// Holders walks the kernel's sockets for the receive queues holding ring
+// skbs (the stuck-frame iterator): who holds frames stuck SENDING.
+func (t *Trace) Holders(why string) (*holders.Snapshot, error) { return t.walker.Walk(why) }
+
 // Header is a recording header for this trace: its start, kernel, plan
 // and command line. The caller adds Tool, Note and KernelAddresses.
 func (t *Trace) Header() record.Header {
@@ -136,6 +140,9 @@ type Sinks struct {
 	Report *report.Builder
 	// Record, if set, gets every raw record, and its trailer at Stop.
 	Record *record.Writer
+	// Closed, if set, also gets an aggregating session's closed sockets'
+	// counts (a watch.Watch): it is fed the events as one of Out.
+	Closed session.ClosedSink
 }
 
 // Result is what a stopped trace gathered.
@@ -189,7 +196,7 @@ func (t *Trace) Start(ctx context.Context, s Sinks) error {
 	}
 	var sink session.Sink = tee
 	if aggregate {
-		sink = closedTee{tee, s.Report, r.promises}
+		sink = closedTee{tee, s.Report, r.promises, s.Closed}
 	}
 	var raw func([]byte) error
 	if s.Record != nil {
@@ -316,12 +323,16 @@ func addAggregates(b *report.Builder, w *promise.Watch, s *session.Session) (int
 // before its SockGone event.
 type closedTee struct {
 	Tee
-	b *report.Builder
-	w *promise.Watch
+	b    *report.Builder
+	w    *promise.Watch
+	also session.ClosedSink // nil: none
 }
 
 func (t closedTee) Closed(k session.SockKey, a bpftypes.RingtraceRtSockAgg) error {
 	addAggregate(t.b, t.w, k, a)
+	if t.also != nil {
+		return t.also.Closed(k, a)
+	}
 	return nil
 }
 
