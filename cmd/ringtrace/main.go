@@ -32,6 +32,7 @@ func newApp() *cli.App {
 			sendCommand(),
 			probeCommand(),
 			traceCommand(),
+			topCommand(),
 			reportCommand(),
 			scenariosCommand(),
 			runCommand(),
