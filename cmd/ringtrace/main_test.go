@@ -77,8 +77,14 @@ func waitReady(t *testing.T, ready string, stderr fmt.Stringer) {
 // the test's end if the test has not stopped it.
 func startTrace(t *testing.T, bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
+	return startAttached(t, bin, "trace", args...)
+}
+
+// startAttached is startTrace for any subcommand that attaches (trace, top).
+func startAttached(t *testing.T, bin, sub string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bin, append([]string{"trace", "--ready-file", ready}, args...)...)
+	cmd := exec.Command(bin, append([]string{sub, "--ready-file", ready}, args...)...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {

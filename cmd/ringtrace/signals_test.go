@@ -137,78 +137,85 @@ func waitHolders(t *testing.T, pid int, stderr fmt.Stringer) uint32 {
 	}
 }
 
-// TestTraceReleasesEverything: `ringtrace trace` loads the stuck-frame
-// iterator right after attaching, before any frame could be stuck; however
-// it ends — SIGINT, SIGTERM or SIGKILL — every BPF program and map it
-// loaded, that iterator included, is gone afterwards (links die with their
-// programs) and nothing is pinned.
+// TestTraceReleasesEverything: `ringtrace trace` (and `top`, with its
+// metrics endpoint) loads the stuck-frame iterator right after attaching,
+// before any frame could be stuck; however it ends — SIGINT, SIGTERM or
+// SIGKILL — every BPF program and map it loaded, that iterator included,
+// is gone afterwards (links die with their programs) and nothing is pinned.
 func TestTraceReleasesEverything(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
 	bin := buildBinary(t)
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL} {
-		t.Run(sig.String(), func(t *testing.T) {
-			beforeProgs, beforeMaps := bpfObjects(t)
-			beforePins := pinned()
-			cmd, errb := startTrace(t, bin, "--duration", "2m", "--summary")
-			holders := waitHolders(t, cmd.Process.Pid, errb)
-			progs, maps := bpfObjects(t)
-			var mine []uint32
-			for id := range progs {
-				if !beforeProgs[id] {
-					mine = append(mine, id)
-				}
+	for _, run := range [][]string{
+		{"trace", "--duration", "2m", "--summary"},
+		{"top", "-b", "--metrics-addr", "127.0.0.1:0"},
+	} {
+		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL} {
+			t.Run(run[0]+"/"+sig.String(), func(t *testing.T) { releasesEverything(t, bin, run, sig) })
+		}
+	}
+}
+
+func releasesEverything(t *testing.T, bin string, run []string, sig syscall.Signal) {
+	beforeProgs, beforeMaps := bpfObjects(t)
+	beforePins := pinned()
+	cmd, errb := startAttached(t, bin, run[0], run[1:]...)
+	holders := waitHolders(t, cmd.Process.Pid, errb)
+	progs, maps := bpfObjects(t)
+	var mine []uint32
+	for id := range progs {
+		if !beforeProgs[id] {
+			mine = append(mine, id)
+		}
+	}
+	var myMaps []uint32
+	for id := range maps {
+		if !beforeMaps[id] {
+			myMaps = append(myMaps, id)
+		}
+	}
+	if len(mine) == 0 || len(myMaps) == 0 {
+		t.Fatalf("the tracer loaded %d programs and %d maps: nothing to check", len(mine), len(myMaps))
+	}
+	if !slices.Contains(mine, holders) {
+		t.Fatalf("the stuck-frame iterator %d is not among the programs the tracer loaded: %v", holders, mine)
+	}
+	cmd.Process.Signal(sig)
+	err := cmd.Wait()
+	if sig != syscall.SIGKILL && err != nil {
+		t.Errorf("%v: %v, stderr %q", sig, err, errb.String())
+	}
+	if s := errb.String(); strings.Contains(s, "panic") || strings.Contains(s, "goroutine ") {
+		t.Errorf("stderr: %s", s)
+	}
+	// The kernel frees programs once their last reference goes,
+	// after an RCU grace period: give it a moment. What another
+	// live process holds was not the tracer's.
+	var left []uint32
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		progs, maps := bpfObjects(t)
+		heldProgs, heldMaps := heldObjects()
+		left = left[:0]
+		for _, id := range mine {
+			if progs[id] && !heldProgs[id] {
+				left = append(left, id)
 			}
-			var myMaps []uint32
-			for id := range maps {
-				if !beforeMaps[id] {
-					myMaps = append(myMaps, id)
-				}
+		}
+		for _, id := range myMaps {
+			if maps[id] && !heldMaps[id] {
+				left = append(left, id)
 			}
-			if len(mine) == 0 || len(myMaps) == 0 {
-				t.Fatalf("the tracer loaded %d programs and %d maps: nothing to check", len(mine), len(myMaps))
-			}
-			if !slices.Contains(mine, holders) {
-				t.Fatalf("the stuck-frame iterator %d is not among the programs the tracer loaded: %v", holders, mine)
-			}
-			cmd.Process.Signal(sig)
-			err := cmd.Wait()
-			if sig != syscall.SIGKILL && err != nil {
-				t.Errorf("%v: %v, stderr %q", sig, err, errb.String())
-			}
-			if s := errb.String(); strings.Contains(s, "panic") || strings.Contains(s, "goroutine ") {
-				t.Errorf("stderr: %s", s)
-			}
-			// The kernel frees programs once their last reference goes,
-			// after an RCU grace period: give it a moment. What another
-			// live process holds was not the tracer's.
-			var left []uint32
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				progs, maps := bpfObjects(t)
-				heldProgs, heldMaps := heldObjects()
-				left = left[:0]
-				for _, id := range mine {
-					if progs[id] && !heldProgs[id] {
-						left = append(left, id)
-					}
-				}
-				for _, id := range myMaps {
-					if maps[id] && !heldMaps[id] {
-						left = append(left, id)
-					}
-				}
-				if len(left) == 0 || time.Now().After(deadline) {
-					break
-				}
-			}
-			if len(left) > 0 {
-				t.Errorf("after %v, %d of its %d programs and %d maps are still loaded: %v", sig, len(left), len(mine), len(myMaps), left)
-			}
-			if got := pinned(); len(got) != len(beforePins) {
-				t.Errorf("pinned objects before %v, after %v", beforePins, got)
-			}
-		})
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("after %v, %d of its %d programs and %d maps are still loaded: %v", sig, len(left), len(mine), len(myMaps), left)
+	}
+	if got := pinned(); len(got) != len(beforePins) {
+		t.Errorf("pinned objects before %v, after %v", beforePins, got)
 	}
 }
 
