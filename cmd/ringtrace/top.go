@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -153,7 +154,7 @@ func (v *topView) interactive(ctx context.Context, done <-chan struct{}) error {
 		p.Quit()
 	}()
 	_, err := p.Run()
-	if err == tea.ErrProgramKilled && ctx.Err() != nil {
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil // Ctrl-C through the signal handler
 	}
 	return err
@@ -218,11 +219,15 @@ func keysLine() string {
 
 // topRow is one socket's line.
 type topRow struct {
-	s      *watch.Socket
-	r      watch.Rates
-	asleep time.Duration // sndbuf + completion, this interval
-	errs   uint64
+	s          *watch.Socket
+	r          watch.Rates
+	sndbuf     time.Duration // asleep on sndbuf, this interval
+	completion time.Duration // asleep on TX completion, this interval
+	errs       uint64
 }
+
+// asleep is the row's time asleep on sndbuf and completion.
+func (r *topRow) asleep() time.Duration { return r.sndbuf + r.completion }
 
 // rows pairs each socket of the current snapshot with its rates since the
 // previous one, sorted.
@@ -243,9 +248,10 @@ func (v *topView) rows() []topRow {
 		s := &v.cur.Sockets[i]
 		p := prev[s.Key]
 		row := topRow{s: s, r: watch.RatesOf(p, s, dt), errs: s.DroppedSync + s.DroppedLate + s.Errnos["ENOBUFS"] + s.Errnos["EAGAIN"]}
-		row.asleep = s.Slept[event.WaitSndbuf] + s.Slept[event.WaitCompletion]
+		row.sndbuf, row.completion = s.Slept[event.WaitSndbuf], s.Slept[event.WaitCompletion]
 		if p != nil {
-			row.asleep -= p.Slept[event.WaitSndbuf] + p.Slept[event.WaitCompletion]
+			row.sndbuf -= p.Slept[event.WaitSndbuf]
+			row.completion -= p.Slept[event.WaitCompletion]
 		}
 		rows = append(rows, row)
 	}
@@ -257,7 +263,7 @@ func (v *topView) rows() []topRow {
 		case 'l':
 			d = cmp.Compare(b.r.P99, a.r.P99)
 		case 'w':
-			d = cmp.Compare(b.asleep, a.asleep)
+			d = cmp.Compare(b.asleep(), a.asleep())
 		case 'e':
 			d = cmp.Compare(b.errs, a.errs)
 		case 's':
@@ -311,10 +317,6 @@ func (v *topView) render(width int) string {
 		if !s.Gone.IsZero() {
 			label += " closed"
 		}
-		var slp, cmpl time.Duration
-		if r.asleep > 0 {
-			slp, cmpl = sleptIn(v, s, event.WaitSndbuf), sleptIn(v, s, event.WaitCompletion)
-		}
 		stuck := fmt.Sprint(s.Stuck)
 		if s.Stuck > 0 {
 			stuck += fmt.Sprintf(" (oldest %s)", s.Oldest.Round(time.Millisecond))
@@ -325,7 +327,7 @@ func (v *topView) render(width int) string {
 		lines = append(lines, fmt.Sprintf("%-25s %-22s %-10s %2s %6d %-17s %9.0f %7.3f %9s %9s %9s %-15s %-19s %s",
 			label, fmt.Sprintf("%s/%d", s.Comm, s.PID), dash(s.Ifname), ver, s.RingFrames, state, r.r.FramesPerSec,
 			r.r.BitsPerSec/1e9, lat(r.r.P50), lat(r.r.P99), lat(r.r.Max),
-			fmt.Sprintf("%.2f/%.2fs", slp.Seconds(), cmpl.Seconds()),
+			fmt.Sprintf("%.2f/%.2fs", r.sndbuf.Seconds(), r.completion.Seconds()),
 			fmt.Sprintf("%d/%d/%d", s.Errnos["ENOBUFS"], s.Errnos["EAGAIN"], s.DroppedSync+s.DroppedLate), stuck))
 	}
 	if v.cur != nil && len(v.cur.Sockets) == 0 {
@@ -339,19 +341,6 @@ func (v *topView) render(width int) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-// sleptIn is how long s slept for reason w since the previous snapshot.
-func sleptIn(v *topView, s *watch.Socket, w event.Wait) time.Duration {
-	d := s.Slept[w]
-	if v.prev != nil {
-		for i := range v.prev.Sockets {
-			if v.prev.Sockets[i].Key == s.Key {
-				d -= v.prev.Sockets[i].Slept[w]
-			}
-		}
-	}
-	return d
 }
 
 // lat shows a latency bucket's upper bound ("-": none completed).
