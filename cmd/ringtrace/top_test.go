@@ -282,8 +282,9 @@ next:
 }
 
 // TestMetricsScrape scrapes `trace --summary --metrics-addr` while and
-// after a sender runs: the counters equal the sender's own counts, and the
-// closed socket's series leave after the grace period.
+// after a sender runs for 2 s: its series move while it sends, then the
+// counters equal the sender's own counts, and the closed socket's series
+// leave after the grace period.
 func TestMetricsScrape(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -301,13 +302,22 @@ func TestMetricsScrape(t *testing.T) {
 	t.Cleanup(func() { tr.Process.Kill() })
 	waitReady(t, ready, errb)
 	addr := metricsAddr(t, errb)
-	send := exec.Command(sender, "send", "-i", "lo", "-q", "--json", "--count", "5000", "--batch", "100")
+	send := exec.Command(sender, "send", "-i", "lo", "-q", "--json", "--duration", "2s", "--batch", "100")
 	var sout bytes.Buffer
 	send.Stdout = &sout
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pid := send.Process.Pid
+	want := map[string]string{"comm": comm, "pid": strconv.Itoa(pid), "ifname": "lo"}
+	// While it sends: its series are there and moving.
+	time.Sleep(time.Second)
+	during := scrapeMetrics(t, addr)
+	sent, ok := value(during, "ringtrace_frames_sent_total", want)
+	completed, _ := value(during, "ringtrace_frames_completed_total", want)
+	if !ok || sent == 0 || completed > sent {
+		t.Errorf("while sending: sent %v (present %v), completed %v", sent, ok, completed)
+	}
 	if err := send.Wait(); err != nil {
 		t.Fatalf("send: %v", err)
 	}
@@ -317,7 +327,6 @@ func TestMetricsScrape(t *testing.T) {
 	if err := json.Unmarshal(sout.Bytes(), &own); err != nil {
 		t.Fatalf("send --json: %v: %s", err, sout.String())
 	}
-	want := map[string]string{"comm": comm, "pid": strconv.Itoa(pid), "ifname": "lo"}
 	// The frame counts are the kernel's, read at the scrape; the call
 	// counts come from events, which the trace releases in order after a
 	// short reorder window: scrape until both are in.
