@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,7 @@ func overheadCommand() *cli.Command {
 			&cli.StringFlag{Name: "bpftrace", Value: "bpftrace", Usage: "bpftrace binary (reference tracer)"},
 			&cli.IntSliceFlag{Name: "sizes", Value: cli.NewIntSlice(64, 1500), Usage: "frame sizes"},
 			&cli.StringSliceFlag{Name: "senders", Value: cli.NewStringSlice("ringtrace", "trafgen"), Usage: "senders to load the link with"},
-			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("null", "calls", "stream", "record", "summary", "bpftrace"), Usage: "tracers to compare with the untraced run"},
+			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("null", "calls", "stream", "record", "summary", "metrics", "bpftrace"), Usage: "tracers to compare with the untraced run"},
 			&cli.IntFlag{Name: "reps", Value: 3, Usage: "interleaved repetitions"},
 			&cli.DurationFlag{Name: "window", Value: 3 * time.Second, Usage: "measured window per run"},
 			&cli.DurationFlag{Name: "warmup", Value: 500 * time.Millisecond, Usage: "time before the window opens"},
@@ -64,6 +65,9 @@ type tracerRun struct {
 	events uint64
 	lost   uint64
 	start  time.Time
+	// scraping: mode metrics scrapes the endpoint every second until stop
+	scraping chan struct{}
+	scrapes  chan int // how many scrapes succeeded
 }
 
 func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
@@ -77,6 +81,8 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--record", filepath.Join(dir, "bench.rtrec"), "--ready-file", ready)
 	case "summary": // in-kernel aggregation
 		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--ready-file", ready)
+	case "metrics": // summary, served to Prometheus, scraped every second
+		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--metrics-addr", metricsAddr, "--ready-file", ready)
 	case "calls": // send calls and sleeps only, frames counted
 		tr.cmd = exec.Command(rt, "trace", "--summary", "--json", "--detail", "calls", "--ready-file", ready)
 	case "null": // empty programs on the same hooks: the floor
@@ -88,7 +94,7 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 	case "bpftrace":
 		tr.cmd = exec.Command(bt, "-e", bpftraceScript)
 	default:
-		return nil, inputerr.New("unknown mode %q (calls, stream, record, summary, null, bpftrace)", mode)
+		return nil, inputerr.New("unknown mode %q (calls, stream, record, summary, metrics, null, bpftrace)", mode)
 	}
 	f, err := os.Create(filepath.Join(dir, "tracer.out"))
 	if err != nil {
@@ -116,12 +122,49 @@ func startTracer(mode, rt, bt, dir string, cpus []int) (*tracerRun, error) {
 		time.Sleep(time.Second) // bpftrace prints before it attaches
 	}
 	tr.ready = time.Since(tr.start)
+	if mode == "metrics" {
+		tr.scraping, tr.scrapes = make(chan struct{}), make(chan int, 1)
+		go scrapeEverySecond(tr.scraping, tr.scrapes)
+	}
 	return tr, nil
+}
+
+// metricsAddr is where mode metrics serves.
+const metricsAddr = "127.0.0.1:19717"
+
+// scrapeEverySecond scrapes metricsAddr once a second (Prometheus scrapes
+// every 15 s to 1 min by default) until stop closes, then says how many
+// scrapes succeeded.
+func scrapeEverySecond(stop <-chan struct{}, n chan<- int) {
+	ok := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			n <- ok
+			return
+		case <-tick.C:
+		}
+		if resp, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				ok++
+			}
+		}
+	}
 }
 
 // stop ends the tracer and reads its counters (ringtrace's JSON summary).
 func (tr *tracerRun) stop() error {
 	tr.rss = vmHWM(tr.cmd.Process.Pid)
+	if tr.scraping != nil {
+		close(tr.scraping)
+		if n := <-tr.scrapes; n == 0 {
+			return fmt.Errorf("metrics: no scrape of %s succeeded", metricsAddr)
+		}
+	}
 	tr.cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- tr.cmd.Wait() }()
