@@ -24,6 +24,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/ringtrace/ringtrace/scenarios/lab"
 )
 
 // namedSender is the test binary under a name of its own, so a trace
@@ -442,5 +444,62 @@ func TestSystemdUnit(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("%v on SIGTERM: %v: %s", args, err, errb.String())
+	}
+}
+
+// TestTopStuck: frames a slow qdisc holds stay SENDING; top counts them
+// stuck once they pass --stuck-after, with the oldest's age.
+func TestTopStuck(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	l, err := lab.New(lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// 8 kbit/s: one 1000-byte frame a second leaves the qdisc.
+	if err := l.Shape(lab.NIC{Rate: 8000, FifoLimit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	sender, comm := namedSender(t, bin)
+	ready := filepath.Join(t.TempDir(), "ready")
+	top := exec.Command(bin, "top", "-b", "-n", "6", "-d", "500ms", "--stuck-after", "500ms", "--comm", comm, "--ready-file", ready)
+	var out, errb bytes.Buffer
+	top.Stdout, top.Stderr = &out, &errb
+	if err := top.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { top.Process.Kill() })
+	waitReady(t, ready, &errb)
+	send := exec.Command(sender, "send", "--netns", l.SenderNSName(), "-i", l.SenderIf, "-q", "--frames", "32", "--count", "32",
+		"--size", "1000", "--dontwait", "--drain", "4s")
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := send.Process.Pid
+	if err := top.Wait(); err != nil {
+		t.Fatalf("top: %v: %s", err, errb.String())
+	}
+	send.Process.Kill()
+	send.Wait()
+	most := 0
+	var row []string
+	for _, snap := range strings.Split(out.String(), "ringtrace top:") {
+		if f := topRowFields(snap, comm, pid); len(f) >= 14 {
+			if n, err := strconv.Atoi(f[13]); err == nil && n > most {
+				most, row = n, f
+			}
+		}
+	}
+	if most == 0 {
+		t.Fatalf("no snapshot shows a stuck frame of %s/%d:\n%s", comm, pid, out.String())
+	}
+	if s := strings.Join(row[13:], " "); !strings.Contains(s, "oldest") {
+		t.Errorf("stuck column %q names no oldest age", s)
+	}
+	if in := strings.Split(row[5], "/"); len(in) != 3 || in[1] == "0" {
+		t.Errorf("REQ/SENDING/AVAIL %q: frames stuck but none SENDING", row[5])
 	}
 }
