@@ -503,3 +503,51 @@ func TestTopStuck(t *testing.T) {
 		t.Errorf("REQ/SENDING/AVAIL %q: frames stuck but none SENDING", row[5])
 	}
 }
+
+// TestTopStuckHolder: a sender bound to every protocol on lo receives its
+// own frames; where the kernel keeps a received ring skb's pages (the
+// destructor form) its frames stay SENDING in its own receive queue, and
+// top names that queue as the holder. A uarg kernel copies the pages out
+// on receive and completes the frames: nothing is held there.
+func TestTopStuckHolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := buildBinary(t)
+	sender, comm := namedSender(t, bin)
+	ready := filepath.Join(t.TempDir(), "ready")
+	top := exec.Command(bin, "top", "-b", "-n", "6", "-d", "500ms", "--stuck-after", "500ms", "--comm", comm, "--ready-file", ready)
+	var out, errb bytes.Buffer
+	top.Stdout, top.Stderr = &out, &errb
+	if err := top.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { top.Process.Kill() })
+	waitReady(t, ready, &errb)
+	send := exec.Command(sender, "send", "-i", "lo", "-q", "--bind-protocol", "all", "--frames", "8", "--count", "8",
+		"--size", "100", "--dontwait", "--drain", "4s")
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := send.Process.Pid
+	if err := top.Wait(); err != nil {
+		t.Fatalf("top: %v: %s", err, errb.String())
+	}
+	send.Process.Kill()
+	send.Wait()
+	var stuck string
+	for _, snap := range strings.Split(out.String(), "ringtrace top:") {
+		if f := topRowFields(snap, comm, pid); len(f) >= 14 && f[13] != "0" {
+			stuck = strings.Join(f[13:], " ")
+		}
+	}
+	if stuck == "" {
+		if strings.Contains(out.String(), "TX completion uarg") {
+			t.Skip("uarg kernel: frames a packet socket receives complete by page copy, none stays held")
+		}
+		t.Fatalf("no stuck frame of %s/%d on a destructor kernel:\n%s", comm, pid, out.String())
+	}
+	if !strings.Contains(stuck, "its own rx queue: packet socket inode") {
+		t.Errorf("stuck column %q does not name the sender's own receive queue", stuck)
+	}
+}
