@@ -474,7 +474,7 @@ func TestTopStuck(t *testing.T) {
 	t.Cleanup(func() { top.Process.Kill() })
 	waitReady(t, ready, &errb)
 	send := exec.Command(sender, "send", "--netns", l.SenderNSName(), "-i", l.SenderIf, "-q", "--frames", "32", "--count", "32",
-		"--size", "1000", "--dontwait", "--drain", "4s")
+		"--size", "1000", "--dontwait", "--drain", "60s") // killed once top has shown its snapshots
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
 	}
