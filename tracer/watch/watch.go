@@ -117,6 +117,10 @@ type Watch struct {
 	lost  uint64
 	// updates counts Update calls (framesDue)
 	updates uint64
+	// held is the latest finished walk for who holds stuck frames;
+	// walking while one runs (walk)
+	held    *holders.Snapshot
+	walking bool
 }
 
 type sock struct {
@@ -271,13 +275,13 @@ func (w *Watch) Update(src Source) error {
 	}
 	lost := src.Stats().Lost
 	now, mono := w.o.Now(), w.o.Mono()
-	var held *holders.Snapshot
 	if w.o.Holders != nil && anyStuck(sending, mono, w.o.StuckAfter) {
-		held, _ = w.o.Holders("stuck") // a failed walk names no holder
+		w.walk()
 	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	held := w.held
 	w.lost = lost
 	for k, a := range aggs {
 		if s := w.sock(k); !s.closed {
@@ -383,6 +387,28 @@ func (w *Watch) framesDue(aggs map[session.SockKey]bpftypes.RingtraceRtSockAgg, 
 		}
 	}
 	return inFlight && w.updates%framesEvery == 0
+}
+
+// walk starts a walk for who holds stuck frames, unless one is running:
+// in the background, so a slow walk (a large machine, an emulated CPU)
+// never holds up a refresh; Update names holders from the latest finished
+// one. A failed walk names none.
+func (w *Watch) walk() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.walking {
+		return
+	}
+	w.walking = true
+	go func() {
+		s, err := w.o.Holders("stuck")
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.walking = false
+		if err == nil {
+			w.held = s
+		}
+	}()
 }
 
 // anyStuck reports whether a frame has been SENDING for at least after.

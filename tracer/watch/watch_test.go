@@ -1,6 +1,7 @@
 package watch_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/session"
 	"github.com/ringtrace/ringtrace/tracer/watch"
 )
@@ -223,5 +225,46 @@ func TestFramesReadOnlyWhenDue(t *testing.T) {
 	w.Update(src)
 	if src.reads != 4 || w.Snapshot().Sockets[0].Stuck != 0 {
 		t.Errorf("nothing in flight: %d reads, stuck %d", src.reads, w.Snapshot().Sockets[0].Stuck)
+	}
+}
+
+// A frame stuck in a receive queue is named by the latest walk, which
+// runs in the background: the refresh that starts it is not held up.
+func TestHolderFromBackgroundWalk(t *testing.T) {
+	c := &clock{wall: time.Unix(1000, 0), mono: 10e9}
+	k := session.SockKey{Sk: 0xa0, Ino: 5}
+	release := make(chan struct{})
+	w := watch.New(watch.Options{StuckAfter: time.Second, Now: func() time.Time { return c.wall }, Mono: func() uint64 { return c.mono },
+		Holders: func(string) (*holders.Snapshot, error) {
+			<-release
+			return &holders.Snapshot{
+				Held:   []holders.Held{{Sender: k.Sk, SenderIno: k.Ino, Frame: 3, Holder: k.Sk, HolderIno: k.Ino}},
+				Queues: []holders.Queue{{Sk: k.Sk, Ino: k.Ino, Family: 17, Owners: []holders.Owner{{PID: 42, Comm: "sender"}}}},
+			}, nil
+		}})
+	src := &fakeSource{
+		aggs:    map[session.SockKey]bpftypes.RingtraceRtSockAgg{k: {Sent: 4}},
+		states:  map[session.SockKey]session.SockState{k: {Frames: 8, Pending: 1}},
+		sending: []session.Sending{{Sock: k, Frame: 3, Since: c.mono - 5e9}},
+	}
+	done := make(chan struct{})
+	go func() { w.Update(src); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Update waited for the walk")
+	}
+	if s := w.Snapshot().Sockets[0]; s.Stuck != 1 || s.Holder != "" {
+		t.Fatalf("before the walk ends: stuck %d, holder %q", s.Stuck, s.Holder)
+	}
+	close(release)
+	var holder string
+	for i := 0; i < 100 && holder == ""; i++ {
+		time.Sleep(10 * time.Millisecond)
+		w.Update(src)
+		holder = w.Snapshot().Sockets[0].Holder
+	}
+	if want := "its own rx queue: packet socket inode 5"; !strings.HasPrefix(holder, want) {
+		t.Errorf("holder %q, want it to start with %q", holder, want)
 	}
 }
