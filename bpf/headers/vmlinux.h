@@ -201,6 +201,7 @@ struct sk_buff {
 	unsigned int len;
 	unsigned int end; /* sk_buff_data_t: an offset on 64-bit */
 	unsigned char *head;
+	int skb_iif; /* the device it arrived on: 0 until a receive path set it */
 } __attribute__((preserve_access_index));
 
 struct qdisc_skb_head {

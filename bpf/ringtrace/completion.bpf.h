@@ -219,7 +219,11 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		 * Which side freed it: once the frame reached a receiving device
 		 * (a veth peer in the same namespace), skb->dev is that device,
 		 * not the one the socket is bound to, and the free is the
-		 * completion. On the sending side, a kfree of the very skb the
+		 * completion. On lo the receiving device is the sending one, and
+		 * the receive runs in the softirq that ends the sender's xmit:
+		 * the receive path has set skb_iif (0 until then), so a drop
+		 * there (UNHANDLED_PROTO) is the frame's completion, not a drop
+		 * tpacket_snd rolls back. On the sending side, a kfree of the very skb the
 		 * sender is handing to its device, in that call, is a drop
 		 * tpacket_snd sees and rolls back; any other kfree there (a
 		 * qdisc dropping at dequeue, in the sender's qdisc run or the
@@ -232,7 +236,7 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 			 * device: its frees count as completions. */
 			struct net_device *bound = BPF_CORE_READ((struct packet_sock *)sk, cached_dev);
 
-			tx_side = bound && skb->dev == bound;
+			tx_side = bound && skb->dev == bound && !BPF_CORE_READ(skb, skb_iif);
 			sync_drop = tx_side && c && c->in_xmit && c->xmit_skb == key;
 		}
 		if (sync_drop && c) {
