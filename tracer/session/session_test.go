@@ -735,8 +735,11 @@ func TestMissedCompletionFoundAtReturn(t *testing.T) {
 	if sum := <-sent; sum.Frames != 40 {
 		t.Fatalf("sent %d frames, want 40", sum.Frames)
 	}
-	if ss, err := rt.sess.SockState(in.Sk); err != nil || ss.MapSending != 0 {
-		t.Errorf("after the call: %d frames still SENDING in the maps (%v), want 0", ss.MapSending, err)
+	// The frames map's entries, not the socket's count: the test's own
+	// read-modify-write of the socket's state (ForgetCompletion) can race
+	// a completion and leave that count off by one.
+	if left := sendingOf(t, rt.sess, in.Sk); len(left) != 0 {
+		t.Errorf("after the call: frames %v still SENDING in the frames map, want none", left)
 	}
 	evs := rt.stop(t)
 	var ret event.Event
@@ -763,6 +766,22 @@ func TestMissedCompletionFoundAtReturn(t *testing.T) {
 	if found.TS > ret.TS || found.TSLo > first.TS || found.TSLo < in.TS {
 		t.Errorf("found in [%d, %d], want within [entry %d .. completion %d, return %d]", found.TSLo, found.TS, in.TS, first.TS, ret.TS)
 	}
+}
+
+// sendingOf lists the frames of socket sk the frames map holds SENDING.
+func sendingOf(t *testing.T, s *session.Session, sk uint64) []uint32 {
+	t.Helper()
+	all, err := s.StillSending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint32
+	for _, f := range all {
+		if f.Sock.Sk == sk {
+			out = append(out, f.Frame)
+		}
+	}
+	return out
 }
 
 // TestSweepFindsMissedCompletion: a completion no hook reported after the
