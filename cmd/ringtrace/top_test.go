@@ -59,21 +59,41 @@ func topRowFields(text string, comm string, pid int) []string {
 	return last
 }
 
+// startTop starts `ringtrace top` in batch mode following comm, with args,
+// and returns once it is attached; out collects its snapshots.
+func startTop(t *testing.T, bin, comm string, args ...string) (top *exec.Cmd, out, errb *bytes.Buffer) {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready")
+	top = exec.Command(bin, append([]string{"top", "-b", "--comm", comm, "--ready-file", ready}, args...)...)
+	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
+	top.Stdout, top.Stderr = out, errb
+	if err := top.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { top.Process.Kill() })
+	waitReady(t, ready, errb)
+	return top, out, errb
+}
+
+// snapshotRows is the row of comm/pid in each of top's batch snapshots
+// that has one.
+func snapshotRows(out, comm string, pid int) [][]string {
+	var rows [][]string
+	for _, snap := range strings.Split(out, "ringtrace top:") {
+		if f := topRowFields(snap, comm, pid); f != nil {
+			rows = append(rows, f)
+		}
+	}
+	return rows
+}
+
 func TestTopBatch(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
 	bin := buildBinary(t)
 	sender, comm := namedSender(t, bin)
-	ready := filepath.Join(t.TempDir(), "ready")
-	top := exec.Command(bin, "top", "-b", "-n", "4", "-d", "500ms", "--comm", comm, "--ready-file", ready)
-	var out, errb bytes.Buffer
-	top.Stdout, top.Stderr = &out, &errb
-	if err := top.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Process.Kill() })
-	waitReady(t, ready, &errb)
+	top, out, errb := startTop(t, bin, comm, "-n", "4", "-d", "500ms")
 	send := exec.Command(sender, "send", "-i", "lo", "-q", "-V", "3", "--frames", "128", "--duration", "1500ms")
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
@@ -91,8 +111,7 @@ func TestTopBatch(t *testing.T) {
 	// The busiest snapshot: the sender's row, with plausible numbers.
 	best := 0.0
 	var row []string
-	for _, snap := range strings.Split(out.String(), "ringtrace top:") {
-		f := topRowFields(snap, comm, pid)
+	for _, f := range snapshotRows(out.String(), comm, pid) {
 		if len(f) < 8 {
 			continue
 		}
@@ -464,15 +483,7 @@ func TestTopStuck(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	sender, comm := namedSender(t, bin)
-	ready := filepath.Join(t.TempDir(), "ready")
-	top := exec.Command(bin, "top", "-b", "-n", "6", "-d", "500ms", "--stuck-after", "500ms", "--comm", comm, "--ready-file", ready)
-	var out, errb bytes.Buffer
-	top.Stdout, top.Stderr = &out, &errb
-	if err := top.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Process.Kill() })
-	waitReady(t, ready, &errb)
+	top, out, errb := startTop(t, bin, comm, "-n", "6", "-d", "500ms", "--stuck-after", "500ms")
 	send := exec.Command(sender, "send", "--netns", l.SenderNSName(), "-i", l.SenderIf, "-q", "--frames", "32", "--count", "32",
 		"--size", "1000", "--dontwait", "--drain", "60s") // killed once top has shown its snapshots
 	if err := send.Start(); err != nil {
@@ -486,8 +497,8 @@ func TestTopStuck(t *testing.T) {
 	send.Wait()
 	most := 0
 	var row []string
-	for _, snap := range strings.Split(out.String(), "ringtrace top:") {
-		if f := topRowFields(snap, comm, pid); len(f) >= 14 {
+	for _, f := range snapshotRows(out.String(), comm, pid) {
+		if len(f) >= 14 {
 			if n, err := strconv.Atoi(f[13]); err == nil && n > most {
 				most, row = n, f
 			}
@@ -516,15 +527,7 @@ func TestTopStuckHolder(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	sender, comm := namedSender(t, bin)
-	ready := filepath.Join(t.TempDir(), "ready")
-	top := exec.Command(bin, "top", "-b", "-n", "6", "-d", "500ms", "--stuck-after", "500ms", "--comm", comm, "--ready-file", ready)
-	var out, errb bytes.Buffer
-	top.Stdout, top.Stderr = &out, &errb
-	if err := top.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { top.Process.Kill() })
-	waitReady(t, ready, &errb)
+	top, out, errb := startTop(t, bin, comm, "-n", "6", "-d", "500ms", "--stuck-after", "500ms")
 	send := exec.Command(sender, "send", "-i", "lo", "-q", "--json", "--bind-protocol", "all", "--frames", "8", "--count", "8",
 		"--size", "100", "--dontwait", "--drain", "2s")
 	var sout bytes.Buffer
@@ -549,8 +552,8 @@ func TestTopStuckHolder(t *testing.T) {
 		t.Skip("this kernel completes a sender's looped-back frames at once: none was held")
 	}
 	var stuck string
-	for _, snap := range strings.Split(out.String(), "ringtrace top:") {
-		if f := topRowFields(snap, comm, pid); len(f) >= 14 && f[13] != "0" {
+	for _, f := range snapshotRows(out.String(), comm, pid) {
+		if len(f) >= 14 && f[13] != "0" {
 			stuck = strings.Join(f[13:], " ")
 		}
 	}
