@@ -326,7 +326,7 @@ func (s *Socket) SendPacket(buf []byte, flags int) (int, error) {
 	if len(buf) > 0 {
 		p = uintptr(unsafe.Pointer(&buf[0]))
 	}
-	r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), p, uintptr(len(buf)), uintptr(flags), 0, 0)
+	r, e := sendto(s.fd, p, len(buf), flags)
 	if e != 0 {
 		return -1, e
 	}
@@ -522,9 +522,11 @@ func (r *Ring) Count() Counts {
 }
 
 // Send kicks the kernel with sendto(fd, NULL, 0, flags, NULL, 0): it
-// transmits SEND_REQUEST frames from its private head onwards.
+// transmits SEND_REQUEST frames from its private head onwards. A blocking
+// call holds off the Go runtime's signals (see quietSignals), so it returns
+// only when the kernel is done, as a C sender's does.
 func (r *Ring) Send(flags int) (int, error) {
-	n, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(r.fd), 0, 0, uintptr(flags), 0, 0)
+	n, e := sendto(r.fd, 0, 0, flags)
 	if e != 0 {
 		return -1, e
 	}

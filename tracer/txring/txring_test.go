@@ -2,6 +2,7 @@ package txring_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -274,4 +275,53 @@ func TestStatesAreTheKernels(t *testing.T) {
 	if s := txring.Status(3).String(); s != "STATUS(0x3)" {
 		t.Errorf("status 3: %s", s)
 	}
+}
+
+// TestBlockingSendIgnoresRuntimeSignals: a blocking sendto sleeps in
+// tpacket_snd (for sndbuf, then for completions) and returns early with the
+// bytes queued so far when a signal arrives. Go sends SIGURG to preempt
+// goroutines at any time; with SIGURG fired at every thread of the process
+// all along, one blocking call must still send the whole ring, as a C
+// sender's does.
+func TestBlockingSendIgnoresRuntimeSignals(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	if err := l.Shape(lab.NIC{Rate: 20_000_000, FifoLimit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(l)
+	o.Socket.SndBuf, o.Socket.ForceSndBuf = 9216, true
+	var calls []txring.Call
+	o.OnCall = func(c txring.Call) { calls = append(calls, c) }
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			tasks, _ := os.ReadDir("/proc/self/task")
+			for _, task := range tasks {
+				var tid int
+				if _, err := fmt.Sscan(task.Name(), &tid); err == nil && unix.Tgkill(os.Getpid(), tid, unix.SIGURG) == nil {
+					n++
+				}
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	sum, err := txring.Run(context.Background(), o)
+	close(stop)
+	sent := <-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 64 frames of 1000 bytes at 20 Mbit/s: ~26 ms asleep in the call.
+	if len(calls) != 1 || calls[0].Ret != 64*1000 || sum.Frames != 64 {
+		t.Fatalf("with %d SIGURGs sent to the process's threads: calls %+v, %d frames; want one call returning 64000", sent, calls, sum.Frames)
+	}
+	t.Logf("one blocking call sent 64 frames while %d SIGURGs were sent to the process's threads", sent)
 }
