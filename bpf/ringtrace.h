@@ -46,6 +46,9 @@ enum rt_kind {
 	RT_XMIT_RC = 14, /* dev_queue_xmit / packet_xmit return: a[0]=rc */
 	RT_SOCK_GONE = 15, /* ring of a tracked socket went away */
 	RT_FRAME_PICKED = 16, /* tpacket_snd took the SEND_REQUEST frame at head */
+	RT_BLIND = 17, /* a CPU ran a task the kernel runs no BPF program for: ts_lo=switched in, ts=the CPU's
+			* next switch seen; pid, tid: that task, comm: its process's (thread group leader's);
+			* cpu: the CPU (always streamed) */
 };
 
 /* Frame states: the tp_status values (low three bits). */
@@ -218,7 +221,10 @@ struct rt_frame {
 	/* its last completion was found by a status read (bounded), not by
 	 * the completion hook: that hook may still come for the same use */
 	__u8 avail_read;
-	__u8 pad[5];
+	/* the sweep read AVAILABLE while the entry says SENDING; it reports
+	 * the completion at its next run if no hook did meanwhile */
+	__u8 avail_swept;
+	__u8 pad[4];
 	/* 1 while SENDING. Moves in and out of SENDING by to_sending and
 	 * to_available flip it atomically (cfg.claims): a completion hook and a
 	 * ring scan that read the status it wrote, on two CPUs, both see the

@@ -154,6 +154,7 @@ struct task_struct {
 	pid_t tgid;
 	char comm[16];
 	struct files_struct *files;
+	struct task_struct *group_leader;
 } __attribute__((preserve_access_index));
 
 struct pgv {

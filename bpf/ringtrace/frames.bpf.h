@@ -151,6 +151,7 @@ static __always_inline int mark_sending(struct sock_state *ss, struct rt_frame *
 		return 0;
 	f->sending_exact = exact;
 	f->avail_read = 0;
+	f->avail_swept = 0;
 	f->ph = ph;
 	f->ts_sending = now;
 	f->ts_seen = now;

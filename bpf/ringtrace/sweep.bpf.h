@@ -33,11 +33,23 @@ static __always_inline void sweep_frame(const struct rt_frame_key *k, struct rt_
 			return;
 		r.off = ss->off;
 	}
-	if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE)
+	if ((frame_status(f->ph, r.off) & 7) == RT_ST_AVAILABLE) {
+		/* Where the uarg's kfree is the completion hook, it fires a few
+		 * instructions after the status write: a sweep on another CPU
+		 * can read AVAILABLE in between and would report, bounded, a
+		 * completion the exact hook is about to see. Such a frame is
+		 * left to that hook for one sweep interval; the next run
+		 * reports it if no hook did (user space sweeps twice at the
+		 * end). */
+		if (cfg.uarg_via_kfree && !f->avail_swept) {
+			f->avail_swept = 1;
+			return;
+		}
 		to_available((struct sock *)k->sk, ss, k->idx, f->ph, 0, RT_BOUNDED, f->ts_seen, RT_C_SCAN, RT_H_SWEEP, 0,
 			     NULL);
-	else
+	} else {
 		f->ts_seen = bpf_ktime_get_ns();
+	}
 }
 
 /*

@@ -19,6 +19,7 @@ const (
 	RingtraceMapAggZero                        = "agg_zero"
 	RingtraceMapAggs                           = "aggs"
 	RingtraceMapCalls                          = "calls"
+	RingtraceMapCpuTasks                       = "cpu_tasks"
 	RingtraceMapEvents                         = "events"
 	RingtraceMapFlatScan                       = "flat_scan"
 	RingtraceMapFrames                         = "frames"
@@ -212,6 +213,7 @@ type RingtraceMapSpecs struct {
 	AggZero   *ebpf.MapSpec `ebpf:"agg_zero"`
 	Aggs      *ebpf.MapSpec `ebpf:"aggs"`
 	Calls     *ebpf.MapSpec `ebpf:"calls"`
+	CpuTasks  *ebpf.MapSpec `ebpf:"cpu_tasks"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	FlatScan  *ebpf.MapSpec `ebpf:"flat_scan"`
 	Frames    *ebpf.MapSpec `ebpf:"frames"`
@@ -267,6 +269,7 @@ type RingtraceMaps struct {
 	AggZero   *ebpf.Map `ebpf:"agg_zero"`
 	Aggs      *ebpf.Map `ebpf:"aggs"`
 	Calls     *ebpf.Map `ebpf:"calls"`
+	CpuTasks  *ebpf.Map `ebpf:"cpu_tasks"`
 	Events    *ebpf.Map `ebpf:"events"`
 	FlatScan  *ebpf.Map `ebpf:"flat_scan"`
 	Frames    *ebpf.Map `ebpf:"frames"`
@@ -285,6 +288,7 @@ func (m *RingtraceMaps) Close() error {
 		m.AggZero,
 		m.Aggs,
 		m.Calls,
+		m.CpuTasks,
 		m.Events,
 		m.FlatScan,
 		m.Frames,

@@ -462,6 +462,10 @@ func (f *Formatter) AppendText(dst []byte, e *Event) []byte {
 	case FramePicked:
 		b = append(b, "frame picked     tpacket_snd takes this SEND_REQUEST frame"...)
 		sockState()
+	case Blind:
+		b = append(b, "hidden CPU time  "...)
+		b = appendDur(b, e.Duration())
+		b = append(b, " on this task: the kernel runs no BPF program for it, events on its time are missing"...)
 	case SockGone:
 		b = append(b, "socket closed: its timeline ends"...)
 		if e.Pending > 0 {

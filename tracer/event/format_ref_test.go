@@ -232,6 +232,8 @@ func (f *refFormatter) Text(e *Event) string {
 		fmt.Fprintf(&b, "napi poll        dev=%s work=%d budget=%d", e.Dev, e.A[0], e.A[1])
 	case RX:
 		fmt.Fprintf(&b, "received         dev=%s", e.Dev)
+	case Blind:
+		fmt.Fprintf(&b, "hidden CPU time  %s on this task: the kernel runs no BPF program for it, events on its time are missing", refDur(e.Duration()))
 	case FramePicked:
 		b.WriteString("frame picked     tpacket_snd takes this SEND_REQUEST frame")
 		sockState()
@@ -444,6 +446,9 @@ func (f *refFormatter) AppendJSON(dst []byte, e *Event) []byte {
 		sockState()
 	case Softirq:
 		w.str("vec", refSoftirqName(e.Aux))
+		w.u("start_ns", e.TSLo)
+		w.u("duration_ns", e.Duration())
+	case Blind:
 		w.u("start_ns", e.TSLo)
 		w.u("duration_ns", e.Duration())
 	case SockGone:

@@ -190,6 +190,9 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 		w.close()
 		w.u("start_ns", e.TSLo)
 		w.u("duration_ns", e.Duration())
+	case Blind:
+		w.u("start_ns", e.TSLo)
+		w.u("duration_ns", e.Duration())
 	case SockGone:
 		if e.Pending > 0 {
 			w.i("abandoned", int64(e.Pending))

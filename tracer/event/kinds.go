@@ -27,7 +27,8 @@ const (
 	XmitRC        = Kind(bpftypes.RingtraceRtKindRT_XMIT_RC)
 	SockGone      = Kind(bpftypes.RingtraceRtKindRT_SOCK_GONE)
 	FramePicked   = Kind(bpftypes.RingtraceRtKindRT_FRAME_PICKED)
-	maxKind       = FramePicked
+	Blind         = Kind(bpftypes.RingtraceRtKindRT_BLIND)
+	maxKind       = Blind
 )
 
 // kindNames is indexed by kind (an array: String runs once per event).
@@ -36,6 +37,7 @@ var kindNames = [...]string{
 	QdiscEnqueue: "qdisc_enqueue", QdiscDequeue: "qdisc_dequeue", XmitStart: "xmit_start",
 	XmitDone: "xmit_done", Drop: "drop", Sleep: "sleep", Wake: "wake", Softirq: "softirq",
 	NapiPoll: "napi_poll", RX: "rx", XmitRC: "xmit_rc", SockGone: "sock_gone", FramePicked: "frame_picked",
+	Blind: "blind",
 }
 
 func (k Kind) String() string {
@@ -56,7 +58,11 @@ func Kinds() []Kind {
 
 // PerCPU reports whether a kind describes a CPU rather than a socket
 // (softirq spans, napi polls): socket filters do not apply to it.
-func (k Kind) PerCPU() bool { return k == Softirq || k == NapiPoll }
+func (k Kind) PerCPU() bool { return k == Softirq || k == NapiPoll || k == Blind }
+
+// Always reports whether a kind is streamed whatever kinds were asked for:
+// a blind window says events may be missing, like a lost-event count.
+func (k Kind) Always() bool { return k == Blind }
 
 // DefaultKinds is every kind except the opt-in ones: the per-CPU kinds and
 // RX, whose hook runs for every received skb on the machine and, for a
@@ -64,7 +70,7 @@ func (k Kind) PerCPU() bool { return k == Softirq || k == NapiPoll }
 func DefaultKinds() []Kind {
 	var ks []Kind
 	for _, k := range Kinds() {
-		if !k.PerCPU() && k != RX {
+		if (!k.PerCPU() || k.Always()) && k != RX {
 			ks = append(ks, k)
 		}
 	}

@@ -128,6 +128,8 @@ const (
 	EvAvailableOrphaned = EvAvailable + " (orphaned elsewhere"
 	EvAvailableSweep    = EvAvailable + " (no event at all)"
 	EvRollback          = "frame rolled back to SEND_REQUEST"
+	// EvHidden: CPU time the kernel runs no BPF program in (event.Blind).
+	EvHidden = "CPU time hidden from BPF"
 )
 
 // Row returns the plan's row for a logical event (or the first whose event
@@ -629,6 +631,8 @@ func (b *builder) sched() {
 		b.row("sender sleeps / wakes (why)", "tp_btf sched_switch / sched_waking + bpf_get_stack", "exact", why)
 		b.row("sender waits for a CPU", "tp_btf sched_switch (preempted or woken -> switched in)", "exact",
 			"runnable inside sendmsg without a CPU: the link idles meanwhile")
+		b.row(EvHidden, "tp_btf sched_switch (a task switched in whose switch out is never seen)", "bounded",
+			"some kernels run no BPF program while certain tasks are current (this host's 6.18 build: PID 1's threads), nor in a softirq on their time: each such window is reported, and events missed in it are not held against this plan")
 	}
 }
 

@@ -81,7 +81,7 @@ func TestCallsOnly(t *testing.T) {
 				case event.SendmsgReturn:
 					taken += uint64(e.N)
 					inFlight = inFlight || e.Pending > 0
-				case event.SendmsgEnter, event.SockGone, event.Sleep, event.Wake:
+				case event.SendmsgEnter, event.SockGone, event.Sleep, event.Wake, event.Blind:
 				default:
 					t.Errorf("--detail calls traced a %v event: %+v", e.Kind, e)
 				}

@@ -75,7 +75,7 @@ func copyCString(dst []int8, s string) {
 
 // EventMask turns a set of kinds into the rt_config events bitmap.
 func EventMask(kinds []event.Kind) uint32 {
-	var m uint32
+	m := uint32(1) << uint(event.Blind)
 	for _, k := range kinds {
 		m |= 1 << uint(k)
 	}

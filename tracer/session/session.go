@@ -588,9 +588,11 @@ func (s *Session) Run(ctx context.Context, sink Sink, raw func([]byte) error) er
 			}
 		}
 	}
-	// Wind down: one last sweep so completions no hook saw are reported,
-	// then drain what the kernel already queued.
-	if runErr == nil {
+	// Wind down: a last sweep so completions no hook saw are reported
+	// (twice: a sweep leaves a completion it reads first to the uarg's
+	// kfree hook until its next run), then drain what the kernel already
+	// queued.
+	for i := 0; i < 2 && runErr == nil; i++ {
 		runErr = s.sweep(p)
 	}
 	close(stopRead)

@@ -672,8 +672,16 @@ func TestSweepBudget(t *testing.T) {
 			t.Fatalf("no frame from %d completed", deep)
 		}
 	}
+	// The first run spends its budget before the frame, the second reaches
+	// it. Where the uarg's kfree is the completion hook, the sweep leaves a
+	// completion it reads first to that hook until it reaches the frame
+	// again: two runs later (the third walks the ring's first half).
+	want := []int{0, 1}
+	if rt.sess.Plan().Config.UargViaKfree {
+		want = []int{0, 1, 0, 1}
+	}
 	var found []int
-	for run := 0; run < 2; run++ {
+	for range want {
 		got, err := rt.sess.Sweep()
 		if err != nil {
 			t.Fatal(err)
@@ -684,9 +692,9 @@ func TestSweepBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("frame %d forgotten; SENDING entries the two sweep runs reached: %v; still SENDING after them: %d", idx, found, ss.MapSending)
-	if found[0] != 0 || found[1] != 1 || ss.MapSending != 0 {
-		t.Errorf("sweep runs reached %v SENDING entries, %d left: want 0 (budget spent before frame %d), then 1, then none left", found, ss.MapSending, idx)
+	t.Logf("frame %d forgotten; SENDING entries the sweep runs reached: %v; still SENDING after them: %d", idx, found, ss.MapSending)
+	if fmt.Sprint(found) != fmt.Sprint(want) || ss.MapSending != 0 {
+		t.Errorf("sweep runs reached %v SENDING entries, %d left: want %v (the budget spent before frame %d on the first), then none left", found, ss.MapSending, want, idx)
 	}
 }
 

@@ -26,6 +26,14 @@ type RingtraceCallState struct {
 	Pad         [1]uint8
 }
 
+type RingtraceCpuTask struct {
+	_    structs.HostLayout
+	Task uint64
+	Ts   uint64
+	Tid  uint32
+	Tgid uint32
+}
+
 type RingtracePhState struct {
 	_     structs.HostLayout
 	Sk    uint64
@@ -139,7 +147,8 @@ type RingtraceRtFrame struct {
 	State        uint8
 	SendingExact uint8
 	AvailRead    uint8
-	Pad          [5]uint8
+	AvailSwept   uint8
+	Pad          [4]uint8
 	Busy         uint64
 }
 
@@ -178,6 +187,7 @@ const (
 	RingtraceRtKindRT_XMIT_RC        RingtraceRtKind = 14
 	RingtraceRtKindRT_SOCK_GONE      RingtraceRtKind = 15
 	RingtraceRtKindRT_FRAME_PICKED   RingtraceRtKind = 16
+	RingtraceRtKindRT_BLIND          RingtraceRtKind = 17
 )
 
 type RingtraceRtLimit uint32
