@@ -33,14 +33,18 @@ type Send struct {
 
 // Promise is one logical event of the plan and what the trace saw of it.
 type Promise struct {
-	Event    string   `json:"event"`
-	Hook     string   `json:"hook"`
-	Promised string   `json:"promised"` // exact or bounded
-	Exact    int      `json:"exact"`
-	Bounded  int      `json:"bounded"`
-	NotSeen  int      `json:"not_seen"`
-	Held     bool     `json:"held"`
-	Cases    []string `json:"cases"`
+	Event    string `json:"event"`
+	Hook     string `json:"hook"`
+	Promised string `json:"promised"` // exact or bounded
+	Exact    int    `json:"exact"`
+	Bounded  int    `json:"bounded"`
+	NotSeen  int    `json:"not_seen"`
+	// Hidden: observations missed or reconstructed in a case that ran
+	// while the kernel hid a task's CPU time from BPF (event.Blind): no
+	// hook could see them, so they neither keep nor break the promise.
+	Hidden int      `json:"hidden,omitempty"`
+	Held   bool     `json:"held"`
+	Cases  []string `json:"cases"`
 	// Detail names what broke the promise: the causes of the bounded
 	// observations and the cases where something was not seen.
 	Detail string `json:"detail,omitempty"`
@@ -63,6 +67,9 @@ type judge struct {
 	p     *plan.Plan
 	rows  map[string]*Promise
 	order []string
+	// hidden: the case being judged overlapped CPU time the kernel hides
+	// from BPF.
+	hidden bool
 }
 
 // observe records one expected observation of a logical event: the event
@@ -84,6 +91,8 @@ func (j *judge) observe(c string, e *event.Event, candidates ...string) {
 		pr.Cases = append(pr.Cases, c)
 	}
 	switch {
+	case j.hidden && (e == nil || e.Prec != event.Exact):
+		pr.Hidden++
 	case e == nil:
 		pr.NotSeen++
 		pr.unseen[c]++
@@ -110,6 +119,7 @@ func Judge(p *plan.Plan, sends []Send, evs []event.Event, pid uint32) *Result {
 			res.Broken = append(res.Broken, fmt.Sprintf("case %s did not run: %s", s.Case, s.Error))
 			continue
 		}
+		j.hidden = overlapsBlind(evs, s)
 		j.send(s, window(evs, s, pid))
 	}
 	for _, ev := range j.order {
@@ -135,7 +145,7 @@ func (pr *Promise) Observed() string {
 	for _, x := range []struct {
 		n    int
 		what string
-	}{{pr.Exact, "exact"}, {pr.Bounded, "bounded"}, {pr.NotSeen, "not seen"}} {
+	}{{pr.Exact, "exact"}, {pr.Bounded, "bounded"}, {pr.NotSeen, "not seen"}, {pr.Hidden, "hidden"}} {
 		if x.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", x.n, x.what))
 		}
@@ -166,6 +176,17 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// overlapsBlind reports whether a blind window (CPU time the kernel runs no
+// BPF program in, on any CPU) overlaps the case.
+func overlapsBlind(evs []event.Event, s Send) bool {
+	for _, e := range evs {
+		if e.Kind == event.Blind && e.TSLo <= s.End && e.TS >= s.Start {
+			return true
+		}
+	}
+	return false
 }
 
 // window is the events of one case: this process's, between its start and

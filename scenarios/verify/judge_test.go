@@ -108,3 +108,34 @@ func TestJudgeCaseError(t *testing.T) {
 		t.Errorf("%+v", res)
 	}
 }
+
+// TestJudgeHiddenCase: a case that ran while the kernel hid a task's CPU
+// time from BPF neither keeps nor breaks what it could not see; the next
+// case is judged as usual.
+func TestJudgeHiddenCase(t *testing.T) {
+	s := []Send{
+		{Case: "veth", Start: 10, End: 100, Rets: []int64{100}, Frames: []uint32{0}, Completed: map[uint32]bool{0: true}, NFrames: 1},
+		{Case: "lo", Lo: true, Start: 200, End: 300, Rets: []int64{100}, Frames: []uint32{1}, Completed: map[uint32]bool{1: true}, NFrames: 1},
+	}
+	evs := []event.Event{
+		frame(11, 0, event.Sending, event.Exact, 0),
+		{Kind: event.Blind, TSLo: 40, TS: 60, PID: 1, TID: 81, Comm: "process_api"},
+		frame(90, 0, event.Available, event.Bounded, event.CauseScan), // found by the sweep
+		ret(95, 100),
+		frame(210, 1, event.Sending, event.Exact, 0), frame(220, 1, event.Available, event.Exact, 0), ret(230, 100),
+	}
+	res := Judge(testPlan(), s, evs, 7)
+	if !res.OK {
+		t.Fatalf("broken: %v", res.Broken)
+	}
+	for _, pr := range res.Promises {
+		if pr.Event == plan.EvAvailable && (pr.Hidden != 1 || pr.Exact != 1 || pr.Bounded != 0 || !strings.Contains(pr.Observed(), "1 hidden")) {
+			t.Errorf("AVAILABLE: %+v (observed %s); want 1 exact (lo), 1 hidden (veth)", pr, pr.Observed())
+		}
+	}
+	// The same trace without the blind window breaks the promise.
+	res = Judge(testPlan(), s, append(append([]event.Event{}, evs[:1]...), evs[2:]...), 7)
+	if res.OK {
+		t.Error("a bounded completion outside any blind window passed")
+	}
+}

@@ -28,12 +28,17 @@ type Tally struct {
 	Kept          uint64            `json:"kept"` // seen as promised (exactly, or along a path promised bounded)
 	Reconstructed uint64            `json:"reconstructed"`
 	Causes        map[string]uint64 `json:"causes,omitempty"` // how the reconstructed ones were found
+	// Hidden: reconstructed events whose window overlaps CPU time the
+	// kernel runs no BPF program in (blind windows): no hook could see
+	// them, so they do not count against the plan.
+	Hidden uint64 `json:"hidden,omitempty"`
 }
 
-// Share is the part of the events that was reconstructed.
+// Share is the part of the events that was reconstructed where a hook could
+// have seen it.
 func (t Tally) Share() float64 {
 	if n := t.Kept + t.Reconstructed; n > 0 {
-		return float64(t.Reconstructed) / float64(n)
+		return float64(t.Reconstructed-min(t.Hidden, t.Reconstructed)) / float64(n)
 	}
 	return 0
 }
@@ -48,6 +53,9 @@ func (t Tally) String() string {
 		t.Reconstructed, t.Kept+t.Reconstructed, 100*t.Share())
 	if len(t.Causes) > 0 {
 		s += ": " + causes(t.Causes)
+	}
+	if t.Hidden > 0 {
+		s += fmt.Sprintf("; %d in CPU time the kernel hides from BPF, not counted", t.Hidden)
 	}
 	return s + ")"
 }
@@ -80,7 +88,28 @@ type Watch struct {
 	bypass       map[uint64]bool // socket -> its last call sent with PACKET_QDISC_BYPASS
 	rows         map[string]*Tally
 	warned       map[string]bool
+	// blind: the kernel's blind windows seen so far; open: reconstructed
+	// events not (yet) inside one: a window is reported when it ends, which
+	// can be after the sweep reported what happened in it.
+	blind []window
+	open  []openEvent
 }
+
+// window is a span of time, in event timestamps.
+type window struct{ lo, hi uint64 }
+
+func (w window) overlaps(o window) bool { return w.lo <= o.hi && o.lo <= w.hi }
+
+// openEvent is a reconstructed event no blind window explains so far.
+type openEvent struct {
+	w     window
+	tally string
+}
+
+// maxWindows bounds what Watch keeps of blind windows and of open
+// reconstructed events: the oldest go first (a long trace keeps judging
+// its recent events).
+const maxWindows = 4096
 
 // New watches p's promises; warn (may be nil) is called once per promise,
 // as soon as it is broken.
@@ -102,6 +131,9 @@ func (w *Watch) Event(e *event.Event) error {
 		return nil
 	case event.SockGone:
 		delete(w.bypass, e.Sk)
+		return nil
+	case event.Blind:
+		w.blindWindow(window{e.TSLo, e.TS})
 		return nil
 	case event.FrameState:
 	default:
@@ -137,8 +169,50 @@ func (w *Watch) Event(e *event.Event) error {
 		c = "sweep"
 	}
 	t.Causes[c]++
+	ew := window{e.TSLo, e.TS}
+	if ew.lo == 0 || ew.lo > ew.hi {
+		ew.lo = ew.hi
+	}
+	if w.inBlind(ew) {
+		t.Hidden++
+	} else {
+		w.open = keepLast(append(w.open, openEvent{ew, t.Event}))
+	}
 	w.check(t)
 	return nil
+}
+
+// blindWindow records a window of CPU time no BPF program ran in, and
+// excuses the reconstructed events it explains.
+func (w *Watch) blindWindow(b window) {
+	w.blind = keepLast(append(w.blind, b))
+	kept := w.open[:0]
+	for _, o := range w.open {
+		if o.w.overlaps(b) {
+			if t := w.rows[o.tally]; t != nil {
+				t.Hidden++
+			}
+			continue
+		}
+		kept = append(kept, o)
+	}
+	w.open = kept
+}
+
+func (w *Watch) inBlind(ew window) bool {
+	for i := len(w.blind) - 1; i >= 0; i-- {
+		if w.blind[i].overlaps(ew) {
+			return true
+		}
+	}
+	return false
+}
+
+func keepLast[T any](s []T) []T {
+	if len(s) > maxWindows {
+		return append(s[:0], s[len(s)-maxWindows:]...)
+	}
+	return s
 }
 
 func (w *Watch) tally(r plan.Row) *Tally {
@@ -152,7 +226,7 @@ func (w *Watch) tally(r plan.Row) *Tally {
 
 // check warns, once per promise, when t is broken.
 func (w *Watch) check(t *Tally) {
-	if t.Reconstructed >= minWarn && t.Broken() && !w.warned[t.Event] && w.warn != nil {
+	if t.Reconstructed-t.Hidden >= minWarn && t.Broken() && !w.warned[t.Event] && w.warn != nil {
 		w.warned[t.Event] = true
 		w.warn(t.String())
 	}

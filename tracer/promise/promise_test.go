@@ -176,3 +176,40 @@ func TestAggregatedCompletions(t *testing.T) {
 		t.Errorf("judged aggregates of a plan with bounded completion paths: %+v", w.Tallies())
 	}
 }
+
+// TestHiddenWindowsExcuse: a completion reconstructed within CPU time the
+// kernel hides from BPF is not held against the plan, whether the blind
+// window is reported before or after it; one outside every window is.
+func TestHiddenWindowsExcuse(t *testing.T) {
+	avail := func(lo, hi uint64) event.Event {
+		e := state(1, event.Available, event.Bounded, event.CauseScan)
+		e.TSLo, e.TS, e.Hook = lo, hi, event.HookSweep
+		return e
+	}
+	blind := func(lo, hi uint64) event.Event {
+		return event.Event{Kind: event.Blind, TSLo: lo, TS: hi, PID: 1, TID: 81, Comm: "process_api"}
+	}
+	var warned []string
+	w := promise.New(uargPlan(), func(s string) { warned = append(warned, s) })
+	evs := []event.Event{enter(1, false)}
+	for i := 0; i < 50; i++ {
+		evs = append(evs, state(1, event.Available, event.Exact, event.CauseXmit))
+	}
+	evs = append(evs,
+		blind(100, 200), avail(150, 300), // window first
+		avail(1000, 1500), blind(1200, 1300), // window reported after the sweep found it
+	)
+	feed(w, evs...)
+	got := tally(t, w, plan.EvAvailable)
+	if got.Reconstructed != 2 || got.Hidden != 2 || got.Broken() || len(warned) != 0 {
+		t.Fatalf("two reconstructions inside blind windows: tally %+v broken %v, warnings %q; want 2 reconstructed, 2 hidden, not broken, no warning", got, got.Broken(), warned)
+	}
+	if s := got.String(); !strings.Contains(s, "2 in CPU time the kernel hides from BPF") {
+		t.Errorf("String() = %q: does not say the hidden ones", s)
+	}
+	feed(w, avail(5000, 6000), avail(7000, 8000)) // no window: a hook that did not fire
+	got = tally(t, w, plan.EvAvailable)
+	if got.Reconstructed != 4 || got.Hidden != 2 || !got.Broken() || len(warned) != 1 {
+		t.Fatalf("two more outside any window: tally %+v broken %v, warnings %q; want 4 reconstructed, 2 hidden, broken (2 of 54), one warning", got, got.Broken(), warned)
+	}
+}

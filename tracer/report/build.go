@@ -31,6 +31,7 @@ type Builder struct {
 
 	stuckAfter time.Duration
 	snaps      []*holders.Snapshot
+	blind      [][2]uint64 // windows of CPU time hidden from BPF (event.Blind)
 }
 
 // NewBuilder starts an empty report. names resolves drop reasons and
@@ -249,6 +250,8 @@ func (b *Builder) Add(e *event.Event) {
 			c.NetRX += e.TS - e.TSLo
 			c.RXSpans++
 		}
+	case event.Blind:
+		b.hidden(e)
 	case event.NapiPoll:
 		c := b.cpu(e.CPU)
 		c.NapiPolls++
@@ -288,6 +291,56 @@ const maxFoldedRounds = 1000
 // fold merges a socket that closed into the closed row and forgets it:
 // its counts, statistics and examples stay in the report, its series and
 // its own row do not.
+// hidden adds a blind window to its task's total.
+func (b *Builder) hidden(e *event.Event) {
+	if e.TSLo > 0 && e.TSLo <= e.TS {
+		b.blind = append(b.blind, [2]uint64{e.TSLo, e.TS})
+		if len(b.blind) > maxBlind {
+			b.blind = append(b.blind[:0], b.blind[len(b.blind)-maxBlind:]...)
+		}
+	}
+	var h *HiddenTask
+	for i := range b.r.Hidden {
+		if b.r.Hidden[i].TID == e.TID {
+			h = &b.r.Hidden[i]
+		}
+	}
+	if h == nil {
+		b.r.Hidden = append(b.r.Hidden, HiddenTask{PID: e.PID, TID: e.TID, Comm: e.Comm})
+		h = &b.r.Hidden[len(b.r.Hidden)-1]
+	}
+	h.Windows++
+	if e.TSLo > 0 && e.TSLo < e.TS {
+		h.NS += e.TS - e.TSLo
+	}
+}
+
+// maxBlind bounds the blind windows kept to judge completions by.
+const maxBlind = 4096
+
+// inBlind reports whether rd's completion was reconstructed and a blind
+// window overlaps its bounds.
+func (b *Builder) inBlind(rd *Round) bool {
+	if !rd.Done || rd.ExactDone {
+		return false
+	}
+	lo, hi := rd.Available, rd.Available
+	for i := len(rd.Transitions) - 1; i >= 0; i-- {
+		if t := rd.Transitions[i]; t.To == event.Available {
+			if t.TSLo > 0 && t.TSLo < lo {
+				lo = t.TSLo
+			}
+			break
+		}
+	}
+	for _, w := range b.blind {
+		if w[0] <= hi && lo <= w[1] {
+			return true
+		}
+	}
+	return false
+}
+
 func (b *Builder) fold(s *Socket, ts uint64) {
 	c := b.closed
 	if c == nil {
@@ -526,6 +579,13 @@ func (b *Builder) Finish() *Report {
 			}
 			return s.Rounds[i].firstTS() < s.Rounds[j].firstTS()
 		})
+	}
+	if len(b.blind) > 0 {
+		for _, s := range r.Sockets {
+			for _, rd := range s.Rounds {
+				rd.Hidden = b.inBlind(rd)
+			}
+		}
 	}
 	for _, c := range b.cpus {
 		r.CPUs = append(r.CPUs, c)

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
@@ -27,6 +28,7 @@ const (
 	DiagCPUWait        = "cpu-wait"
 	DiagBrokenPromise  = "broken-promise"
 	DiagReconstructed  = "reconstructed-events"
+	DiagHiddenTasks    = "hidden-cpu-time"
 )
 
 func ms(ns uint64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }
@@ -48,6 +50,7 @@ func diagnose(r *Report) []Diagnosis {
 				"the kernel runs no kprobe program while another BPF program runs on that CPU (a softirq can interrupt one), and no tracing program inside itself",
 				"completions they missed are still found by ring scans (at the call's return, or by the sweep), with bounded times"}})
 	}
+	ds = append(ds, hiddenTasks(r)...)
 	ds = append(ds, promises(r)...)
 	for _, s := range r.Sockets {
 		ds = append(ds, sndbufBlocked(r, s)...)
@@ -293,14 +296,54 @@ func MissedString(m map[string]uint64) string {
 	return strings.Join(names, ", ")
 }
 
+// hiddenTasks says which tasks the kernel ran no BPF program for: their CPU
+// time is a hole in every timeline. A warning when frame events fell in
+// it, else a note.
+func hiddenTasks(r *Report) []Diagnosis {
+	if len(r.Hidden) == 0 {
+		return nil
+	}
+	var windows int
+	var ns, hidden uint64
+	var tasks []string
+	byPID := map[uint32]string{}
+	for _, h := range r.Hidden {
+		windows += h.Windows
+		ns += h.NS
+		byPID[h.PID] = h.Comm
+		tasks = append(tasks, fmt.Sprintf("thread %d of pid %d %s: %s, %s", h.TID, h.PID, h.Comm, plural(h.Windows, "window"), ms(h.NS)))
+	}
+	for _, t := range r.Promises {
+		hidden += t.Hidden
+	}
+	pids := make([]string, 0, len(byPID))
+	for p, name := range byPID {
+		pids = append(pids, strings.TrimSpace(strconv.FormatUint(uint64(p), 10)+" "+name))
+	}
+	sort.Strings(pids)
+	ev := append(tasks,
+		"the switch into such a task is seen, its switch out never is: a CPU whose next seen switch leaves another task ran it in between (its window, bounded)",
+		"a softirq that runs on its time (a qdisc dequeue, a veth xmit, a TX completion) fires every tracepoint, but no BPF program runs: no recursion miss, no ring buffer loss is counted",
+		"the tracepoints do fire there (ftrace records them, e.g. irq:softirq_entry): only BPF programs are kept out")
+	d := Diagnosis{ID: DiagHiddenTasks, Severity: "info",
+		Title: fmt.Sprintf("this kernel hides pid %s from BPF: %s, %s of CPU time no hook could see; no frame event of this trace fell in them", strings.Join(pids, ", "), plural(windows, "window"), ms(ns))}
+	if hidden > 0 {
+		d.Severity = "warning"
+		d.Title = fmt.Sprintf("this kernel hides pid %s from BPF, and network work ran on its time: %s missed there and reconstructed (bounded)", strings.Join(pids, ", "), plural(int(hidden), "frame event"))
+		ev = append(ev, "those events do not count against the attach plan's promises: no hook can see them on this kernel")
+	}
+	d.Evidence = ev
+	return []Diagnosis{d}
+}
+
 // promises says which of the plan's exact promises the trace broke: more
 // than promise.Threshold of their events reconstructed, the sign of a
 // kernel that changed under the plan. Fewer reconstructions are noted.
 func promises(r *Report) []Diagnosis {
 	var ds []Diagnosis
 	for _, t := range r.Promises {
-		if t.Reconstructed == 0 {
-			continue
+		if t.Reconstructed == 0 || t.Hidden >= t.Reconstructed {
+			continue // none, or all in CPU time the kernel hides (hidden-cpu-time says so)
 		}
 		ev := []string{t.String(),
 			"reconstructed events are bounded in time: found by a ring status read (at the call's return, or by the sweep) instead of the promised hook"}
@@ -315,4 +358,12 @@ func promises(r *Report) []Diagnosis {
 			Evidence: append(ev, "hook runs the kernel skipped (see missed-hook-runs) are the usual cause")})
 	}
 	return ds
+}
+
+// plural says "1 window" or "3 windows".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

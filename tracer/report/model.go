@@ -42,6 +42,10 @@ type Round struct {
 	State       event.State  `json:"-"`                // state at the end of the round (or of the trace)
 	Call        int          `json:"call"`             // index in Socket.Calls of the call that sent it, -1 if none
 	Done        bool         `json:"done"`             // reached AVAILABLE for good
+	// Hidden: its completion was found by a status read and may have
+	// happened in CPU time the kernel hides from BPF (a blind window
+	// overlaps its bounds): when it completed, the trace cannot say.
+	Hidden bool `json:"completion_hidden,omitempty"`
 	Dev         string       `json:"dev,omitempty"`    // device it was sent on
 	FreeReason  string       `json:"free_reason,omitempty"`
 
@@ -258,7 +262,11 @@ type Report struct {
 	Events     map[string]uint64 `json:"events"`
 	Lost       uint64            `json:"lost"`
 	Missed     map[string]uint64 `json:"missed_runs,omitempty"` // per attachment, runs the kernel skipped
-	Duplicates uint64            `json:"duplicates"`
+	// Hidden are the tasks the kernel ran no BPF program for while they
+	// were current (event.Blind windows): nothing on their CPU time, a
+	// softirq included, could be seen.
+	Hidden     []HiddenTask `json:"hidden_tasks,omitempty"`
+	Duplicates uint64       `json:"duplicates"`
 	// Promises are the plan's exact promises and how many of their events
 	// had to be reconstructed (tracer/promise).
 	Promises []promise.Tally `json:"promises,omitempty"`
@@ -268,6 +276,16 @@ type Report struct {
 	Stuck      []Stuck             `json:"stuck"`
 	StuckAfter uint64              `json:"stuck_after_ns"`
 	socks      map[sockKey]*Socket `json:"-"`
+}
+
+// HiddenTask is a task the kernel hides from BPF, and how much CPU time
+// of the trace it took.
+type HiddenTask struct {
+	PID     uint32 `json:"pid"`
+	TID     uint32 `json:"tid"`
+	Comm    string `json:"comm"` // its process's (thread group leader's)
+	Windows int    `json:"windows"`
+	NS      uint64 `json:"ns"` // bounded: from its switch-in to the CPU's next switch seen
 }
 
 // Totals summarise the trace.

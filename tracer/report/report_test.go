@@ -400,3 +400,50 @@ func TestNotTraced(t *testing.T) {
 		}
 	}
 }
+
+// TestHiddenCPUTime replays a trace of this host's 6.18 build, which runs no
+// BPF program while PID 1's threads are current: three completions of a
+// blocking sendto happened in softirqs on such threads' time and were found
+// by the sweep, after the call returned. They are named as hidden, neither
+// as a broken promise nor as frames the call returned before.
+func TestHiddenCPUTime(t *testing.T) {
+	rep := replay(t, "hidden-pid1")
+	d := diag(rep, report.DiagHiddenTasks)
+	if d == nil || d.Severity != "warning" || !strings.Contains(d.Title, "pid 1 process_api") || !strings.Contains(d.Title, "3 frame events missed there") {
+		t.Fatalf("hidden-cpu-time diagnosis: %+v", d)
+	}
+	if diag(rep, report.DiagBrokenPromise) != nil || diag(rep, report.DiagReconstructed) != nil {
+		t.Errorf("the hidden completions were held against the plan: %+v", rep.Diagnoses)
+	}
+	var windows int
+	for _, h := range rep.Hidden {
+		windows += h.Windows
+		if h.PID != 1 || h.Comm != "process_api" || h.NS == 0 {
+			t.Errorf("hidden task %+v: want pid 1 process_api, some time", h)
+		}
+	}
+	if windows != 3 {
+		t.Errorf("hidden tasks %+v: want 3 windows in all", rep.Hidden)
+	}
+	var hidden uint64
+	for _, p := range rep.Promises {
+		hidden += p.Hidden
+		if p.Broken() {
+			t.Errorf("promise broken: %s", p)
+		}
+	}
+	var rounds, late int
+	ret := rep.Sockets[0].Calls[0].Return
+	for _, rd := range rep.Sockets[0].Rounds {
+		if rd.Hidden {
+			rounds++
+		}
+		if rd.Available > ret && !rd.Hidden {
+			late++
+		}
+	}
+	if hidden != 3 || rounds != 3 || late != 0 || rep.Totals.CompletedBounded != 3 {
+		t.Errorf("%d reconstructions excused, %d rounds hidden, %d completed after the return unexplained, %d completions bounded: want 3, 3, 0, 3",
+			hidden, rounds, late, rep.Totals.CompletedBounded)
+	}
+}
