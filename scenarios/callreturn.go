@@ -71,9 +71,9 @@ func runCallReturn(ctx context.Context, env *Env) ([]Expectation, error) {
 	// the syscall, which the tracer's consumer in the same process competes
 	// for: reported, not checked.
 	fmt.Fprintf(env.Log, "the sender measured %v around sendto; the wire time is %v\n", c.took.Round(time.Microsecond), fmtDur(wire))
-	done := availableAtReturn(env, s, tc)
-	exps = append(exps, pass("every frame is AVAILABLE when the call returns", done == p.Frames,
-		fmt.Sprintf("%d of %d", done, p.Frames), fmt.Sprint(p.Frames)))
+	done, hidden := availableAtReturn(env, s, tc)
+	exps = append(exps, pass("every frame is AVAILABLE when the call returns", done+hidden == p.Frames,
+		atReturn(done, hidden, p.Frames), fmt.Sprint(p.Frames)))
 	var maxPending int32
 	for _, x := range s.Series {
 		if x.Pending > maxPending {

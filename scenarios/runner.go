@@ -174,18 +174,32 @@ func (e *Env) FramesTraced() bool { return e.r.plan.FramesTraced() }
 
 // availableAtReturn is how many frames of the socket were AVAILABLE when
 // call c returned: from the frame timelines or, with --detail calls, the
-// frames the call took less those still in flight at its return.
-func availableAtReturn(env *Env, s *report.Socket, c *report.Call) int {
+// frames the call took less those still in flight at its return. hidden
+// counts the frames completed later per the trace whose completion was
+// found by a status read around CPU time the kernel hides from BPF: when
+// they completed, the trace cannot say.
+func availableAtReturn(env *Env, s *report.Socket, c *report.Call) (done, hidden int) {
 	if !env.FramesTraced() {
-		return max(c.FramesTaken-int(c.PendingAtRet), 0)
+		return max(c.FramesTaken-int(c.PendingAtRet), 0), 0
 	}
-	done := 0
 	for _, rd := range s.Rounds {
-		if rd.Done && rd.Available <= c.Return {
+		switch {
+		case rd.Done && rd.Available <= c.Return:
 			done++
+		case rd.Done && rd.Hidden:
+			hidden++
 		}
 	}
-	return done
+	return done, hidden
+}
+
+// atReturn says what availableAtReturn found.
+func atReturn(done, hidden, frames int) string {
+	s := fmt.Sprintf("%d of %d AVAILABLE at return", done, frames)
+	if hidden > 0 {
+		s += fmt.Sprintf(", %d completed in CPU time the kernel hides from BPF (when: not known)", hidden)
+	}
+	return s
 }
 
 // Trace runs send while tracing this process, waits for the frames'

@@ -97,7 +97,8 @@ func blockingExpectations(env *Env, rep *report.Report, c call, p Params) []Expe
 			}
 		}
 	}
-	done, lastSending := availableAtReturn(env, s, tc), uint64(0)
+	done, hidden := availableAtReturn(env, s, tc)
+	lastSending := uint64(0)
 	for _, rd := range s.Rounds {
 		lastSending = max(lastSending, rd.Sending)
 	}
@@ -129,8 +130,8 @@ func blockingExpectations(env *Env, rep *report.Report, c call, p Params) []Expe
 			fmt.Sprintf("%d sleeps, %s", sndbufSleeps, fmtDur(float64(tc.Slept(event.WaitSndbuf, rep.End)))), "> 0"),
 		pass("then in the TX-completion wait, once every frame is queued",
 			physics, complWhat, "> 0 after the sndbuf waits (0 only if none was in flight)"),
-		pass("it returns only after every frame is AVAILABLE", done == p.Frames,
-			fmt.Sprintf("%d of %d AVAILABLE at return", done, p.Frames), fmt.Sprint(p.Frames)),
+		pass("it returns only after every frame is AVAILABLE", done+hidden == p.Frames,
+			atReturn(done, hidden, p.Frames), fmt.Sprint(p.Frames)),
 		pass("the call lasts at least the wire time", float64(tc.Duration()) >= 0.75*wire,
 			fmtDur(float64(tc.Duration())), ">= "+fmtDur(0.75*wire)),
 	}
