@@ -30,7 +30,8 @@ enum rt_limit {
 /* Logical events, independent of the hook that observed them. */
 enum rt_kind {
 	RT_SENDMSG_ENTER = 1, /* a[0]=flags a[1]=head a[2]=PACKET_QDISC_BYPASS set, ring scan in scan */
-	RT_SENDMSG_RETURN = 2, /* a[0]=ret (s64), a[1]=head, a[2]=entry ts, scan, n=frames taken */
+	RT_SENDMSG_RETURN = 2, /* a[0]=ret (s64), a[1]=head, a[2]=entry ts, scan, n=frames taken,
+				* aux: bit 0 MSG_DONTWAIT, bits 1-7 the lowest signal pending at the return */
 	RT_FRAME_STATE = 3, /* old -> new state of one frame */
 	RT_QDISC_ENQUEUE = 4, /* a[0]=qdisc handle a[1]=qlen|backlog<<32 */
 	RT_QDISC_DEQUEUE = 5, /* a[0]=qdisc handle a[1]=qlen|backlog<<32 a[2]=packets */

@@ -149,12 +149,32 @@ struct files_struct {
 	struct fdtable *fdt;
 } __attribute__((preserve_access_index));
 
+struct list_head {
+	struct list_head *next, *prev;
+};
+
+typedef struct {
+	unsigned long sig[1];
+} sigset_t;
+
+struct sigpending {
+	struct list_head list;
+	sigset_t signal;
+} __attribute__((preserve_access_index));
+
+struct signal_struct {
+	struct sigpending shared_pending;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
 	char comm[16];
 	struct files_struct *files;
 	struct task_struct *group_leader;
+	struct signal_struct *signal;
+	sigset_t blocked;
+	struct sigpending pending;
 } __attribute__((preserve_access_index));
 
 struct pgv {

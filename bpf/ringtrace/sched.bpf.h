@@ -64,6 +64,7 @@ static __always_inline void blind_check(struct task_struct *prev, struct task_st
 		if (e) {
 			e->pid = ct->tgid;
 			e->tid = ct->tid;
+			e->ts = now; /* the window ends where the next one may begin */
 			e->ts_lo = ct->ts;
 			BPF_CORE_READ_STR_INTO(&e->comm, t, group_leader, comm); /* its process */
 			ev_submit(e);

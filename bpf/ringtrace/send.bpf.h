@@ -61,6 +61,31 @@ static __always_inline void call_enter(struct sock *sk, __u32 flags, __u8 hook, 
 	ev_submit(e);
 }
 
+/*
+ * pending_signal: the lowest signal pending for the current thread and not
+ * blocked, 0 if none. Read as the call returns, before the kernel delivers
+ * it: a blocking tpacket_snd whose sndbuf wait a signal interrupts returns
+ * the bytes queued so far (a Go sender gets SIGURG from its runtime).
+ */
+static __always_inline __u8 pending_signal(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 set = BPF_CORE_READ(t, pending.signal.sig[0]) | BPF_CORE_READ(t, signal, shared_pending.signal.sig[0]);
+	__u8 n = 1;
+
+	set &= ~BPF_CORE_READ(t, blocked.sig[0]);
+	if (!set)
+		return 0;
+	/* the lowest set bit, by halves */
+	for (int k = 32; k; k >>= 1) {
+		if (!(set & ((1ULL << k) - 1))) {
+			n += k;
+			set >>= k;
+		}
+	}
+	return n;
+}
+
 static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -177,7 +202,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		e->scan = s;
 		e->frame = r.head;
 		e->n = c->n_sent > taken ? c->n_sent : taken;
-		e->aux = c->flags & MSG_DONTWAIT ? 1 : 0;
+		e->aux = (c->flags & MSG_DONTWAIT ? 1 : 0) | pending_signal() << 1;
 		ev_submit(e);
 	}
 out:

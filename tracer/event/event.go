@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 )
 
@@ -177,6 +179,21 @@ func putCString(dst []int8, s string) {
 
 // Ret is a sendmsg return value or a driver/xmit return code.
 func (e *Event) Ret() int64 { return int64(e.A[0]) }
+
+// ReturnDontWait reports whether a sendmsg return was of a MSG_DONTWAIT
+// call.
+func (e *Event) ReturnDontWait() bool { return e.Kind == SendmsgReturn && e.Aux&1 == 1 }
+
+// PendingSignal is, for a sendmsg return, the lowest signal pending for
+// the thread (or its process) and not blocked as the call returned: 0 if
+// none. A blocking tpacket_snd a signal interrupts returns the bytes
+// queued so far.
+func (e *Event) PendingSignal() unix.Signal {
+	if e.Kind != SendmsgReturn {
+		return 0
+	}
+	return unix.Signal(e.Aux >> 1)
+}
 
 // QdiscBypass reports whether a sendmsg entry's socket sends with
 // PACKET_QDISC_BYPASS: its frames pass no qdisc and no net_dev tracepoint.

@@ -179,6 +179,14 @@ func appendReturn(dst []byte, ret int64) []byte {
 	return dst
 }
 
+// SignalName is "SIGURG", or "signal 40" for one without a name.
+func SignalName(sig unix.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return "signal " + strconv.Itoa(int(sig))
+}
+
 func appendSoftirqName(dst []byte, vec uint8) []byte {
 	switch vec {
 	case 2:
@@ -382,6 +390,9 @@ func (f *Formatter) AppendText(dst []byte, e *Event) []byte {
 		num(" SENDING=", uint64(e.Scan.Sending))
 		num(" AVAILABLE=", uint64(e.Scan.Available))
 		wrongFormat()
+		if sig := e.PendingSignal(); sig != 0 {
+			b = append(append(append(b, " ("...), SignalName(sig)...), " pending)"...)
+		}
 		sockState()
 	case FrameState:
 		b = appendState(b, e.Old)

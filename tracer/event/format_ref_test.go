@@ -176,6 +176,9 @@ func (f *refFormatter) Text(e *Event) string {
 		if e.Scan.Scanned < e.Scan.Frames {
 			fmt.Fprintf(&b, " (read %d of %d frames)", e.Scan.Scanned, e.Scan.Frames)
 		}
+		if e.Aux>>1 != 0 {
+			fmt.Fprintf(&b, " (%s pending)", refSignalName(e.Aux>>1))
+		}
 		sockState()
 	case FrameState:
 		fmt.Fprintf(&b, "%s -> %s", e.Old, e.New)
@@ -400,7 +403,10 @@ func (f *refFormatter) AppendJSON(dst []byte, e *Event) []byte {
 		}
 		w.u("enter_ns", e.A[2])
 		w.u("duration_ns", e.TS-e.A[2])
-		w.bool("dontwait", e.Aux == 1)
+		w.bool("dontwait", e.Aux&1 == 1)
+		if e.Aux>>1 != 0 {
+			w.str("signal_pending", refSignalName(e.Aux>>1))
+		}
 		if e.N > 0 {
 			w.u("frames_taken", uint64(e.N))
 		}
@@ -464,4 +470,11 @@ func (f *refFormatter) AppendJSON(dst []byte, e *Event) []byte {
 	}
 	w.b = append(w.b, '}')
 	return w.b
+}
+
+func refSignalName(sig uint8) string {
+	if n := unix.SignalName(unix.Signal(sig)); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", sig)
 }

@@ -137,7 +137,10 @@ func (f *Formatter) AppendJSON(dst []byte, e *Event) []byte {
 		}
 		w.u("enter_ns", e.A[2])
 		w.u("duration_ns", e.TS-e.A[2])
-		w.bool("dontwait", e.Aux == 1)
+		w.bool("dontwait", e.ReturnDontWait())
+		if sig := e.PendingSignal(); sig != 0 {
+			w.str("signal_pending", SignalName(sig))
+		}
 		if e.N > 0 {
 			w.u("frames_taken", uint64(e.N))
 		}

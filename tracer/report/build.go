@@ -167,11 +167,11 @@ func (b *Builder) Add(e *event.Event) {
 		}
 		c := s.calls[e.TID]
 		if c == nil { // the trace started inside the call
-			c = &Call{TID: e.TID, PID: e.PID, Comm: e.Comm, Enter: e.A[2], DontWait: e.Aux == 1}
+			c = &Call{TID: e.TID, PID: e.PID, Comm: e.Comm, Enter: e.A[2], DontWait: e.ReturnDontWait()}
 			b.keepCall(s, c)
 		}
 		delete(s.calls, e.TID)
-		c.Return, c.Ret, c.ReturnScan = e.TS, e.Ret(), e.Scan
+		c.Return, c.Ret, c.ReturnScan, c.Signal = e.TS, e.Ret(), e.Scan, e.PendingSignal()
 		c.FramesTaken = max(c.FramesTaken, int(e.N)) // the kernel's count: summary mode has no SENDING events
 		c.SndBufAtRet, c.WmemAtRet, c.PendingAtRet = e.SndBuf, e.Wmem, e.Pending
 		if prev := c.prev; c.Ret == 0 && prev != nil && prev.TID == c.TID && (prev.Ret > 0 || prev.LoopCall) {
@@ -294,6 +294,14 @@ const maxFoldedRounds = 1000
 // hidden adds a blind window to its task's total.
 func (b *Builder) hidden(e *event.Event) {
 	if e.TSLo > 0 && e.TSLo <= e.TS {
+		if !b.lim.Summary {
+			c := b.cpu(e.CPU)
+			h := Hidden{Start: e.TSLo, End: e.TS, PID: e.PID, TID: e.TID, Comm: e.Comm}
+			if n := len(c.Hidden); n > 0 && h.Start < c.Hidden[n-1].End { // recordings before the end time was the switch's
+				h.Start = min(c.Hidden[n-1].End, h.End)
+			}
+			c.Hidden = append(c.Hidden, h)
+		}
 		b.blind = append(b.blind, [2]uint64{e.TSLo, e.TS})
 		if len(b.blind) > maxBlind {
 			b.blind = append(b.blind[:0], b.blind[len(b.blind)-maxBlind:]...)

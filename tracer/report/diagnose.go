@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/promise"
 )
@@ -29,6 +31,7 @@ const (
 	DiagBrokenPromise  = "broken-promise"
 	DiagReconstructed  = "reconstructed-events"
 	DiagHiddenTasks    = "hidden-cpu-time"
+	DiagInterrupted    = "interrupted-send"
 )
 
 func ms(ns uint64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }
@@ -61,6 +64,7 @@ func diagnose(r *Report) []Diagnosis {
 		ds = append(ds, wrongFormat(s)...)
 		ds = append(ds, timedOut(s)...)
 		ds = append(ds, partialSends(s)...)
+		ds = append(ds, interruptedSends(s)...)
 		ds = append(ds, inFlight(r, s)...)
 		ds = append(ds, throughput(s)...)
 	}
@@ -230,6 +234,36 @@ func partialSends(s *Socket) []Diagnosis {
 		Evidence: []string{fmt.Sprintf("e.g. %d frames taken, %d left SEND_REQUEST from head %d (returned %d bytes)",
 			ex.FramesTaken, ex.ReturnScan.RunSendRequest, ex.ReturnScan.Head, ex.Ret),
 			"call sendto again (or poll for POLLOUT) to send the rest"}}}
+}
+
+// interruptedSends names blocking calls a signal cut short: tpacket_snd
+// returns the bytes queued so far when one interrupts its sndbuf wait.
+func interruptedSends(s *Socket) []Diagnosis {
+	if len(s.st.interrupted) == 0 {
+		return nil
+	}
+	var n int
+	var sigs []string
+	urg := false
+	for sig, k := range s.st.interrupted {
+		n += k
+		sigs = append(sigs, fmt.Sprintf("%s %d", event.SignalName(sig), k))
+		urg = urg || sig == unix.SIGURG
+	}
+	sort.Strings(sigs)
+	ex := s.st.interruptedExample
+	ev := []string{
+		fmt.Sprintf("e.g. a call returned %d bytes after %s with %d frames left SEND_REQUEST from head %d, %s pending",
+			ex.Ret, ms(ex.Duration()), ex.ReturnScan.RunSendRequest, ex.ReturnScan.Head, event.SignalName(ex.Signal)),
+		"a signal that arrives while tpacket_snd sleeps for sndbuf makes it return the bytes queued so far: the rest of the ring stays SEND_REQUEST until the next call",
+	}
+	if urg {
+		ev = append(ev, "SIGURG is the Go runtime's preemption signal, sent to any thread at any time: block it on the sending thread around the call (pthread_sigmask; ringtrace send does), or run with GODEBUG=asyncpreemptoff=1")
+	}
+	ev = append(ev, "a sender must call sendto again on a short return (or block the signal around the call)")
+	return []Diagnosis{{ID: DiagInterrupted, Severity: "problem", Socket: s.Label,
+		Title:    fmt.Sprintf("%d blocking sendto calls returned early, interrupted by a signal (%s)", n, strings.Join(sigs, ", ")),
+		Evidence: ev}}
 }
 
 func inFlight(r *Report, s *Socket) []Diagnosis {

@@ -212,3 +212,46 @@ func TestClosedSocketsFold(t *testing.T) {
 		t.Errorf("text report lacks %q or the socket count:\n%s", want, out)
 	}
 }
+
+// TestInterruptedSends: blocking calls that return bytes with frames left
+// SEND_REQUEST and a signal pending are named, by signal; a MSG_DONTWAIT
+// call that stops at the sndbuf limit, or a blocking call with no signal
+// pending, is not.
+func TestInterruptedSends(t *testing.T) {
+	b := report.NewBuilder(event.Names{})
+	ts := uint64(1e9)
+	call := func(flags uint64, ret uint64, left uint32, sig unix.Signal) {
+		ts += 1000
+		b.Add(&event.Event{Kind: event.SendmsgEnter, TS: ts, Sk: 0xffff1, SockIno: 1, TID: 7, A: [3]uint64{flags}, Scan: event.Scan{Frames: 64}})
+		ts += 75_000
+		aux := uint8(sig) << 1
+		if flags&unix.MSG_DONTWAIT != 0 {
+			aux |= 1
+		}
+		b.Add(&event.Event{Kind: event.SendmsgReturn, TS: ts, Sk: 0xffff1, SockIno: 1, TID: 7, A: [3]uint64{ret, 6, ts - 75_000},
+			Aux: aux, Scan: event.Scan{Frames: 64, Head: 6, RunSendRequest: left}, SndBuf: -1, Wmem: -1, Pending: -1})
+	}
+	call(0, 8400, 58, unix.SIGURG)
+	call(0, 8400, 58, unix.SIGURG)
+	call(0, 1400, 1, unix.SIGUSR1)
+	call(unix.MSG_DONTWAIT, 8400, 58, unix.SIGURG) // stopped at sndbuf: partial-send's
+	call(0, 89600, 0, 0)                           // a whole ring
+	call(0, 8400, 58, 0)                           // short, no signal: not this
+	rep := b.Finish()
+	var d *report.Diagnosis
+	for i := range rep.Diagnoses {
+		if rep.Diagnoses[i].ID == report.DiagInterrupted {
+			d = &rep.Diagnoses[i]
+		}
+	}
+	if d == nil {
+		t.Fatalf("no %s diagnosis: %+v", report.DiagInterrupted, rep.Diagnoses)
+	}
+	if want := "3 blocking sendto calls returned early, interrupted by a signal (SIGURG 2, SIGUSR1 1)"; d.Title != want || d.Severity != "problem" {
+		t.Errorf("title %q (%s), want %q (problem)", d.Title, d.Severity, want)
+	}
+	if ev := strings.Join(d.Evidence, "\n"); !strings.Contains(ev, "returned 8400 bytes after 0.075 ms with 58 frames left SEND_REQUEST from head 6, SIGURG pending") ||
+		!strings.Contains(ev, "GODEBUG=asyncpreemptoff=1") {
+		t.Errorf("evidence:\n%s", ev)
+	}
+}

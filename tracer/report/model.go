@@ -8,6 +8,8 @@
 package report
 
 import (
+	"golang.org/x/sys/unix"
+
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/holders"
 	"github.com/ringtrace/ringtrace/tracer/promise"
@@ -45,9 +47,9 @@ type Round struct {
 	// Hidden: its completion was found by a status read and may have
 	// happened in CPU time the kernel hides from BPF (a blind window
 	// overlaps its bounds): when it completed, the trace cannot say.
-	Hidden bool `json:"completion_hidden,omitempty"`
-	Dev         string       `json:"dev,omitempty"`    // device it was sent on
-	FreeReason  string       `json:"free_reason,omitempty"`
+	Hidden     bool   `json:"completion_hidden,omitempty"`
+	Dev        string `json:"dev,omitempty"` // device it was sent on
+	FreeReason string `json:"free_reason,omitempty"`
 
 	sendingExact bool              // the SENDING time is exact: the in-flight time counts
 	where        holders.Where     // where the events last put its skb while SENDING
@@ -100,21 +102,25 @@ func (s *Sleep) Duration(end uint64) uint64 {
 
 // Call is one sendmsg on a TX-ring socket.
 type Call struct {
-	TID, PID    uint32     `json:"-"`
-	Comm        string     `json:"comm"`
-	Enter       uint64     `json:"enter_ns"`
-	Return      uint64     `json:"return_ns"` // 0: still in the kernel at the end of the trace
-	Flags       uint64     `json:"flags"`
-	DontWait    bool       `json:"dontwait"`
-	Ret         int64      `json:"ret"`
-	EntryScan   event.Scan `json:"entry_ring"`
-	ReturnScan  event.Scan `json:"return_ring"`
-	FramesTaken int        `json:"frames_taken"`
-	Sleeps      []*Sleep   `json:"sleeps,omitempty"`
-	Drops       int        `json:"drops"`
-	LoopCall    bool       `json:"loop_call"` // a further call of a "loop until queue empty"
-	SndBufAtRet int32      `json:"sndbuf_at_return"`
-	WmemAtRet   int32      `json:"wmem_at_return"`
+	TID, PID   uint32     `json:"-"`
+	Comm       string     `json:"comm"`
+	Enter      uint64     `json:"enter_ns"`
+	Return     uint64     `json:"return_ns"` // 0: still in the kernel at the end of the trace
+	Flags      uint64     `json:"flags"`
+	DontWait   bool       `json:"dontwait"`
+	Ret        int64      `json:"ret"`
+	EntryScan  event.Scan `json:"entry_ring"`
+	ReturnScan event.Scan `json:"return_ring"`
+	// Signal is the lowest signal pending (not blocked) for the thread as
+	// the call returned, 0 if none: one that interrupted a blocking call's
+	// wait made it return early.
+	Signal      unix.Signal `json:"signal_pending,omitempty"`
+	FramesTaken int         `json:"frames_taken"`
+	Sleeps      []*Sleep    `json:"sleeps,omitempty"`
+	Drops       int         `json:"drops"`
+	LoopCall    bool        `json:"loop_call"` // a further call of a "loop until queue empty"
+	SndBufAtRet int32       `json:"sndbuf_at_return"`
+	WmemAtRet   int32       `json:"wmem_at_return"`
 	// PendingAtRet is the frames in flight at the return (SENDING: events
 	// counted, or with --detail calls taken and not past the frontier).
 	PendingAtRet int32 `json:"pending_at_return"`
@@ -226,11 +232,20 @@ type CPU struct {
 	RXSpans   int      `json:"net_rx_spans"`
 	TXSpans   int      `json:"net_tx_spans"`
 	Spans     []Span   `json:"-"`
+	Hidden    []Hidden `json:"-"` // windows of CPU time the kernel hid from BPF
 	NapiPolls int      `json:"napi_polls"`
 	NapiWork  uint64   `json:"napi_work"`
 	Exhausted int      `json:"napi_budget_exhausted"` // polls that used the whole budget
 	Budget    uint64   `json:"napi_budget"`
 	Devs      []string `json:"napi_devices"`
+}
+
+// Hidden is a window of CPU time the kernel ran no BPF program in, and
+// the task that was current (event.Blind).
+type Hidden struct {
+	Start, End uint64
+	PID, TID   uint32
+	Comm       string
 }
 
 // Span is a softirq run.

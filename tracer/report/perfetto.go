@@ -418,6 +418,10 @@ func (p *perfetto) cpus(sort int) {
 		for _, sp := range c.Spans {
 			p.slice(softirqName(sp.Vec), "softirq", pid, tid, sp.Start, sp.End, nil)
 		}
+		for _, h := range c.Hidden {
+			p.slice(fmt.Sprintf("hidden from BPF: %s/%d", h.Comm, h.TID), "hidden", pid, tid, h.Start, h.End,
+				map[string]any{"pid": h.PID, "why": "the kernel runs no BPF program while this task is current: events on its time are missing"})
+		}
 	}
 }
 

@@ -78,8 +78,12 @@ type sockStats struct {
 	enobufs, timedOut int
 	partial           int
 	partialExample    *Call
-	best              *Call
-	lastCall          *Call
+	// interrupted: blocking calls that returned with frames left
+	// SEND_REQUEST and a signal pending, by signal.
+	interrupted        map[unix.Signal]int
+	interruptedExample *Call
+	best               *Call
+	lastCall           *Call
 
 	drops      map[dropKey]int
 	rolledBack int
@@ -157,6 +161,13 @@ func (st *sockStats) addCall(c *Call, end uint64) {
 	} else if c.Ret > 0 && c.Duration() > 0 && (st.best == nil || c.Ret > st.best.Ret) {
 		st.best = c
 	}
+	if !c.DontWait && c.Return != 0 && c.Signal != 0 && c.Ret >= 0 && c.ReturnScan.RunSendRequest > 0 {
+		if st.interrupted == nil {
+			st.interrupted = map[unix.Signal]int{}
+		}
+		st.interrupted[c.Signal]++
+		st.interruptedExample = cmp.Or(st.interruptedExample, c)
+	}
 	switch c.Ret {
 	case -int64(unix.ENOBUFS):
 		st.enobufs++
@@ -199,6 +210,13 @@ func (st *sockStats) merge(o *sockStats) {
 	st.timedOut += o.timedOut
 	st.partial += o.partial
 	st.partialExample = cmp.Or(st.partialExample, o.partialExample)
+	for sig, n := range o.interrupted {
+		if st.interrupted == nil {
+			st.interrupted = map[unix.Signal]int{}
+		}
+		st.interrupted[sig] += n
+	}
+	st.interruptedExample = cmp.Or(st.interruptedExample, o.interruptedExample)
 	if o.best != nil && (st.best == nil || o.best.Ret > st.best.Ret) {
 		st.best = o.best
 	}

@@ -166,10 +166,26 @@ func (r *Report) writeCPUs(w io.Writer) error {
 	}
 	fmt.Fprintln(w, "\nCPUS (network softirqs)")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "  CPU\tNET_RX\tRUNS\tNET_TX\tRUNS\tNAPI POLLS\tWORK\tBUDGET USED UP\tDEVICES\t")
+	hidden := false // a column only where the kernel hid CPU time
 	for _, c := range r.CPUs {
-		fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t\n", c.ID, us(c.NetRX), c.RXSpans, us(c.NetTX), c.TXSpans,
+		hidden = hidden || len(c.Hidden) > 0
+	}
+	head := "  CPU\tNET_RX\tRUNS\tNET_TX\tRUNS\tNAPI POLLS\tWORK\tBUDGET USED UP\tDEVICES\t"
+	if hidden {
+		head += "HIDDEN FROM BPF\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, c := range r.CPUs {
+		fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t", c.ID, us(c.NetRX), c.RXSpans, us(c.NetTX), c.TXSpans,
 			c.NapiPolls, c.NapiWork, c.Exhausted, strings.Join(c.Devs, ","))
+		if hidden {
+			var ns uint64
+			for _, h := range c.Hidden {
+				ns += h.End - h.Start
+			}
+			fmt.Fprintf(tw, "%s, %s\t", us(ns), plural(len(c.Hidden), "window"))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
