@@ -137,6 +137,9 @@ func writeVerify(w io.Writer, p *plan.Plan, res *verify.Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, h := range res.Hidden {
+		fmt.Fprintf(w, "hidden CPU time: %s: this kernel runs no BPF program while it is current; what happens on its time (softirqs included) no hook can see\n", h)
+	}
 	if res.OK {
 		fmt.Fprintln(w, "verified: every promise held")
 		return nil

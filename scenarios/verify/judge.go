@@ -60,6 +60,10 @@ type Result struct {
 	Cases    []Send    `json:"cases"`
 	Promises []Promise `json:"promises"`
 	Broken   []string  `json:"broken"`
+	// Hidden lists the tasks the kernel ran no BPF program for during the
+	// verification (event.Blind), one line each: what happened on their
+	// CPU time no hook could see, here or in any trace.
+	Hidden []string `json:"hidden,omitempty"`
 }
 
 // judge tallies one plan's promises.
@@ -91,7 +95,7 @@ func (j *judge) observe(c string, e *event.Event, candidates ...string) {
 		pr.Cases = append(pr.Cases, c)
 	}
 	switch {
-	case j.hidden && (e == nil || e.Prec != event.Exact):
+	case j.hidden && (e == nil || (e.Prec != event.Exact && row.Precision == "exact")):
 		pr.Hidden++
 	case e == nil:
 		pr.NotSeen++
@@ -122,6 +126,7 @@ func Judge(p *plan.Plan, sends []Send, evs []event.Event, pid uint32) *Result {
 		j.hidden = overlapsBlind(evs, s)
 		j.send(s, window(evs, s, pid))
 	}
+	res.Hidden = hiddenTasks(evs)
 	for _, ev := range j.order {
 		pr := j.rows[ev]
 		pr.Held = pr.NotSeen == 0 && (pr.Promised == "bounded" || pr.Bounded == 0)
@@ -176,6 +181,38 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// hiddenTasks sums the blind windows per task: "pid 1 process_api (thread
+// 81): 2 windows, 4.2 ms".
+func hiddenTasks(evs []event.Event) []string {
+	type task struct {
+		pid, tid uint32
+		comm     string
+	}
+	var order []task
+	windows, ns := map[task]int{}, map[task]uint64{}
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind != event.Blind {
+			continue
+		}
+		k := task{e.PID, e.TID, e.Comm}
+		if windows[k] == 0 {
+			order = append(order, k)
+		}
+		windows[k]++
+		ns[k] += e.Duration()
+	}
+	var out []string
+	for _, k := range order {
+		w := "windows"
+		if windows[k] == 1 {
+			w = "window"
+		}
+		out = append(out, fmt.Sprintf("pid %d %s (thread %d): %d %s, %.3f ms", k.pid, k.comm, k.tid, windows[k], w, float64(ns[k])/1e6))
+	}
+	return out
 }
 
 // overlapsBlind reports whether a blind window (CPU time the kernel runs no

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -132,6 +133,9 @@ func TestJudgeHiddenCase(t *testing.T) {
 		if pr.Event == plan.EvAvailable && (pr.Hidden != 1 || pr.Exact != 1 || pr.Bounded != 0 || !strings.Contains(pr.Observed(), "1 hidden")) {
 			t.Errorf("AVAILABLE: %+v (observed %s); want 1 exact (lo), 1 hidden (veth)", pr, pr.Observed())
 		}
+	}
+	if want := []string{"pid 1 process_api (thread 81): 1 window, 0.000 ms"}; fmt.Sprint(res.Hidden) != fmt.Sprint(want) {
+		t.Errorf("hidden tasks %q, want %q", res.Hidden, want)
 	}
 	// The same trace without the blind window breaks the promise.
 	res = Judge(testPlan(), s, append(append([]event.Event{}, evs[:1]...), evs[2:]...), 7)

@@ -632,7 +632,7 @@ func (b *builder) sched() {
 		b.row("sender waits for a CPU", "tp_btf sched_switch (preempted or woken -> switched in)", "exact",
 			"runnable inside sendmsg without a CPU: the link idles meanwhile")
 		b.row(EvHidden, "tp_btf sched_switch (a task switched in whose switch out is never seen)", "bounded",
-			"some kernels run no BPF program while certain tasks are current (this host's 6.18 build: PID 1's threads), nor in a softirq on their time: each such window is reported, and events missed in it are not held against this plan")
+			"a kernel may run no BPF program while certain tasks are current, nor in a softirq on their time (seen on the 6.18 build this project runs on: its PID 1's threads): each such window is reported, and events missed in it are not held against this plan")
 	}
 }
 
