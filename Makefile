@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/ringtrace
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build generate generate-check demo test test-short bench bench-send soak soak-churn clean
+.PHONY: help build generate generate-check cross-check demo test test-short bench bench-send soak soak-churn clean
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +27,11 @@ generate: ## rebuild the BPF object and its Go bindings after editing bpf/ (need
 generate-check: generate ## (CI) fail if the committed BPF objects, bindings and types are not what bpf/ builds
 	git diff --exit-code --stat -- tracer/bpfobj
 	@test -z "$$(git status --porcelain --untracked-files=all -- tracer/bpfobj)" || { git status --short --untracked-files=all -- tracer/bpfobj; echo "generate-check: uncommitted files in tracer/bpfobj"; exit 1; }
+
+cross-check: ## (CI) every package builds and vets for arm64 as well as amd64 (static, no cgo)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build ./...
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) vet ./...
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)-arm64 ./cmd/ringtrace
 
 DEMO_OUT ?= out/demo
 demo: build ## (root) the main job: trace the status and call-return scenarios, write their reports to out/demo

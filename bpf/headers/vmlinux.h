@@ -72,6 +72,30 @@ typedef struct {
 	atomic_t refs;
 } refcount_t;
 
+/* pt_regs of the architecture the object is built for (bpf2go -target
+ * defines __TARGET_ARCH_*): what bpf_tracing.h's PT_REGS_* macros read in
+ * kprobes, and the syscall arguments of the kprobes' syscall wrappers. */
+#if defined(__TARGET_ARCH_arm64)
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+
+struct pt_regs {
+	union {
+		struct user_pt_regs user_regs;
+		struct {
+			__u64 regs[31];
+			__u64 sp;
+			__u64 pc;
+			__u64 pstate;
+		};
+	};
+	__u64 orig_x0;
+} __attribute__((preserve_access_index));
+#else
 struct pt_regs {
 	long unsigned int r15;
 	long unsigned int r14;
@@ -95,6 +119,7 @@ struct pt_regs {
 	long unsigned int sp;
 	long unsigned int ss;
 };
+#endif
 
 struct net_device {
 	char name[16];

@@ -203,16 +203,19 @@ func ParseSyscall(pid, tid uint32, line string) holders.Thread {
 		t.Syscall, t.FD, t.Flags = "recvfrom", int(arg(0)), arg(3)
 	case unix.SYS_RECVMSG:
 		t.Syscall, t.FD, t.Flags = "recvmsg", int(arg(0)), arg(2)
-	case unix.SYS_POLL, unix.SYS_PPOLL:
+	case unix.SYS_PPOLL:
 		t.Syscall = "poll"
 	case unix.SYS_FUTEX:
 		t.Syscall = "futex"
-	case unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT:
+	case unix.SYS_EPOLL_PWAIT:
 		t.Syscall = "epoll_wait"
 	case unix.SYS_NANOSLEEP, unix.SYS_CLOCK_NANOSLEEP:
 		t.Syscall = "nanosleep"
 	default:
-		t.Syscall = fmt.Sprintf("syscall(%d)", nr)
+		t.Syscall = legacySyscalls[nr] // the calls newer architectures (arm64) dropped
+		if t.Syscall == "" {
+			t.Syscall = fmt.Sprintf("syscall(%d)", nr)
+		}
 	}
 	return t
 }
