@@ -7,6 +7,7 @@ import (
 
 	"github.com/ringtrace/ringtrace/tracer/event"
 	"github.com/ringtrace/ringtrace/tracer/plan"
+	"github.com/ringtrace/ringtrace/tracer/promise"
 )
 
 // Send is what one case did, as the sender saw it: the input of Judge.
@@ -117,13 +118,19 @@ func (j *judge) observe(c string, e *event.Event, candidates ...string) {
 func Judge(p *plan.Plan, sends []Send, evs []event.Event, pid uint32) *Result {
 	j := &judge{p: p, rows: map[string]*Promise{}}
 	res := &Result{OK: true, Cases: sends}
+	var blind promise.Windows // CPU time the kernel hid from BPF, on any CPU
+	for i := range evs {
+		if evs[i].Kind == event.Blind {
+			blind.Add(evs[i].TSLo, evs[i].TS)
+		}
+	}
 	for _, s := range sends {
 		if s.Error != "" {
 			res.OK = false
 			res.Broken = append(res.Broken, fmt.Sprintf("case %s did not run: %s", s.Case, s.Error))
 			continue
 		}
-		j.hidden = overlapsBlind(evs, s)
+		j.hidden = blind.Overlap(s.Start, s.End)
 		j.send(s, window(evs, s, pid))
 	}
 	res.Hidden = hiddenTasks(evs)
@@ -213,17 +220,6 @@ func hiddenTasks(evs []event.Event) []string {
 		out = append(out, fmt.Sprintf("pid %d %s (thread %d): %d %s, %.3f ms", k.pid, k.comm, k.tid, windows[k], w, float64(ns[k])/1e6))
 	}
 	return out
-}
-
-// overlapsBlind reports whether a blind window (CPU time the kernel runs no
-// BPF program in, on any CPU) overlaps the case.
-func overlapsBlind(evs []event.Event, s Send) bool {
-	for _, e := range evs {
-		if e.Kind == event.Blind && e.TSLo <= s.End && e.TS >= s.Start {
-			return true
-		}
-	}
-	return false
 }
 
 // window is the events of one case: this process's, between its start and

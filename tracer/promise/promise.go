@@ -91,7 +91,7 @@ type Watch struct {
 	// blind: the kernel's blind windows seen so far; open: reconstructed
 	// events not (yet) inside one: a window is reported when it ends, which
 	// can be after the sweep reported what happened in it.
-	blind []window
+	blind Windows
 	open  []openEvent
 }
 
@@ -100,14 +100,34 @@ type window struct{ lo, hi uint64 }
 
 func (w window) overlaps(o window) bool { return w.lo <= o.hi && o.lo <= w.hi }
 
+// Windows keeps the latest windows of CPU time the kernel ran no BPF
+// program in (event.Blind), to tell which events could not have been seen.
+type Windows struct{ w []window }
+
+// Add records the window [lo, hi].
+func (ws *Windows) Add(lo, hi uint64) { ws.w = keepLast(append(ws.w, window{lo, hi})) }
+
+// Overlap reports whether a window overlaps [lo, hi].
+func (ws *Windows) Overlap(lo, hi uint64) bool {
+	for i := len(ws.w) - 1; i >= 0; i-- {
+		if ws.w[i].overlaps(window{lo, hi}) {
+			return true
+		}
+	}
+	return false
+}
+
+// Len is how many windows are kept.
+func (ws *Windows) Len() int { return len(ws.w) }
+
 // openEvent is a reconstructed event no blind window explains so far.
 type openEvent struct {
 	w     window
 	tally string
 }
 
-// maxWindows bounds what Watch keeps of blind windows and of open
-// reconstructed events: the oldest go first (a long trace keeps judging
+// maxWindows bounds what Windows keeps, and Watch of open reconstructed
+// events: the oldest go first (a long trace keeps judging
 // its recent events).
 const maxWindows = 4096
 
@@ -173,7 +193,7 @@ func (w *Watch) Event(e *event.Event) error {
 	if ew.lo == 0 || ew.lo > ew.hi {
 		ew.lo = ew.hi
 	}
-	if w.inBlind(ew) {
+	if w.blind.Overlap(ew.lo, ew.hi) {
 		t.Hidden++
 	} else {
 		w.open = keepLast(append(w.open, openEvent{ew, t.Event}))
@@ -185,7 +205,7 @@ func (w *Watch) Event(e *event.Event) error {
 // blindWindow records a window of CPU time no BPF program ran in, and
 // excuses the reconstructed events it explains.
 func (w *Watch) blindWindow(b window) {
-	w.blind = keepLast(append(w.blind, b))
+	w.blind.Add(b.lo, b.hi)
 	kept := w.open[:0]
 	for _, o := range w.open {
 		if o.w.overlaps(b) {
@@ -197,15 +217,6 @@ func (w *Watch) blindWindow(b window) {
 		kept = append(kept, o)
 	}
 	w.open = kept
-}
-
-func (w *Watch) inBlind(ew window) bool {
-	for i := len(w.blind) - 1; i >= 0; i-- {
-		if w.blind[i].overlaps(ew) {
-			return true
-		}
-	}
-	return false
 }
 
 func keepLast[T any](s []T) []T {

@@ -31,7 +31,7 @@ type Builder struct {
 
 	stuckAfter time.Duration
 	snaps      []*holders.Snapshot
-	blind      [][2]uint64 // windows of CPU time hidden from BPF (event.Blind)
+	blind      promise.Windows // CPU time hidden from BPF (event.Blind)
 }
 
 // NewBuilder starts an empty report. names resolves drop reasons and
@@ -288,9 +288,6 @@ func (b *Builder) Add(e *event.Event) {
 // WRONG_FORMAT ones).
 const maxFoldedRounds = 1000
 
-// fold merges a socket that closed into the closed row and forgets it:
-// its counts, statistics and examples stay in the report, its series and
-// its own row do not.
 // hidden adds a blind window to its task's total.
 func (b *Builder) hidden(e *event.Event) {
 	if e.TSLo > 0 && e.TSLo <= e.TS {
@@ -302,10 +299,7 @@ func (b *Builder) hidden(e *event.Event) {
 			}
 			c.Hidden = append(c.Hidden, h)
 		}
-		b.blind = append(b.blind, [2]uint64{e.TSLo, e.TS})
-		if len(b.blind) > maxBlind {
-			b.blind = append(b.blind[:0], b.blind[len(b.blind)-maxBlind:]...)
-		}
+		b.blind.Add(e.TSLo, e.TS)
 	}
 	var h *HiddenTask
 	for i := range b.r.Hidden {
@@ -323,9 +317,6 @@ func (b *Builder) hidden(e *event.Event) {
 	}
 }
 
-// maxBlind bounds the blind windows kept to judge completions by.
-const maxBlind = 4096
-
 // inBlind reports whether rd's completion was reconstructed and a blind
 // window overlaps its bounds.
 func (b *Builder) inBlind(rd *Round) bool {
@@ -341,14 +332,12 @@ func (b *Builder) inBlind(rd *Round) bool {
 			break
 		}
 	}
-	for _, w := range b.blind {
-		if w[0] <= hi && lo <= w[1] {
-			return true
-		}
-	}
-	return false
+	return b.blind.Overlap(lo, hi)
 }
 
+// fold merges a socket that closed into the closed row and forgets it:
+// its counts, statistics and examples stay in the report, its series and
+// its own row do not.
 func (b *Builder) fold(s *Socket, ts uint64) {
 	c := b.closed
 	if c == nil {
@@ -588,7 +577,7 @@ func (b *Builder) Finish() *Report {
 			return s.Rounds[i].firstTS() < s.Rounds[j].firstTS()
 		})
 	}
-	if len(b.blind) > 0 {
+	if b.blind.Len() > 0 {
 		for _, s := range r.Sockets {
 			for _, rd := range s.Rounds {
 				rd.Hidden = b.inBlind(rd)

@@ -96,6 +96,15 @@ func (st *sockStats) init() {
 	st.drops = map[dropKey]int{}
 }
 
+// addInterrupted counts n blocking calls sig cut short (ex: one of them).
+func (st *sockStats) addInterrupted(sig unix.Signal, n int, ex *Call) {
+	if st.interrupted == nil {
+		st.interrupted = map[unix.Signal]int{}
+	}
+	st.interrupted[sig] += n
+	st.interruptedExample = cmp.Or(st.interruptedExample, ex)
+}
+
 // addCall folds a call that returned (or was still in the kernel at end).
 func (st *sockStats) addCall(c *Call, end uint64) {
 	for _, sl := range c.Sleeps {
@@ -162,11 +171,7 @@ func (st *sockStats) addCall(c *Call, end uint64) {
 		st.best = c
 	}
 	if !c.DontWait && c.Return != 0 && c.Signal != 0 && c.Ret >= 0 && c.ReturnScan.RunSendRequest > 0 {
-		if st.interrupted == nil {
-			st.interrupted = map[unix.Signal]int{}
-		}
-		st.interrupted[c.Signal]++
-		st.interruptedExample = cmp.Or(st.interruptedExample, c)
+		st.addInterrupted(c.Signal, 1, c)
 	}
 	switch c.Ret {
 	case -int64(unix.ENOBUFS):
@@ -211,12 +216,8 @@ func (st *sockStats) merge(o *sockStats) {
 	st.partial += o.partial
 	st.partialExample = cmp.Or(st.partialExample, o.partialExample)
 	for sig, n := range o.interrupted {
-		if st.interrupted == nil {
-			st.interrupted = map[unix.Signal]int{}
-		}
-		st.interrupted[sig] += n
+		st.addInterrupted(sig, n, o.interruptedExample)
 	}
-	st.interruptedExample = cmp.Or(st.interruptedExample, o.interruptedExample)
 	if o.best != nil && (st.best == nil || o.best.Ret > st.best.Ret) {
 		st.best = o.best
 	}
