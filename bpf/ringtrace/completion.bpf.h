@@ -257,7 +257,9 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 	}
 	if (!cfg.avail_via_tp || !known_skb(skb, &st))
 		return;
-	{
+	/* Orphaned elsewhere: read the status at this free, unless the uarg's
+	 * kfree (right after the status write) reports it exactly. */
+	if (!cfg.uarg_via_kfree) {
 		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx, .ino = st->ino };
 		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
 

@@ -86,7 +86,12 @@ int BPF_PROG(tp_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 		ev_dev(e, ss, dev);
 		ev_submit(e);
 	}
-	if (cfg.avail_via_tp && (frame_status(st->ph, ss->off) & 7) == RT_ST_AVAILABLE)
+	/* Where the uarg's kfree is the completion hook, it fires a few
+	 * instructions after the status write, on whichever CPU freed the
+	 * skb (the peer's receive path on veth): read here in between, the
+	 * completion would be reported bounded ahead of the exact hook. It
+	 * is left to that hook (the sweep is the backstop). */
+	if (cfg.avail_via_tp && !cfg.uarg_via_kfree && (frame_status(st->ph, ss->off) & 7) == RT_ST_AVAILABLE)
 		to_available((struct sock *)sk, ss, st->idx, st->ph, (__u64)skb, RT_BOUNDED,
 			     st->ts_start_xmit, RT_C_DRIVER_ORPHAN, RT_H_TRACEPOINT, 0, dev);
 	return 0;
