@@ -260,6 +260,7 @@ func (t *Trace) Stop() (*Result, error) {
 		res.Snapshots = r.watch.Snapshots()
 	}
 	res.Stats = t.sess.Stats()
+	r.promises.Skipped(res.Stats.Missed)
 	res.Promises = r.promises.Tallies()
 	if r.s.Record != nil {
 		tr := record.Trailer{Lost: res.Stats.Lost, Missed: res.Stats.Missed, Holders: res.Snapshots,

@@ -32,13 +32,18 @@ type Tally struct {
 	// kernel runs no BPF program in (blind windows): no hook could see
 	// them, so they do not count against the plan.
 	Hidden uint64 `json:"hidden,omitempty"`
+	// Skipped: reconstructed events, at most as many as the runs the
+	// kernel skipped of the promised hook's own programs (its recursion
+	// guard: a softirq that interrupts the program and reaches the same
+	// hook). Counted against the plan only beyond that number.
+	Skipped uint64 `json:"skipped,omitempty"`
 }
 
 // Share is the part of the events that was reconstructed where a hook could
 // have seen it.
 func (t Tally) Share() float64 {
 	if n := t.Kept + t.Reconstructed; n > 0 {
-		return float64(t.Reconstructed-min(t.Hidden, t.Reconstructed)) / float64(n)
+		return float64(t.Reconstructed-min(t.Hidden+t.Skipped, t.Reconstructed)) / float64(n)
 	}
 	return 0
 }
@@ -56,6 +61,9 @@ func (t Tally) String() string {
 	}
 	if t.Hidden > 0 {
 		s += fmt.Sprintf("; %d in CPU time the kernel hides from BPF, not counted", t.Hidden)
+	}
+	if t.Skipped > 0 {
+		s += fmt.Sprintf("; %d as many as the runs the kernel skipped of the hook, not counted", t.Skipped)
 	}
 	return s + ")"
 }
@@ -93,6 +101,9 @@ type Watch struct {
 	// can be after the sweep reported what happened in it.
 	blind Windows
 	open  []openEvent
+	// missed: the kernel's skipped runs per attachment ("raw_tp kfree"),
+	// as the session counts them (Skipped).
+	missed map[string]uint64
 }
 
 // window is a span of time, in event timestamps.
@@ -270,13 +281,41 @@ func (w *Watch) Completions(exact, bounded uint64) {
 // Flush does nothing.
 func (*Watch) Flush() error { return nil }
 
+// Skipped gives the runs the kernel skipped per attachment (session
+// Stats.Missed: "kind target" -> runs). A promise whose hook names a
+// skipped attachment is not held responsible for that many of its
+// reconstructed events: the kernel refused to run the hook, which the
+// plan cannot avoid. Tallies apply it.
+func (w *Watch) Skipped(missed map[string]uint64) { w.missed = missed }
+
 // Tallies returns the promises exercised so far, in the plan's row order.
 func (w *Watch) Tallies() []Tally {
 	var out []Tally
 	for _, r := range w.p.Rows {
 		if t, ok := w.rows[r.Event]; ok {
-			out = append(out, *t)
+			c := *t
+			c.Skipped = 0
+			if open := c.Reconstructed - min(c.Hidden, c.Reconstructed); open > 0 {
+				c.Skipped = min(open, skippedRuns(w.missed, c.Hook))
+			}
+			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// skippedRuns adds up the skipped runs of the attachments a hook
+// description names ("raw_tp kfree of the uarg, …" names "raw_tp kfree").
+func skippedRuns(missed map[string]uint64, hook string) uint64 {
+	var n uint64
+	for k, v := range missed {
+		if i := strings.Index(hook, k); i >= 0 && (i+len(k) == len(hook) || !isIdent(hook[i+len(k)])) {
+			n += v
+		}
+	}
+	return n
+}
+
+func isIdent(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }

@@ -213,3 +213,39 @@ func TestHiddenWindowsExcuse(t *testing.T) {
 		t.Fatalf("two more outside any window: tally %+v broken %v, warnings %q; want 4 reconstructed, 2 hidden, broken (2 of 54), one warning", got, got.Broken(), warned)
 	}
 }
+
+// TestSkippedRunsExcuse: reconstructions up to the number of runs the
+// kernel skipped of the promised hook's program are not held against the
+// plan; skipped runs of other programs excuse nothing.
+func TestSkippedRunsExcuse(t *testing.T) {
+	w := promise.New(uargPlan(), nil)
+	evs := []event.Event{enter(1, false)}
+	for i := 0; i < 100; i++ {
+		evs = append(evs, state(1, event.Available, event.Exact, event.CauseXmit))
+	}
+	for i := 0; i < 3; i++ {
+		e := state(1, event.Available, event.Bounded, event.CauseScan)
+		e.Hook = event.HookSweep
+		evs = append(evs, e)
+	}
+	feed(w, evs...)
+	if got := tally(t, w, plan.EvAvailable); !got.Broken() || got.Skipped != 0 {
+		t.Fatalf("no skipped runs: tally %+v, want broken (3 of 103) and nothing skipped", got)
+	}
+	w.Skipped(map[string]uint64{"tp_btf net_dev_queue": 40})
+	if got := tally(t, w, plan.EvAvailable); !got.Broken() || got.Skipped != 0 {
+		t.Fatalf("another program's skipped runs: tally %+v, want broken, nothing excused", got)
+	}
+	w.Skipped(map[string]uint64{"tp_btf kfree": 2})
+	got := tally(t, w, plan.EvAvailable)
+	if got.Skipped != 2 || got.Share() > 0.02 || got.Broken() {
+		t.Fatalf("2 skipped runs of the hook: tally %+v share %.3f, want 2 excused, 1 of 103 counted, not broken", got, got.Share())
+	}
+	if s := got.String(); !strings.Contains(s, "2 as many as the runs the kernel skipped") {
+		t.Errorf("String() = %q: does not say the skipped ones", s)
+	}
+	w.Skipped(map[string]uint64{"tp_btf kfree": 100})
+	if got := tally(t, w, plan.EvAvailable); got.Skipped != 3 {
+		t.Errorf("more skipped runs than reconstructions: Skipped %d, want 3 (at most the reconstructions)", got.Skipped)
+	}
+}

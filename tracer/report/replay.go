@@ -69,6 +69,7 @@ func ReplayWith(r *record.Reader, o ReplayOptions) (*Report, error) {
 	}
 	b.SetGaps(r.Trailer.Lost, n.Duplicates, r.Trailer.Missed)
 	if watch != nil {
+		watch.Skipped(r.Trailer.Missed)
 		b.SetPromises(watch.Tallies())
 	}
 	rep := b.Finish()
