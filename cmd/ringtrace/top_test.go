@@ -75,6 +75,21 @@ func startTop(t *testing.T, bin, comm string, args ...string) (top *exec.Cmd, ou
 	return top, out, errb
 }
 
+// waitSocket waits readyTimeout for process pid to hold a socket.
+func waitSocket(t *testing.T, pid int) {
+	t.Helper()
+	wait := readyTimeout(t)
+	for start := time.Now(); time.Since(start) < wait; time.Sleep(20 * time.Millisecond) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+				return
+			}
+		}
+	}
+	t.Fatalf("process %d opened no socket in %v", pid, wait)
+}
+
 // snapshotRows is the row of comm/pid in each of top's batch snapshots
 // that has one.
 func snapshotRows(out, comm string, pid int) [][]string {
@@ -93,17 +108,23 @@ func TestTopBatch(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	sender, comm := namedSender(t, bin)
-	top, out, errb := startTop(t, bin, comm, "-n", "4", "-d", "500ms")
-	send := exec.Command(sender, "send", "-i", "lo", "-q", "-V", "3", "--frames", "128", "--duration", "1500ms")
+	// The sender runs before top attaches and until top is done, so every
+	// snapshot covers a whole interval of sending however slowly either
+	// starts (seconds each in a TCG guest).
+	send := exec.Command(sender, "send", "-i", "lo", "-q", "-V", "3", "--frames", "128", "--duration", "5m")
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { send.Process.Kill() })
 	pid := send.Process.Pid
-	if err := send.Wait(); err != nil {
-		t.Fatalf("send: %v", err)
-	}
+	waitSocket(t, pid)
+	top, out, errb := startTop(t, bin, comm, "-n", "4", "-d", "500ms")
 	if err := top.Wait(); err != nil {
 		t.Fatalf("top: %v: %s", err, errb.String())
+	}
+	send.Process.Signal(os.Interrupt)
+	if err := send.Wait(); err != nil {
+		t.Fatalf("send: %v", err)
 	}
 	if n := strings.Count(out.String(), "ringtrace top:"); n != 4 {
 		t.Errorf("%d snapshots, want 4:\n%s", n, out.String())
