@@ -4,16 +4,29 @@
 # sudo's secure_path usually lacks Go: find it ourselves.
 GO      ?= $(shell PATH="$$PATH:/usr/local/go/bin" command -v go)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-BIN     := bin/ringtrace
+# GOARCH=arm64 builds for arm64 into bin/arm64/ (static, no cgo: copy it
+# to the arm64 host as is); the host's architecture builds into bin/.
+GOARCH  ?= $(shell $(GO) env GOARCH)
+HOSTARCH := $(shell $(GO) env GOHOSTARCH)
+BIN     := $(if $(filter $(HOSTARCH),$(GOARCH)),bin/ringtrace,bin/$(GOARCH)/ringtrace)
+BIN_ARM64 := bin/arm64/ringtrace
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+# ARCH=arm64 boots arm64 guests (make vm, make kernels).
+ARCH    ?=
 
-.PHONY: help build generate generate-check cross-check demo test test-short bench bench-send soak soak-churn clean
+.PHONY: help build release generate generate-check cross-check demo test test-short bench bench-send soak soak-churn clean
 
 help: ## list targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z][a-z-]*:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/ringtrace (no clang needed: BPF objects are committed)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/ringtrace
+build: ## build bin/ringtrace (GOARCH=arm64: bin/arm64/ringtrace; no clang needed: BPF objects are committed)
+	CGO_ENABLED=0 GOARCH=$(GOARCH) $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/ringtrace
+
+RELEASE_DIR ?= out/release
+release: ## static release binaries for amd64 and arm64 with SHA256SUMS, in out/release
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	for a in amd64 arm64; do CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build $(GOFLAGS_BUILD) -o $(RELEASE_DIR)/ringtrace-$(VERSION)-linux-$$a ./cmd/ringtrace || exit 1; done
+	cd $(RELEASE_DIR) && sha256sum ringtrace-* > SHA256SUMS && cat SHA256SUMS
 
 # The committed objects are what this toolchain builds, byte for byte (CI
 # checks it): Debian bookworm's clang-14 and libbpf-dev 1.1.2.
@@ -31,7 +44,7 @@ generate-check: generate ## (CI) fail if the committed BPF objects, bindings and
 cross-check: ## (CI) every package builds and vets for arm64 as well as amd64 (static, no cgo)
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) build ./...
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) vet ./...
-	CGO_ENABLED=0 GOARCH=arm64 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)-arm64 ./cmd/ringtrace
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build $(GOFLAGS_BUILD) -o $(BIN_ARM64) ./cmd/ringtrace
 
 DEMO_OUT ?= out/demo
 demo: build ## (root) the main job: trace the status and call-return scenarios, write their reports to out/demo
@@ -71,22 +84,29 @@ bench-send: build ## (root) ringtrace send vs trafgen on one veth, pps ratio
 	$(GO) run ./cmd/ringbench send
 
 .PHONY: vm kernels
-vm: build ## boot KERNEL=5.10|6.1|6.12.95|6.12.117|7.2|7.3|next under qemu, run CMD='…' as root (VM_SHARE=DIR VM_TIMEOUT=s; docs/vm.md)
+# The guest's ringtrace is built for the guest's architecture (ARCH).
+VM_BIN = $(if $(filter-out $(HOSTARCH),$(ARCH)),bin/$(ARCH)/ringtrace,bin/ringtrace)
+vm: ## boot KERNEL=5.10|6.1|6.12.95|6.12.117|7.2|7.3|next (ARCH=arm64: 6.1|6.12.117|7.2) under qemu, run CMD='…' as root (VM_SHARE=DIR VM_TIMEOUT=s; docs/vm.md)
+	$(MAKE) --no-print-directory build GOARCH=$(or $(ARCH),$(HOSTARCH))
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
-	exec ./bin/ringvm run --kernel "$$KERNEL" --binary $(BIN) --share "$$VM_SHARE" --timeout "$${VM_TIMEOUT:-600}" --accel "$${VM_ACCEL:-auto}" -- "$$CMD"
+	exec ./bin/ringvm run --kernel "$$KERNEL" --arch "$(ARCH)" --binary $(VM_BIN) --share "$$VM_SHARE" --timeout "$${VM_TIMEOUT:-600}" --accel "$${VM_ACCEL:-auto}" -- "$$CMD"
 
-kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2 next) into ~/.cache/ringtrace
+kernels: ## fetch the VM kernel matrix (5.10 6.1 6.12.95 6.12.117 7.2 next; ARCH=arm64: 6.1 6.12.117 7.2) into ~/.cache/ringtrace
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
-	exec ./bin/ringvm kernels
+	exec ./bin/ringvm kernels $(if $(ARCH),--arch $(ARCH))
 
 # KERNELS=6.1,7.2 runs those kernels only (one CI job per kernel: see
-# .github/workflows/vmtest.yml); empty: the whole matrix.
+# .github/workflows/vmtest.yml); empty: the whole amd64 matrix. arm64
+# kernels are named 7.2@arm64; VMTEST_ARM64=7.2 adds 7.2@arm64 to the
+# default list (.ci/run does).
+VMTEST_ARM64 ?=
 comma := ,
 KERNELS ?=
 .PHONY: vmtest
 vmtest: build ## (root) scenarios x hook classes + root tests on the `make kernels` VMs and this host; out/vmtest (KERNELS=6.1,7.2 VMTEST_FLAGS=…)
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringvm ./cmd/ringvm
-	exec ./bin/ringvm matrix --binary $(BIN) --out out/vmtest --go "$(GO)" $(foreach k,$(subst $(comma), ,$(KERNELS)),--kernel $(k)) $(VMTEST_FLAGS)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build $(GOFLAGS_BUILD) -o $(BIN_ARM64) ./cmd/ringtrace
+	exec ./bin/ringvm matrix --binary bin/ringtrace --binary-arm64 $(BIN_ARM64) --out out/vmtest --go "$(GO)" $(foreach k,$(subst $(comma), ,$(KERNELS)),--kernel $(k)) $(foreach k,$(subst $(comma), ,$(VMTEST_ARM64)),--with-kernel $(k)@arm64) $(VMTEST_FLAGS)
 
 clean: ## remove build output
 	rm -rf bin

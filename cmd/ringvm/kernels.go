@@ -14,22 +14,34 @@ func kernelsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "kernels",
 		Usage:     "fetch kernels into the cache and print what each selector resolves to",
-		UsageText: "ringvm kernels [SELECTOR…] (default: " + strings.Join(vm.MatrixKernels(), " ") + ")",
-		Flags:     []cli.Flag{cacheFlag},
+		UsageText: "ringvm kernels [--arch arm64] [SELECTOR…] (default: " + strings.Join(vm.MatrixKernels(vm.ArchAMD64), " ") + "; arm64: " + strings.Join(vm.MatrixKernels(vm.ArchARM64), " ") + ")",
+		Flags:     []cli.Flag{cacheFlag, archFlag},
 		Action:    fetchKernels,
 	}
 }
 
 func fetchKernels(c *cli.Context) error {
+	arch, err := guestArch(c)
+	if err != nil {
+		return err
+	}
 	sels := c.Args().Slice()
 	if len(sels) == 0 {
-		sels = vm.MatrixKernels()
+		sels = vm.MatrixKernels(vm.HostArch())
+		if arch != "" {
+			sels = vm.MatrixKernels(arch)
+		}
 	}
 	parsed := make([]vm.Selector, 0, len(sels))
 	for _, s := range sels {
 		sel, err := vm.ParseSelector(s)
 		if err != nil {
 			return err
+		}
+		if arch != "" {
+			if sel, err = sel.WithArch(arch); err != nil {
+				return err
+			}
 		}
 		parsed = append(parsed, sel)
 	}
@@ -42,7 +54,7 @@ func fetchKernels(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stdout, "%-9s %-28s %-16s %s\n", sel.Raw, k.Release, k.Version, k.Dir)
+		fmt.Fprintf(os.Stdout, "%-15s %-28s %-16s %s\n", sel.Label(), k.Release, k.Version, k.Dir)
 	}
 	return nil
 }

@@ -57,6 +57,17 @@ func usageError(_ *cli.Context, err error, _ bool) error {
 // cacheFlag is shared by both subcommands.
 var cacheFlag = &cli.StringFlag{Name: "cache-dir", Usage: "kernel cache (default $RINGTRACE_CACHE or ~/.cache/ringtrace)"}
 
+// archFlag is the guests' architecture (ARCH in make).
+var archFlag = &cli.StringFlag{Name: "arch", Usage: "guest architecture: amd64 or arm64 (default: the host's; a kernel selector may also end in @arm64)"}
+
+// guestArch reads --arch: "" when not given.
+func guestArch(c *cli.Context) (vm.Arch, error) {
+	if !c.IsSet("arch") || c.String("arch") == "" {
+		return "", nil
+	}
+	return vm.ParseArch(c.String("arch"))
+}
+
 func cache(c *cli.Context) (*vm.Cache, error) {
 	dir := c.String("cache-dir")
 	if dir == "" {

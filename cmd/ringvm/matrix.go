@@ -19,11 +19,13 @@ func matrixCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "matrix",
 		Usage: "run the scenarios under every hook class and the root integration tests on each kernel (make vmtest)",
-		UsageText: "ringvm matrix [--kernel K]... [--binary bin/ringtrace] [--out out/vmtest] [--parallel N] [--no-host] [--no-tests]\n" +
+		UsageText: "ringvm matrix [--kernel K]... [--binary bin/ringtrace] [--binary-arm64 bin/arm64/ringtrace] [--out out/vmtest] [--parallel N] [--no-host] [--no-tests]\n" +
 			"exit status: 0 every cell passed, 1 some failed, 2 bad input, 130 interrupted",
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel to boot (repeatable; default: " + strings.Join(vm.MatrixKernels(), " ") + ")"},
+			&cli.StringSliceFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel to boot (repeatable; default: " + strings.Join(vm.MatrixKernels(vm.ArchAMD64), " ") + "; arm64 ones: " + strings.Join(vm.MatrixKernels(vm.ArchARM64), " ") + ")"},
+			&cli.StringSliceFlag{Name: "with-kernel", Usage: "kernel to boot besides the --kernel list or the default one (repeatable), e.g. 7.2@arm64"},
 			&cli.StringFlag{Name: "binary", Value: "bin/ringtrace", Usage: "static ringtrace: run in the guests and on the host"},
+			&cli.StringFlag{Name: "binary-arm64", Value: "bin/arm64/ringtrace", Usage: "static arm64 ringtrace, for @arm64 kernels (make build GOARCH=arm64)"},
 			&cli.StringFlag{Name: "out", Value: "out/vmtest", Usage: "where matrix.json, matrix.txt and per-kernel logs and consoles go"},
 			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "guests booted at once"},
 			&cli.IntFlag{Name: "cpus", Value: matrix.DefaultCPUs, Usage: "vCPUs per guest (see scenarios/matrix.DefaultCPUs for why 1)"},
@@ -41,8 +43,9 @@ func matrixCommand() *cli.Command {
 func runMatrix(c *cli.Context) error {
 	kernels := nonEmpty(c.StringSlice("kernel"))
 	if len(kernels) == 0 {
-		kernels = vm.MatrixKernels()
+		kernels = vm.MatrixKernels(vm.ArchAMD64)
 	}
+	kernels = append(kernels, nonEmpty(c.StringSlice("with-kernel"))...)
 	timeout, err := parseTimeout(c.String("timeout"))
 	if err != nil {
 		return err
@@ -62,7 +65,15 @@ func runMatrix(c *cli.Context) error {
 		return err
 	}
 	o := matrix.Options{Kernels: kernels, Binary: c.String("binary"), Host: !c.Bool("no-host"), Parallel: c.Int("parallel"), CPUs: c.Int("cpus"),
-		Out: c.String("out"), Timeout: timeout, Accel: accel, Cache: cch, Log: os.Stderr}
+		Out: c.String("out"), Timeout: timeout, Accel: accel, Cache: cch, Log: os.Stderr,
+		Foreign: map[vm.Arch]matrix.Build{vm.ArchARM64: {Binary: c.String("binary-arm64")}}}
+	arches, err := guestArches(kernels)
+	if err != nil {
+		return err
+	}
+	if !arches[vm.ArchARM64] {
+		delete(o.Foreign, vm.ArchARM64)
+	}
 	if err := o.Validate(); err != nil {
 		return err
 	}
@@ -76,10 +87,23 @@ func runMatrix(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if o.Tests, err = matrix.BuildTests(c.Context, goTool, ".", dir, os.Stderr); err != nil {
-			return err
+		for _, a := range vm.Arches {
+			if !arches[a] {
+				continue
+			}
+			sub := filepath.Join(dir, string(a))
+			tests, err := matrix.BuildTests(c.Context, goTool, ".", sub, a, os.Stderr)
+			if err != nil {
+				return err
+			}
+			if a == vm.HostArch() {
+				o.Tests, o.TestDir = tests, sub
+				continue
+			}
+			b := o.Foreign[a]
+			b.Tests, b.TestDir = tests, sub
+			o.Foreign[a] = b
 		}
-		o.TestDir = dir
 	}
 	m, err := matrix.Run(c.Context, o)
 	if err != nil {
@@ -102,6 +126,19 @@ func runMatrix(c *cli.Context) error {
 		return cli.Exit("vmtest: FAIL: the matrix has failures, listed under FAILURES above", 1)
 	}
 	return nil
+}
+
+// guestArches are the architectures of the kernels' guests.
+func guestArches(kernels []string) (map[vm.Arch]bool, error) {
+	out := map[vm.Arch]bool{}
+	for _, k := range kernels {
+		sel, err := vm.ParseSelector(k)
+		if err != nil {
+			return nil, err
+		}
+		out[sel.Arch] = true
+	}
+	return out, nil
 }
 
 // goCommand finds the go command: sudo's secure_path often lacks it.

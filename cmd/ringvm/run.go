@@ -17,9 +17,10 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "boot a kernel and run a shell command in it as root",
-		UsageText: "ringvm run --kernel 6.1 [--binary bin/ringtrace] [--share DIR] [--timeout 600] -- 'COMMAND'",
+		UsageText: "ringvm run --kernel 6.1 [--arch arm64] [--binary bin/ringtrace] [--share DIR] [--timeout 600] -- 'COMMAND'",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel: " + strings.Join(vm.MatrixKernels(), ", ") + " (newest build), or an exact release like 6.1.0-56"},
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel: " + strings.Join(vm.MatrixKernels(vm.ArchAMD64), ", ") + " (newest build), or an exact release like 6.1.0-56; @arm64 boots the arm64 build"},
+			archFlag,
 			&cli.StringSliceFlag{Name: "share", Usage: "host directory copied into the guest at the same path (repeatable)"},
 			&cli.StringSliceFlag{Name: "binary", Usage: "static host executable put on the guest's PATH (repeatable)"},
 			&cli.StringSliceFlag{Name: "module", Usage: "extra kernel module to load (repeatable)"},
@@ -29,7 +30,7 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "cpus", Value: 1, Usage: "guest CPUs (more than one crashes TCG guests while probes attach: scenarios/vm Options.CPUs)"},
 			&cli.StringFlag{Name: "workdir", Usage: "the command's working directory in the guest"},
 			&cli.BoolFlag{Name: "console", Usage: "copy the kernel console to stderr"},
-			&cli.BoolFlag{Name: "install-deps", EnvVars: []string{"VM_INSTALL_DEPS"}, Usage: "apt-get install missing host packages (qemu-system-x86, busybox-static)"},
+			&cli.BoolFlag{Name: "install-deps", EnvVars: []string{"VM_INSTALL_DEPS"}, Usage: "apt-get install missing host packages (qemu-system-x86 or qemu-system-arm, busybox-static)"},
 			cacheFlag,
 		},
 		Action: runVM,
@@ -49,8 +50,13 @@ func runVM(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	arch, err := guestArch(c)
+	if err != nil {
+		return err
+	}
 	o := vm.Options{
 		Kernel:         c.String("kernel"),
+		Arch:           arch,
 		Command:        strings.Join(c.Args().Slice(), " "),
 		Shares:         nonEmpty(c.StringSlice("share")),
 		Binaries:       nonEmpty(c.StringSlice("binary")),

@@ -75,12 +75,13 @@ func bootOnce(ctx context.Context, o Options, sel string, spec Spec, col *collec
 			fmt.Fprintf(progress, "vmtest: %s: %s\n", targetName(col.t), line)
 		}
 	})
+	b := o.build(sel)
 	var shares []string
-	if o.TestDir != "" && len(spec.Tests) > 0 {
-		shares = []string{o.TestDir}
+	if b.TestDir != "" && len(spec.Tests) > 0 {
+		shares = []string{b.TestDir}
 	}
 	res, err := vm.Run(bootCtx, vm.Options{
-		Kernel: sel, Command: Script(spec, nonce, col.done), Binaries: []string{o.Binary}, Shares: shares,
+		Kernel: sel, Command: Script(spec, nonce, col.done), Binaries: []string{b.Binary}, Shares: shares,
 		Timeout: o.Timeout, Accel: o.Accel, Cache: o.Cache, CPUs: o.CPUs,
 		Stdout: io.MultiWriter(logs.out, parser, stall), Log: io.MultiWriter(logs.out, progress), Console: watch,
 	})

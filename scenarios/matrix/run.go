@@ -16,10 +16,13 @@ import (
 
 // Options configure Run.
 type Options struct {
-	Kernels  []string      // VM kernel selectors (vm.MatrixKernels() in `make vmtest`)
-	Binary   string        // static ringtrace: copied into the guests, run on the host
-	Tests    []TestRun     // test binaries (BuildTests), run in every guest
-	TestDir  string        // the directory holding them, shared with the guests
+	Kernels []string  // VM kernel selectors (vm.MatrixKernels in `make vmtest`; "7.2@arm64" for arm64)
+	Binary  string    // static ringtrace: copied into the guests, run on the host
+	Tests   []TestRun // test binaries (BuildTests), run in every guest
+	TestDir string    // the directory holding them, shared with the guests
+	// Foreign are the builds for guests of another architecture than the
+	// host's (Binary, Tests and TestDir are the host's).
+	Foreign  map[vm.Arch]Build
 	Host     bool          // also run the scenarios natively on this kernel
 	Parallel int           // guests booted at once (0: 1)
 	CPUs     int           // vCPUs per guest (0: 1, see DefaultCPUs)
@@ -115,25 +118,27 @@ func (o *Options) Validate() error {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	var err error
+	if o.Binary, err = validRingtrace(o.Binary); err != nil {
+		return err
+	}
 	for _, k := range o.Kernels {
-		if _, err := vm.ParseSelector(k); err != nil {
+		sel, err := vm.ParseSelector(k)
+		if err != nil {
 			return err
 		}
+		if sel.Arch == vm.HostArch() {
+			continue
+		}
+		b := o.Foreign[sel.Arch]
+		if b.Binary == "" {
+			return inputerr.New("kernel %s: no %s ringtrace binary given (make build GOARCH=%s)", k, sel.Arch, sel.Arch)
+		}
+		if b.Binary, err = validRingtrace(b.Binary); err != nil {
+			return err
+		}
+		o.Foreign[sel.Arch] = b
 	}
-	if o.Binary == "" {
-		return inputerr.New("no ringtrace binary given")
-	}
-	abs, err := filepath.Abs(o.Binary)
-	if err != nil {
-		return inputerr.Wrap(err, "binary %s: %v", o.Binary, err)
-	}
-	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
-		return inputerr.New("binary %s: not a file (build it first: make build)", abs)
-	}
-	if filepath.Base(abs) != "ringtrace" {
-		return inputerr.New("binary %s: must be named ringtrace (the tests trace it by its command name)", abs)
-	}
-	o.Binary = abs
 	if o.Out == "" {
 		return inputerr.New("no output directory given")
 	}
@@ -141,6 +146,39 @@ func (o *Options) Validate() error {
 		return inputerr.Wrap(err, "output directory: %v", err)
 	}
 	return nil
+}
+
+// Build is what runs in the guests of one architecture.
+type Build struct {
+	Binary  string    // static ringtrace for that architecture
+	Tests   []TestRun // its test binaries (BuildTests)
+	TestDir string    // the directory holding them, shared with the guests
+}
+
+// build is what runs in a guest booted from selector sel.
+func (o Options) build(sel string) Build {
+	if s, err := vm.ParseSelector(sel); err == nil && s.Arch != vm.HostArch() {
+		return o.Foreign[s.Arch]
+	}
+	return Build{Binary: o.Binary, Tests: o.Tests, TestDir: o.TestDir}
+}
+
+// validRingtrace checks a ringtrace binary and returns its absolute path.
+func validRingtrace(bin string) (string, error) {
+	if bin == "" {
+		return "", inputerr.New("no ringtrace binary given")
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return "", inputerr.Wrap(err, "binary %s: %v", bin, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
+		return "", inputerr.New("binary %s: not a file (build it first: make build)", abs)
+	}
+	if filepath.Base(abs) != "ringtrace" {
+		return "", inputerr.New("binary %s: must be named ringtrace (the tests trace it by its command name)", abs)
+	}
+	return abs, nil
 }
 
 // WriteJSON writes the matrix as indented JSON.

@@ -57,13 +57,24 @@ func NextHooks() []string { return []string{"auto"} }
 
 // guestSpec is what a guest booted from selector sel runs.
 func guestSpec(o Options, sel string) Spec {
-	s := Spec{Ringtrace: path.Join("/usr/local/bin", filepath.Base(o.Binary)), Hooks: Hooks(), Runs: GuestRuns(),
-		Tests: o.Tests, TestEnv: GuestTestEnv()}
+	b := o.build(sel)
+	s := Spec{Ringtrace: path.Join("/usr/local/bin", filepath.Base(b.Binary)), Hooks: Hooks(), Runs: GuestRuns(),
+		Tests: b.Tests, TestEnv: GuestTestEnv()}
 	if sel == vm.Next {
 		s.Hooks, s.Tests = NextHooks(), nil
 	}
+	if p, err := vm.ParseSelector(sel); err == nil && p.Arch != vm.HostArch() {
+		s.Hooks = ForeignHooks()
+	}
 	return s
 }
+
+// ForeignHooks are the --hooks values tried on a guest of another
+// architecture (arm64 on this amd64 host): emulated instruction by
+// instruction, it runs several times slower, so the kernel's own choice
+// and the tracepoint-only class (this project's host's) are run, and the
+// kprobe class is left to the per-kernel CI jobs.
+func ForeignHooks() []string { return []string{"auto", "tracepoint"} }
 
 // GuestRuns are the scenario runs in a TCG guest: the emulated links are
 // slowed so that they stay slower than the emulated CPU. call-return needs

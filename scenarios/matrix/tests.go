@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/ringtrace/ringtrace/scenarios/vm"
 )
 
 // testPackage is a package whose tests need root, run in every guest.
@@ -45,7 +47,7 @@ func TestPackages() []string {
 // copy of the package's testdata, with the module's top-level testdata at
 // dir/testdata (tests read it by relative path). It returns the runs with the
 // binaries' paths, which are the same in a guest that shares dir.
-func BuildTests(ctx context.Context, goTool, repo, dir string, log io.Writer) ([]TestRun, error) {
+func BuildTests(ctx context.Context, goTool, repo, dir string, arch vm.Arch, log io.Writer) ([]TestRun, error) {
 	staging := filepath.Join(dir, ".build")
 	args := []string{"test", "-c", "-ldflags=-s -w", "-o", staging + "/"}
 	for _, p := range rootTestPackages {
@@ -53,8 +55,8 @@ func BuildTests(ctx context.Context, goTool, repo, dir string, log io.Writer) ([
 	}
 	cmd := exec.CommandContext(ctx, goTool, args...)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	fmt.Fprintf(log, "vmtest: building test binaries: %s %s\n", goTool, strings.Join(args, " "))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+string(arch))
+	fmt.Fprintf(log, "vmtest: building %s test binaries: %s %s\n", arch, goTool, strings.Join(args, " "))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building the test binaries: %w\n%s", err, out)
 	}

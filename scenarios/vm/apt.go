@@ -42,10 +42,15 @@ var aptSuites = []struct {
 // or written (its apt.conf, e.g. a proxy setting, still applies).
 type aptEnv struct {
 	dir      string
+	arch     Arch // the packages' architecture
 	mirror   string
 	security string
 	log      io.Writer
 }
+
+// foreign reports whether the packages are for another architecture than
+// the host's (the lists then name it, and apt is told).
+func (a *aptEnv) foreign() bool { return a.arch != "" && a.arch != HostArch() }
 
 // sourcesList is the private sources.list.
 func (a *aptEnv) sourcesList() string {
@@ -55,7 +60,11 @@ func (a *aptEnv) sourcesList() string {
 		if s.security {
 			m = a.security
 		}
-		fmt.Fprintf(&b, "deb [signed-by=%s] %s %s main\n", debianKeyring, m, s.suite)
+		opts := "signed-by=" + debianKeyring
+		if a.foreign() {
+			opts = "arch=" + string(a.arch) + " " + opts
+		}
+		fmt.Fprintf(&b, "deb [%s] %s %s main\n", opts, m, s.suite)
 	}
 	return b.String()
 }
@@ -74,6 +83,9 @@ func (a *aptEnv) options() []string {
 		"-o", "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false",
 		"-o", "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false",
 		"-o", "Acquire::IndexTargets::deb::CNF::DefaultEnabled=false",
+	}
+	if a.foreign() {
+		o = append(o, "-o", "APT::Architecture="+string(a.arch), "-o", "APT::Architectures="+string(a.arch))
 	}
 	if os.Geteuid() == 0 {
 		// The _apt sandbox user cannot write into a private cache under $HOME.

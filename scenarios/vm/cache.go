@@ -15,7 +15,9 @@ import (
 )
 
 // Cache holds downloaded kernels and the private apt state, outside the
-// repository: Dir/kernels/<release>/{kernel.json,root/} and Dir/apt/.
+// repository: Dir/kernels/<release>/{kernel.json,root/}, Dir/apt/ (the
+// host's architecture) and Dir/apt-<arch>/ (another one's), and the guest
+// busybox of an architecture the host has none of, Dir/busybox/<arch>/.
 type Cache struct {
 	Dir            string
 	Mirror         string        // "" = DefaultMirror
@@ -54,8 +56,12 @@ func (c *Cache) log() io.Writer {
 	return c.Log
 }
 
-func (c *Cache) apt() *aptEnv {
-	a := &aptEnv{dir: filepath.Join(c.Dir, "apt"), mirror: c.Mirror, security: c.SecurityMirror, log: c.log()}
+func (c *Cache) apt(arch Arch) *aptEnv {
+	dir := filepath.Join(c.Dir, "apt")
+	if arch != HostArch() {
+		dir += "-" + string(arch)
+	}
+	a := &aptEnv{dir: dir, arch: arch, mirror: c.Mirror, security: c.SecurityMirror, log: c.log()}
 	if a.mirror == "" {
 		a.mirror = DefaultMirror
 	}
@@ -74,7 +80,7 @@ func (c *Cache) Kernel(ctx context.Context, sel Selector) (*Kernel, error) {
 	if c.Dir == "" {
 		return nil, errors.New("kernel cache: no directory")
 	}
-	a := c.apt()
+	a := c.apt(sel.Arch)
 	if err := os.MkdirAll(a.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
@@ -185,7 +191,7 @@ func (c *Cache) resolve(ctx context.Context, a *aptEnv, sel Selector) ([]Candida
 		if err != nil {
 			return nil, err
 		}
-		cands := sel.Select(ParseCandidates(names))
+		cands := sel.Select(ParseCandidates(names, sel.Arch))
 		if age, ok := a.listsAge(); len(cands) == 0 && ok && age < retryListsAge {
 			updated = true // fresh lists: do not update again for a typo
 		}
@@ -302,4 +308,62 @@ func debField(ctx context.Context, deb, field string) (string, error) {
 		return "", fmt.Errorf("dpkg-deb -f %s %s: %w", filepath.Base(deb), field, err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// Busybox returns a static busybox for a guest of architecture arch that
+// the host cannot run: Debian's busybox-static of that architecture,
+// downloaded once through its private apt lists into Dir/busybox/<arch>.
+func (c *Cache) Busybox(ctx context.Context, arch Arch) (string, error) {
+	dst := filepath.Join(c.Dir, "busybox", string(arch), "busybox")
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	a := c.apt(arch)
+	if err := os.MkdirAll(a.dir, 0o755); err != nil {
+		return "", fmt.Errorf("busybox cache: %w", err)
+	}
+	unlock, err := a.lock()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if err := a.prepare(); err != nil {
+		return "", err
+	}
+	if _, ok := a.listsAge(); !ok {
+		if err := a.update(ctx); err != nil {
+			return "", err
+		}
+	}
+	tmp, err := os.MkdirTemp(c.Dir, ".busybox-")
+	if err != nil {
+		return "", fmt.Errorf("busybox cache: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintf(c.log(), "ringvm: downloading busybox-static for %s\n", arch)
+	if err := a.download(ctx, tmp, []string{"busybox-static"}); err != nil {
+		return "", err
+	}
+	deb, err := findDeb(tmp, "busybox-static")
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Join(tmp, "root")
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, lastLines(out, 2))
+	}
+	bin := firstExisting(filepath.Join(root, "usr/bin/busybox"), filepath.Join(root, "bin/busybox"))
+	if bin == "" {
+		return "", fmt.Errorf("%s has no busybox", filepath.Base(deb))
+	}
+	if err := checkMachine(bin, arch); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("busybox cache: %w", err)
+	}
+	if err := os.Rename(bin, dst); err != nil {
+		return "", fmt.Errorf("busybox cache: %w", err)
+	}
+	return dst, nil
 }

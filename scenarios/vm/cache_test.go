@@ -50,7 +50,7 @@ func TestCacheFallsBackToCachedKernel(t *testing.T) {
 	if k := c.newestCached(sel); k == nil || k.Release != "6.1.0-56-cloud-amd64" {
 		t.Errorf("newestCached(6.1) = %v", k)
 	}
-	a := c.apt()
+	a := c.apt(ArchAMD64)
 	if c.recentlyMissing(a, "x") {
 		t.Error("missing before marked")
 	}
@@ -77,7 +77,7 @@ func fakeAptCache(t *testing.T, version string) {
 // what apt offers; without an answer the cached build is kept.
 func TestNewerBuild(t *testing.T) {
 	c := &Cache{Dir: t.TempDir()}
-	a := c.apt()
+	a := c.apt(ArchAMD64)
 	rc, _ := candidateFromRelease("7.3-cloud-amd64")
 	rc.Packages = []string{"linux-binary-7.3-cloud-amd64"}
 	stable, _ := candidateFromRelease("7.2.13+deb14-cloud-amd64")

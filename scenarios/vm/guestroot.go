@@ -20,8 +20,9 @@ type guestRoot struct {
 
 // guestModule is one kernel module to insmod.
 type guestModule struct {
-	Name string
-	Data []byte // uncompressed .ko
+	Name  string
+	Data  []byte // uncompressed .ko
+	Early bool   // the channel's driver (or its dependency): loaded before it is opened
 }
 
 // commandPath is where the command's script lives in the guest.
@@ -126,9 +127,14 @@ func (g guestRoot) addInit(r *Initramfs) error {
 	}
 	p := g.Init
 	p.Command = commandPath
-	p.Modules = nil
+	p.Modules, p.EarlyModules = nil, nil
 	for _, m := range g.Modules {
-		p.Modules = append(p.Modules, path.Join("/lib/modules", p.Release, m.Name+".ko"))
+		ko := path.Join("/lib/modules", p.Release, m.Name+".ko")
+		if m.Early {
+			p.EarlyModules = append(p.EarlyModules, ko)
+		} else {
+			p.Modules = append(p.Modules, ko)
+		}
 	}
 	script, err := initScript(p)
 	if err != nil {

@@ -23,10 +23,10 @@ func TestGuestRoot(t *testing.T) {
 		Busybox:  bb,
 		Applets:  []string{"sh", "env", "insmod", "busybox"},
 		Command:  "uname -r; exit 3",
-		Modules:  []guestModule{{"veth", []byte("ko1")}, {"sch_tbf", []byte("ko2")}},
+		Modules:  []guestModule{{Name: "virtio_console", Data: []byte("ko0"), Early: true}, {Name: "veth", Data: []byte("ko1")}, {Name: "sch_tbf", Data: []byte("ko2")}},
 		Binaries: []string{tool},
 		Shares:   []string{share},
-		Init:     initParams{Marker: markerTag + "00ff:", Release: "6.1.0-56-cloud-amd64", Workdir: "/"},
+		Init:     initParams{Marker: markerTag + "00ff:", Release: "6.1.0-56-cloud-amd64", Workdir: "/", Channel: "/dev/hvc0"},
 	}
 	r, err := g.build()
 	if err != nil {
@@ -61,7 +61,16 @@ func TestGuestRoot(t *testing.T) {
 	if files["/init"].Mode != sIFREG|0o755 {
 		t.Errorf("/init mode %o", files["/init"].Mode)
 	}
+	// The channel's driver before the channel is opened, the rest after.
+	early := strings.Index(init, "insmod '/lib/modules/6.1.0-56-cloud-amd64/virtio_console.ko'")
+	open := strings.Index(init, "exec 3>'/dev/hvc0'")
+	if early < 0 || open < 0 || early > open {
+		t.Errorf("the channel's module is not loaded before /dev/hvc0 is opened:\n%s", init)
+	}
 	veth := strings.Index(init, "insmod '/lib/modules/6.1.0-56-cloud-amd64/veth.ko'")
+	if veth < open {
+		t.Errorf("veth loaded before the channel is opened (its failure could not be reported):\n%s", init)
+	}
 	tbf := strings.Index(init, "insmod '/lib/modules/6.1.0-56-cloud-amd64/sch_tbf.ko'")
 	if veth < 0 || tbf < 0 || tbf < veth {
 		t.Errorf("modules not loaded in order in /init:\n%s", init)
@@ -95,7 +104,7 @@ func TestInitScriptIsValidShell(t *testing.T) {
 		"mount -t debugfs debugfs /sys/kernel/debug",
 		"must ip link set lo up",
 		`cd '/tmp/it'\''s here'`,
-		"stty -F /dev/ttyS1 raw -echo",
+		"stty -F '/dev/ttyS1' raw -echo",
 		"( sleep 630; ",
 	} {
 		if !strings.Contains(string(script), want) {

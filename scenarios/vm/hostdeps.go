@@ -21,12 +21,19 @@ type hostTool struct {
 
 var (
 	toolsFetch = []hostTool{{"apt-get", "apt", nil}, {"apt-cache", "apt", nil}, {"dpkg-deb", "dpkg", nil}}
-	toolsBoot  = []hostTool{
-		{"qemu-system-x86_64", "qemu-system-x86", nil},
+)
+
+// bootTools are what booting a guest of a needs: its qemu, and the host's
+// static busybox (the guest's own for a foreign architecture comes from the
+// cache; the host's lists the applets to link).
+func bootTools(a Arch) []hostTool {
+	p := a.profile()
+	return []hostTool{
+		{p.qemu, p.qemuPkg, nil},
 		{"busybox", "busybox-static", checkStatic},
 		{"xz", "xz-utils", nil},
 	}
-)
+}
 
 // ensureTools finds the tools, installing the missing ones with apt-get when
 // install is set, or returns an error that says exactly what to install.

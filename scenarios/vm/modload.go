@@ -8,10 +8,14 @@ import (
 // kernelModules picks the modules to load for k (labModules plus extra),
 // adds their dependencies from each module's .modinfo, and returns them
 // decompressed in load order.
-func kernelModules(ctx context.Context, k *Kernel, extra []string) ([]guestModule, error) {
+func kernelModules(ctx context.Context, k *Kernel, early, extra []string) ([]guestModule, error) {
 	ms, err := readModuleSet(k.Modules, k.Config)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", k.Release, err)
+	}
+	first, err := ms.named(k.Release, early)
+	if err != nil {
+		return nil, err
 	}
 	want, err := ms.wanted(k.Release, extra)
 	if err != nil {
@@ -37,14 +41,18 @@ func kernelModules(ctx context.Context, k *Kernel, extra []string) ([]guestModul
 		data[name] = b
 		return modDepends(info["depends"]), nil
 	}
-	order, err := loadOrder(want, deps)
+	firstOrder, err := loadOrder(first, deps)
+	if err != nil {
+		return nil, err
+	}
+	order, err := loadOrder(append(first, want...), deps)
 	if err != nil {
 		return nil, err
 	}
 	mods := make([]guestModule, 0, len(order))
-	for _, name := range order {
+	for i, name := range order {
 		if b, ok := data[name]; ok {
-			mods = append(mods, guestModule{Name: name, Data: b})
+			mods = append(mods, guestModule{Name: name, Data: b, Early: i < len(firstOrder)})
 		}
 	}
 	return mods, nil

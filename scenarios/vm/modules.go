@@ -118,7 +118,15 @@ func (ms *moduleSet) wanted(release string, extra []string) ([]string, error) {
 			want = append(want, m.Module)
 		}
 	}
-	for _, name := range extra {
+	named, err := ms.named(release, extra)
+	return append(want, named...), err
+}
+
+// named lists the modules among names to load: built-in ones are skipped,
+// and a name that is neither is an input error.
+func (ms *moduleSet) named(release string, names []string) ([]string, error) {
+	var want []string
+	for _, name := range names {
 		n := normModule(strings.TrimSuffix(strings.TrimSpace(name), ".ko"))
 		switch {
 		case n == "":

@@ -119,9 +119,12 @@ func TestReadModuleSetAndKernelModules(t *testing.T) {
 	must(t, os.WriteFile(cfg, []byte("CONFIG_VETH=m\nCONFIG_NET_SCH_TBF=m\nCONFIG_PACKET=y\n"), 0o644))
 
 	k := &Kernel{Release: "6.9.0-1-cloud-amd64", Modules: mods, Config: cfg}
-	got, err := kernelModules(context.Background(), k, []string{"af_packet"})
+	got, err := kernelModules(context.Background(), k, []string{"net-helper"}, []string{"af_packet"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(got) == 0 || !got[0].Early || got[0].Name != "net_helper" || got[len(got)-1].Early {
+		t.Errorf("early modules: %+v, want net_helper first and early, the rest not", got)
 	}
 	var names []string
 	for _, m := range got {

@@ -13,8 +13,11 @@ import (
 // Options describe one run. Kernel and Command are required.
 type Options struct {
 	// Kernel selects the kernel: "5.10", "6.1", "6.12.95", "6.12.117", "7.2",
-	// or an exact release (see ParseSelector).
+	// or an exact release, optionally with "@arm64" (see ParseSelector).
 	Kernel string
+	// Arch is the guest's architecture: "" is the selector's (by default
+	// the host's); a foreign one runs under TCG.
+	Arch Arch
 	// Command is run by busybox sh as root in the guest, stdin /dev/null.
 	Command string
 	// Shares are host directories copied into the guest at the same absolute
@@ -69,6 +72,16 @@ func (o *Options) validate() (Selector, error) {
 	if err != nil {
 		return sel, err
 	}
+	if o.Arch != "" {
+		a, err := ParseArch(string(o.Arch))
+		if err != nil {
+			return sel, err
+		}
+		if sel, err = sel.WithArch(a); err != nil {
+			return sel, err
+		}
+	}
+	o.Arch = sel.Arch
 	if strings.TrimSpace(o.Command) == "" {
 		return sel, inputerr.New("no command given (CMD='…')")
 	}
@@ -80,6 +93,9 @@ func (o *Options) validate() (Selector, error) {
 	}
 	if o.Accel, err = ParseAccel(string(o.Accel)); err != nil {
 		return sel, err
+	}
+	if o.Accel == AccelKVM && sel.Arch != HostArch() {
+		return sel, inputerr.New("KVM cannot run a %s guest on this %s host: use tcg or auto", sel.Arch, HostArch())
 	}
 	if o.CPUs < 0 || o.MemoryMiB < 0 {
 		return sel, inputerr.New("CPUs and memory must not be negative")
@@ -96,7 +112,7 @@ func (o *Options) validate() (Selector, error) {
 		}
 	}
 	for i, b := range o.Binaries {
-		if o.Binaries[i], err = validBinary(b); err != nil {
+		if o.Binaries[i], err = validBinary(b, sel.Arch); err != nil {
 			return sel, err
 		}
 	}
@@ -129,7 +145,7 @@ func validShare(s string) (string, error) {
 	return abs, nil
 }
 
-func validBinary(b string) (string, error) {
+func validBinary(b string, a Arch) (string, error) {
 	abs, err := filepath.Abs(b)
 	if err != nil {
 		return "", inputerr.Wrap(err, "binary %q: %v", b, err)
@@ -142,6 +158,9 @@ func validBinary(b string) (string, error) {
 		return "", inputerr.New("binary %s is not an executable file", abs)
 	}
 	if err := checkStatic(abs); err != nil {
+		return "", inputerr.Wrap(err, "%v", err)
+	}
+	if err := checkMachine(abs, a); err != nil {
 		return "", inputerr.Wrap(err, "%v", err)
 	}
 	return abs, nil

@@ -14,6 +14,7 @@ import (
 // stdio, which vmtest's launcher relays to Console; the channel (ttyS1) is a
 // pipe qemu inherits.
 type machine struct {
+	Arch      Arch
 	QEMU      string
 	Accel     Accel
 	Kernel    string
@@ -28,18 +29,24 @@ type machine struct {
 // quiet (every printk on a TCG serial console costs boot time); a panic
 // reboots, which -no-reboot turns into qemu exiting. When the caller watches
 // the console, the kernel says everything.
-func kernelCmdline(verbose bool) string {
+func kernelCmdline(a Arch, verbose bool) string {
+	console := "console=" + a.profile().console
 	if verbose {
-		return "console=ttyS0 panic=-1 loglevel=7"
+		return console + " panic=-1 loglevel=7"
 	}
-	return "console=ttyS0 panic=-1 quiet loglevel=4"
+	return console + " panic=-1 quiet loglevel=4"
 }
 
 // args are qemu's arguments besides the kernel, initramfs and channel.
 func (m machine) args() []string {
+	p := m.Arch.profile()
+	cpu := cpuFlags(m.Accel)
+	if m.Accel == AccelTCG {
+		cpu = p.cpuTCG
+	}
 	return []string{
 		"-nodefaults", "-no-user-config", "-no-reboot",
-		"-machine", "pc", "-accel", string(m.Accel), "-cpu", cpuFlags(m.Accel),
+		"-machine", p.machine, "-accel", string(m.Accel), "-cpu", cpu,
 		"-smp", strconv.Itoa(m.CPUs), "-m", strconv.Itoa(m.MemoryMiB),
 		"-serial", "stdio",
 	}
@@ -55,10 +62,16 @@ func (m machine) start(ctx context.Context, channel io.Writer) (vm *qemu.VM, don
 	}
 	withChannel := func(_ *qemu.IDAllocator, o *qemu.Options) error {
 		fd := o.AddFile(pw)
-		o.AppendQEMU("-serial", fmt.Sprintf("file:/dev/fd/%d", fd))
+		if m.Arch.profile().channelUART {
+			o.AppendQEMU("-serial", fmt.Sprintf("file:/dev/fd/%d", fd))
+			return nil
+		}
+		// One UART on the board: the channel is a virtio console.
+		o.AppendQEMU("-chardev", fmt.Sprintf("file,id=ringvm,path=/dev/fd/%d", fd),
+			"-device", "virtio-serial-pci", "-device", "virtconsole,chardev=ringvm")
 		return nil
 	}
-	vm, err = qemu.StartContext(ctx, qemu.ArchAMD64,
+	vm, err = qemu.StartContext(ctx, qemu.Arch(m.Arch),
 		qemu.WithQEMUCommand(m.QEMU),
 		qemu.WithKernel(m.Kernel),
 		qemu.WithInitramfs(m.Initramfs),

@@ -56,7 +56,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		cache = &Cache{Dir: dir, Log: log}
 	}
-	tools, err := ensureTools(ctx, append(append([]hostTool{}, toolsFetch...), toolsBoot...), o.InstallMissing, log)
+	tools, err := ensureTools(ctx, append(append([]hostTool{}, toolsFetch...), bootTools(sel.Arch)...), o.InstallMissing, log)
 	if err != nil {
 		return nil, err
 	}
@@ -64,25 +64,35 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	busybox := tools["busybox"]
+	if sel.Arch != HostArch() {
+		if busybox, err = cache.Busybox(ctx, sel.Arch); err != nil {
+			return &Result{Kernel: k}, err
+		}
+	}
 	tmp, err := makeTempDir()
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	initrd := filepath.Join(tmp, "initramfs.cpio")
-	nonce, size, err := writeInitramfs(ctx, o, k, tools["busybox"], initrd)
+	nonce, size, err := writeInitramfs(ctx, o, k, busybox, tools["busybox"], initrd)
 	if err != nil {
 		return &Result{Kernel: k}, err
 	}
 	m := machine{
-		QEMU: tools["qemu-system-x86_64"], Kernel: k.Image, Initramfs: initrd, Append: kernelCmdline(o.Console != nil),
-		MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
+		Arch: sel.Arch, QEMU: tools[sel.Arch.profile().qemu], Kernel: k.Image, Initramfs: initrd,
+		Append: kernelCmdline(sel.Arch, o.Console != nil), MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
 	}
 	if m.MemoryMiB == 0 {
 		m.MemoryMiB = 1024 + int(2*size>>20)
 	}
 	var why string
-	m.Accel, why = chooseAccel(ctx, o.Accel, m.QEMU, cache.Dir)
+	if sel.Arch != HostArch() {
+		m.Accel, why = AccelTCG, fmt.Sprintf("a %s guest on a %s host", sel.Arch, HostArch())
+	} else {
+		m.Accel, why = chooseAccel(ctx, o.Accel, m.QEMU, cache.Dir)
+	}
 	fmt.Fprintf(log, "ringvm: booting %s (%s: %s)\n", k, m.Accel, why)
 	res, err := boot(ctx, m, nonce, o)
 	if errors.Is(err, errNoStart) && retryBoot(ctx, &m, o.Accel, cache.Dir, err, log) {
@@ -111,13 +121,15 @@ func retryBoot(ctx context.Context, m *machine, want Accel, cacheDir string, err
 }
 
 // writeInitramfs builds the guest's root file system into dst and returns
-// the run's nonce and the archive's file bytes.
-func writeInitramfs(ctx context.Context, o Options, k *Kernel, busybox, dst string) (string, int64, error) {
-	mods, err := kernelModules(ctx, k, o.Modules)
+// the run's nonce and the archive's file bytes. busybox is the guest's;
+// hostBusybox, the same build for the host, lists its applets.
+func writeInitramfs(ctx context.Context, o Options, k *Kernel, busybox, hostBusybox, dst string) (string, int64, error) {
+	p := o.Arch.profile()
+	mods, err := kernelModules(ctx, k, p.channelModules, o.Modules)
 	if err != nil {
 		return "", 0, err
 	}
-	applets, err := busyboxApplets(ctx, busybox)
+	applets, err := busyboxApplets(ctx, hostBusybox)
 	if err != nil {
 		return "", 0, err
 	}
@@ -128,7 +140,7 @@ func writeInitramfs(ctx context.Context, o Options, k *Kernel, busybox, dst stri
 	g := guestRoot{
 		Busybox: busybox, Applets: applets, Command: o.Command, Modules: mods,
 		Binaries: o.Binaries, Shares: o.Shares,
-		Init: initParams{Marker: markerTag + nonce + ":", Release: k.Release, Workdir: o.Workdir,
+		Init: initParams{Marker: markerTag + nonce + ":", Release: k.Release, Workdir: o.Workdir, Channel: p.channel,
 			Deadline: int((o.Timeout + guestGrace).Seconds())},
 	}
 	r, err := g.build()

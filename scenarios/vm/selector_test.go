@@ -18,7 +18,7 @@ func testCandidates(t *testing.T) []Candidate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ParseCandidates(strings.Fields(string(b)))
+	return ParseCandidates(strings.Fields(string(b)), ArchAMD64)
 }
 
 func TestResolveMatrix(t *testing.T) {
@@ -69,7 +69,7 @@ func TestResolveOrderAndExclusions(t *testing.T) {
 	sel, _ := ParseSelector("6.1")
 	var rels []string
 	for _, c := range sel.Select(cs) {
-		rels = append(rels, strings.TrimSuffix(c.Release, flavour))
+		rels = append(rels, strings.TrimSuffix(c.Release, ArchAMD64.flavour()))
 	}
 	// Newest first; the bullseye backports (6.1.0-0.deb11.N) and 6.12 are
 	// not 6.1 builds; names without an -unsigned image are not candidates.
@@ -81,7 +81,7 @@ func TestResolveOrderAndExclusions(t *testing.T) {
 		t.Errorf("7.3.1 (no modules package) resolved to %v", got)
 	}
 	for _, c := range cs {
-		if strings.Contains(c.Release, "deb11") || !strings.HasSuffix(c.Release, flavour) {
+		if strings.Contains(c.Release, "deb11") || !strings.HasSuffix(c.Release, ArchAMD64.flavour()) {
 			t.Errorf("unexpected candidate %s", c.Release)
 		}
 	}
@@ -93,18 +93,18 @@ func TestResolveOrderAndExclusions(t *testing.T) {
 // packages and image stub are not candidates.
 func TestReleaseCandidateOrder(t *testing.T) {
 	split := func(rel string) []string {
-		return []string{"linux-binary-" + rel + flavour, "linux-modules-" + rel + flavour, "linux-base-" + rel + flavour}
+		return []string{"linux-binary-" + rel + ArchAMD64.flavour(), "linux-modules-" + rel + ArchAMD64.flavour(), "linux-base-" + rel + ArchAMD64.flavour()}
 	}
 	var names []string
 	for _, rel := range []string{"7.2.13+deb14", "7.3", "7.3.1+deb14", "7.4"} {
 		names = append(names, split(rel)...)
 	}
-	names = append(names, "linux-binary-unsigned-7.4"+flavour, "linux-image-7.4"+flavour, "linux-image"+flavour,
-		"linux-binary-7.5"+flavour) // no modules package: not a candidate
-	cs := ParseCandidates(names)
+	names = append(names, "linux-binary-unsigned-7.4"+ArchAMD64.flavour(), "linux-image-7.4"+ArchAMD64.flavour(), "linux-image"+ArchAMD64.flavour(),
+		"linux-binary-7.5"+ArchAMD64.flavour()) // no modules package: not a candidate
+	cs := ParseCandidates(names, ArchAMD64)
 	var rels []string
 	for _, c := range cs {
-		rels = append(rels, strings.TrimSuffix(c.Release, flavour))
+		rels = append(rels, strings.TrimSuffix(c.Release, ArchAMD64.flavour()))
 	}
 	if got, want := strings.Join(rels, " "), "7.4 7.3.1+deb14 7.3 7.2.13+deb14"; got != want {
 		t.Errorf("order %s, want %s", got, want)
@@ -116,7 +116,7 @@ func TestReleaseCandidateOrder(t *testing.T) {
 		}
 		var got []string
 		for _, c := range s.Select(cs) {
-			got = append(got, strings.TrimSuffix(c.Release, flavour))
+			got = append(got, strings.TrimSuffix(c.Release, ArchAMD64.flavour()))
 		}
 		if strings.Join(got, " ") != want {
 			t.Errorf("%s selects %v, want %s", sel, got, want)
@@ -124,7 +124,7 @@ func TestReleaseCandidateOrder(t *testing.T) {
 	}
 	// Next falls back within its series: 7.3.1 before the 7.3 rc, never 7.2.
 	s, _ := ParseSelector(Next)
-	if got := s.Select(cs[1:]); len(got) != 2 || got[1].Release != "7.3"+flavour {
+	if got := s.Select(cs[1:]); len(got) != 2 || got[1].Release != "7.3"+ArchAMD64.flavour() {
 		t.Errorf("next without 7.4 selects %v", got)
 	}
 	if got := s.Select(nil); len(got) != 0 {
