@@ -1,4 +1,4 @@
-// Package kaddr recognises x86_64 kernel addresses in what ringtrace writes.
+// Package kaddr recognises x86_64 and arm64 kernel addresses in what ringtrace writes.
 //
 // Recordings, reports and JSON lines are meant to be shared; a kernel
 // address in them (a socket's, a symbol's) lets anyone defeat the kernel's
@@ -15,8 +15,10 @@ import (
 // Kernel reports whether v lies where an x86_64 kernel maps something:
 // its direct map, vmalloc and vmemmap areas (4- and 5-level paging:
 // 0xffff888000000000.., 0xff11000000000000..), or its text and modules
-// (0xffffffff80000000..). Sign-extended small negative numbers (errno
-// values, -1) are not kernel addresses.
+// (0xffffffff80000000..); the first range also holds all of an arm64
+// kernel's (linear map 0xffff000000000000.. or, 52-bit, 0xfff0000000000000..;
+// text, modules and vmalloc 0xffff800000000000..). Sign-extended small
+// negative numbers (errno values, -1) are not kernel addresses.
 func Kernel(v uint64) bool {
 	return (v >= 0xff10000000000000 && v < 0xffffff0000000000) ||
 		(v >= 0xffffffff80000000 && v < 0xffffffffff000000)
@@ -44,10 +46,18 @@ func FindWords(b []byte, where string) []Hit {
 }
 
 // Typical reports whether v has the shape of the kernel addresses of an
-// x86_64 machine with 4-level paging narrowly enough to look for them at
-// every byte offset of binary data: 0xffff8xxxxxxxxxxx (the direct map,
-// where sockets and skbs live) or 0xffffffff8xxxxxxx (kernel text).
-func Typical(v uint64) bool { return v>>44 == 0xffff8 || v>>28 == 0xffffffff8 }
+// x86_64 machine with 4-level paging, or of an arm64 one, narrowly enough
+// to look for them at every byte offset of binary data. x86_64:
+// 0xffff8xxxxxxxxxxx (the direct map, where sockets and skbs live) or
+// 0xffffffff8xxxxxxx (kernel text). arm64: the first TiB of the linear map
+// (where sockets and skbs live), 0xffff00xxxxxxxxxx with 48-bit virtual
+// addresses (Debian 6.1) and 0xfff000xxxxxxxxxx with 52-bit ones (6.12+
+// on hardware with LVA); arm64 kernel text is randomised across the whole
+// vmalloc area (0xffff8000... to 0xfffffbff...), too wide a shape for a
+// byte scan: Kernel covers it where values are whole words or numbers.
+func Typical(v uint64) bool {
+	return v>>44 == 0xffff8 || v>>28 == 0xffffffff8 || v>>40 == 0xffff00 || v>>40 == 0xfff000
+}
 
 // FindBytes returns the Typical 8-byte little-endian words of b at every
 // byte offset: pointers wherever a binary file puts them.

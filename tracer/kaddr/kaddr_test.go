@@ -21,6 +21,9 @@ func TestKernel(t *testing.T) {
 		0xffffea0004151a40: true,  // vmemmap
 		0xffffffff81e65670: true,  // text
 		0xffffffffc0a01000: true,  // a module
+		0xffffabf90c023448: true,  // arm64 text (7.2 guest, randomised)
+		0xffff0000c1a2b300: true,  // arm64 linear map, 48-bit
+		0xfff00000c1a2b300: true,  // arm64 linear map, 52-bit
 		0:                  false, //
 		1<<47 | 12345:      false, // user space
 		1793448252691:      false, // a timestamp
@@ -30,6 +33,23 @@ func TestKernel(t *testing.T) {
 	} {
 		if got := kaddr.Kernel(v); got != want {
 			t.Errorf("Kernel(%#x) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestTypical(t *testing.T) {
+	for v, want := range map[uint64]bool{
+		0xffff888105469000: true,  // x86_64 direct map
+		0xffffffff81e65670: true,  // x86_64 text
+		0xffff0000c1a2b300: true,  // arm64 linear map, 48-bit (6.1)
+		0xfff00000c1a2b300: true,  // arm64 linear map, 52-bit (7.2)
+		0xffffabf90c023448: false, // arm64 text: too wide a shape for byte scans
+		^uint64(0):         false, // -1
+		0xffffffff00000003: false, // two int32 words, the high one -1
+		0x00ffff0000000000: false, // shifted by a byte
+	} {
+		if got := kaddr.Typical(v); got != want {
+			t.Errorf("Typical(%#x) = %v, want %v", v, got, want)
 		}
 	}
 }
