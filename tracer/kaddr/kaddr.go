@@ -46,18 +46,16 @@ func FindWords(b []byte, where string) []Hit {
 }
 
 // Typical reports whether v has the shape of the kernel addresses of an
-// x86_64 machine with 4-level paging, or of an arm64 one, narrowly enough
-// to look for them at every byte offset of binary data. x86_64:
-// 0xffff8xxxxxxxxxxx (the direct map, where sockets and skbs live) or
-// 0xffffffff8xxxxxxx (kernel text). arm64: the first TiB of the linear map
-// (where sockets and skbs live), 0xffff00xxxxxxxxxx with 48-bit virtual
-// addresses (Debian 6.1) and 0xfff000xxxxxxxxxx with 52-bit ones (6.12+
-// on hardware with LVA); arm64 kernel text is randomised across the whole
-// vmalloc area (0xffff8000... to 0xfffffbff...), too wide a shape for a
-// byte scan: Kernel covers it where values are whole words or numbers.
-func Typical(v uint64) bool {
-	return v>>44 == 0xffff8 || v>>28 == 0xffffffff8 || v>>40 == 0xffff00 || v>>40 == 0xfff000
-}
+// x86_64 machine with 4-level paging narrowly enough to look for them at
+// every byte offset of binary data: 0xffff8xxxxxxxxxxx (the direct map,
+// where sockets and skbs live) or 0xffffffff8xxxxxxx (kernel text). arm64
+// has no such shape: its linear map (0xffff0000..., or 0xfff0... with
+// 52-bit addresses) is what two little-endian 16-bit -1 and 0 fields look
+// like, which the recordings hold at many offsets, and its text is
+// randomised across the whole vmalloc area. On arm64 the byte scan finds
+// x86_64 addresses only; Kernel, for whole words and printed numbers,
+// covers both.
+func Typical(v uint64) bool { return v>>44 == 0xffff8 || v>>28 == 0xffffffff8 }
 
 // FindBytes returns the Typical 8-byte little-endian words of b at every
 // byte offset: pointers wherever a binary file puts them.
