@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -25,6 +26,7 @@ func matrixCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel to boot (repeatable; default: " + strings.Join(vm.MatrixKernels(vm.ArchAMD64), " ") + "; arm64 ones: " + strings.Join(vm.MatrixKernels(vm.ArchARM64), " ") + ")"},
 			&cli.StringSliceFlag{Name: "with-kernel", Usage: "kernel to boot besides the --kernel list or the default one (repeatable), e.g. 7.2@arm64"},
 			&cli.StringFlag{Name: "binary", Value: "bin/ringtrace", Usage: "static ringtrace: run in the guests and on the host"},
+			&cli.StringSliceFlag{Name: "foreign-hooks", Usage: "--hooks values run in guests of another architecture (default: " + strings.Join(matrix.ForeignHooks(), ",") + "; the first is the reference)"},
 			&cli.StringFlag{Name: "binary-arm64", Value: "bin/arm64/ringtrace", Usage: "static arm64 ringtrace, for @arm64 kernels (make build GOARCH=arm64)"},
 			&cli.StringFlag{Name: "out", Value: "out/vmtest", Usage: "where matrix.json, matrix.txt and per-kernel logs and consoles go"},
 			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "guests booted at once"},
@@ -45,7 +47,9 @@ func runMatrix(c *cli.Context) error {
 	if len(kernels) == 0 {
 		kernels = vm.MatrixKernels(vm.ArchAMD64)
 	}
-	kernels = append(kernels, nonEmpty(c.StringSlice("with-kernel"))...)
+	// Added kernels first: they are the emulated arm64 ones, the slowest,
+	// and the longest guests first make the shortest matrix.
+	kernels = append(nonEmpty(c.StringSlice("with-kernel")), kernels...)
 	timeout, err := parseTimeout(c.String("timeout"))
 	if err != nil {
 		return err
@@ -66,7 +70,12 @@ func runMatrix(c *cli.Context) error {
 	}
 	o := matrix.Options{Kernels: kernels, Binary: c.String("binary"), Host: !c.Bool("no-host"), Parallel: c.Int("parallel"), CPUs: c.Int("cpus"),
 		Out: c.String("out"), Timeout: timeout, Accel: accel, Cache: cch, Log: os.Stderr,
-		Foreign: map[vm.Arch]matrix.Build{vm.ArchARM64: {Binary: c.String("binary-arm64")}}}
+		Foreign: map[vm.Arch]matrix.Build{vm.ArchARM64: {Binary: c.String("binary-arm64")}}, ForeignHooks: nonEmpty(c.StringSlice("foreign-hooks"))}
+	for _, h := range o.ForeignHooks {
+		if !slices.Contains(matrix.Hooks(), h) {
+			return inputerr.New("--foreign-hooks %s: want some of %s", h, strings.Join(matrix.Hooks(), ", "))
+		}
+	}
 	arches, err := guestArches(kernels)
 	if err != nil {
 		return err

@@ -22,16 +22,19 @@ type Options struct {
 	TestDir string    // the directory holding them, shared with the guests
 	// Foreign are the builds for guests of another architecture than the
 	// host's (Binary, Tests and TestDir are the host's).
-	Foreign  map[vm.Arch]Build
-	Host     bool          // also run the scenarios natively on this kernel
-	Parallel int           // guests booted at once (0: 1)
-	CPUs     int           // vCPUs per guest (0: 1, see DefaultCPUs)
-	Out      string        // per-kernel logs and consoles go here
-	Timeout  time.Duration // per boot (0: DefaultTimeout)
-	Stall    time.Duration // stop a guest that printed nothing this long (0: DefaultStall)
-	Accel    vm.Accel
-	Cache    *vm.Cache // nil: the default cache
-	Log      io.Writer // progress (nil: discarded)
+	Foreign map[vm.Arch]Build
+	// ForeignHooks are the --hooks values run on those guests (nil:
+	// ForeignHooks()); the first is the reference.
+	ForeignHooks []string
+	Host         bool          // also run the scenarios natively on this kernel
+	Parallel     int           // guests booted at once (0: 1)
+	CPUs         int           // vCPUs per guest (0: 1, see DefaultCPUs)
+	Out          string        // per-kernel logs and consoles go here
+	Timeout      time.Duration // per boot (0: DefaultTimeout)
+	Stall        time.Duration // stop a guest that printed nothing this long (0: DefaultStall)
+	Accel        vm.Accel
+	Cache        *vm.Cache // nil: the default cache
+	Log          io.Writer // progress (nil: discarded)
 }
 
 // DefaultCPUs is one vCPU per guest. With two, qemu 7.2's multi-threaded
