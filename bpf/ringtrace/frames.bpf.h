@@ -207,6 +207,10 @@ static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, _
 			a->sent++;
 		return;
 	}
+	/* The status write (where __packet_set_status is a symbol, e.g. on
+	 * arm64) comes before dev_queue_xmit: name the socket's bound device. */
+	if (!dev)
+		dev = BPF_CORE_READ((struct packet_sock *)sk, cached_dev);
 	emit_frame(sk, ss, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
 }
 
