@@ -98,12 +98,16 @@ func TestVerifyCatchesWrongRecognition(t *testing.T) {
 	if res.OK {
 		t.Fatalf("verification passed with a wrong recognition address: %+v", res.Promises)
 	}
+	// The events a wrongly recognised ring skb hides: SENDING where it is
+	// seen at dev_queue_xmit; where the status write reports it (a kernel
+	// on which __packet_set_status is a symbol: arm64's 7.2), the driver's
+	// events of the frames.
 	named := false
 	for _, b := range res.Broken {
 		t.Logf("broken: %s", b)
-		named = named || strings.HasPrefix(b, plan.EvSending+":")
+		named = named || strings.HasPrefix(b, plan.EvSending+":") || strings.HasPrefix(b, plan.EvXmit+":")
 	}
 	if !named {
-		t.Errorf("the broken SENDING promise is not named: %v", res.Broken)
+		t.Errorf("neither the SENDING nor the driver xmit promise is named broken: %v", res.Broken)
 	}
 }
