@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -525,7 +526,9 @@ func TestFilters(t *testing.T) {
 	}
 	tr := startTracer(t, plan.Auto, session.Filter{Comm: "no-such-comm"})
 	send()
-	if evs := tr.stop(t); len(evs) != 0 {
+	// Blind windows are per CPU, not any socket's: they are streamed
+	// whatever the filter (this host hides PID 1's threads).
+	if evs := slices.DeleteFunc(tr.stop(t), func(e event.Event) bool { return e.Kind.Always() }); len(evs) != 0 {
 		f := event.NewFormatter(0, event.Names{})
 		for _, e := range evs {
 			t.Log(f.Text(&e))
