@@ -67,7 +67,7 @@ type archProfile struct {
 func (a Arch) profile() archProfile {
 	if a == ArchARM64 {
 		// pauth-impdef: qemu's default (architected) pointer
-		// authentication is slow to emulate: boots took 2-3x longer.
+		// authentication is slow to emulate: boots took 1.5-3x longer.
 		return archProfile{
 			qemu: "qemu-system-aarch64", qemuPkg: "qemu-system-arm", machine: "virt",
 			cpuTCG: "max,pauth-impdef=on", console: "ttyAMA0",
