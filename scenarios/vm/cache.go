@@ -237,8 +237,8 @@ func (c *Cache) fetch(ctx context.Context, a *aptEnv, cand Candidate) (*Kernel, 
 				return nil, err
 			}
 		}
-		if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, filepath.Join(tmp, "root")).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, lastLines(out, 2))
+		if err := extractDeb(ctx, deb, filepath.Join(tmp, "root")); err != nil {
+			return nil, err
 		}
 	}
 	if err := os.RemoveAll(debs); err != nil {
@@ -302,6 +302,14 @@ func findDeb(dir, pkg string) (string, error) {
 	return m[0], nil
 }
 
+// extractDeb unpacks a package's files under dir.
+func extractDeb(ctx context.Context, deb, dir string) error {
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, lastLines(out, 2))
+	}
+	return nil
+}
+
 func debField(ctx context.Context, deb, field string) (string, error) {
 	out, err := exec.CommandContext(ctx, "dpkg-deb", "-f", deb, field).Output()
 	if err != nil {
@@ -349,8 +357,8 @@ func (c *Cache) Busybox(ctx context.Context, arch Arch) (string, error) {
 		return "", err
 	}
 	root := filepath.Join(tmp, "root")
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, lastLines(out, 2))
+	if err := extractDeb(ctx, deb, root); err != nil {
+		return "", err
 	}
 	bin := firstExisting(filepath.Join(root, "usr/bin/busybox"), filepath.Join(root, "bin/busybox"))
 	if bin == "" {

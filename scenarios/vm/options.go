@@ -95,7 +95,7 @@ func (o *Options) validate() (Selector, error) {
 		return sel, err
 	}
 	if o.Accel == AccelKVM && sel.Arch != HostArch() {
-		return sel, inputerr.New("KVM cannot run a %s guest on this %s host: use tcg or auto", sel.Arch, HostArch())
+		return sel, inputerr.New("KVM cannot run an %s guest on this %s host: use tcg or auto", sel.Arch, HostArch())
 	}
 	if o.CPUs < 0 || o.MemoryMiB < 0 {
 		return sel, inputerr.New("CPUs and memory must not be negative")

@@ -89,7 +89,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var why string
 	if sel.Arch != HostArch() {
-		m.Accel, why = AccelTCG, fmt.Sprintf("a %s guest on a %s host", sel.Arch, HostArch())
+		m.Accel, why = AccelTCG, fmt.Sprintf("an %s guest on an %s host", sel.Arch, HostArch())
 	} else {
 		m.Accel, why = chooseAccel(ctx, o.Accel, m.QEMU, cache.Dir)
 	}
