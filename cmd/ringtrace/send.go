@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vishvananda/netns"
@@ -49,7 +51,7 @@ func sendCommand() *cli.Command {
 			&cli.IntFlag{Name: "threads", Value: 1, Usage: "sending threads, each with its own socket and ring"},
 			&cli.StringFlag{Name: "cpu", Usage: "pin threads to these CPUs, e.g. 1 or 0,2 or 0-3 (thread i gets the i-th)"},
 			&cli.DurationFlag{Name: "interval", Value: 1e9, Usage: "statistics interval"},
-			&cli.DurationFlag{Name: "drain", Value: 1e9, Usage: "at the end, wait this long for in-flight frames to return to AVAILABLE"},
+			&cli.DurationFlag{Name: "drain", Value: 1e9, Usage: "at the end, wait this long for in-flight frames to return to AVAILABLE (Ctrl-C while waiting ends the wait)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final summary as one JSON object on stdout (progress goes to stderr)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no per-interval statistics"},
 		},
@@ -189,6 +191,9 @@ func runSend(c *cli.Context) error {
 			}
 		}
 	}
+	drainStop, unwatch := secondSignal()
+	defer unwatch()
+	o.DrainStop = drainStop
 	sum, runErr := txring.Run(c.Context, o)
 	if inputerr.Is(runErr) || (runErr != nil && sum.Calls == 0) {
 		return runErr
@@ -293,4 +298,26 @@ func parseCPUList(flag, s string) ([]int, error) {
 		}
 	}
 	return cpus, nil
+}
+
+// secondSignal returns a channel closed by the second SIGINT or SIGTERM:
+// the first one ends the context (sending stops), the second ends --drain.
+func secondSignal() (<-chan struct{}, func()) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	second, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-sig:
+				if n++; n == 2 {
+					close(second)
+					return
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return second, func() { signal.Stop(sig); close(quit) }
 }

@@ -543,12 +543,24 @@ func (r *Ring) WaitWritable(d time.Duration) {
 // WaitAvailable polls until no frame is SENDING or d elapses, and returns the
 // final counts.
 func (r *Ring) WaitAvailable(d time.Duration) Counts {
+	return r.WaitAvailableOr(nil, d)
+}
+
+// WaitAvailableOr is WaitAvailable that also returns, with the counts of
+// that moment, once stop is closed.
+func (r *Ring) WaitAvailableOr(stop <-chan struct{}, d time.Duration) Counts {
 	deadline := time.Now().Add(d)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for {
 		c := r.Count()
 		if c.Sending == 0 || time.Now().After(deadline) {
 			return c
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-stop:
+			return r.Count()
+		case <-tick.C:
+		}
 	}
 }

@@ -60,8 +60,11 @@ type Options struct {
 	Threads int
 	CPUs    []int
 	// Drain waits up to this long at the end for in-flight frames to
-	// return to AVAILABLE before the rings are closed.
-	Drain time.Duration
+	// return to AVAILABLE before the rings are closed. ctx's end during
+	// the drain ends it early; if ctx's end is what stopped the sending,
+	// closing DrainStop does (a second Ctrl-C).
+	Drain     time.Duration
+	DrainStop <-chan struct{}
 
 	// Interval between OnStats calls (default 1s).
 	Interval time.Duration
@@ -260,6 +263,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		o.OnReady(infos)
 	}
 
+	// The drain ends early on a stop that comes while it runs: ctx's end
+	// if sending stopped on its own, DrainStop if ctx's end stopped it.
+	stopped := ctx.Done()
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
@@ -305,6 +311,11 @@ loop:
 	}
 	elapsed := time.Since(start)
 	tot := snapshot()
+	select {
+	case <-stopped:
+		stopped = o.DrainStop
+	default:
+	}
 	sum := Summary{
 		Mode: o.Mode, Ifname: o.Socket.Ifname, Threads: o.Threads, Size: o.Frame.Size,
 		Frames: tot.Frames, Bytes: tot.Bytes, Calls: tot.Calls, DurationNs: elapsed.Nanoseconds(),
@@ -320,7 +331,7 @@ loop:
 	for _, w := range workers {
 		sum.SndBuf = append(sum.SndBuf, w.sock.SndBuf())
 		if w.ring != nil {
-			c := w.ring.WaitAvailable(o.Drain)
+			c := w.ring.WaitAvailableOr(stopped, o.Drain)
 			sum.Final = append(sum.Final, c)
 			sum.InFlight += c.Sending
 		}
