@@ -61,11 +61,11 @@ func topRowFields(text string, comm string, pid int) []string {
 
 // startTop starts `ringtrace top` in batch mode following comm, with args,
 // and returns once it is attached; out collects its snapshots.
-func startTop(t *testing.T, bin, comm string, args ...string) (top *exec.Cmd, out, errb *bytes.Buffer) {
+func startTop(t *testing.T, bin, comm string, args ...string) (top *exec.Cmd, out, errb *syncBuffer) {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	top = exec.Command(bin, append([]string{"top", "-b", "--comm", comm, "--ready-file", ready}, args...)...)
-	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
+	out, errb = &syncBuffer{}, &syncBuffer{}
 	top.Stdout, top.Stderr = out, errb
 	if err := top.Start(); err != nil {
 		t.Fatal(err)
@@ -73,6 +73,47 @@ func startTop(t *testing.T, bin, comm string, args ...string) (top *exec.Cmd, ou
 	t.Cleanup(func() { top.Process.Kill() })
 	waitReady(t, ready, errb)
 	return top, out, errb
+}
+
+// watchStuck runs top with a 500 ms stuck threshold while send runs, until
+// a snapshot's row of the sender has a stuck count and passes ok, the
+// sender exits, or a deadline passes (neither side's start-up time is
+// bounded in a TCG guest); then it stops top and returns its output. The
+// caller ends and waits for send.
+func watchStuck(t *testing.T, bin, comm string, send *exec.Cmd, ok func(stuck string) bool) string {
+	t.Helper()
+	top, out, errb := startTop(t, bin, comm, "-n", "0", "-d", "500ms", "--stuck-after", "500ms")
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { send.Process.Kill() })
+	pid := send.Process.Pid
+	deadline := time.Now().Add(readyTimeout(t) + 20*time.Second)
+watch:
+	for time.Now().Before(deadline) && !exited(pid) {
+		time.Sleep(100 * time.Millisecond)
+		for _, f := range snapshotRows(out.String(), comm, pid) {
+			if len(f) >= 14 && f[13] != "0" && ok(strings.Join(f[13:], " ")) {
+				break watch
+			}
+		}
+	}
+	top.Process.Signal(os.Interrupt)
+	if err := top.Wait(); err != nil {
+		t.Fatalf("top: %v: %s", err, errb.String())
+	}
+	return out.String()
+}
+
+// exited reports whether child pid has exited (it is a zombie until
+// waited for, which is the caller's to do).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
 }
 
 // waitSocket waits readyTimeout for process pid to hold a socket.
@@ -197,13 +238,16 @@ func TestTopTerminal(t *testing.T) {
 		return ansi.ReplaceAllString(screen.String(), "\n")
 	}
 	waitReady(t, ready, &errb)
-	send := exec.Command(sender, "send", "-i", "lo", "-q", "--frames", "64", "--duration", "3s")
+	// The sender runs until the test is done: however long it takes to
+	// start (seconds in a TCG guest), the screen shows it sending.
+	send := exec.Command(sender, "send", "-i", "lo", "-q", "--frames", "64", "--duration", "5m")
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer send.Wait()
+	defer send.Process.Kill()
 	pid := send.Process.Pid
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(readyTimeout(t) + 10*time.Second)
 	var row []string
 	for time.Now().Before(deadline) {
 		if f := topRowFields(text(), comm, pid); len(f) >= 8 {
@@ -352,11 +396,18 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	pid := send.Process.Pid
 	want := map[string]string{"comm": comm, "pid": strconv.Itoa(pid), "ifname": "lo"}
-	// While it sends: its series are there and moving.
-	time.Sleep(time.Second)
-	during := scrapeMetrics(t, addr)
-	sent, ok := value(during, "ringtrace_frames_sent_total", want)
-	completed, _ := value(during, "ringtrace_frames_completed_total", want)
+	// While it sends: its series are there and moving (the sender may
+	// take seconds to start in a TCG guest).
+	var sent, completed float64
+	var ok bool
+	for start := time.Now(); time.Since(start) < readyTimeout(t)+2*time.Second; time.Sleep(200 * time.Millisecond) {
+		during := scrapeMetrics(t, addr)
+		sent, ok = value(during, "ringtrace_frames_sent_total", want)
+		completed, _ = value(during, "ringtrace_frames_completed_total", want)
+		if ok && sent > 0 {
+			break
+		}
+	}
 	if !ok || sent == 0 || completed > sent {
 		t.Errorf("while sending: sent %v (present %v), completed %v", sent, ok, completed)
 	}
@@ -504,21 +555,15 @@ func TestTopStuck(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	sender, comm := namedSender(t, bin)
-	top, out, errb := startTop(t, bin, comm, "-n", "6", "-d", "500ms", "--stuck-after", "500ms")
 	send := exec.Command(sender, "send", "--netns", l.SenderNSName(), "-i", l.SenderIf, "-q", "--frames", "32", "--count", "32",
-		"--size", "1000", "--dontwait", "--drain", "60s") // killed once top has shown its snapshots
-	if err := send.Start(); err != nil {
-		t.Fatal(err)
-	}
+		"--size", "1000", "--dontwait", "--drain", "60s") // killed once top has shown a stuck frame
+	out := watchStuck(t, bin, comm, send, func(string) bool { return true })
 	pid := send.Process.Pid
-	if err := top.Wait(); err != nil {
-		t.Fatalf("top: %v: %s", err, errb.String())
-	}
 	send.Process.Kill()
 	send.Wait()
 	most := 0
 	var row []string
-	for _, f := range snapshotRows(out.String(), comm, pid) {
+	for _, f := range snapshotRows(out, comm, pid) {
 		if len(f) >= 14 {
 			if n, err := strconv.Atoi(f[13]); err == nil && n > most {
 				most, row = n, f
@@ -526,7 +571,7 @@ func TestTopStuck(t *testing.T) {
 		}
 	}
 	if most == 0 {
-		t.Fatalf("no snapshot shows a stuck frame of %s/%d:\n%s", comm, pid, out.String())
+		t.Fatalf("no snapshot shows a stuck frame of %s/%d:\n%s", comm, pid, out)
 	}
 	if s := strings.Join(row[13:], " "); !strings.Contains(s, "oldest") {
 		t.Errorf("stuck column %q names no oldest age", s)
@@ -548,18 +593,16 @@ func TestTopStuckHolder(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	sender, comm := namedSender(t, bin)
-	top, out, errb := startTop(t, bin, comm, "-n", "6", "-d", "500ms", "--stuck-after", "500ms")
+	// The sender drains until top has named the holder; then a SIGINT
+	// ends its drain and it reports what was still in flight.
 	send := exec.Command(sender, "send", "-i", "lo", "-q", "--json", "--bind-protocol", "all", "--frames", "8", "--count", "8",
-		"--size", "100", "--dontwait", "--drain", "2s")
+		"--size", "100", "--dontwait", "--drain", "5m")
 	var sout bytes.Buffer
 	send.Stdout = &sout
-	if err := send.Start(); err != nil {
-		t.Fatal(err)
-	}
+	const holder = "its own rx queue: packet socket inode"
+	out := watchStuck(t, bin, comm, send, func(stuck string) bool { return strings.Contains(stuck, holder) })
 	pid := send.Process.Pid
-	if err := top.Wait(); err != nil {
-		t.Fatalf("top: %v: %s", err, errb.String())
-	}
+	send.Process.Signal(os.Interrupt)
 	if err := send.Wait(); err != nil {
 		t.Fatalf("send: %v", err)
 	}
@@ -573,15 +616,15 @@ func TestTopStuckHolder(t *testing.T) {
 		t.Skip("this kernel completes a sender's looped-back frames at once: none was held")
 	}
 	var stuck string
-	for _, f := range snapshotRows(out.String(), comm, pid) {
+	for _, f := range snapshotRows(out, comm, pid) {
 		if len(f) >= 14 && f[13] != "0" {
 			stuck = strings.Join(f[13:], " ")
 		}
 	}
 	if stuck == "" {
-		t.Fatalf("the sender ended with %d frames in flight, but no snapshot shows one of %s/%d stuck:\n%s", own.InFlight, comm, pid, out.String())
+		t.Fatalf("the sender ended with %d frames in flight, but no snapshot shows one of %s/%d stuck:\n%s", own.InFlight, comm, pid, out)
 	}
-	if !strings.Contains(stuck, "its own rx queue: packet socket inode") {
+	if !strings.Contains(stuck, holder) {
 		t.Errorf("stuck column %q does not name the sender's own receive queue", stuck)
 	}
 }
