@@ -45,7 +45,8 @@ enum rt_kind {
 	RT_NAPI_POLL = 12, /* a[0]=work a[1]=budget a[2]=napi */
 	RT_RX = 13, /* ring skb received on a device (veth peer, lo) */
 	RT_XMIT_RC = 14, /* dev_queue_xmit / packet_xmit return: a[0]=rc */
-	RT_SOCK_GONE = 15, /* ring of a tracked socket went away */
+	RT_SOCK_GONE = 15, /* ring of a tracked socket went away: pending=frames abandoned SENDING,
+			   * scan.nframes=its ring's size, a[0]=its TPACKET version + 1 (0: none seen) */
 	RT_FRAME_PICKED = 16, /* tpacket_snd took the SEND_REQUEST frame at head */
 	RT_BLIND = 17, /* a CPU ran a task the kernel runs no BPF program for: ts_lo=switched in, ts=the CPU's
 			* next switch seen; pid, tid: that task, comm: its process's (thread group leader's);

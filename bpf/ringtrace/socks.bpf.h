@@ -37,6 +37,17 @@ static __always_inline __s32 gone_pending(const struct sock_state *ss)
 	return ss->map_sending;
 }
 
+/* gone_event fills a closed socket's RT_SOCK_GONE: its frames left in
+ * flight, its ring's size and TPACKET version (a[0], as tp_version). */
+static __always_inline void gone_event(struct rt_event *e, __u64 sk, const struct sock_state *ss)
+{
+	e->sk = sk;
+	e->sock_ino = (__u32)ss->ino;
+	e->pending = gone_pending(ss);
+	e->scan.nframes = ss->n;
+	e->a[0] = ss->tp_version;
+}
+
 /*
  * sock_lookup finds (or, from a sendmsg context, starts) the tracking
  * state of a socket. Filters are evaluated once, when a sendmsg shows who
@@ -65,10 +76,7 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 			struct rt_event *e = ev_reserve(RT_SOCK_GONE, RT_H_TRACEPOINT);
 
 			if (e) {
-				e->sk = key;
-				e->sock_ino = ss->ino;
-				e->pending = gone_pending(ss);
-				e->scan.nframes = ss->n;
+				gone_event(e, key, ss);
 				ev_submit(e);
 			}
 		}

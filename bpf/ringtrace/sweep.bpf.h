@@ -151,9 +151,8 @@ static __always_inline int sock_closed(__u64 sk, struct sock_state *ss)
 }
 
 /*
- * sock_gone ends a closed socket's timeline (RT_SOCK_GONE: pending is how
- * many of its frames were abandoned SENDING, scan.nframes its ring's size)
- * and forgets it; its frame entries are buried for the sweep to delete.
+ * sock_gone ends a closed socket's timeline (RT_SOCK_GONE, gone_event) and
+ * forgets it; its frame entries are buried for the sweep to delete.
  */
 static __always_inline void sock_gone(__u64 sk, struct sock_state *ss)
 {
@@ -162,14 +161,10 @@ static __always_inline void sock_gone(__u64 sk, struct sock_state *ss)
 	if (ss->tracked) {
 		e = ev_reserve(RT_SOCK_GONE, RT_H_SWEEP);
 		if (e) {
-			e->sk = sk;
-			e->sock_ino = (__u32)ss->ino;
+			gone_event(e, sk, ss);
 			e->pid = ss->pid;
 			e->tid = 0;
 			e->comm[0] = 0;
-			e->frame = RT_NO_FRAME;
-			e->pending = gone_pending(ss);
-			e->scan.nframes = ss->n;
 			ev_submit(e);
 		}
 	}

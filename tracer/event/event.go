@@ -195,6 +195,14 @@ func (e *Event) PendingSignal() unix.Signal {
 	return unix.Signal(e.Aux >> 1)
 }
 
+// TPVersion is a SockGone's ring's TPACKET version: 1, 2 or 3 (0: none seen).
+func (e *Event) TPVersion() int {
+	if e.Kind != SockGone {
+		return 0
+	}
+	return int(e.A[0])
+}
+
 // QdiscBypass reports whether a sendmsg entry's socket sends with
 // PACKET_QDISC_BYPASS: its frames pass no qdisc and no net_dev tracepoint.
 func (e *Event) QdiscBypass() bool { return e.Kind == SendmsgEnter && e.A[2] != 0 }

@@ -171,8 +171,17 @@ func (w *Watch) Event(e *event.Event) error {
 	defer w.mu.Unlock()
 	k := session.SockKey{Sk: e.Sk, Ino: e.SockIno}
 	if e.Kind == event.SockGone {
-		if s := w.socks[k]; s != nil && s.Gone.IsZero() {
-			s.Gone = w.o.Now()
+		if s := w.socks[k]; s != nil {
+			if s.Gone.IsZero() {
+				s.Gone = w.o.Now()
+			}
+			// A socket closed before any Update read its state.
+			if s.TPVersion == 0 {
+				s.TPVersion = e.TPVersion()
+			}
+			if s.RingFrames == 0 {
+				s.RingFrames = e.Scan.Frames
+			}
 		}
 		return nil
 	}

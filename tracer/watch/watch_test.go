@@ -128,6 +128,27 @@ func TestEventsAndUpdate(t *testing.T) {
 	}
 }
 
+// A socket that closes between two updates shows its ring's size and
+// TPACKET version from its SockGone (no Update saw its state).
+func TestClosedBeforeUpdate(t *testing.T) {
+	c := &clock{wall: time.Unix(1000, 0), mono: 10e9}
+	w := newWatch(c, time.Minute)
+	k := session.SockKey{Sk: 3, Ino: 3}
+	w.Event(&event.Event{Kind: event.SendmsgReturn, Sk: k.Sk, SockIno: k.Ino, Comm: "brief", PID: 5, A: [3]uint64{100}})
+	w.Closed(k, bpftypes.RingtraceRtSockAgg{Sent: 1, CompletedExact: 1})
+	w.Event(&event.Event{Kind: event.SockGone, Sk: k.Sk, SockIno: k.Ino, A: [3]uint64{3}, Scan: event.Scan{Frames: 16}})
+	if err := w.Update(&fakeSource{}); err != nil {
+		t.Fatal(err)
+	}
+	snap := w.Snapshot()
+	if len(snap.Sockets) != 1 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	if s := snap.Sockets[0]; s.TPVersion != 3 || s.RingFrames != 16 || s.Gone.IsZero() {
+		t.Errorf("closed socket: version %d, ring %d, gone %v; want 3, 16, gone", s.TPVersion, s.RingFrames, s.Gone)
+	}
+}
+
 // A closed socket keeps its final counts for the grace period, then
 // leaves; nothing is read from the kernel for frames when none is in
 // flight.
