@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -81,7 +83,14 @@ func runTop(c *cli.Context) error {
 	defer t.Close()
 	nm := live.Names(t.Facts(), false)
 	after, _ := stuckAfter(c)
-	sinks := live.Sinks{Names: nm, StuckAfter: after, Report: report.NewBuilder(nm)}
+	// Warnings (broken promises) go to the screen's header, and in batch
+	// mode to stderr as well, as they happen.
+	warn := &lastLine{}
+	logTo := io.Writer(warn)
+	if batch {
+		logTo = io.MultiWriter(os.Stderr, warn)
+	}
+	sinks := live.Sinks{Names: nm, StuckAfter: after, Report: report.NewBuilder(nm), Log: logTo}
 	sinks.Report.SetLimits(report.SummaryLimits)
 	mx.start(c, t, &sinks, after, verification)
 	ctx, cancel := context.WithCancel(c.Context)
@@ -89,7 +98,7 @@ func runTop(c *cli.Context) error {
 	if err := t.Start(ctx, sinks); err != nil {
 		return err
 	}
-	v := &topView{x: mx, delay: c.Duration("delay"), n: c.Int("iterations"), sortBy: 'f',
+	v := &topView{x: mx, warn: warn, delay: c.Duration("delay"), n: c.Int("iterations"), sortBy: 'f',
 		title: fmt.Sprintf("ringtrace top: %s, hook class %s, TX completion %s", t.Facts().Release, t.Plan().Class, t.Plan().Completion)}
 	if batch {
 		err = v.batch(ctx, t.Done(), os.Stdout)
@@ -103,6 +112,7 @@ func runTop(c *cli.Context) error {
 // topView is what top shows: the latest two snapshots, and the sort.
 type topView struct {
 	x        *watching
+	warn     *lastLine
 	title    string
 	delay    time.Duration
 	n        int // refreshes to show (0: no limit)
@@ -302,6 +312,9 @@ func (v *topView) render(width int) string {
 	if v.err != nil {
 		fmt.Fprintf(&b, "  (update failed: %v)", v.err)
 	}
+	if w := v.warn.String(); w != "" {
+		fmt.Fprintf(&b, "\n%s", w)
+	}
 	b.WriteString("\n\n")
 	lines := []string{fmt.Sprintf("%-25s %-22s %-10s %2s %6s %-17s %9s %7s %9s %9s %9s %-15s %-19s %s",
 		"SOCK", "COMM/PID", "IF", "V", "RING", "REQ/SENDING/AVAIL", "FRAMES/s", "Gbit/s", "P50", "P99", "MAX",
@@ -359,3 +372,37 @@ func lat(d time.Duration) string {
 }
 
 func dash(s string) string { return cmp.Or(s, "-") }
+
+// lastLine keeps the last complete line written to it (the trace's latest
+// warning), for the screen.
+type lastLine struct {
+	mu   sync.Mutex
+	part []byte
+	last string
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.part = append(l.part, p...)
+	for {
+		i := bytes.IndexByte(l.part, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if line := strings.TrimSpace(string(l.part[:i])); line != "" {
+			l.last = line
+		}
+		l.part = l.part[i+1:]
+	}
+}
+
+// String is the last line ("" for none, or a nil lastLine).
+func (l *lastLine) String() string {
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}

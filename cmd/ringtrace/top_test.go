@@ -26,6 +26,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ringtrace/ringtrace/scenarios/lab"
+	"github.com/ringtrace/ringtrace/tracer/live"
+	"github.com/ringtrace/ringtrace/tracer/watch"
 )
 
 // namedSender is the test binary under a name of its own, so a trace
@@ -626,5 +628,27 @@ func TestTopStuckHolder(t *testing.T) {
 	}
 	if !strings.Contains(stuck, holder) {
 		t.Errorf("stuck column %q does not name the sender's own receive queue", stuck)
+	}
+}
+
+// TestTopShowsWarnings: the trace's latest warning (a broken promise,
+// written in pieces) is in top's header, in the screen and in batch
+// snapshots alike.
+func TestTopShowsWarnings(t *testing.T) {
+	warn := &lastLine{}
+	v := &topView{warn: warn, delay: time.Second, sortBy: 'f', title: "ringtrace top: test",
+		cur: &watch.Snapshot{At: time.Unix(0, 0)}}
+	if strings.Contains(v.render(0), "WARNING") {
+		t.Fatalf("a warning before any was written:\n%s", v.render(0))
+	}
+	live.WarnPromise(warn)("frame -> SENDING: 0 of 10 by its exact hook")
+	warn.Write([]byte("ringtrace: WARNING: broken promise: frame -> AVAIL"))
+	if got := v.render(0); !strings.Contains(got, "broken promise: frame -> SENDING") {
+		t.Errorf("the first warning is not in the header:\n%s", got)
+	}
+	warn.Write([]byte("ABLE: 3 of 9\n"))
+	got := v.render(0)
+	if !strings.Contains(got, "broken promise: frame -> AVAILABLE: 3 of 9") || strings.Contains(got, "SENDING: 0 of 10") {
+		t.Errorf("the header does not show the latest warning alone:\n%s", got)
 	}
 }
