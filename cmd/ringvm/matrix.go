@@ -86,6 +86,15 @@ func runMatrix(c *cli.Context) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	// A kernel no archive offers is bad input: say so before anything is
+	// built, not as a failed row at the end. This also fetches what is
+	// missing, once, before the guests start (cached: about 1 s a kernel).
+	for _, k := range kernels {
+		sel, _ := vm.ParseSelector(k) // parsed by guestArches
+		if _, err := cch.Kernel(c.Context, sel); inputerr.Is(err) {
+			return err
+		}
+	}
 	if !c.Bool("no-tests") {
 		dir, err := os.MkdirTemp("", fmt.Sprintf("ringvm-%d-tests-", os.Getpid())) // removed by the next run if this one is killed
 		if err != nil {
