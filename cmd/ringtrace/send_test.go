@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // TestSendInterruptDrain: Ctrl-C ends `send --drain` early, with the frames
 // still in flight reported. A first Ctrl-C while sending stops the sending
 // and starts the drain; a second one ends it. Frames are held in flight by
-// a qdisc that lets one 1000-byte frame out a second.
+// a qdisc that lets one 1000-byte frame out a second: the 32 take 32 s.
 func TestSendInterruptDrain(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -40,18 +41,24 @@ func TestSendInterruptDrain(t *testing.T) {
 			args := append([]string{"send", "--netns", l.SenderNSName(), "-i", l.SenderIf, "-q", "--json",
 				"--frames", "32", "--size", "1000", "--dontwait", "--drain", "5m"}, tc.args...)
 			send := exec.Command(bin, args...)
-			var out, errb bytes.Buffer
-			send.Stdout, send.Stderr = &out, &errb
+			var out bytes.Buffer
+			errb := &syncBuffer{}
+			send.Stdout, send.Stderr = &out, errb
 			if err := send.Start(); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { send.Process.Kill() })
 			done := make(chan error, 1)
 			go func() { done <- send.Wait() }()
-			waitSocket(t, send.Process.Pid)
-			// Long enough for the ring to fill (and, with --count, for
-			// the sending to end) even in a TCG guest.
-			wait := readyTimeout(t) / 2
+			// Ready: its ring is set up; the 32 frames go in one call.
+			for start := time.Now(); !strings.Contains(errb.String(), "sndbuf:"); time.Sleep(20 * time.Millisecond) {
+				if time.Since(start) > readyTimeout(t) {
+					t.Fatalf("send not ready in %v: %s", readyTimeout(t), errb.String())
+				}
+			}
+			// Long enough for that call even in a TCG guest, and far
+			// from the 32 s the qdisc takes to let them all out.
+			wait := 3 * time.Second
 			for i := 0; i < tc.sigs; i++ {
 				select {
 				case err := <-done:

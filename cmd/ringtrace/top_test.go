@@ -433,7 +433,7 @@ func TestMetricsScrape(t *testing.T) {
 		"ringtrace_sent_bytes_total":           own.Bytes,
 	}
 	var bad []string
-	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(100 * time.Millisecond) {
+	for start := time.Now(); time.Since(start) < readyTimeout(t); time.Sleep(100 * time.Millisecond) {
 		fams := scrapeMetrics(t, addr)
 		bad = bad[:0]
 		for name, n := range counts {
