@@ -17,17 +17,7 @@ import (
 // and starts the drain; a second one ends it. Frames are held in flight by
 // a qdisc that lets one 1000-byte frame out a second: the 32 take 32 s.
 func TestSendInterruptDrain(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	l, err := lab.New(lab.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Shape(lab.NIC{Rate: 8000, FifoLimit: 50}); err != nil {
-		t.Fatal(err)
-	}
+	l := slowLab(t)
 	bin := buildBinary(t)
 	for _, tc := range []struct {
 		name string
@@ -88,4 +78,23 @@ func TestSendInterruptDrain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowLab is the lab (skipped unless root) with the sender's veth shaped
+// to 8 kbit/s: one 1000-byte frame a second leaves the qdisc, so frames
+// sent in a burst stay SENDING for seconds. It is removed at the test's end.
+func slowLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	l, err := lab.New(lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.Shape(lab.NIC{Rate: 8000, FifoLimit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

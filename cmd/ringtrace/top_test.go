@@ -25,7 +25,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/ringtrace/ringtrace/scenarios/lab"
 	"github.com/ringtrace/ringtrace/tracer/live"
 	"github.com/ringtrace/ringtrace/tracer/watch"
 )
@@ -543,18 +542,7 @@ func TestSystemdUnit(t *testing.T) {
 // TestTopStuck: frames a slow qdisc holds stay SENDING; top counts them
 // stuck once they pass --stuck-after, with the oldest's age.
 func TestTopStuck(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	l, err := lab.New(lab.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	// 8 kbit/s: one 1000-byte frame a second leaves the qdisc.
-	if err := l.Shape(lab.NIC{Rate: 8000, FifoLimit: 50}); err != nil {
-		t.Fatal(err)
-	}
+	l := slowLab(t)
 	bin := buildBinary(t)
 	sender, comm := namedSender(t, bin)
 	send := exec.Command(sender, "send", "--netns", l.SenderNSName(), "-i", l.SenderIf, "-q", "--frames", "32", "--count", "32",
