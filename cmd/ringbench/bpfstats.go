@@ -74,14 +74,18 @@ func progStats(after ebpf.ProgramID) (map[ebpf.ProgramID]progStat, error) {
 		if err != nil {
 			return nil, fmt.Errorf("program %d: %w", id, err)
 		}
-		out[id] = progStat{name: info.Name, runs: st.RunCount, ns: uint64(st.Runtime)}
+		name := info.Name
+		if name == "" {
+			name = fmt.Sprintf("program %d", id) // the null tracer's
+		}
+		out[id] = progStat{name: name, runs: st.RunCount, ns: uint64(st.Runtime)}
 	}
 }
 
 // writeBreakdown prints where the tracer's BPF time went between two
-// readings, per frame the sender sent meanwhile: runs per frame, ns per
-// run, ns per frame, busiest first.
-func writeBreakdown(mode string, before, after map[ebpf.ProgramID]progStat, frames uint64, d time.Duration) {
+// readings, per unit of the sender's work meanwhile (n frames sent, or n
+// calls made): runs per unit, ns per run, ns per unit, busiest first.
+func writeBreakdown(mode string, before, after map[ebpf.ProgramID]progStat, n uint64, unit string, d time.Duration) {
 	var rows []progStat
 	var total uint64
 	for id, a := range after {
@@ -94,14 +98,14 @@ func writeBreakdown(mode string, before, after map[ebpf.ProgramID]progStat, fram
 		total += r.ns
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ns > rows[j].ns })
-	f := float64(max(frames, 1))
-	fmt.Printf("  %-8s %d frames in %v: BPF %.0f ns per frame (%.1f%% of a CPU)\n", mode, frames, d.Round(time.Millisecond),
-		float64(total)/f, 100*float64(total)/float64(d))
+	f := float64(max(n, 1))
+	fmt.Printf("  %-12s %d %ss in %v: BPF %.0f ns per %s (%.1f%% of a CPU)\n", mode, n, unit, d.Round(time.Millisecond),
+		float64(total)/f, unit, 100*float64(total)/float64(d))
 	for _, r := range rows {
 		if float64(r.ns)/f < 0.5 {
 			continue
 		}
-		fmt.Printf("    %-16s %8.3f runs/frame %8.0f ns/run %8.1f ns/frame\n", strings.TrimSpace(r.name),
-			float64(r.runs)/f, float64(r.ns)/float64(r.runs), float64(r.ns)/f)
+		fmt.Printf("    %-22s %8.3f runs/%s %8.0f ns/run %8.1f ns/%s\n", strings.TrimSpace(r.name),
+			float64(r.runs)/f, unit, float64(r.ns)/float64(r.runs), float64(r.ns)/f, unit)
 	}
 }

@@ -360,7 +360,7 @@ func breakdown(c *cli.Context, l *lab.Lab, dir string, mk func() *exec.Cmd, mode
 		if err := errors.Join(err, err0, merr, err1, aerr, tr.stop()); err != nil {
 			return fmt.Errorf("%s with bpf_stats: %w", m, err)
 		}
-		writeBreakdown(m, before, after, st1.TxPackets-st0.TxPackets, d)
+		writeBreakdown(m, before, after, st1.TxPackets-st0.TxPackets, "frame", d)
 	}
 	return nil
 }

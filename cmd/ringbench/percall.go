@@ -34,6 +34,7 @@ func percallCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timer-period", Value: 10 * time.Microsecond, Usage: "the interval timer's period"},
 			&cli.IntFlag{Name: "timer-calls", Value: 5000, Usage: "calls the interval-timer sender makes"},
 			&cli.IntFlag{Name: "cpu", Value: 0, Usage: "CPU the sender runs on (tracers run on the others)"},
+			&cli.BoolFlag{Name: "bpf-stats", Value: true, Usage: "then, in runs of their own with kernel.bpf_stats_enabled, where each mode's BPF time goes per empty call"},
 		},
 		Action: runPercall,
 	}
@@ -140,6 +141,45 @@ func runPercall(c *cli.Context) error {
 		}
 	}
 	printPercall(res, append([]string{"untraced"}, modes...), rings, c.Int("timer-ring"), c.Duration("timer-period"), c.Int("timer-calls"))
+	if !c.Bool("bpf-stats") {
+		return nil
+	}
+	return percallBreakdown(modes, rings, calls, sender, rt, dir, others)
+}
+
+// percallBreakdown runs each mode once more with the kernel's per-program
+// accounting on (it costs two clock reads per program run, so the table
+// above is measured without it) and prints where its BPF time goes per
+// empty call, by ring size: what per-call work costs, program by program.
+func percallBreakdown(modes []string, rings []int, calls int, sender map[int]*percallRing, rt, dir string, cpus []int) error {
+	restore, err := enableBPFStats()
+	if err != nil {
+		return err
+	}
+	defer restore()
+	fmt.Println("\nBPF time per empty call (kernel.bpf_stats_enabled, one run per mode and ring size)")
+	for _, m := range modes {
+		newest := highestProgID()
+		tr, err := startTracer(m, rt, "", dir, cpus)
+		if err != nil {
+			return err
+		}
+		for _, n := range rings {
+			before, err := progStats(newest)
+			t0 := time.Now()
+			_, merr := sender[n].measure(emptyCall, calls, 0)
+			d := time.Since(t0)
+			after, aerr := progStats(newest)
+			if err := errors.Join(err, merr, aerr); err != nil {
+				tr.stop()
+				return fmt.Errorf("%s with bpf_stats, %d frames: %w", m, n, err)
+			}
+			writeBreakdown(fmt.Sprintf("%s/%d", m, n), before, after, uint64(calls), "call", d)
+		}
+		if err := tr.stop(); err != nil {
+			return fmt.Errorf("%s with bpf_stats: %w", m, err)
+		}
+	}
 	return nil
 }
 
