@@ -51,6 +51,12 @@ enum rt_kind {
 	RT_BLIND = 17, /* a CPU ran a task the kernel runs no BPF program for: ts_lo=switched in, ts=the CPU's
 			* next switch seen; pid, tid: that task, comm: its process's (thread group leader's);
 			* cpu: the CPU (always streamed) */
+	RT_SENDMSG_CALL = 18, /* a whole non-blocking call that found no frame to send at its entry (a poll of
+			       * the ring), in one record that user space splits into RT_SENDMSG_ENTER and
+			       * RT_SENDMSG_RETURN: the return's fields, plus ts_lo=entry ts, skb=flags | head at
+			       * entry << 32, old_state=the status of the frame at head at entry, new_state=
+			       * the frames the entry's scan read (1, or 0 with light scans), prec=
+			       * PACKET_QDISC_BYPASS set, ifindex and dev=the device (never delivered as such) */
 };
 
 /* Frame states: the tp_status values (low three bits). */
@@ -188,7 +194,7 @@ struct rt_config {
 	__u8 aggregate; /* SENDING/AVAILABLE update sock_state.agg instead of emitting events */
 	__u8 light_scans; /* sendmsg scans: none at entry, the SEND_REQUEST run at return */
 	__u8 calls_only; /* --detail calls: no per-frame hooks; frames counted by ring head and completion frontier */
-	__u8 pad0;
+	__u8 calls_kept; /* calls entries outlive their call (idle: sk 0) and are deleted at thread exit */
 	__u8 filter_comm_set;
 	__u8 filter_ifname_set;
 	__u8 kfree_has_reason; /* tp kfree_skb has the drop reason arg */

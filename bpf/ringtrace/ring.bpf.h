@@ -35,12 +35,36 @@ static __always_inline int read_ring(struct packet_sock *po, struct ring *r)
 }
 
 /*
+ * ring_head reads the TX ring's pg_vec and head: in one read where head
+ * follows pg_vec (it does in every struct packet_ring_buffer so far), each
+ * probe read costing as much as a short walk of the ring.
+ */
+static __always_inline __u64 ring_head(struct packet_sock *po, __u32 *head)
+{
+	__u32 opg = bpf_core_field_offset(po->tx_ring.pg_vec), ohead = bpf_core_field_offset(po->tx_ring.head);
+	struct {
+		__u64 pg_vec;
+		__u32 head;
+		__u32 pad;
+	} b = {};
+
+	if (ohead == opg + 8 && bpf_core_field_size(po->tx_ring.head) == 4) {
+		bpf_probe_read_kernel(&b, 12, (void *)po + opg);
+		*head = b.head;
+		return b.pg_vec;
+	}
+	*head = BPF_CORE_READ(po, tx_ring.head);
+	return (__u64)BPF_CORE_READ(po, tx_ring.pg_vec);
+}
+
+/*
  * ring_of reads the ring with the geometry cached in the socket's state:
  * only head (and pg_vec, to notice a new ring) change between events.
  */
 static __always_inline int ring_of(struct packet_sock *po, struct sock_state *ss, struct ring *r)
 {
-	__u64 pg = (__u64)BPF_CORE_READ(po, tx_ring.pg_vec);
+	__u32 head;
+	__u64 pg = ring_head(po, &head);
 
 	if (!pg)
 		return -1;
@@ -65,7 +89,7 @@ static __always_inline int ring_of(struct packet_sock *po, struct sock_state *ss
 	r->fsize = ss->fsize;
 	r->n = ss->n;
 	r->off = ss->off;
-	r->head = BPF_CORE_READ(po, tx_ring.head);
+	r->head = head;
 	return 0;
 }
 

@@ -92,7 +92,9 @@ int BPF_PROG(tp_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	__u32 reason;
 
 	blind_check(prev, next);
-	if (c && !c->sleeping) {
+	if (c && c->sk)
+		flush_enter(c); /* current is prev */
+	if (c && c->sk && !c->sleeping) {
 		if (preempt || task_state(prev) == TASK_RUNNING) {
 			c->runq_ts = bpf_ktime_get_ns(); /* still runnable */
 		} else {
@@ -111,7 +113,7 @@ int BPF_PROG(tp_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	}
 	tid = BPF_CORE_READ(next, pid);
 	c = bpf_map_lookup_elem(&calls, &tid);
-	if (!c || !c->runq_ts)
+	if (!c || !c->sk || !c->runq_ts)
 		return 0;
 	e = ev_reserve(RT_WAKE, RT_H_TRACEPOINT);
 	if (e) {
@@ -139,7 +141,7 @@ int BPF_PROG(tp_sched_waking, struct task_struct *p)
 
 	__u32 waker;
 
-	if (!c || !c->sleeping)
+	if (!c || !c->sk || !c->sleeping)
 		return 0;
 	c->sleeping = 0;
 	c->runq_ts = bpf_ktime_get_ns(); /* runnable from now on */

@@ -60,7 +60,7 @@ static __always_inline void xmit_return(struct sk_buff *skb, __s64 rc, __u8 hook
 	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
 	struct rt_event *e;
 
-	if (!c || !c->in_xmit)
+	if (!c || !c->sk || !c->in_xmit)
 		return;
 	c->in_xmit = 0;
 	e = ev_reserve(RT_XMIT_RC, hook);

@@ -49,16 +49,16 @@ static __always_inline void gone_event(struct rt_event *e, __u64 sk, const struc
 }
 
 /*
- * sock_lookup finds (or, from a sendmsg context, starts) the tracking
+ * sock_lookup_ino finds (or, from a sendmsg context, starts) the tracking
  * state of a socket. Filters are evaluated once, when a sendmsg shows who
  * owns the socket; sockets first seen from another context (a softirq) are
- * tracked only when no pid/comm filter is set.
+ * tracked only when no pid/comm filter is set. ino is the socket's inode
+ * number where the caller has read it (from the fd's file), else 0.
  */
-static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_call)
+static __always_inline struct sock_state *sock_lookup_ino(struct sock *sk, int from_call, __u64 ino)
 {
 	struct sock_state *ss, init = {};
 	__u64 key = (__u64)sk;
-	__u64 ino = 0;
 
 	ss = bpf_map_lookup_elem(&socks, &key);
 	/*
@@ -68,7 +68,8 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 	 */
 	if (ss && !from_call)
 		return ss->tracked ? ss : NULL;
-	ino = sock_ino(sk);
+	if (!ino)
+		ino = sock_ino(sk);
 	if (ss) {
 		if (!ino || ss->ino == ino)
 			return ss->tracked ? ss : NULL;
@@ -122,12 +123,20 @@ static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_
 	return NULL;
 }
 
+/* sock_lookup: sock_lookup_ino reading the socket's inode itself (when
+ * from_call) */
+static __always_inline struct sock_state *sock_lookup(struct sock *sk, int from_call)
+{
+	return sock_lookup_ino(sk, from_call, 0);
+}
+
+/* A calls entry with sk 0 is a thread's idle one (cfg.calls_kept). */
 static __always_inline struct call_state *current_call(__u64 sk)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call_state *c = bpf_map_lookup_elem(&calls, &tid);
 
-	if (c && (!sk || c->sk == sk))
+	if (c && c->sk && (!sk || c->sk == sk))
 		return c;
 	return NULL;
 }

@@ -63,7 +63,27 @@ struct {
 #define OVF_SKBS 3
 #define OVF_AGGS 4
 
-/* A sendmsg call on a TX-ring socket in progress, keyed by thread id. */
+/* A send syscall's fd resolved to a TX-ring socket. The file's inode
+ * number tells a file freed and reallocated at the same address (the thread
+ * closed the socket and opened another) from the one resolved. */
+struct call_fd {
+	__u64 file;
+	__u64 sk;
+	__u64 ino;
+	__s32 num;
+	__u32 pad;
+};
+
+/*
+ * A thread's sendmsg call on a TX-ring socket, keyed by thread id. Where
+ * cfg.calls_kept is set the entry outlives the call: a return marks it idle
+ * (sk = 0) and the thread's exit deletes it, so each call writes it in place
+ * instead of inserting and deleting a hash entry (two bucket locks and the
+ * free list: a third of an empty call's tracing cost). Readers of the map
+ * must treat sk == 0 as no call. fd is the thread's last resolved send fd
+ * (syscall hooks): a call on the same open file skips most of the fd ->
+ * socket walk. It survives the idle mark.
+ */
 struct call_state {
 	__u64 sk;
 	__u64 ts_enter;
@@ -81,7 +101,14 @@ struct call_state {
 	__u8 sleeping;
 	__u8 in_xmit;
 	__u8 head_req; /* the frame at head was SEND_REQUEST at entry (light scans) */
-	__u8 pad[1];
+	/* the entry event is held back, for the return's one RT_SENDMSG_CALL
+	 * (or a switch away from the CPU, which sends it): head_st is the
+	 * status of the frame at head at entry */
+	__u8 enter_held;
+	__u8 head_st;
+	__u8 hook;
+	__u8 pad[2];
+	struct call_fd fd;
 };
 
 struct {

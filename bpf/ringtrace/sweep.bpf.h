@@ -125,11 +125,22 @@ static long gc_idx(__u32 i, struct gc_ctx *g)
 	return 0;
 }
 
-/* gc_call forgets a sendmsg call whose socket is gone: its thread never
- * returned (killed inside the call, or the exit tracepoint skipped). */
+/*
+ * gc_call forgets a sendmsg call whose socket is gone: its thread never
+ * returned (killed inside the call, or the exit tracepoint skipped). A kept
+ * entry (cfg.calls_kept) is only marked idle, and only if its thread has not
+ * started another call meanwhile: deleting it could free it under the
+ * thread's next call entry, which writes it in place.
+ */
 static long gc_call(void *map, const __u32 *tid, struct call_state *c, void *unused)
 {
-	if (!bpf_map_lookup_elem(&socks, &c->sk))
+	__u64 sk = c->sk;
+
+	if (!sk || bpf_map_lookup_elem(&socks, &sk))
+		return 0;
+	if (cfg.calls_kept)
+		__sync_val_compare_and_swap(&c->sk, sk, 0);
+	else
 		bpf_map_delete_elem(map, tid);
 	return 0;
 }

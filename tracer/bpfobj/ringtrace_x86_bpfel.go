@@ -89,6 +89,7 @@ const (
 	RingtraceProgTpSchedWaking                 = "tp_sched_waking"
 	RingtraceProgTpSoftirqEntry                = "tp_softirq_entry"
 	RingtraceProgTpSoftirqExit                 = "tp_softirq_exit"
+	RingtraceProgTpThreadExit                  = "tp_thread_exit"
 	RingtraceVarRtCauseAnchor                  = "__rt_cause_anchor"
 	RingtraceVarRtEventAnchor                  = "__rt_event_anchor"
 	RingtraceVarRtFrameAnchor                  = "__rt_frame_anchor"
@@ -204,6 +205,7 @@ type RingtraceProgramSpecs struct {
 	TpSchedWaking                 *ebpf.ProgramSpec `ebpf:"tp_sched_waking"`
 	TpSoftirqEntry                *ebpf.ProgramSpec `ebpf:"tp_softirq_entry"`
 	TpSoftirqExit                 *ebpf.ProgramSpec `ebpf:"tp_softirq_exit"`
+	TpThreadExit                  *ebpf.ProgramSpec `ebpf:"tp_thread_exit"`
 }
 
 // RingtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -384,6 +386,7 @@ type RingtracePrograms struct {
 	TpSchedWaking                 *ebpf.Program `ebpf:"tp_sched_waking"`
 	TpSoftirqEntry                *ebpf.Program `ebpf:"tp_softirq_entry"`
 	TpSoftirqExit                 *ebpf.Program `ebpf:"tp_softirq_exit"`
+	TpThreadExit                  *ebpf.Program `ebpf:"tp_thread_exit"`
 }
 
 func (p *RingtracePrograms) Close() error {
@@ -446,6 +449,7 @@ func (p *RingtracePrograms) Close() error {
 		p.TpSchedWaking,
 		p.TpSoftirqEntry,
 		p.TpSoftirqExit,
+		p.TpThreadExit,
 	)
 }
 

@@ -99,7 +99,7 @@ func decode(b []byte, e *Event, d *Decoder) error {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&c)), RawSize), b)
 		r = &c
 	}
-	if k := Kind(r.Kind); k == 0 || k > maxKind {
+	if !recorded(Kind(r.Kind)) {
 		return fmt.Errorf("event record with unknown kind %d", r.Kind)
 	}
 	if Precision(r.Prec) > Bounded {

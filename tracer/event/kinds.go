@@ -44,6 +44,9 @@ func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]
 	}
+	if k == SendmsgCall {
+		return "sendmsg_call"
+	}
 	return fmt.Sprintf("kind%d", uint16(k))
 }
 

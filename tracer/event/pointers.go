@@ -53,11 +53,13 @@ func MapPointers(b []byte, f func(p Pointer, v uint64) uint64) error {
 		return fmt.Errorf("event record of %d bytes, want %d", len(b), RawSize)
 	}
 	k := Kind(binary.LittleEndian.Uint16(b[offKind:]))
-	if k == 0 || k > maxKind {
+	if !recorded(k) {
 		return fmt.Errorf("event record with unknown kind %d", uint16(k))
 	}
 	mapField(b[offSk:], PointerSocket, f)
-	mapField(b[offSkb:], PointerSkb, f)
+	if k != SendmsgCall { // its skb field holds the entry's flags and head
+		mapField(b[offSkb:], PointerSkb, f)
+	}
 	switch k {
 	case Drop, FrameState:
 		mapField(b[offA1:], PointerLocation, f)

@@ -17,7 +17,7 @@ var Tracepoints = []string{
 	"net_dev_queue", "net_dev_start_xmit", "net_dev_xmit", "netif_receive_skb",
 	"qdisc_enqueue", "qdisc_dequeue", "kfree_skb", "consume_skb",
 	"sched_switch", "sched_waking", "softirq_entry", "softirq_exit", "napi_poll",
-	"sock_send_length", "kfree",
+	"sock_send_length", "kfree", "sched_process_exit",
 }
 
 // BTFFuncs are functions whose presence in BTF (not inlined away) matters.

@@ -41,7 +41,7 @@ func callsProgram(name string) bool {
 	switch {
 	case strings.HasPrefix(name, "sys_enter_"), strings.HasPrefix(name, "sys_exit_"),
 		strings.HasSuffix(name, "_packet_sendmsg_loop"),
-		name == "tp_sched_switch", name == "tp_sched_waking", name == "sweep_loop":
+		name == "tp_sched_switch", name == "tp_sched_waking", name == "tp_thread_exit", name == "sweep_loop":
 		return true
 	}
 	return false

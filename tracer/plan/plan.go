@@ -208,6 +208,7 @@ type Config struct {
 	UargForm         bool         `json:"uarg_form"`
 	SweepBatch       int          `json:"sweep_batch"`          // frames per sweep program run
 	CallsOnly        bool         `json:"calls_only,omitempty"` // --detail calls: no per-frame hooks (CallsOnly)
+	CallsKept        bool         `json:"calls_kept,omitempty"` // a thread's call entry outlives its calls, deleted at its exit (keepCalls)
 	StackRanges      []StackRange `json:"stack_ranges"`
 }
 
@@ -399,12 +400,28 @@ func (b *builder) config() {
 	}
 }
 
+// keepCalls lets a thread's call entry outlive its calls where the kernel
+// allows: a call then writes the entry in place instead of inserting and
+// deleting a hash entry (a third of an empty call's tracing cost). The
+// entry is deleted when its thread exits (tp_btf sched_process_exit); the
+// sweep marks an abandoned one idle with cmpxchg, so it needs BPF atomics,
+// and bpf_loop's kernels (5.17+) for bpf_get_current_task_btf.
+func (b *builder) keepCalls() {
+	c := &b.p.Config
+	if !c.UseLoop || !c.Claims || !b.tp("sched_process_exit") {
+		return
+	}
+	c.CallsKept = true
+	b.attach("tp_thread_exit", KindTPBTF, "sched_process_exit")
+}
+
 func (b *builder) calls() {
 	const ev = EvCalls
 	if b.p.Class != Tracepoint {
 		in, out, label, retLabel := b.hookKinds()
 		b.attach(b.variant(label+"_packet_sendmsg"), in, "packet_sendmsg")
 		b.attach(b.variant(retLabel+"_packet_sendmsg"), out, "packet_sendmsg")
+		b.keepCalls()
 		b.row(ev, label+" packet_sendmsg", "exact", "packet_sendmsg is always a symbol (proto_ops); every path in (sendto, sendmsg, write, io_uring) passes it")
 		return
 	}
@@ -420,6 +437,7 @@ func (b *builder) calls() {
 		b.attach(b.variant("sys_enter_"+sc), KindTracepoint, "syscalls/sys_enter_"+sc)
 		b.attach(b.variant("sys_exit_send"), KindTracepoint, "syscalls/sys_exit_"+sc)
 	}
+	b.keepCalls()
 	b.row(ev, "tracepoints syscalls:sys_{enter,exit}_send{to,msg,mmsg}", "exact",
 		"packet_sendmsg cannot be hooked ("+b.whyNoFunctionHooks()+"); fd resolved to a TX-ring socket at entry (write()/io_uring sends are not seen)")
 }

@@ -318,3 +318,34 @@ func TestWithoutAddresses(t *testing.T) {
 		t.Error("the copy is not the plan")
 	}
 }
+
+// TestCallsKept: a thread's call entry outlives its calls only where its
+// exit can delete it (sched_process_exit) and the sweep can mark it idle
+// (cmpxchg, bpf_loop); elsewhere each call inserts and deletes it.
+func TestCallsKept(t *testing.T) {
+	for _, tc := range []struct {
+		name                        string
+		loop, atomics, exitTP, want bool
+	}{
+		{"all there", true, true, true, true},
+		{"no bpf_loop", false, true, true, false},
+		{"no cmpxchg", true, false, true, false},
+		{"no sched_process_exit", true, true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, fentry := range []bool{true, false} {
+				f := facts(fentry, false, tc.loop, modern...)
+				f.Features.Atomics.OK = tc.atomics
+				f.TPBTF["sched_process_exit"] = tc.exitTP
+				p, err := plan.Build(f, plan.Auto)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, hooked := attached(p)["tp_thread_exit"]
+				if p.Config.CallsKept != tc.want || hooked != tc.want {
+					t.Errorf("class %s: calls_kept %v, exit hook %v, want %v", p.Class, p.Config.CallsKept, hooked, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -394,7 +394,8 @@ func (r *Reader) readTrailer() error {
 	return io.EOF
 }
 
-// NextEvent decodes the next record.
+// NextEvent decodes the next record. A one-record call (event.SendmsgCall)
+// comes as such: Events splits it into its entry and return.
 func (r *Reader) NextEvent() (event.Event, error) {
 	raw, err := r.Next()
 	if err != nil {
@@ -422,6 +423,11 @@ func (r *Reader) Events(max int) ([]event.Event, error) {
 		}
 		if max > 0 && len(evs) >= max {
 			return nil, fmt.Errorf("recording has more than %d events: split the trace", max)
+		}
+		if e.Kind == event.SendmsgCall {
+			var enter event.Event
+			e.Unfold(&enter)
+			evs = append(evs, enter)
 		}
 		evs = append(evs, e)
 	}

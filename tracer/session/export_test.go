@@ -90,6 +90,33 @@ func (s *Session) MapEntries(name string) (int, error) {
 	return n, it.Err()
 }
 
+// CallEntry returns the BPF side's call entry of thread tid: the socket of
+// its call in progress (0: an idle entry, kept between calls), and whether
+// there is one.
+func (s *Session) CallEntry(tid uint32) (uint64, bool) {
+	var c bpftypes.RingtraceCallState
+	if err := s.objs.maps["calls"].Lookup(tid, &c); err != nil {
+		return 0, false
+	}
+	return c.Sk, true
+}
+
+// CallsInProgress counts the call entries of calls in progress: a live
+// thread's idle entry (kept between its calls, deleted at its exit) is
+// not one.
+func (s *Session) CallsInProgress() (int, error) {
+	n := 0
+	var tid uint32
+	var c bpftypes.RingtraceCallState
+	it := s.objs.maps["calls"].Iterate()
+	for it.Next(&tid, &c) {
+		if c.Sk != 0 {
+			n++
+		}
+	}
+	return n, it.Err()
+}
+
 // DescribeSockets lists the sockets the BPF side tracks and their frames'
 // states, for a failing test's log.
 func (s *Session) DescribeSockets() []string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -247,8 +248,9 @@ func socketChurn(t *testing.T, lacking string) {
 }
 
 // mapsEmpty waits until the tracer holds no state of any socket: sockets,
-// frames, calls, and (where the kernel deletes them itself, with bpf_loop)
-// the frame-address cache.
+// frames, calls in progress (a live thread's idle call entry is its own),
+// and (where the kernel deletes them itself, with bpf_loop) the
+// frame-address cache.
 func mapsEmpty(t *testing.T, tr *tracer, within time.Duration) {
 	t.Helper()
 	names := []string{"socks", "frames", "calls", "graves"}
@@ -260,6 +262,9 @@ func mapsEmpty(t *testing.T, tr *tracer, within time.Duration) {
 		left := map[string]int{}
 		for _, n := range names {
 			c, err := tr.sess.MapEntries(n)
+			if n == "calls" {
+				c, err = tr.sess.CallsInProgress()
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -489,4 +494,159 @@ func TestSharedRingHelper(t *testing.T) {
 	if n, err := r.Send(0); err != nil || n != (to-from)*len(pkt) {
 		t.Fatalf("child's send: %d, %v", n, err)
 	}
+}
+
+// TestSameFDNewSocket: one thread sends on a TX-ring socket at fd N, closes
+// it, sleeps, then sends on a new socket it put at the same fd N. The BPF
+// side keeps each thread's call entry between calls (idle in between) and
+// caches the socket its last fd resolved to, keyed by the file's address:
+// a new socket's file often lands at the freed one's address, and only its
+// inode tells them apart. Every call must be the socket's it was made on,
+// and a sleep outside any call no sleep of a sender.
+func TestSameFDNewSocket(t *testing.T) {
+	l := newLab(t)
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	runtime.LockOSThread() // one thread: the cache is per thread
+	defer runtime.UnlockOSThread()
+	tid := uint32(unix.Gettid())
+	geo := txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096}
+	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build()
+	// Many sockets: whether a file lands at a freed one's address is up
+	// to the slab allocator.
+	const fd, calls, socks = 777, 3, 24
+	var inos [socks]uint32
+	for s := range inos {
+		r, err := txring.Open(txring.SocketConfig{Ifname: "lo", NetNS: l.SenderNS}, geo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Dup2(r.FD(), fd); err != nil {
+			t.Fatal(err)
+		}
+		a, err := txring.Attach(fd, geo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close() // the socket lives on at fd
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		inos[s] = uint32(st.Ino)
+		for i := 0; i < calls; i++ {
+			a.Fill(i, pkt)
+			a.SetStatus(i, txring.SendRequest)
+			if n, err := a.Send(unix.MSG_DONTWAIT); err != nil || n != len(pkt) {
+				t.Fatalf("socket %d, call %d: %d, %v", s, i, n, err)
+			}
+		}
+		// And a poll: nothing to send, so one record for the whole call.
+		if n, err := a.Send(unix.MSG_DONTWAIT); err != nil || n != 0 {
+			t.Fatalf("socket %d, empty call: %d, %v", s, n, err)
+		}
+		a.Close()
+		// A sleep outside any call: the thread's idle call entry must
+		// not make it a sender's sleep.
+		unix.Nanosleep(&unix.Timespec{Nsec: 5e6}, nil)
+	}
+	evs := tr.stop(t)
+	var enters, returns [socks]int
+	var lastEnter [socks]event.Event
+	for _, e := range evs {
+		if e.TID != tid {
+			continue
+		}
+		s := -1
+		for i, ino := range inos {
+			if e.SockIno == ino {
+				s = i
+			}
+		}
+		switch e.Kind {
+		case event.SendmsgEnter, event.SendmsgReturn:
+			if s < 0 {
+				t.Errorf("%v at %d on socket inode %d, none of %v", e.Kind, e.TS, e.SockIno, inos)
+				continue
+			}
+			if e.Kind == event.SendmsgEnter {
+				enters[s]++
+				lastEnter[s] = e
+				continue
+			}
+			returns[s]++
+			if returns[s] == calls+1 { // the poll: its entry was split from its return's record
+				in := lastEnter[s]
+				if in.TS != e.A[2] || in.TS > e.TS || in.A[0]&unix.MSG_DONTWAIT == 0 || in.A[1] != e.A[1] || in.Scan.Scanned != 1 || e.N != 0 {
+					t.Errorf("socket %d's poll: entry %+v, return %+v", s, in, e)
+				}
+			}
+		case event.Sleep:
+			t.Errorf("sleep reported outside any call: %+v", e)
+		}
+	}
+	for s := range inos {
+		if enters[s] != calls+1 || returns[s] != calls+1 {
+			t.Errorf("socket %d (inode %d): %d entries, %d returns, want %d of each", s, inos[s], enters[s], returns[s], calls+1)
+		}
+	}
+}
+
+// TestCallEntryGoneAtThreadExit: where the plan keeps a thread's call
+// entry between its calls (idle), the entry is there after the thread's
+// call returned, idle, and gone once the thread exits.
+func TestCallEntryGoneAtThreadExit(t *testing.T) {
+	l := newLab(t)
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	if !tr.plan.Config.CallsKept {
+		t.Skip("this kernel's plan does not keep call entries between calls")
+	}
+	type result struct {
+		tid      uint32
+		sk       uint64
+		idle, ok bool
+		err      error
+	}
+	res := make(chan result, 1)
+	exit := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		r := result{tid: uint32(unix.Gettid())}
+		defer func() { res <- r }()
+		ring, err := txring.Open(txring.SocketConfig{Ifname: "lo", NetNS: l.SenderNS},
+			txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096})
+		if err != nil {
+			r.err = err
+			return
+		}
+		defer ring.Close()
+		ring.Fill(0, txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build())
+		ring.SetStatus(0, txring.SendRequest)
+		if _, r.err = ring.Send(unix.MSG_DONTWAIT); r.err != nil {
+			return
+		}
+		r.sk, r.ok = tr.sess.CallEntry(r.tid)
+		r.idle = r.ok && r.sk == 0
+		res <- r
+		<-exit
+	}()
+	r := <-res
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.idle {
+		t.Errorf("thread %d after its call: entry %v, socket %#x; want an idle one", r.tid, r.ok, r.sk)
+	}
+	close(exit)
+	<-res
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if _, ok := tr.sess.CallEntry(r.tid); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d exited 3s ago, its call entry is still there", r.tid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tr.stop(t)
 }

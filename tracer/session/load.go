@@ -29,7 +29,7 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpftypes.RingtraceRtConfig
 		SendingViaTp: b2u(c.SendingViaTP), CallsViaSyscalls: b2u(c.CallsViaSyscalls),
 		UargForm: b2u(c.UargForm), UargCompleteLen: c.UargCompleteLen, UargViaKfree: b2u(c.UargViaKfree),
 		DirectXmitAddr: c.DirectXmitAddr, CompleteHooked: b2u(c.CompleteHooked), Claims: b2u(c.Claims),
-		CallsOnly: b2u(c.CallsOnly),
+		CallsOnly: b2u(c.CallsOnly), CallsKept: b2u(c.CallsKept),
 	}
 	switch p.Class {
 	case plan.Fentry:
@@ -78,6 +78,11 @@ func EventMask(kinds []event.Kind) uint32 {
 	m := uint32(1) << uint(event.Blind)
 	for _, k := range kinds {
 		m |= 1 << uint(k)
+	}
+	// Calls that find nothing to send come in one record when both of
+	// their events are asked for (the decoders split it).
+	if call := uint32(1)<<uint(event.SendmsgEnter) | 1<<uint(event.SendmsgReturn); m&call == call {
+		m |= 1 << uint(event.SendmsgCall)
 	}
 	return m
 }

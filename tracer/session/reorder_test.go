@@ -129,7 +129,7 @@ func TestBatcherCountsDecodeErrors(t *testing.T) {
 	}
 	bt.add(make([]byte, 10))
 	bt.add(make([]byte, event.RawSize))
-	if evs := bt.take(); len(evs) != 3 || cap(evs) != batchSize {
+	if evs := bt.take(); len(evs) != 3 || cap(evs) != batchSize+1 {
 		t.Fatalf("batch of %d (cap %d), want 3 in a recycled batch", len(evs), cap(evs))
 	}
 	s.addDecodeErrors(bt)

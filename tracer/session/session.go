@@ -242,6 +242,12 @@ func (s *Session) lost() (uint64, map[event.Kind]uint64) {
 			total += n
 		}
 	}
+	// A lost one-record call is a lost entry and a lost return.
+	if n := s.counter("lost", uint32(event.SendmsgCall)); n > 0 {
+		byKind[event.SendmsgEnter] += n
+		byKind[event.SendmsgReturn] += n
+		total += 2 * n
+	}
 	return total, byKind
 }
 
@@ -351,15 +357,20 @@ func (bt *batcher) add(raw []byte) bool {
 		select {
 		case bt.cur = <-bt.free:
 		default:
-			bt.cur = make([]event.Event, 0, batchSize)
+			bt.cur = make([]event.Event, 0, batchSize+1) // +1: a call record is two events
 		}
 	}
-	n := len(bt.cur) // < batchSize <= cap: a full batch was handed over
+	n := len(bt.cur) // < batchSize, cap batchSize+1: a full batch was handed over
 	bt.cur = bt.cur[:n+1]
 	if err := bt.dec.Decode(raw, &bt.cur[n]); err != nil {
 		bt.cur = bt.cur[:n]
 		bt.decodeErrs++
 		return false
+	}
+	if bt.cur[n].Kind == event.SendmsgCall {
+		bt.cur = bt.cur[:n+2]
+		bt.cur[n+1] = bt.cur[n]
+		bt.cur[n+1].Unfold(&bt.cur[n])
 	}
 	return len(bt.cur) >= batchSize
 }

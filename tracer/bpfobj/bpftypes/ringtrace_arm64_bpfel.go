@@ -23,7 +23,19 @@ type RingtraceCallState struct {
 	Sleeping    uint8
 	InXmit      uint8
 	HeadReq     uint8
-	Pad         [1]uint8
+	EnterHeld   uint8
+	HeadSt      uint8
+	Hook        uint8
+	Pad         [2]uint8
+	_           [4]byte
+	Fd          struct {
+		_    structs.HostLayout
+		File uint64
+		Sk   uint64
+		Ino  uint64
+		Num  int32
+		Pad  uint32
+	}
 }
 
 type RingtraceCpuTask struct {
@@ -84,7 +96,7 @@ type RingtraceRtConfig struct {
 	Aggregate        uint8
 	LightScans       uint8
 	CallsOnly        uint8
-	Pad0             uint8
+	CallsKept        uint8
 	FilterCommSet    uint8
 	FilterIfnameSet  uint8
 	KfreeHasReason   uint8
@@ -188,6 +200,7 @@ const (
 	RingtraceRtKindRT_SOCK_GONE      RingtraceRtKind = 15
 	RingtraceRtKindRT_FRAME_PICKED   RingtraceRtKind = 16
 	RingtraceRtKindRT_BLIND          RingtraceRtKind = 17
+	RingtraceRtKindRT_SENDMSG_CALL   RingtraceRtKind = 18
 )
 
 type RingtraceRtLimit uint32
