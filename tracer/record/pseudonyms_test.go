@@ -106,7 +106,7 @@ func TestPseudonyms(t *testing.T) {
 		t.Errorf("kernel address in the recording: %v", h)
 	}
 	r, evs := readPointers(t, b)
-	if r.Version != 4 || r.KernelAddresses() || r.Header.KernelAddresses {
+	if r.Version != record.Version || r.KernelAddresses() || r.Header.KernelAddresses {
 		t.Errorf("version %d, kernel addresses %v", r.Version, r.KernelAddresses())
 	}
 	in := pointerEvents()
@@ -190,7 +190,7 @@ func TestPseudonyms(t *testing.T) {
 // by address.
 func TestKeepKernelAddresses(t *testing.T) {
 	r, evs := readPointers(t, writePointers(t, pointerHeader(true)))
-	if !r.KernelAddresses() || !r.Header.KernelAddresses || r.Version != 4 {
+	if !r.KernelAddresses() || !r.Header.KernelAddresses || r.Version != record.Version {
 		t.Errorf("version %d, kernel addresses %v", r.Version, r.KernelAddresses())
 	}
 	for i, e := range pointerEvents() {

@@ -12,7 +12,7 @@
 // Layout (all integers little-endian), documented in docs/recording-format.md:
 //
 //	magic    "RTREC\x00\r\n"              8 bytes
-//	version  uint32                       currently 4 (1 to 3 are read too)
+//	version  uint32                       currently 5 (1 to 4 are read too)
 //	hlen     uint32                       length of the header JSON
 //	header   hlen bytes of JSON           Header
 //	records  repeated: uint32 n, n bytes  one struct rt_event each
@@ -47,7 +47,13 @@ import (
 const Magic = "RTREC\x00\r\n"
 
 // Version is the format version this package writes and the newest it reads.
-const Version = 4
+const Version = 5
+
+// VersionCallRecord is the first version whose records may be one-record
+// calls (event.SendmsgCall: a poll's entry and return in one record,
+// which Events splits); an older reader would refuse them as of unknown
+// kind, record by record.
+const VersionCallRecord = 5
 
 // VersionPseudonyms is the first version whose records may carry
 // pseudonyms instead of kernel pointers (Reader.KernelAddresses).
