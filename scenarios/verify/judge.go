@@ -17,9 +17,12 @@ type Send struct {
 	Bypass bool   `json:"bypass,omitempty"` // PACKET_QDISC_BYPASS
 	Drop   bool   `json:"drop,omitempty"`   // every frame dropped at the qdisc
 	// Start and End bound the case in event time (CLOCK_MONOTONIC ns):
-	// its events are the tracer's events of this process between them.
+	// its events are the tracer's events between them of this process, or
+	// of its socket (Ino: a completion in a softirq that ran in another
+	// task's time, ksoftirqd's, is that task's).
 	Start uint64 `json:"-"`
 	End   uint64 `json:"-"`
+	Ino   uint32 `json:"-"`
 	// Rets are the sendto return values, in order (-errno on error).
 	Rets []int64 `json:"rets"`
 	// Frames are the indices of the frames handed to the kernel.
@@ -222,12 +225,14 @@ func hiddenTasks(evs []event.Event) []string {
 	return out
 }
 
-// window is the events of one case: this process's, between its start and
-// end. Cases run one after the other, each on a socket of its own.
+// window is the events of one case: this process's, or its socket's,
+// between its start and end. Cases run one after the other, each on a
+// socket of its own.
 func window(evs []event.Event, s Send, pid uint32) []event.Event {
 	var out []event.Event
 	for _, e := range evs {
-		if e.TS >= s.Start && e.TS <= s.End && (e.PID == pid || e.PID == 0) && !e.Kind.PerCPU() {
+		ours := e.PID == pid || e.PID == 0 || s.Ino != 0 && e.SockIno == s.Ino
+		if e.TS >= s.Start && e.TS <= s.End && ours && !e.Kind.PerCPU() {
 			out = append(out, e)
 		}
 	}

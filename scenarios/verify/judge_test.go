@@ -52,6 +52,27 @@ func TestJudgeHeld(t *testing.T) {
 	}
 }
 
+// TestJudgeSoftirqTask: a completion whose softirq ran in another task's
+// time (ksoftirqd's) carries that task's pid: it is the case's by its
+// socket. An event of another pid and socket is not.
+func TestJudgeSoftirqTask(t *testing.T) {
+	s := []Send{{Case: "veth", Start: 10, End: 100, Ino: 42, Rets: []int64{200}, Frames: []uint32{0, 1},
+		Completed: map[uint32]bool{0: true, 1: true}, NFrames: 2}}
+	ksoftirqd := func(e event.Event, ino uint32) event.Event { e.PID, e.SockIno = 13, ino; return e }
+	evs := []event.Event{
+		frame(11, 0, event.Sending, event.Exact, 0), frame(12, 1, event.Sending, event.Exact, 0),
+		ret(13, 200),
+		ksoftirqd(frame(14, 0, event.Available, event.Exact, 0), 42),
+		ksoftirqd(frame(15, 1, event.Available, event.Exact, 0), 43), // another socket's frame 1
+	}
+	res := Judge(testPlan(), s, evs, 7)
+	for _, pr := range res.Promises {
+		if pr.Event == plan.EvAvailable && (pr.Exact != 1 || pr.NotSeen != 1) {
+			t.Errorf("AVAILABLE: %+v, want frame 0 exact (its socket's) and frame 1 not seen", pr)
+		}
+	}
+}
+
 func TestJudgeBrokenExactPromise(t *testing.T) {
 	s := []Send{{Case: "lo", Lo: true, Start: 10, End: 100, Rets: []int64{100}, Frames: []uint32{0},
 		Completed: map[uint32]bool{0: true}, NFrames: 1}}

@@ -138,6 +138,10 @@ func (c spec) run(l *lab.Lab) (s Send) {
 		return fail(err)
 	}
 	defer r.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(r.FD(), &st); err == nil {
+		s.Ino = uint32(st.Ino)
+	}
 	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build()
 	for i := 0; i < c.frames; i++ {
 		r.Fill(i, pkt)
