@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -491,18 +492,22 @@ func TestSharedRingHelper(t *testing.T) {
 		r.Fill(i, pkt)
 		r.SetStatus(i, txring.SendRequest)
 	}
+	runtime.LockOSThread() // the thread it names is the one that sent
 	if n, err := r.Send(0); err != nil || n != (to-from)*len(pkt) {
 		t.Fatalf("child's send: %d, %v", n, err)
 	}
+	fmt.Printf("sender thread %d\n", unix.Gettid())
 }
 
-// TestSameFDNewSocket: one thread sends on a TX-ring socket at fd N, closes
-// it, sleeps, then sends on a new socket it put at the same fd N. The BPF
-// side keeps each thread's call entry between calls (idle in between) and
-// caches the socket its last fd resolved to, keyed by the file's address:
-// a new socket's file often lands at the freed one's address, and only its
-// inode tells them apart. Every call must be the socket's it was made on,
-// and a sleep outside any call no sleep of a sender.
+// TestSameFDNewSocket: one thread sends on a TX-ring socket at fd N, polls
+// it (a call with nothing to send: one record where the kernel has
+// bpf_loop), closes it, sleeps, then does the same on a new socket it put at
+// the same fd N. The BPF side keeps each thread's call entry between calls
+// (idle in between) and caches the socket its last fd resolved to, keyed
+// by the file's address: a new socket's file may land at the freed one's
+// address, and only its inode tells them apart. Every call must be the
+// socket's it was made on, and a sleep outside any call no sleep of a
+// sender.
 func TestSameFDNewSocket(t *testing.T) {
 	l := newLab(t)
 	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
@@ -549,6 +554,11 @@ func TestSameFDNewSocket(t *testing.T) {
 		// not make it a sender's sleep.
 		unix.Nanosleep(&unix.Timespec{Nsec: 5e6}, nil)
 	}
+	if tr.plan.Config.CallsKept {
+		if sk, ok := tr.sess.CallEntry(tid); !ok || sk != 0 {
+			t.Errorf("thread %d between calls: entry %v, socket %#x; want an idle one", tid, ok, sk)
+		}
+	}
 	evs := tr.stop(t)
 	var enters, returns [socks]int
 	var lastEnter [socks]event.Event
@@ -593,60 +603,46 @@ func TestSameFDNewSocket(t *testing.T) {
 	}
 }
 
-// TestCallEntryGoneAtThreadExit: where the plan keeps a thread's call
-// entry between its calls (idle), the entry is there after the thread's
-// call returned, idle, and gone once the thread exits.
-func TestCallEntryGoneAtThreadExit(t *testing.T) {
+// TestCallEntryGoneAtExit: where the plan keeps a thread's call entry
+// between its calls, it is idle after the call returned and gone once the
+// thread exits. The sender is another process (TestSharedRing's helper),
+// whose exit ends its threads: a Go thread locked by an exiting goroutine
+// is not ended if it is the main one.
+func TestCallEntryGoneAtExit(t *testing.T) {
 	l := newLab(t)
-	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	tr := startTracer(t, plan.Auto, session.Filter{})
 	if !tr.plan.Config.CallsKept {
 		t.Skip("this kernel's plan does not keep call entries between calls")
 	}
-	type result struct {
-		tid      uint32
-		sk       uint64
-		idle, ok bool
-		err      error
+	geo := txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096}
+	r, err := txring.Open(txring.SocketConfig{Ifname: "lo", NetNS: l.SenderNS}, geo)
+	if err != nil {
+		t.Fatal(err)
 	}
-	res := make(chan result, 1)
-	exit := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		r := result{tid: uint32(unix.Gettid())}
-		defer func() { res <- r }()
-		ring, err := txring.Open(txring.SocketConfig{Ifname: "lo", NetNS: l.SenderNS},
-			txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096})
-		if err != nil {
-			r.err = err
-			return
+	defer r.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSharedRingHelper$")
+	cmd.Env = append(os.Environ(), sharedRingEnv+"=0:4")
+	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(r.FD()), "tx-ring")}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	var tid uint32
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(line, "sender thread %d", &tid); err == nil {
+			break
 		}
-		defer ring.Close()
-		ring.Fill(0, txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 100}.Build())
-		ring.SetStatus(0, txring.SendRequest)
-		if _, r.err = ring.Send(unix.MSG_DONTWAIT); r.err != nil {
-			return
-		}
-		r.sk, r.ok = tr.sess.CallEntry(r.tid)
-		r.idle = r.ok && r.sk == 0
-		res <- r
-		<-exit
-	}()
-	r := <-res
-	if r.err != nil {
-		t.Fatal(r.err)
 	}
-	if !r.idle {
-		t.Errorf("thread %d after its call: entry %v, socket %#x; want an idle one", r.tid, r.ok, r.sk)
+	if tid == 0 {
+		t.Fatalf("the child named no sender thread:\n%s", out)
 	}
-	close(exit)
-	<-res
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		if _, ok := tr.sess.CallEntry(r.tid); !ok {
+		if _, ok := tr.sess.CallEntry(tid); !ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("thread %d exited 3s ago, its call entry is still there", r.tid)
+			t.Fatalf("the child (thread %d) exited 3s ago, its call entry is still there", tid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
