@@ -404,8 +404,8 @@ func (b *builder) config() {
 // allows: a call then writes the entry in place instead of inserting and
 // deleting a hash entry (a third of an empty call's tracing cost). The
 // entry is deleted when its thread exits (tp_btf sched_process_exit); the
-// sweep marks an abandoned one idle with cmpxchg, so it needs BPF atomics,
-// and bpf_loop's kernels (5.17+) for bpf_get_current_task_btf.
+// sweep (sweep_loop, so bpf_loop: 5.17+) marks an abandoned one idle with
+// cmpxchg, so it needs BPF atomics too.
 func (b *builder) keepCalls() {
 	c := &b.p.Config
 	if !c.UseLoop || !c.Claims || !b.tp("sched_process_exit") {
