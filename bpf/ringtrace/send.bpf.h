@@ -42,6 +42,20 @@ static __always_inline void held_scan(struct rt_scan *s, const struct call_state
 }
 
 /*
+ * take_held reports whether the caller is the one to send c's held entry
+ * event, and clears the hold: of a call's return and a switch away from
+ * its CPU that preempted it, exactly one wins. Holds need bpf_loop (5.17+),
+ * which implies cfg.claims (BPF cmpxchg, 5.12+): without claims no entry
+ * is ever held, and the loader rewrites the unreachable cmpxchg.
+ */
+static __always_inline int take_held(struct call_state *c)
+{
+	if (!c->enter_held || !cfg.claims)
+		return 0;
+	return __sync_val_compare_and_swap(&c->enter_held, 1, 0) == 1;
+}
+
+/*
  * flush_enter sends the entry event of the current thread's call c now
  * (with its entry time) if it was held: the call is leaving its CPU, so
  * events of its own (a sleep) would otherwise come before its entry by
@@ -53,9 +67,8 @@ static __always_inline void flush_enter(struct call_state *c)
 	struct sock_state *ss;
 	struct rt_event *e;
 
-	if (!c->enter_held)
+	if (!take_held(c))
 		return;
-	c->enter_held = 0;
 	ss = bpf_map_lookup_elem(&socks, &key);
 	e = ev_reserve(RT_SENDMSG_ENTER, c->hook);
 	if (!e)
@@ -115,7 +128,7 @@ static __always_inline void call_enter(struct sock *sk, __u64 ino, __u32 flags, 
 	 * ring: the frame at head is not SEND_REQUEST, nor a WRONG_FORMAT one
 	 * the scan would read past) is reported in one record at its return:
 	 * its entry event would cost as much as the rest of its entry. */
-	if (use_loop && (flags & MSG_DONTWAIT) && (head_st == RT_ST_AVAILABLE || head_st == RT_ST_SENDING) &&
+	if (use_loop && cfg.claims && (flags & MSG_DONTWAIT) && (head_st == RT_ST_AVAILABLE || head_st == RT_ST_SENDING) &&
 	    (cfg.events & (1u << RT_SENDMSG_CALL))) {
 		c.enter_held = 1;
 		c.head_st = head_st;
@@ -124,9 +137,17 @@ static __always_inline void call_enter(struct sock *sk, __u64 ino, __u32 flags, 
 		c.fd = *fd;
 	else if (kept)
 		c.fd = kept->fd;
-	if (kept)
-		*kept = c; /* in place: no bucket lock, no free list */
-	else if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
+	if (kept) {
+		/* In place: no bucket lock, no free list. sk last: a switch
+		 * that preempts this program (see take_held) must find the
+		 * entry idle or whole, never half written. */
+		kept->sk = 0;
+		c.sk = 0;
+		barrier();
+		*kept = c;
+		barrier();
+		kept->sk = (__u64)sk;
+	} else if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
 		count(&overflow, OVF_CALLS);
 	if (c.enter_held)
 		return;
@@ -183,6 +204,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	struct sock *sk;
 	struct ring r;
 	__u32 taken, head_st;
+	int held;
 
 	if (!c || !c->sk)
 		return;
@@ -275,8 +297,9 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		m.hook = hook;
 		bpf_loop(cfg.max_scan, missed_cb, &m, 0);
 	}
-	e = ev_reserve(c->enter_held ? RT_SENDMSG_CALL : RT_SENDMSG_RETURN, hook);
-	if (e && c->enter_held) {
+	held = take_held(c);
+	e = ev_reserve(held ? RT_SENDMSG_CALL : RT_SENDMSG_RETURN, hook);
+	if (e && held) {
 		e->ts_lo = c->ts_enter;
 		e->skb = c->flags | (__u64)c->head_entry << 32;
 		e->old_state = c->head_st;

@@ -19,6 +19,9 @@ char LICENSE[] SEC("license") = "GPL";
  * the frame tracking (blocks, untraced frames) BOUNDED_WALK. */
 #define BOUNDED_WALK 16
 #define STACK_DEPTH 12 /* the wait function is within the first few frames */
+/* Keeps the compiler's stores in program order (one CPU: a program that
+ * preempts another sees them in that order). */
+#define barrier() asm volatile("" ::: "memory")
 
 const volatile struct rt_config cfg = {};
 
@@ -91,6 +94,14 @@ struct call_state {
 	__u64 sleep_ts;
 	__u64 runq_ts; /* runnable without a CPU since (preempted or woken), 0: running */
 	__u64 xmit_skb; /* the skb this call is handing to the device now (in_xmit) */
+	/* the entry event is held back, for the return's one RT_SENDMSG_CALL
+	 * (or a switch away from the CPU, which sends it): head_st is the
+	 * status of the frame at head at entry. Taken with cmpxchg
+	 * (take_held), 64 bits wide as clang's -mcpu=v1 has no narrower one:
+	 * where the kernel runs syscall tracepoint programs preemptible (7.2:
+	 * migration disabled only, under PREEMPT_LAZY) a switch can come in
+	 * the middle of the return, and only one of the two may send it. */
+	__u64 enter_held;
 	__u32 seq;
 	__u32 flags;
 	__u32 head_entry;
@@ -101,13 +112,9 @@ struct call_state {
 	__u8 sleeping;
 	__u8 in_xmit;
 	__u8 head_req; /* the frame at head was SEND_REQUEST at entry (light scans) */
-	/* the entry event is held back, for the return's one RT_SENDMSG_CALL
-	 * (or a switch away from the CPU, which sends it): head_st is the
-	 * status of the frame at head at entry */
-	__u8 enter_held;
 	__u8 head_st;
 	__u8 hook;
-	__u8 pad[2];
+	__u8 pad[3];
 	struct call_fd fd;
 };
 

@@ -13,6 +13,7 @@ type RingtraceCallState struct {
 	SleepTs     uint64
 	RunqTs      uint64
 	XmitSkb     uint64
+	EnterHeld   uint64
 	Seq         uint32
 	Flags       uint32
 	HeadEntry   uint32
@@ -23,10 +24,9 @@ type RingtraceCallState struct {
 	Sleeping    uint8
 	InXmit      uint8
 	HeadReq     uint8
-	EnterHeld   uint8
 	HeadSt      uint8
 	Hook        uint8
-	Pad         [2]uint8
+	Pad         [3]uint8
 	_           [4]byte
 	Fd          struct {
 		_    structs.HostLayout
