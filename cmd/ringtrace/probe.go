@@ -179,6 +179,13 @@ func writeProbe(w io.Writer, f *kernel.Facts, p *plan.Plan) error {
 	fmt.Fprintf(w, "fentry/fexit   %s\n", yesNo(f.Features.Fentry))
 	fmt.Fprintf(w, "kprobes        %s\n", yesNo(f.Features.Kprobe))
 	fmt.Fprintf(w, "tp_btf         %s\n", yesNo(f.Features.TPBTF))
+	if f.SyscallTPs {
+		how := "preemption disabled"
+		if f.SyscallProgsPreemptible() {
+			how = "preemptible, migration disabled only (trace_call_bpf_faultable)"
+		}
+		fmt.Fprintf(w, "syscall TP     programs run with %s\n", how)
+	}
 	fmt.Fprintf(w, "hook class     %s (%s): %s\n", p.Class.Letter(), p.Class, p.ClassWhy)
 	fmt.Fprintf(w, "TX completion: %s\n", completionLine(p))
 	var fns []string

@@ -10,6 +10,7 @@ var Symbols = []string{
 	"sock_alloc_send_pskb", "sock_wait_for_wmem", "sock_def_write_space", "sock_wfree",
 	"__wait_for_common", "wait_for_common", "wait_for_completion_interruptible_timeout",
 	"__mutex_lock", "__mutex_lock_slowpath", "mutex_lock", "mutex_lock_interruptible",
+	"trace_call_bpf_faultable",
 }
 
 // Tracepoints ringtrace may attach as tp_btf (btf_trace_<name> in BTF).
@@ -24,7 +25,7 @@ var Tracepoints = []string{
 var BTFFuncs = []string{
 	"packet_sendmsg", "tpacket_snd", "__packet_set_status", "tpacket_destruct_skb",
 	"tpacket_ubuf_complete", "__dev_queue_xmit", "dev_queue_xmit", "packet_direct_xmit",
-	"__dev_direct_xmit", "sock_alloc_send_pskb",
+	"__dev_direct_xmit", "sock_alloc_send_pskb", "trace_call_bpf_faultable",
 }
 
 // Facts is everything the attach plan depends on.
@@ -69,4 +70,15 @@ func (f *Facts) CompletionForm() string {
 		return "uarg"
 	}
 	return "destructor"
+}
+
+// SyscallProgsPreemptible reports whether this kernel runs BPF programs on
+// syscall tracepoints with only migration disabled (trace_call_bpf_faultable,
+// 7.x: syscall tracepoints became faultable for sleepable programs), not
+// with preemption disabled. On a preemptible kernel a sender can then be
+// switched out in the middle of one, and until it runs again the same
+// program skips other threads' calls on that CPU (a recursion miss).
+func (f *Facts) SyscallProgsPreemptible() bool {
+	_, sym := f.Symbols["trace_call_bpf_faultable"]
+	return sym || f.Funcs["trace_call_bpf_faultable"]
 }

@@ -438,8 +438,12 @@ func (b *builder) calls() {
 		b.attach(b.variant("sys_exit_send"), KindTracepoint, "syscalls/sys_exit_"+sc)
 	}
 	b.keepCalls()
-	b.row(ev, "tracepoints syscalls:sys_{enter,exit}_send{to,msg,mmsg}", "exact",
-		"packet_sendmsg cannot be hooked ("+b.whyNoFunctionHooks()+"); fd resolved to a TX-ring socket at entry (write()/io_uring sends are not seen)")
+	why := "packet_sendmsg cannot be hooked (" + b.whyNoFunctionHooks() + "); fd resolved to a TX-ring socket at entry (write()/io_uring sends are not seen)"
+	if b.f.SyscallProgsPreemptible() {
+		why += "; this kernel runs them preemptible (trace_call_bpf_faultable): while a sender switched out inside one waits, " +
+			"the same program skips other threads' calls on its CPU (counted as missed runs)"
+	}
+	b.row(ev, "tracepoints syscalls:sys_{enter,exit}_send{to,msg,mmsg}", "exact", why)
 }
 
 func (b *builder) whyNoFunctionHooks() string {

@@ -349,3 +349,31 @@ func TestCallsKept(t *testing.T) {
 		})
 	}
 }
+
+func TestPreemptibleSyscallProgsNamed(t *testing.T) {
+	row := func(f *kernel.Facts) string {
+		p, err := plan.Build(f, plan.Tracepoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.Rows {
+			if r.Event == "sendmsg enter/return" {
+				return r.Why
+			}
+		}
+		t.Fatal("no sendmsg row")
+		return ""
+	}
+	if why := row(facts(false, false, true, modern...)); strings.Contains(why, "preemptible") {
+		t.Errorf("a kernel without trace_call_bpf_faultable is said to run syscall programs preemptible: %s", why)
+	}
+	// 7.2 has it as a text symbol (and in BTF); kallsyms alone must do.
+	f := facts(false, false, true, modern...)
+	f.Symbols["trace_call_bpf_faultable"] = sym("trace_call_bpf_faultable", 0xffffffff81800000)
+	if !f.SyscallProgsPreemptible() {
+		t.Fatal("trace_call_bpf_faultable in kallsyms is not recognised")
+	}
+	if why := row(f); !strings.Contains(why, "preemptible (trace_call_bpf_faultable)") {
+		t.Errorf("the sendmsg row does not say the kernel runs its programs preemptible: %s", why)
+	}
+}
