@@ -241,16 +241,26 @@ func window(evs []event.Event, s Send, pid uint32) []event.Event {
 
 // send judges one case's events.
 func (j *judge) send(s Send, evs []event.Event) {
-	// The calls: one return event per sendto, with the same value.
+	// The calls: one return event per sendto, with the same value, each
+	// after its own entry (one entry: not two, as a switch in the middle
+	// of a return once made on 7.2).
 	var rets []int64
+	var paired []bool
+	open, twice := map[uint32]bool{}, map[uint32]bool{}
 	for _, e := range evs {
-		if e.Kind == event.SendmsgReturn {
+		switch e.Kind {
+		case event.SendmsgEnter:
+			twice[e.TID] = open[e.TID]
+			open[e.TID] = true
+		case event.SendmsgReturn:
 			rets = append(rets, e.Ret())
+			paired = append(paired, open[e.TID] && !twice[e.TID])
+			open[e.TID], twice[e.TID] = false, false
 		}
 	}
 	for i, want := range s.Rets {
 		var seen *event.Event
-		if i < len(rets) && rets[i] == want {
+		if i < len(rets) && rets[i] == want && paired[i] {
 			seen = &event.Event{Prec: event.Exact}
 		}
 		j.observe(s.Case, seen, plan.EvCalls)

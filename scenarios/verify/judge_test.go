@@ -24,6 +24,10 @@ func frame(ts uint64, idx uint32, st event.State, prec event.Precision, cause ev
 	return event.Event{Kind: event.FrameState, TS: ts, PID: 7, Frame: idx, New: st, Prec: prec, Cause: cause}
 }
 
+func enter(ts uint64) event.Event {
+	return event.Event{Kind: event.SendmsgEnter, TS: ts, PID: 7}
+}
+
 func ret(ts uint64, v int64) event.Event {
 	return event.Event{Kind: event.SendmsgReturn, TS: ts, PID: 7, A: [3]uint64{uint64(v)}}
 }
@@ -32,7 +36,7 @@ func TestJudgeHeld(t *testing.T) {
 	s := []Send{{Case: "veth", Start: 10, End: 100, Rets: []int64{200}, Frames: []uint32{0, 1},
 		Completed: map[uint32]bool{0: true, 1: true}, NFrames: 2}}
 	evs := []event.Event{
-		frame(11, 0, event.Sending, event.Exact, 0), frame(12, 0, event.Available, event.Exact, 0),
+		enter(10), frame(11, 0, event.Sending, event.Exact, 0), frame(12, 0, event.Available, event.Exact, 0),
 		frame(13, 1, event.Sending, event.Exact, 0), frame(14, 1, event.Available, event.Exact, 0),
 		ret(15, 200),
 		// Another case's, outside the window.
@@ -60,7 +64,7 @@ func TestJudgeSoftirqTask(t *testing.T) {
 		Completed: map[uint32]bool{0: true, 1: true}, NFrames: 2}}
 	ksoftirqd := func(e event.Event, ino uint32) event.Event { e.PID, e.SockIno = 13, ino; return e }
 	evs := []event.Event{
-		frame(11, 0, event.Sending, event.Exact, 0), frame(12, 1, event.Sending, event.Exact, 0),
+		enter(10), frame(11, 0, event.Sending, event.Exact, 0), frame(12, 1, event.Sending, event.Exact, 0),
 		ret(13, 200),
 		ksoftirqd(frame(14, 0, event.Available, event.Exact, 0), 42),
 		ksoftirqd(frame(15, 1, event.Available, event.Exact, 0), 43), // another socket's frame 1
@@ -77,6 +81,7 @@ func TestJudgeBrokenExactPromise(t *testing.T) {
 	s := []Send{{Case: "lo", Lo: true, Start: 10, End: 100, Rets: []int64{100}, Frames: []uint32{0},
 		Completed: map[uint32]bool{0: true}, NFrames: 1}}
 	evs := []event.Event{
+		enter(10),
 		frame(11, 0, event.Sending, event.Bounded, event.CauseTaken),
 		frame(12, 0, event.Available, event.Bounded, event.CauseScan),
 		ret(15, 100),
@@ -102,7 +107,7 @@ func TestJudgeBoundedPromiseNeedsAnEvent(t *testing.T) {
 		Completed: map[uint32]bool{0: true}, NFrames: 1}}
 	// An exact observation keeps a bounded promise; nothing seen breaks it,
 	// and a missing return breaks the calls' promise.
-	evs := []event.Event{frame(12, 0, event.Available, event.Exact, 0), ret(15, 100)}
+	evs := []event.Event{enter(11), frame(12, 0, event.Available, event.Exact, 0), ret(15, 100)}
 	res := Judge(testPlan(), s, evs, 7)
 	if res.OK {
 		t.Fatal("an unseen SENDING passed")
@@ -140,11 +145,11 @@ func TestJudgeHiddenCase(t *testing.T) {
 		{Case: "lo", Lo: true, Start: 200, End: 300, Rets: []int64{100}, Frames: []uint32{1}, Completed: map[uint32]bool{1: true}, NFrames: 1},
 	}
 	evs := []event.Event{
-		frame(11, 0, event.Sending, event.Exact, 0),
+		enter(10), frame(11, 0, event.Sending, event.Exact, 0),
 		{Kind: event.Blind, TSLo: 40, TS: 60, PID: 1, TID: 81, Comm: "process_api"},
 		frame(90, 0, event.Available, event.Bounded, event.CauseScan), // found by the sweep
 		ret(95, 100),
-		frame(210, 1, event.Sending, event.Exact, 0), frame(220, 1, event.Available, event.Exact, 0), ret(230, 100),
+		enter(205), frame(210, 1, event.Sending, event.Exact, 0), frame(220, 1, event.Available, event.Exact, 0), ret(230, 100),
 	}
 	res := Judge(testPlan(), s, evs, 7)
 	if !res.OK {
@@ -159,8 +164,30 @@ func TestJudgeHiddenCase(t *testing.T) {
 		t.Errorf("hidden tasks %q, want %q", res.Hidden, want)
 	}
 	// The same trace without the blind window breaks the promise.
-	res = Judge(testPlan(), s, append(append([]event.Event{}, evs[:1]...), evs[2:]...), 7)
+	res = Judge(testPlan(), s, append(append([]event.Event{}, evs[:2]...), evs[3:]...), 7)
 	if res.OK {
 		t.Error("a bounded completion outside any blind window passed")
+	}
+}
+
+// TestJudgeCallsPairUp: a call's return counts only after its own single
+// entry. 7.2 once reported a poll's entry twice (a switch in the middle of
+// its return); a return with no entry is not its call seen either.
+func TestJudgeCallsPairUp(t *testing.T) {
+	s := []Send{{Case: "veth-dontwait", Start: 10, End: 100, Rets: []int64{100, 0, 0}, Frames: []uint32{0},
+		Completed: map[uint32]bool{0: true}, NFrames: 1}}
+	evs := []event.Event{
+		enter(10), frame(11, 0, event.Sending, event.Exact, 0), frame(12, 0, event.Available, event.Exact, 0), ret(15, 100),
+		enter(20), enter(20), ret(25, 0), // entered twice
+		ret(35, 0), // no entry
+	}
+	res := Judge(testPlan(), s, evs, 7)
+	if res.OK {
+		t.Fatal("unpaired calls passed")
+	}
+	for _, pr := range res.Promises {
+		if pr.Event == plan.EvCalls && (pr.Exact != 1 || pr.NotSeen != 2) {
+			t.Errorf("calls: %+v, want the first exact, the two unpaired not seen", pr)
+		}
 	}
 }

@@ -261,6 +261,7 @@ func (t *Trace) Stop() (*Result, error) {
 	}
 	res.Stats = t.sess.Stats()
 	r.promises.Skipped(res.Stats.Missed)
+	r.promises.Lost(res.Stats.LostByKind[event.SendmsgEnter] + res.Stats.LostByKind[event.SendmsgReturn])
 	res.Promises = r.promises.Tallies()
 	if r.s.Record != nil {
 		tr := record.Trailer{Lost: res.Stats.Lost, Missed: res.Stats.Missed, Holders: res.Snapshots,

@@ -104,6 +104,11 @@ type Watch struct {
 	// missed: the kernel's skipped runs per attachment ("raw_tp kfree"),
 	// as the session counts them (Skipped).
 	missed map[string]uint64
+	// calls: per thread seen sending, the entry time of its call in
+	// progress, 0 between calls (callEnter, callReturn).
+	calls map[uint32]uint64
+	// lostCalls: send call events the ring buffer lost (Lost).
+	lostCalls uint64
 }
 
 // window is a span of time, in event timestamps.
@@ -145,7 +150,8 @@ const maxWindows = 4096
 // New watches p's promises; warn (may be nil) is called once per promise,
 // as soon as it is broken.
 func New(p *plan.Plan, warn func(string)) *Watch {
-	return &Watch{p: p, warn: warn, bypass: map[uint64]bool{}, rows: map[string]*Tally{}, warned: map[string]bool{}}
+	return &Watch{p: p, warn: warn, bypass: map[uint64]bool{}, rows: map[string]*Tally{}, warned: map[string]bool{},
+		calls: map[uint32]uint64{}}
 }
 
 // WithoutBypassFlag is for events whose sendmsg entries do not say whether
@@ -154,11 +160,16 @@ func New(p *plan.Plan, warn func(string)) *Watch {
 // reconstructed by design.
 func (w *Watch) WithoutBypassFlag() *Watch { w.noBypassFlag = true; return w }
 
-// Event counts e if it is a frame transition the plan promises exactly.
+// Event counts e if it is a frame transition the plan promises exactly,
+// or a send call's entry or return.
 func (w *Watch) Event(e *event.Event) error {
 	switch e.Kind {
 	case event.SendmsgEnter:
 		w.bypass[e.Sk] = e.QdiscBypass()
+		w.callEnter(e)
+		return nil
+	case event.SendmsgReturn:
+		w.callReturn(e)
 		return nil
 	case event.SockGone:
 		delete(w.bypass, e.Sk)
@@ -194,13 +205,19 @@ func (w *Watch) Event(e *event.Event) error {
 		t.Kept++
 		return nil
 	}
-	t.Reconstructed++
 	c := e.Cause.String()
 	if e.Hook == event.HookSweep {
 		c = "sweep"
 	}
-	t.Causes[c]++
-	ew := window{e.TSLo, e.TS}
+	w.miss(t, c, window{e.TSLo, e.TS})
+	return nil
+}
+
+// miss counts one event of t's promise that was not seen as promised, with
+// its cause, over window ew (where it could have happened).
+func (w *Watch) miss(t *Tally, cause string, ew window) {
+	t.Reconstructed++
+	t.Causes[cause]++
 	if ew.lo == 0 || ew.lo > ew.hi {
 		ew.lo = ew.hi
 	}
@@ -210,8 +227,50 @@ func (w *Watch) Event(e *event.Event) error {
 		w.open = keepLast(append(w.open, openEvent{ew, t.Event}))
 	}
 	w.check(t)
-	return nil
 }
+
+// callsTally is the tally of the plan's send call promise, nil where it
+// promises no exact hook for the calls.
+func (w *Watch) callsTally() *Tally {
+	r, ok := w.p.Row(plan.EvCalls)
+	if !ok || r.Precision != "exact" {
+		return nil
+	}
+	return w.tally(r)
+}
+
+// callEnter: a thread's calls pair up, entry then return. An entry while
+// the thread's previous call is still open means that call's return was
+// never seen, or its entry was reported twice (a kernel that preempts the
+// hook's programs mid-way, as 7.2 did to the held entries).
+func (w *Watch) callEnter(e *event.Event) {
+	if t := w.callsTally(); t != nil {
+		if open := w.calls[e.TID]; open != 0 {
+			w.miss(t, "entry without return", window{open, e.TS})
+		}
+	}
+	w.calls[e.TID] = max(e.TS, 1)
+}
+
+// callReturn: a return pairs with its thread's open entry. One with no
+// entry is judged only once the thread's calls were seen since the trace
+// began (its first return may be of a call already in progress then).
+func (w *Watch) callReturn(e *event.Event) {
+	open, known := w.calls[e.TID]
+	w.calls[e.TID] = 0
+	t := w.callsTally()
+	switch {
+	case t == nil || !known:
+	case open != 0:
+		t.Kept++
+	default:
+		w.miss(t, "return without entry", window{e.A[2], e.TS})
+	}
+}
+
+// Lost gives the number of send call events (entries, returns) the ring
+// buffer lost: that many unpaired calls are not held against the plan.
+func (w *Watch) Lost(calls uint64) { w.lostCalls = calls }
 
 // blindWindow records a window of CPU time no BPF program ran in, and
 // excuses the reconstructed events it explains.
@@ -296,7 +355,11 @@ func (w *Watch) Tallies() []Tally {
 			c := *t
 			c.Skipped = 0
 			if open := c.Reconstructed - min(c.Hidden, c.Reconstructed); open > 0 {
-				c.Skipped = min(open, skippedRuns(w.missed, c.Hook))
+				skipped := skippedRuns(w.missed, c.Hook)
+				if r.Event == plan.EvCalls {
+					skipped = callRunsSkipped(w.missed) + w.lostCalls
+				}
+				c.Skipped = min(open, skipped)
 			}
 			out = append(out, c)
 		}
@@ -310,6 +373,19 @@ func skippedRuns(missed map[string]uint64, hook string) uint64 {
 	var n uint64
 	for k, v := range missed {
 		if i := strings.Index(hook, k); i >= 0 && (i+len(k) == len(hook) || !isIdent(hook[i+len(k)])) {
+			n += v
+		}
+	}
+	return n
+}
+
+// callRunsSkipped adds up the skipped runs of the send call hooks, whose
+// row names them in brace shorthand ("syscalls:sys_{enter,exit}_send…").
+func callRunsSkipped(missed map[string]uint64) uint64 {
+	var n uint64
+	for k, v := range missed {
+		if strings.Contains(k, "packet_sendmsg") || strings.Contains(k, "syscalls/sys_enter_send") ||
+			strings.Contains(k, "syscalls/sys_exit_send") {
 			n += v
 		}
 	}

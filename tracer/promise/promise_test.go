@@ -249,3 +249,51 @@ func TestSkippedRunsExcuse(t *testing.T) {
 		t.Errorf("more skipped runs than reconstructions: Skipped %d, want 3 (at most the reconstructions)", got.Skipped)
 	}
 }
+
+// TestCallsPairUp: a thread's send calls pair up, entry then return. The
+// 7.2 failure: a switch in the middle of a poll's return sent its held
+// entry, and the return sent it again in its one record.
+func TestCallsPairUp(t *testing.T) {
+	p := uargPlan()
+	p.Rows = append(p.Rows, plan.Row{Event: plan.EvCalls, Hook: "tracepoints syscalls:sys_{enter,exit}_send{to,msg,mmsg}", Precision: "exact"})
+	call := func(k event.Kind, tid uint32, ts uint64) event.Event {
+		e := event.Event{Kind: k, TID: tid, TS: ts, Sk: 1}
+		if k == event.SendmsgReturn {
+			e.A[2] = ts - 1 // the call's entry time
+		}
+		return e
+	}
+	var warned []string
+	w := promise.New(p, func(s string) { warned = append(warned, s) })
+	feed(w,
+		call(event.SendmsgReturn, 7, 5), // a call already in progress when the trace began: not judged
+		call(event.SendmsgEnter, 7, 10), call(event.SendmsgReturn, 7, 20),
+		call(event.SendmsgEnter, 8, 21), // another thread's call, blocked at the end: not judged
+		call(event.SendmsgEnter, 7, 30), call(event.SendmsgEnter, 7, 30), call(event.SendmsgReturn, 7, 40))
+	got := tally(t, w, plan.EvCalls)
+	if got.Kept != 2 || got.Reconstructed != 1 || got.Causes["entry without return"] != 1 || !got.Broken() {
+		t.Fatalf("a call entered twice: tally %+v, want 2 paired, 1 entry without return, broken", got)
+	}
+	feed(w, call(event.SendmsgEnter, 7, 50), call(event.SendmsgReturn, 7, 60), call(event.SendmsgReturn, 7, 70))
+	got = tally(t, w, plan.EvCalls)
+	if got.Kept != 3 || got.Causes["return without entry"] != 1 {
+		t.Fatalf("a return without its entry: tally %+v, want 3 paired, 1 return without entry", got)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "sendmsg enter/return") {
+		t.Errorf("warnings %q, want one, about the calls", warned)
+	}
+	// Lost call events and the hook's skipped runs excuse as many.
+	w.Lost(1)
+	w.Skipped(map[string]uint64{"tracepoint syscalls/sys_exit_sendto": 1, "tp_btf net_dev_queue": 5})
+	if got := tally(t, w, plan.EvCalls); got.Skipped != 2 || got.Broken() {
+		t.Errorf("1 lost and 1 skipped run: tally %+v, want both excused", got)
+	}
+	// A plan without an exact calls promise judges none.
+	w = promise.New(uargPlan(), nil)
+	feed(w, call(event.SendmsgEnter, 7, 30), call(event.SendmsgEnter, 7, 30))
+	for _, x := range w.Tallies() {
+		if x.Event == plan.EvCalls {
+			t.Errorf("calls judged without a promise: %+v", x)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
+	"github.com/ringtrace/ringtrace/tracer/plan"
 	"github.com/ringtrace/ringtrace/tracer/promise"
 )
 
@@ -381,6 +382,9 @@ func promises(r *Report) []Diagnosis {
 		}
 		ev := []string{t.String(),
 			"reconstructed events are bounded in time: found by a ring status read (at the call's return, or by the sweep) instead of the promised hook"}
+		if t.Event == plan.EvCalls {
+			ev[1] = "a thread's send calls did not pair up, entry then return: a return never seen, or an entry reported twice"
+		}
 		if t.Broken() {
 			ds = append(ds, Diagnosis{ID: DiagBrokenPromise, Severity: "warning",
 				Title:    fmt.Sprintf("the attach plan promised %q exactly, but %.1f %% of those events were reconstructed: has the kernel changed? (ringtrace probe --verify)", t.Event, 100*t.Share()),
