@@ -127,6 +127,11 @@ type sock struct {
 	Socket
 	inKernel bool // SockStates listed it at least once
 	closed   bool // its aggregates came through Closed: final
+	// goneEvent: when its SockGone event came through the pipeline. Events
+	// come in order, after the reorder window (later still on a loaded
+	// machine): only then are its counts final, and the grace period
+	// starts. Gone (the kernel no longer lists it) can be seconds earlier.
+	goneEvent time.Time
 }
 
 type sleeping struct {
@@ -172,8 +177,9 @@ func (w *Watch) Event(e *event.Event) error {
 	k := session.SockKey{Sk: e.Sk, Ino: e.SockIno}
 	if e.Kind == event.SockGone {
 		if s := w.socks[k]; s != nil {
+			s.goneEvent = w.o.Now()
 			if s.Gone.IsZero() {
-				s.Gone = w.o.Now()
+				s.Gone = s.goneEvent
 			}
 			// A socket closed before any Update read its state.
 			if s.TPVersion == 0 {
@@ -337,7 +343,11 @@ func (w *Watch) Update(src Source) error {
 		}
 		if !s.Gone.IsZero() {
 			s.Sending, s.Stuck, s.Oldest = 0, 0, 0
-			if now.Sub(s.Gone) >= w.o.Grace {
+			// The grace period runs from its SockGone event: a series
+			// dropped before its last events arrive would come back
+			// with partial counts. One whose SockGone was lost goes
+			// after twice the grace period.
+			if gone := s.goneEvent; (!gone.IsZero() && now.Sub(gone) >= w.o.Grace) || (gone.IsZero() && now.Sub(s.Gone) >= 2*w.o.Grace) {
 				delete(w.socks, k)
 			}
 		}

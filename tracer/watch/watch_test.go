@@ -182,7 +182,12 @@ func TestGracePeriod(t *testing.T) {
 	c.advance(4 * time.Minute)
 	w.Update(src)
 	if n := len(w.Snapshot().Sockets); n != 1 {
-		t.Errorf("%d sockets 5 minutes after a closed, want 1 (b closed a minute later)", n)
+		t.Errorf("%d sockets 5 minutes after a closed, want 1 (b's SockGone was lost)", n)
+	}
+	c.advance(5 * time.Minute)
+	w.Update(src)
+	if n := len(w.Snapshot().Sockets); n != 1 {
+		t.Errorf("%d sockets 9 minutes after b closed, want 1 (b stays twice the grace period)", n)
 	}
 	c.advance(time.Minute)
 	w.Update(src)
@@ -191,6 +196,40 @@ func TestGracePeriod(t *testing.T) {
 	}
 	if src.reads != 0 {
 		t.Errorf("frames read %d times with none in flight", src.reads)
+	}
+}
+
+// TestGraceFromSockGone: on a loaded machine the pipeline can release a
+// socket's last events seconds after the kernel stopped listing it. Its
+// series stay until the grace period after its SockGone event: dropped
+// sooner, the late events would bring it back with partial counts.
+func TestGraceFromSockGone(t *testing.T) {
+	c := &clock{wall: time.Unix(1000, 0), mono: 10e9}
+	w := newWatch(c, 3*time.Second)
+	a := session.SockKey{Sk: 1, Ino: 1}
+	src := &fakeSource{states: map[session.SockKey]session.SockState{a: {Frames: 8}}}
+	if err := w.Update(src); err != nil {
+		t.Fatal(err)
+	}
+	delete(src.states, a) // closed in the kernel
+	w.Update(src)
+	c.advance(4 * time.Second) // the pipeline lags
+	w.Update(src)
+	if n := len(w.Snapshot().Sockets); n != 1 {
+		t.Fatalf("%d sockets past the grace period from the close, its last events not in: want 1", n)
+	}
+	w.Event(&event.Event{Kind: event.SendmsgReturn, Sk: a.Sk, SockIno: a.Ino, A: [3]uint64{1500}})
+	w.Event(&event.Event{Kind: event.SockGone, Sk: a.Sk, SockIno: a.Ino})
+	c.advance(2 * time.Second)
+	w.Update(src)
+	snap := w.Snapshot()
+	if len(snap.Sockets) != 1 || snap.Sockets[0].Calls != 1 || snap.Sockets[0].Bytes != 1500 {
+		t.Fatalf("within the grace period from its SockGone: %+v, want its one late call counted", snap.Sockets)
+	}
+	c.advance(time.Second)
+	w.Update(src)
+	if n := len(w.Snapshot().Sockets); n != 0 {
+		t.Errorf("%d sockets the grace period after its SockGone, want 0", n)
 	}
 }
 
