@@ -157,29 +157,39 @@ func (p *Plan) FirstRow(evs ...string) (Row, bool) {
 // first: a frame's SENDING (through a qdisc, or bypassing it), its
 // completion (bounded ones by how they were found), its roll-back. The
 // plan's first row among them is the promise. nil: not a frame transition
-// the plan promises anything about.
+// the plan promises anything about. The slices are shared: read only (the
+// promise watch asks for every frame event, and must not allocate).
 func Promise(e *event.Event, bypass bool) []string {
 	if e.Kind != event.FrameState {
 		return nil
 	}
 	switch {
 	case e.New == event.Sending && bypass:
-		return []string{EvSendingBypass, EvStatusWrite}
+		return promiseSendingBypass
 	case e.New == event.Sending:
-		return []string{EvSending, EvStatusWrite}
+		return promiseSending
 	case e.New == event.SendRequest && e.Cause == event.CauseRollback:
-		return []string{EvRollback, EvStatusWrite}
+		return promiseRollback
 	case e.New != event.Available:
 		return nil
 	case e.Prec == event.Exact:
-		return []string{EvAvailable}
+		return promiseAvailable
 	case e.Cause == event.CauseDriverOrphan:
-		return []string{EvAvailableDriver, EvAvailable}
+		return promiseAvailableDriver
 	case e.Cause == event.CauseOrphaned || e.Cause == event.CauseScan || e.Cause == event.CauseRetaken || e.Hook == event.HookSweep:
-		return []string{EvAvailableOrphaned, EvAvailableSweep, EvAvailable}
+		return promiseAvailableFound
 	}
-	return []string{EvAvailable}
+	return promiseAvailable
 }
+
+var (
+	promiseSendingBypass   = []string{EvSendingBypass, EvStatusWrite}
+	promiseSending         = []string{EvSending, EvStatusWrite}
+	promiseRollback        = []string{EvRollback, EvStatusWrite}
+	promiseAvailable       = []string{EvAvailable}
+	promiseAvailableDriver = []string{EvAvailableDriver, EvAvailable}
+	promiseAvailableFound  = []string{EvAvailableOrphaned, EvAvailableSweep, EvAvailable}
+)
 
 // StackRange classifies a kernel stack frame: a sleeping sender whose stack
 // holds an address in [Start, End) waits for Reason.

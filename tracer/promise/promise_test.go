@@ -297,3 +297,15 @@ func TestCallsPairUp(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchDoesNotAllocate: the watch sees every frame event of a
+// streaming trace (a million a second): judging one must not allocate.
+func TestWatchDoesNotAllocate(t *testing.T) {
+	w := promise.New(uargPlan(), nil)
+	evs := []event.Event{enter(1, false), state(1, event.Sending, event.Exact, event.CauseXmit),
+		state(1, event.Available, event.Exact, event.CauseXmit)}
+	feed(w, evs...) // the tallies exist
+	if n := testing.AllocsPerRun(100, func() { feed(w, evs...) }); n != 0 {
+		t.Errorf("%.1f allocations per call and its two frame events, want 0", n)
+	}
+}

@@ -230,3 +230,29 @@ func (r *runner) finish(tb testing.TB) {
 		tb.Fatal(err)
 	}
 }
+
+// TestBatcherKeepsBatchesThroughLag: the loop falls behind at each release
+// and then hands back every batch the reader filled meanwhile, up to
+// batchesAhead. The reader must reuse them all at the next lag, not drop
+// most and allocate anew (90 MB/s of garbage when it did, streaming).
+func TestBatcherKeepsBatchesThroughLag(t *testing.T) {
+	rp := loadReplay(t, 0)
+	bt := newBatcher()
+	queued := make([][]event.Event, 0, batchesAhead)
+	lag := func() {
+		queued = queued[:0]
+		for len(queued) < batchesAhead {
+			raw, _ := rp.next()
+			if bt.add(raw) {
+				queued = append(queued, bt.take())
+			}
+		}
+		for _, evs := range queued { // the loop catches up
+			bt.recycle(evs)
+		}
+	}
+	lag() // the batches are made once
+	if n := testing.AllocsPerRun(3, lag); n != 0 {
+		t.Errorf("%.0f allocations per lag of %d batches once the batches exist, want 0", n, batchesAhead)
+	}
+}
