@@ -220,7 +220,9 @@ func TestTopTerminal(t *testing.T) {
 	t.Cleanup(func() { top.Process.Kill() })
 	var mu sync.Mutex
 	var screen strings.Builder
+	drained := make(chan struct{}) // the pty read to its end (top exited)
 	go func() {
+		defer close(drained)
 		r := bufio.NewReader(tty)
 		buf := make([]byte, 4096)
 		for {
@@ -282,6 +284,12 @@ func TestTopTerminal(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("top did not quit on q")
+	}
+	// What top wrote last (leaving the alternate screen) may still be in
+	// the pty when it exits: a slow guest's reader gets to it later.
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
 	}
 	mu.Lock()
 	raw := screen.String()
