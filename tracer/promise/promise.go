@@ -142,6 +142,10 @@ type openEvent struct {
 	tally string
 }
 
+// maxThreads bounds the threads whose calls Watch pairs up: beyond it, it
+// forgets them all (a day of thread churn must not grow it without end).
+const maxThreads = 1 << 16
+
 // maxWindows bounds what Windows keeps, and Watch of open reconstructed
 // events: the oldest go first (a long trace keeps judging
 // its recent events).
@@ -249,6 +253,7 @@ func (w *Watch) callEnter(e *event.Event) {
 			w.miss(t, "entry without return", window{open, e.TS})
 		}
 	}
+	w.forgetIfFull(e.TID)
 	w.calls[e.TID] = max(e.TS, 1)
 }
 
@@ -257,6 +262,7 @@ func (w *Watch) callEnter(e *event.Event) {
 // began (its first return may be of a call already in progress then).
 func (w *Watch) callReturn(e *event.Event) {
 	open, known := w.calls[e.TID]
+	w.forgetIfFull(e.TID)
 	w.calls[e.TID] = 0
 	t := w.callsTally()
 	switch {
@@ -265,6 +271,14 @@ func (w *Watch) callReturn(e *event.Event) {
 		t.Kept++
 	default:
 		w.miss(t, "return without entry", window{e.A[2], e.TS})
+	}
+}
+
+// forgetIfFull forgets every thread's calls before tid, a thread not yet
+// known, would make them more than maxThreads: threads come and go.
+func (w *Watch) forgetIfFull(tid uint32) {
+	if _, known := w.calls[tid]; !known && len(w.calls) >= maxThreads {
+		clear(w.calls)
 	}
 }
 

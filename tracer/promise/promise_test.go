@@ -309,3 +309,21 @@ func TestWatchDoesNotAllocate(t *testing.T) {
 		t.Errorf("%.1f allocations per call and its two frame events, want 0", n)
 	}
 }
+
+// TestCallsBounded: a long trace's thread churn does not grow the watch
+// without end; what it forgets is not judged.
+func TestCallsBounded(t *testing.T) {
+	p := uargPlan()
+	p.Rows = append(p.Rows, plan.Row{Event: plan.EvCalls, Hook: "syscalls", Precision: "exact"})
+	w := promise.New(p, nil)
+	for tid := uint32(1); tid <= 3*(1<<16); tid++ {
+		feed(w, event.Event{Kind: event.SendmsgEnter, TID: tid, TS: uint64(tid)},
+			event.Event{Kind: event.SendmsgReturn, TID: tid, TS: uint64(tid) + 1})
+	}
+	if n := promise.TrackedThreads(w); n > 1<<16 {
+		t.Errorf("%d threads tracked, want at most %d", n, 1<<16)
+	}
+	if got := tally(t, w, plan.EvCalls); got.Kept != 3*(1<<16) || got.Reconstructed != 0 {
+		t.Errorf("tally %+v, want every call paired", got)
+	}
+}
