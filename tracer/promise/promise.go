@@ -253,7 +253,8 @@ func (w *Watch) callEnter(e *event.Event) {
 			w.miss(t, "entry without return", window{open, e.TS})
 		}
 	}
-	w.forgetIfFull(e.TID)
+	_, known := w.calls[e.TID]
+	w.forgetIfFull(known)
 	w.calls[e.TID] = max(e.TS, 1)
 }
 
@@ -262,7 +263,7 @@ func (w *Watch) callEnter(e *event.Event) {
 // began (its first return may be of a call already in progress then).
 func (w *Watch) callReturn(e *event.Event) {
 	open, known := w.calls[e.TID]
-	w.forgetIfFull(e.TID)
+	w.forgetIfFull(known)
 	w.calls[e.TID] = 0
 	t := w.callsTally()
 	switch {
@@ -274,10 +275,10 @@ func (w *Watch) callReturn(e *event.Event) {
 	}
 }
 
-// forgetIfFull forgets every thread's calls before tid, a thread not yet
-// known, would make them more than maxThreads: threads come and go.
-func (w *Watch) forgetIfFull(tid uint32) {
-	if _, known := w.calls[tid]; !known && len(w.calls) >= maxThreads {
+// forgetIfFull forgets every thread's calls before a thread not yet known
+// would make them more than maxThreads: threads come and go.
+func (w *Watch) forgetIfFull(known bool) {
+	if !known && len(w.calls) >= maxThreads {
 		clear(w.calls)
 	}
 }
