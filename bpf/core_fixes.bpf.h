@@ -51,6 +51,25 @@ struct tpacket_uarg {
 	void *ph;
 } __attribute__((preserve_access_index));
 
+/*
+ * uarg_po_ph reads a tpacket_uarg's socket and frame: one probe read where
+ * ph follows po (every kernel so far), two otherwise.
+ */
+static __always_inline void uarg_po_ph(struct tpacket_uarg *u, __u64 *po, __u64 *ph)
+{
+	__u64 v[2] = {};
+	__u32 off = bpf_core_field_offset(struct tpacket_uarg, po);
+
+	if (bpf_core_field_offset(struct tpacket_uarg, ph) == off + sizeof(__u64)) {
+		bpf_probe_read_kernel(v, sizeof(v), (void *)u + off);
+	} else {
+		v[0] = (__u64)BPF_CORE_READ(u, po);
+		v[1] = (__u64)BPF_CORE_READ(u, ph);
+	}
+	*po = v[0];
+	*ph = v[1];
+}
+
 /* struct ubuf_info_ops (6.10+): complete() is its first member. */
 struct ubuf_info_ops___rt {
 	const void *complete;

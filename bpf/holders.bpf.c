@@ -75,8 +75,7 @@ static __always_inline __u32 ring_frame(struct sk_buff *skb, __u64 *ph, __u64 *s
 
 		if (!u)
 			return 0;
-		*ph = (__u64)BPF_CORE_READ(u, ph);
-		*sender = (__u64)BPF_CORE_READ(u, po);
+		uarg_po_ph(u, sender, ph);
 		if (!*ph || !*sender)
 			return 0;
 		return RT_HF_UARG;

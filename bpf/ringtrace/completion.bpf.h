@@ -54,11 +54,15 @@ static __always_inline void frame_done(struct sock *sk, __u64 ph, __u64 skb, str
 	ss = sock_lookup(sk, 0);
 	if (!ss || !completes(sk))
 		return;
-	ps = bpf_map_lookup_elem(&ph2idx, &ph);
-	if (ps && ps->sk == (__u64)sk && ps->ino == (__u32)ss->ino && ps->pg_vec && ps->pg_vec == ss->pg_vec) {
-		idx = ps->idx;
-	} else if ((idx = predicted_idx(ss, ph)) == RT_NO_FRAME && (idx = ring_idx(sk, ss, ph)) == RT_NO_FRAME) {
-		return;
+	/* Frames complete in ring order: the one after the last is one read
+	 * away, a hash lookup less than the address cache. */
+	if ((idx = predicted_idx(ss, ph)) == RT_NO_FRAME) {
+		ps = bpf_map_lookup_elem(&ph2idx, &ph);
+		if (ps && ps->sk == (__u64)sk && ps->ino == (__u32)ss->ino && ps->pg_vec &&
+		    ps->pg_vec == ss->pg_vec)
+			idx = ps->idx;
+		else if ((idx = ring_idx(sk, ss, ph)) == RT_NO_FRAME)
+			return;
 	}
 	predict_after(ss, idx);
 	c = current_call((__u64)sk);
@@ -98,12 +102,13 @@ int BPF_KPROBE(kprobe_tpacket_destruct_skb, struct sk_buff *skb)
 static __always_inline void ubuf_complete(struct tpacket_uarg *u, int success, __u8 hook)
 {
 	int refs = 0;
+	__u64 po, ph;
 
 	bpf_core_read(&refs, sizeof(refs), &u->ubuf.refcnt);
 	if (refs != 1)
 		return;
-	frame_done((struct sock *)BPF_CORE_READ(u, po), (__u64)BPF_CORE_READ(u, ph), 0, NULL,
-		   success ? RT_C_DESTRUCT : RT_C_COPIED, hook, 1);
+	uarg_po_ph(u, &po, &ph);
+	frame_done((struct sock *)po, ph, 0, NULL, success ? RT_C_DESTRUCT : RT_C_COPIED, hook, 1);
 }
 
 SEC("fentry/tpacket_ubuf_complete")
@@ -139,10 +144,12 @@ int tp_kfree_uarg(__u64 *ctx)
 	 * struct"). Both skip only runs nested in themselves. */
 	__u64 call_site = ctx[0];
 	struct tpacket_uarg *u = (void *)ctx[1];
+	__u64 po, ph;
 
 	if (!cfg.uarg_via_kfree || call_site - cfg.uarg_complete_addr >= cfg.uarg_complete_len || !u)
 		return 0;
-	frame_done((struct sock *)BPF_CORE_READ(u, po), (__u64)BPF_CORE_READ(u, ph), 0, NULL, RT_C_DESTRUCT,
+	uarg_po_ph(u, &po, &ph);
+	frame_done((struct sock *)po, ph, 0, NULL, RT_C_DESTRUCT,
 		   RT_H_TRACEPOINT, !cfg.complete_hooked);
 	return 0;
 }
@@ -169,6 +176,16 @@ static __always_inline void emit_drop(struct sock *sk, struct sock_state *ss, __
 }
 
 
+/* tx_side_free: whether a kfree of sk's ring skb is on the sending side
+ * (skb_freed says why). An unbound socket (a device per sendto) has no
+ * cached device: its frees count as completions. */
+static __always_inline int tx_side_free(struct sk_buff *skb, struct sock *sk)
+{
+	struct net_device *bound = BPF_CORE_READ((struct packet_sock *)sk, cached_dev);
+
+	return bound && skb->dev == bound && !BPF_CORE_READ(skb, skb_iif);
+}
+
 /*
  * skb_freed: a ring skb is freed. With its destructor still set the frame
  * completes right after this tracepoint (exact); a kfree inside the
@@ -188,6 +205,15 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 	__u32 idx;
 
 	if (ring_skb_arg_direct(skb, &sk, &ph, &darg)) {
+		/* Where the uarg's free reports the completion, a free here
+		 * matters only as a drop on the sending side: tell that first,
+		 * from two reads, before any lookup. */
+		tx_side = is_kfree && tx_side_free(skb, sk);
+		if (cfg.uarg_via_kfree && !tx_side) {
+			if (skbs_used)
+				bpf_map_delete_elem(&skbs, &key);
+			return;
+		}
 		ss = sock_lookup(sk, 0);
 		if (!ss)
 			return;
@@ -213,13 +239,14 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 				return;
 			}
 		}
-		predict_after(ss, idx);
+		if (!cfg.uarg_via_kfree) /* else the uarg's free moves the guess */
+			predict_after(ss, idx);
 		c = current_call((__u64)sk);
 		/*
-		 * Which side freed it: once the frame reached a receiving device
-		 * (a veth peer in the same namespace), skb->dev is that device,
-		 * not the one the socket is bound to, and the free is the
-		 * completion. On lo the receiving device is the sending one, and
+		 * Which side freed it (tx_side_free): once the frame reached a
+		 * receiving device (a veth peer in the same namespace),
+		 * skb->dev is that device, not the one the socket is bound to,
+		 * and the free is the completion. On lo the receiving device is the sending one, and
 		 * the receive runs in the softirq that ends the sender's xmit:
 		 * the receive path has set skb_iif (0 until then), so a drop
 		 * there (UNHANDLED_PROTO) is the frame's completion, not a drop
@@ -229,16 +256,7 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		 * qdisc dropping at dequeue, in the sender's qdisc run or the
 		 * NET_TX softirq) is a drop the sender is never told of.
 		 */
-		tx_side = 0;
-		sync_drop = 0;
-		if (is_kfree) {
-			/* An unbound socket (a device per sendto) has no cached
-			 * device: its frees count as completions. */
-			struct net_device *bound = BPF_CORE_READ((struct packet_sock *)sk, cached_dev);
-
-			tx_side = bound && skb->dev == bound && !BPF_CORE_READ(skb, skb_iif);
-			sync_drop = tx_side && c && c->in_xmit && c->xmit_skb == key;
-		}
+		sync_drop = tx_side && c && c->in_xmit && c->xmit_skb == key;
 		if (sync_drop && c) {
 			c->rollback_idx = idx;
 			c->drop_ts = bpf_ktime_get_ns();

@@ -17,6 +17,20 @@ static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
 	return (__u64)BPF_CORE_READ(shinfo_of(skb), destructor_arg);
 }
 
+/* uarg_ring_skb: ring_skb_arg's uarg form, from the skb's shared info. */
+static __always_inline int uarg_ring_skb(struct skb_shared_info *sh, struct sock **skp, __u64 *php, __u64 *argp)
+{
+	struct tpacket_uarg *u = tpacket_uarg_of(sh, cfg.uarg_complete_addr);
+	__u64 po;
+
+	*argp = (__u64)u;
+	if (!u)
+		return 0;
+	uarg_po_ph(u, &po, php);
+	*skp = (struct sock *)po;
+	return *skp && *php;
+}
+
 /*
  * ring_skb_arg recognises an skb carrying a TX-ring frame: destructor form
  * (skb->destructor == tpacket_destruct_skb, frame = destructor_arg & ~1,
@@ -29,8 +43,6 @@ static __always_inline __u64 shinfo_destructor_arg(struct sk_buff *skb)
  */
 static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, __u64 *php, __u64 *argp)
 {
-	struct tpacket_uarg *u;
-
 	if (!skb)
 		return 0;
 	if (!cfg.uarg_form) {
@@ -41,13 +53,7 @@ static __always_inline int ring_skb_arg(struct sk_buff *skb, struct sock **skp, 
 		*php = *argp & ~1ULL;
 		return *skp && *php;
 	}
-	u = tpacket_uarg_of(shinfo_of(skb), cfg.uarg_complete_addr);
-	*argp = (__u64)u;
-	if (!u)
-		return 0;
-	*skp = (struct sock *)BPF_CORE_READ(u, po);
-	*php = (__u64)BPF_CORE_READ(u, ph);
-	return *skp && *php;
+	return uarg_ring_skb(shinfo_of(skb), skp, php, argp);
 }
 
 /*
@@ -61,12 +67,14 @@ static __always_inline int ring_skb_arg_direct(struct sk_buff *skb, struct sock 
 
 	if (!skb)
 		return 0;
+	/* skb_shinfo() from two plain loads; what it points to is read with
+	 * probe reads either way. */
+	sh = (void *)(skb->head + skb->end);
 	if (cfg.uarg_form)
-		return ring_skb_arg(skb, skp, php, argp);
+		return uarg_ring_skb(sh, skp, php, argp);
 	if ((__u64)skb->destructor != cfg.destruct_addr || !cfg.destruct_addr)
 		return 0;
 	*skp = skb->sk;
-	sh = (void *)(skb->head + skb->end);
 	*argp = (__u64)BPF_CORE_READ(sh, destructor_arg);
 	*php = *argp & ~1ULL;
 	return *skp && *php;
@@ -115,6 +123,8 @@ static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, _
 				.ts_start_xmit = bpf_ktime_get_ns() };
 	struct ph_state *known = bpf_map_lookup_elem(&ph2idx, &ph);
 
+	if (!skbs_used)
+		skbs_used = 1;
 	if (bpf_map_update_elem(&skbs, &key, &st, BPF_ANY))
 		count(&overflow, OVF_SKBS);
 	if (known && known->sk == (__u64)sk && known->ino == ino && known->idx == idx && known->pg_vec == pg_vec) {
@@ -135,6 +145,9 @@ static __always_inline int known_skb(struct sk_buff *skb, struct skb_state **stp
 {
 	__u64 key = (__u64)skb;
 
+	*stp = NULL;
+	if (!skbs_used)
+		return 0;
 	*stp = bpf_map_lookup_elem(&skbs, &key);
 	if (!*stp)
 		return 0;

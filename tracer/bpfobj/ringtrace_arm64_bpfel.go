@@ -103,6 +103,7 @@ const (
 	RingtraceVarRtSweepKindAnchor              = "__rt_sweep_kind_anchor"
 	RingtraceVarRtWaitAnchor                   = "__rt_wait_anchor"
 	RingtraceVarCfg                            = "cfg"
+	RingtraceVarSkbsUsed                       = "skbs_used"
 )
 
 // LoadRingtrace returns the embedded CollectionSpec for Ringtrace.
@@ -246,6 +247,7 @@ type RingtraceVariableSpecs struct {
 	RtSweepKindAnchor *ebpf.VariableSpec `ebpf:"__rt_sweep_kind_anchor"`
 	RtWaitAnchor      *ebpf.VariableSpec `ebpf:"__rt_wait_anchor"`
 	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
+	SkbsUsed          *ebpf.VariableSpec `ebpf:"skbs_used"`
 }
 
 // RingtraceObjects contains all objects after they have been loaded into the kernel.
@@ -322,6 +324,7 @@ type RingtraceVariables struct {
 	RtSweepKindAnchor *ebpf.Variable `ebpf:"__rt_sweep_kind_anchor"`
 	RtWaitAnchor      *ebpf.Variable `ebpf:"__rt_wait_anchor"`
 	Cfg               *ebpf.Variable `ebpf:"cfg"`
+	SkbsUsed          *ebpf.Variable `ebpf:"skbs_used"`
 }
 
 // RingtracePrograms contains all programs after they have been loaded into the kernel.
