@@ -185,7 +185,7 @@ struct rt_config {
 	__u64 destruct_addr; /* tpacket_destruct_skb */
 	__u64 uarg_complete_addr; /* tpacket_ubuf_complete on uarg kernels, else 0 */
 	__u32 uarg_complete_len; /* its length in bytes: kfree call sites inside it */
-	__u32 pad1;
+	__u32 sendmsg_nr; /* this architecture's syscall number of sendmsg */
 	__u64 direct_xmit_addr; /* packet_direct_xmit (po->xmit of a bypass socket before 6.4), else 0 */
 	__u32 filter_pid; /* 0: any */
 	__u32 max_scan; /* frames a ring scan looks at */

@@ -436,7 +436,24 @@ static __always_inline struct sock *fd_sock(int fd, __u32 *dontwait, const struc
 	return sk;
 }
 
-static __always_inline void sys_enter(struct sys_enter_args *ctx, int flags_arg, int use_loop)
+/*
+ * send_flags: the flags argument of the send syscall at ctx. sendmsg(fd,
+ * msg, flags) has it in args[2]; sendto(fd, buf, len, flags, ...) and
+ * sendmmsg(fd, vec, vlen, flags) in args[3]. A plain load of args[3] would
+ * make the program read past sys_enter_sendmsg's shorter record, and the
+ * kernel would refuse to attach it there: args[3] is probe-read, and only
+ * for the calls whose record has it.
+ */
+static __always_inline __u32 send_flags(struct sys_enter_args *ctx)
+{
+	__u64 flags = ctx->args[2]; /* in every record: a plain load */
+
+	if (ctx->nr != cfg.sendmsg_nr)
+		bpf_probe_read_kernel(&flags, sizeof(flags), &ctx->args[3]);
+	return (__u32)flags;
+}
+
+static __always_inline void sys_enter(struct sys_enter_args *ctx, int use_loop)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call_state *kept = NULL;
@@ -450,22 +467,20 @@ static __always_inline void sys_enter(struct sys_enter_args *ctx, int flags_arg,
 		kept = bpf_map_lookup_elem(&calls, &tid);
 	sk = fd_sock((int)ctx->args[0], &dontwait, kept ? &kept->fd : NULL, &fd, use_loop);
 	if (sk)
-		call_enter(sk, fd.ino, (__u32)ctx->args[flags_arg] | dontwait, RT_H_TRACEPOINT, use_loop, kept, &fd);
+		call_enter(sk, fd.ino, send_flags(ctx) | dontwait, RT_H_TRACEPOINT, use_loop, kept, &fd);
 }
 
 /*
- * An entry program per send syscall: sendmsg(fd, msg, flags) has its flags
- * in args[2], sendto(fd, buf, len, flags, ...) and sendmmsg(fd, vec, vlen,
- * flags) in args[3], and a program that reads args[3] cannot attach to
- * sys_enter_sendmsg, whose record is shorter. The three exits are one
- * program attached three times, verified once: it is the largest of all
- * (tens of thousands of instructions to verify, most of the start-up).
+ * The send syscalls' entry and exit: one program each, attached to
+ * sendto, sendmsg and sendmmsg, so each is verified once. They are the
+ * largest programs of all (tens of thousands of instructions to verify,
+ * most of the start-up).
  */
-#define SYSCALL_ENTER(name, flags_arg, variant, use_loop)                       \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                              \
-	int sys_enter_##name##_##variant(struct sys_enter_args *ctx)             \
+#define SYSCALL_ENTER(variant, use_loop)                                        \
+	SEC("tracepoint/syscalls/sys_enter_sendto")                              \
+	int sys_enter_send_##variant(struct sys_enter_args *ctx)                 \
 	{                                                                        \
-		sys_enter(ctx, flags_arg, use_loop);                             \
+		sys_enter(ctx, use_loop);                                        \
 		return 0;                                                        \
 	}
 
@@ -478,12 +493,8 @@ static __always_inline void sys_enter(struct sys_enter_args *ctx, int flags_arg,
 		return 0;                                                        \
 	}
 
-SYSCALL_ENTER(sendto, 3, loop, 1)
-SYSCALL_ENTER(sendmsg, 2, loop, 1)
-SYSCALL_ENTER(sendmmsg, 3, loop, 1)
-SYSCALL_ENTER(sendto, 3, bounded, 0)
-SYSCALL_ENTER(sendmsg, 2, bounded, 0)
-SYSCALL_ENTER(sendmmsg, 3, bounded, 0)
+SYSCALL_ENTER(loop, 1)
+SYSCALL_ENTER(bounded, 0)
 SYSCALL_EXIT(loop, 1)
 SYSCALL_EXIT(bounded, 0)
 

@@ -66,12 +66,8 @@ const (
 	RingtraceProgSweepBounded                  = "sweep_bounded"
 	RingtraceProgSweepLoop                     = "sweep_loop"
 	RingtraceProgSysEnterCloseLoop             = "sys_enter_close_loop"
-	RingtraceProgSysEnterSendmmsgBounded       = "sys_enter_sendmmsg_bounded"
-	RingtraceProgSysEnterSendmmsgLoop          = "sys_enter_sendmmsg_loop"
-	RingtraceProgSysEnterSendmsgBounded        = "sys_enter_sendmsg_bounded"
-	RingtraceProgSysEnterSendmsgLoop           = "sys_enter_sendmsg_loop"
-	RingtraceProgSysEnterSendtoBounded         = "sys_enter_sendto_bounded"
-	RingtraceProgSysEnterSendtoLoop            = "sys_enter_sendto_loop"
+	RingtraceProgSysEnterSendBounded           = "sys_enter_send_bounded"
+	RingtraceProgSysEnterSendLoop              = "sys_enter_send_loop"
 	RingtraceProgSysExitSendBounded            = "sys_exit_send_bounded"
 	RingtraceProgSysExitSendLoop               = "sys_exit_send_loop"
 	RingtraceProgTpConsumeSkb                  = "tp_consume_skb"
@@ -183,12 +179,8 @@ type RingtraceProgramSpecs struct {
 	SweepBounded                  *ebpf.ProgramSpec `ebpf:"sweep_bounded"`
 	SweepLoop                     *ebpf.ProgramSpec `ebpf:"sweep_loop"`
 	SysEnterCloseLoop             *ebpf.ProgramSpec `ebpf:"sys_enter_close_loop"`
-	SysEnterSendmmsgBounded       *ebpf.ProgramSpec `ebpf:"sys_enter_sendmmsg_bounded"`
-	SysEnterSendmmsgLoop          *ebpf.ProgramSpec `ebpf:"sys_enter_sendmmsg_loop"`
-	SysEnterSendmsgBounded        *ebpf.ProgramSpec `ebpf:"sys_enter_sendmsg_bounded"`
-	SysEnterSendmsgLoop           *ebpf.ProgramSpec `ebpf:"sys_enter_sendmsg_loop"`
-	SysEnterSendtoBounded         *ebpf.ProgramSpec `ebpf:"sys_enter_sendto_bounded"`
-	SysEnterSendtoLoop            *ebpf.ProgramSpec `ebpf:"sys_enter_sendto_loop"`
+	SysEnterSendBounded           *ebpf.ProgramSpec `ebpf:"sys_enter_send_bounded"`
+	SysEnterSendLoop              *ebpf.ProgramSpec `ebpf:"sys_enter_send_loop"`
 	SysExitSendBounded            *ebpf.ProgramSpec `ebpf:"sys_exit_send_bounded"`
 	SysExitSendLoop               *ebpf.ProgramSpec `ebpf:"sys_exit_send_loop"`
 	TpConsumeSkb                  *ebpf.ProgramSpec `ebpf:"tp_consume_skb"`
@@ -366,12 +358,8 @@ type RingtracePrograms struct {
 	SweepBounded                  *ebpf.Program `ebpf:"sweep_bounded"`
 	SweepLoop                     *ebpf.Program `ebpf:"sweep_loop"`
 	SysEnterCloseLoop             *ebpf.Program `ebpf:"sys_enter_close_loop"`
-	SysEnterSendmmsgBounded       *ebpf.Program `ebpf:"sys_enter_sendmmsg_bounded"`
-	SysEnterSendmmsgLoop          *ebpf.Program `ebpf:"sys_enter_sendmmsg_loop"`
-	SysEnterSendmsgBounded        *ebpf.Program `ebpf:"sys_enter_sendmsg_bounded"`
-	SysEnterSendmsgLoop           *ebpf.Program `ebpf:"sys_enter_sendmsg_loop"`
-	SysEnterSendtoBounded         *ebpf.Program `ebpf:"sys_enter_sendto_bounded"`
-	SysEnterSendtoLoop            *ebpf.Program `ebpf:"sys_enter_sendto_loop"`
+	SysEnterSendBounded           *ebpf.Program `ebpf:"sys_enter_send_bounded"`
+	SysEnterSendLoop              *ebpf.Program `ebpf:"sys_enter_send_loop"`
 	SysExitSendBounded            *ebpf.Program `ebpf:"sys_exit_send_bounded"`
 	SysExitSendLoop               *ebpf.Program `ebpf:"sys_exit_send_loop"`
 	TpConsumeSkb                  *ebpf.Program `ebpf:"tp_consume_skb"`
@@ -429,12 +417,8 @@ func (p *RingtracePrograms) Close() error {
 		p.SweepBounded,
 		p.SweepLoop,
 		p.SysEnterCloseLoop,
-		p.SysEnterSendmmsgBounded,
-		p.SysEnterSendmmsgLoop,
-		p.SysEnterSendmsgBounded,
-		p.SysEnterSendmsgLoop,
-		p.SysEnterSendtoBounded,
-		p.SysEnterSendtoLoop,
+		p.SysEnterSendBounded,
+		p.SysEnterSendLoop,
 		p.SysExitSendBounded,
 		p.SysExitSendLoop,
 		p.TpConsumeSkb,

@@ -443,8 +443,8 @@ func (b *builder) calls() {
 		b.row(ev, "-", "unavailable", why)
 		return
 	}
-	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} { // one exit program, attached thrice
-		b.attach(b.variant("sys_enter_"+sc), KindTracepoint, "syscalls/sys_enter_"+sc)
+	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} { // one entry and one exit program, attached thrice
+		b.attach(b.variant("sys_enter_send"), KindTracepoint, "syscalls/sys_enter_"+sc)
 		b.attach(b.variant("sys_exit_send"), KindTracepoint, "syscalls/sys_exit_"+sc)
 	}
 	b.keepCalls()

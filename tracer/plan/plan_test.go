@@ -102,12 +102,12 @@ func TestClassCLikeThisHost(t *testing.T) {
 		t.Fatalf("class %s (%s)", p.Class, p.ClassWhy)
 	}
 	a := attached(p)
-	for _, prog := range []string{"sys_enter_sendto_loop", "sys_exit_send_loop", "tp_net_dev_queue", "tp_kfree_skb", "sweep_loop"} {
+	for _, prog := range []string{"sys_enter_send_loop", "sys_exit_send_loop", "tp_net_dev_queue", "tp_kfree_skb", "sweep_loop"} {
 		if _, ok := a[prog]; !ok {
 			t.Errorf("class C plan lacks %s: %v", prog, a)
 		}
 	}
-	// One exit program, attached to the three send syscalls.
+	// One entry and one exit program, attached to the three send syscalls.
 	targets := map[string]string{}
 	for _, at := range p.Attach {
 		if strings.HasPrefix(at.Target, "syscalls/") {
@@ -115,7 +115,7 @@ func TestClassCLikeThisHost(t *testing.T) {
 		}
 	}
 	for _, sc := range []string{"sendto", "sendmsg", "sendmmsg"} {
-		if targets["syscalls/sys_enter_"+sc] != "sys_enter_"+sc+"_loop" || targets["syscalls/sys_exit_"+sc] != "sys_exit_send_loop" {
+		if targets["syscalls/sys_enter_"+sc] != "sys_enter_send_loop" || targets["syscalls/sys_exit_"+sc] != "sys_exit_send_loop" {
 			t.Errorf("%s: syscall attachments %v", sc, targets)
 		}
 	}
@@ -139,7 +139,7 @@ func TestNoBPFLoopUsesBoundedVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := attached(p)
-	if _, ok := a["sys_enter_sendto_bounded"]; !ok {
+	if _, ok := a["sys_enter_send_bounded"]; !ok {
 		t.Errorf("pre-5.17 plan: %v", a)
 	}
 	if _, ok := a["tp_net_dev_queue_bounded"]; !ok {

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
@@ -30,6 +31,7 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpftypes.RingtraceRtConfig
 		UargForm: b2u(c.UargForm), UargCompleteLen: c.UargCompleteLen, UargViaKfree: b2u(c.UargViaKfree),
 		DirectXmitAddr: c.DirectXmitAddr, CompleteHooked: b2u(c.CompleteHooked), Claims: b2u(c.Claims),
 		CallsOnly: b2u(c.CallsOnly), CallsKept: b2u(c.CallsKept),
+		SendmsgNr: unix.SYS_SENDMSG, // the entry program reads sendmsg's flags where the others' are not
 	}
 	switch p.Class {
 	case plan.Fentry:

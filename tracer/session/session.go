@@ -265,14 +265,17 @@ func (s *Session) counter(m string, key uint32) uint64 {
 }
 
 // missed reads the kernel's count of skipped runs of every attached
-// program.
+// program. A program attached to several hooks (the send syscalls' entry
+// and exit) has one count for all of them: it is named after its first.
 func (s *Session) missed() map[string]uint64 {
 	out := map[string]uint64{}
+	seen := map[string]bool{}
 	for _, a := range s.o.Plan.Attach {
 		prog := s.objs.progs[a.Program]
-		if a.Kind == plan.KindTestRun || prog == nil {
+		if a.Kind == plan.KindTestRun || prog == nil || seen[a.Program] {
 			continue
 		}
+		seen[a.Program] = true
 		if st, err := prog.Stats(); err == nil && st.RecursionMisses > 0 {
 			out[string(a.Kind)+" "+a.Target] += st.RecursionMisses
 		}

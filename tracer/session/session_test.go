@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -813,5 +814,63 @@ func TestSweepFindsMissedCompletion(t *testing.T) {
 	avail := availables(rt.stop(t), in.Sk, idx)
 	if len(avail) != 2 || avail[1].Hook != hookSweep || avail[1].Prec != event.Bounded || avail[1].TSLo > avail[0].TS {
 		t.Fatalf("frame %d: AVAILABLE events %v, want the completion, then a bounded one by the sweep", idx, avail)
+	}
+}
+
+// TestSendSyscallFlags: where the send calls are hooked at their syscalls
+// (class C), one entry program serves sendto, sendmsg and sendmmsg, whose
+// flags sit in different arguments. Each call here has flags of its own;
+// each must be reported with exactly those.
+func TestSendSyscallFlags(t *testing.T) {
+	l := newLab(t)
+	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
+	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
+		txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fd := uintptr(r.FD())
+	var empty unix.Msghdr
+	mm := []unix.Mmsghdr{{}}
+	calls := []struct {
+		name  string
+		flags int
+		call  func(flags uintptr) unix.Errno
+	}{
+		{"sendto", unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL, func(f uintptr) unix.Errno {
+			_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, f, 0, 0)
+			return e
+		}},
+		{"sendmsg", unix.MSG_DONTWAIT | unix.MSG_EOR, func(f uintptr) unix.Errno {
+			_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&empty)), f)
+			return e
+		}},
+		{"sendmmsg", unix.MSG_DONTWAIT | unix.MSG_CONFIRM, func(f uintptr) unix.Errno {
+			_, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&mm[0])), 1, f, 0, 0)
+			return e
+		}},
+	}
+	for _, c := range calls {
+		if e := c.call(uintptr(c.flags)); e != 0 {
+			t.Fatalf("%s on an empty ring: %v", c.name, e)
+		}
+	}
+	got := map[int]int{}
+	for _, e := range tr.stop(t) {
+		if e.Kind == event.SendmsgEnter && e.Sk != 0 {
+			got[int(uint32(e.A[0]))]++
+		}
+	}
+	if tr.plan.Class != plan.Tracepoint {
+		t.Logf("class %s hooks packet_sendmsg, not the syscalls", tr.plan.Class)
+	}
+	for _, c := range calls {
+		if got[c.flags] != 1 {
+			t.Errorf("%s with flags %#x: %d entries reported with those flags; all entries' flags: %v", c.name, c.flags, got[c.flags], got)
+		}
+	}
+	if len(got) != len(calls) {
+		t.Errorf("entries with flags %v, want one each of the %d calls'", got, len(calls))
 	}
 }

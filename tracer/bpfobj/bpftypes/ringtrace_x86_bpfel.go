@@ -87,7 +87,7 @@ type RingtraceRtConfig struct {
 	DestructAddr     uint64
 	UargCompleteAddr uint64
 	UargCompleteLen  uint32
-	Pad1             uint32
+	SendmsgNr        uint32
 	DirectXmitAddr   uint64
 	FilterPid        uint32
 	MaxScan          uint32
