@@ -204,16 +204,24 @@ func sendRing(t *testing.T, l *lab.Lab, ifname string, o txring.Options) txring.
 	return sum
 }
 
-// requestedRing opens a V2 TX ring of n frames on the lab's sender, every
-// frame filled with size bytes and SEND_REQUEST; closed at the test's end.
-func requestedRing(t *testing.T, l *lab.Lab, n, size int) *txring.Ring {
+// labRing opens a V2 TX ring of n frames of frameSize bytes on the lab's
+// sender; closed at the test's end.
+func labRing(t *testing.T, l *lab.Lab, n, frameSize int) *txring.Ring {
 	t.Helper()
 	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
-		txring.Geometry{Version: txring.V2, Frames: n, FrameSize: 2048, BlockSize: 4096})
+		txring.Geometry{Version: txring.V2, Frames: n, FrameSize: frameSize, BlockSize: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// requestedRing opens a V2 TX ring of n frames on the lab's sender, every
+// frame filled with size bytes and SEND_REQUEST; closed at the test's end.
+func requestedRing(t *testing.T, l *lab.Lab, n, size int) *txring.Ring {
+	t.Helper()
+	r := labRing(t, l, n, 2048)
 	pkt := txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: size}.Build()
 	for i := 0; i < n; i++ {
 		r.Fill(i, pkt)
@@ -440,12 +448,7 @@ func TestForeignProcess(t *testing.T) {
 func TestWrongFormat(t *testing.T) {
 	l := newLab(t)
 	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
-	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
-		txring.Geometry{Version: txring.V2, Frames: 2, FrameSize: 4096, BlockSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := labRing(t, l, 2, 4096)
 	r.Fill(0, txring.FrameSpec{Dst: txring.BroadcastMAC, EtherType: txring.EtherTypeLocalExp1, Size: 1600}.Build())
 	r.SetStatus(0, txring.SendRequest)
 	if _, err := r.Send(0); err != unix.EMSGSIZE {
@@ -824,13 +827,7 @@ func TestSweepFindsMissedCompletion(t *testing.T) {
 func TestSendSyscallFlags(t *testing.T) {
 	l := newLab(t)
 	tr := startTracer(t, plan.Auto, session.Filter{PID: uint32(os.Getpid())})
-	r, err := txring.Open(txring.SocketConfig{Ifname: l.SenderIf, NetNS: l.SenderNS},
-		txring.Geometry{Version: txring.V2, Frames: 8, FrameSize: 2048, BlockSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	fd := uintptr(r.FD())
+	fd := uintptr(labRing(t, l, 8, 2048).FD())
 	var empty unix.Msghdr
 	mm := []unix.Mmsghdr{{}}
 	calls := []struct {
