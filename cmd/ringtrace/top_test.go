@@ -172,7 +172,10 @@ func TestTopBatch(t *testing.T) {
 		t.Errorf("%d snapshots, want 4:\n%s", n, out.String())
 	}
 	// The busiest snapshot: the sender's row, with plausible numbers.
-	best := 0.0
+	// Gbit/s counts the bytes calls returned: a snapshot whose interval
+	// one long call spans (seconds in a loaded TCG guest) has frames but
+	// no bytes, so the bit rate is looked for in every snapshot.
+	best, bestGbps := 0.0, 0.0
 	var row []string
 	for _, f := range snapshotRows(out.String(), comm, pid) {
 		if len(f) < 8 {
@@ -181,6 +184,11 @@ func TestTopBatch(t *testing.T) {
 		if fps, err := strconv.ParseFloat(f[6], 64); err == nil && fps > best {
 			best, row = fps, f
 		}
+		gbps, err := strconv.ParseFloat(f[7], 64)
+		if err != nil || gbps < 0 || gbps > 1000 {
+			t.Errorf("Gbit/s %q: %v", f[7], f)
+		}
+		bestGbps = max(bestGbps, gbps)
 	}
 	if row == nil {
 		t.Fatalf("no row for %s/%d that sent anything:\n%s", comm, pid, out.String())
@@ -191,8 +199,8 @@ func TestTopBatch(t *testing.T) {
 	if best < 1000 {
 		t.Errorf("%v frames/s on lo, want thousands: %v", best, row)
 	}
-	if gbps, err := strconv.ParseFloat(row[7], 64); err != nil || gbps <= 0 || gbps > 1000 {
-		t.Errorf("Gbit/s %q", row[7])
+	if bestGbps <= 0 {
+		t.Errorf("no snapshot shows the bytes sent (Gbit/s 0 in all):\n%s", out.String())
 	}
 }
 
