@@ -57,17 +57,34 @@ static __always_inline struct rt_event *ev_reserve(__u16 kind, __u8 hook)
 
 /* ev_sock fills the socket fields; ss may be NULL (looked up then). */
 /*
+ * The reader's position in the ring buffer as some CPU last read it. It
+ * only grows, so the producer's position less this over-estimates what
+ * waits.
+ */
+volatile __u64 cons_seen;
+
+/*
  * ev_submit commits an event without waking the reader for each one: the
  * reader wakes itself every few milliseconds, and is woken at once only when
  * a good part of the buffer is waiting (a wake-up is an irq_work per event
- * otherwise, a large share of the per-frame cost).
+ * otherwise, a large share of the per-frame cost). What waits is the
+ * producer's position (a cache line this CPU just wrote, reserving) less the
+ * reader's, a line the reader's CPU writes after every batch: that one is
+ * read only when the over-estimate from cons_seen reaches the threshold,
+ * about once per cfg.wakeup_bytes written while the reader keeps up, and
+ * for every event while it does not (each then wakes it, as before).
  */
 static __always_inline void ev_submit(struct rt_event *e)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 prod = bpf_ringbuf_query(&events, BPF_RB_PROD_POS), cons;
 
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
+	if (prod - cons_seen >= cfg.wakeup_bytes) {
+		cons = bpf_ringbuf_query(&events, BPF_RB_CONS_POS);
+		cons_seen = cons;
+		if (prod - cons >= cfg.wakeup_bytes)
+			flags = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

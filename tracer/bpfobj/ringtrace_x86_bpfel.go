@@ -99,6 +99,7 @@ const (
 	RingtraceVarRtSweepKindAnchor              = "__rt_sweep_kind_anchor"
 	RingtraceVarRtWaitAnchor                   = "__rt_wait_anchor"
 	RingtraceVarCfg                            = "cfg"
+	RingtraceVarConsSeen                       = "cons_seen"
 	RingtraceVarSkbsUsed                       = "skbs_used"
 )
 
@@ -239,6 +240,7 @@ type RingtraceVariableSpecs struct {
 	RtSweepKindAnchor *ebpf.VariableSpec `ebpf:"__rt_sweep_kind_anchor"`
 	RtWaitAnchor      *ebpf.VariableSpec `ebpf:"__rt_wait_anchor"`
 	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
+	ConsSeen          *ebpf.VariableSpec `ebpf:"cons_seen"`
 	SkbsUsed          *ebpf.VariableSpec `ebpf:"skbs_used"`
 }
 
@@ -316,6 +318,7 @@ type RingtraceVariables struct {
 	RtSweepKindAnchor *ebpf.Variable `ebpf:"__rt_sweep_kind_anchor"`
 	RtWaitAnchor      *ebpf.Variable `ebpf:"__rt_wait_anchor"`
 	Cfg               *ebpf.Variable `ebpf:"cfg"`
+	ConsSeen          *ebpf.Variable `ebpf:"cons_seen"`
 	SkbsUsed          *ebpf.Variable `ebpf:"skbs_used"`
 }
 
