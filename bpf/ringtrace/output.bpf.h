@@ -15,12 +15,21 @@ static __always_inline void count(void *map, __u32 key)
 		(*c)++;
 }
 
+/*
+ * Sockets found gone so far, and that count as of the sweep's last clean-up
+ * of what they leave (graves, calls): walking those maps visits every
+ * bucket (16 k for calls), so an idle sweep skips them.
+ */
+volatile __u64 gone_count;
+volatile __u64 gone_cleaned;
+
 /* bury leaves a gone socket's frame entries to the sweep. */
 static __always_inline void bury(__u64 sk, struct sock_state *ss)
 {
 	struct rt_agg_key k = { .sk = sk, .ino = ss->ino };
 	__u32 n = ss->n;
 
+	__sync_fetch_and_add(&gone_count, 1);
 	if (n && bpf_map_update_elem(&graves, &k, &n, BPF_ANY))
 		count(&overflow, OVF_SOCKS);
 }

@@ -236,10 +236,17 @@ SEC("raw_tp")
 int sweep_loop(void *ctx)
 {
 	struct sweep_walk w = {};
+	__u64 gone;
 
 	bpf_for_each_map_elem(&socks, sweep_sock, &w, 0);
-	bpf_for_each_map_elem(&graves, dig, NULL, 0);
-	bpf_for_each_map_elem(&calls, gc_call, NULL, 0);
+	/* Graves and calls left by a socket exist only once one went: a
+	 * socket found gone in the walk above is cleaned up after now. */
+	gone = gone_count;
+	if (gone != gone_cleaned) {
+		gone_cleaned = gone;
+		bpf_for_each_map_elem(&graves, dig, NULL, 0);
+		bpf_for_each_map_elem(&calls, gc_call, NULL, 0);
+	}
 	return w.sending;
 }
 

@@ -100,6 +100,8 @@ const (
 	RingtraceVarRtWaitAnchor                   = "__rt_wait_anchor"
 	RingtraceVarCfg                            = "cfg"
 	RingtraceVarConsSeen                       = "cons_seen"
+	RingtraceVarGoneCleaned                    = "gone_cleaned"
+	RingtraceVarGoneCount                      = "gone_count"
 	RingtraceVarSkbsUsed                       = "skbs_used"
 )
 
@@ -241,6 +243,8 @@ type RingtraceVariableSpecs struct {
 	RtWaitAnchor      *ebpf.VariableSpec `ebpf:"__rt_wait_anchor"`
 	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
 	ConsSeen          *ebpf.VariableSpec `ebpf:"cons_seen"`
+	GoneCleaned       *ebpf.VariableSpec `ebpf:"gone_cleaned"`
+	GoneCount         *ebpf.VariableSpec `ebpf:"gone_count"`
 	SkbsUsed          *ebpf.VariableSpec `ebpf:"skbs_used"`
 }
 
@@ -319,6 +323,8 @@ type RingtraceVariables struct {
 	RtWaitAnchor      *ebpf.Variable `ebpf:"__rt_wait_anchor"`
 	Cfg               *ebpf.Variable `ebpf:"cfg"`
 	ConsSeen          *ebpf.Variable `ebpf:"cons_seen"`
+	GoneCleaned       *ebpf.Variable `ebpf:"gone_cleaned"`
+	GoneCount         *ebpf.Variable `ebpf:"gone_count"`
 	SkbsUsed          *ebpf.Variable `ebpf:"skbs_used"`
 }
 
