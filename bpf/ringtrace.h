@@ -57,6 +57,7 @@ enum rt_kind {
 			       * entry << 32, old_state=the status of the frame at head at entry, new_state=
 			       * the frames the entry's scan read (1, or 0 with light scans), prec=
 			       * PACKET_QDISC_BYPASS set, ifindex and dev=the device (never delivered as such) */
+	RT_FRAME_SHORT = 19, /* an RT_FRAME_STATE in a struct rt_frame_short record (never delivered as such) */
 };
 
 /* Frame states: the tp_status values (low three bits). */
@@ -142,6 +143,43 @@ struct rt_event {
 	__u8 hook; /* enum rt_hook: which hook produced it */
 	char comm[RT_COMM_LEN];
 	char dev[RT_IFNAME_LEN];
+};
+
+/*
+ * A frame state change in a short record (RT_FRAME_SHORT): what an
+ * RT_FRAME_STATE record says, in 80 bytes instead of 176, for the per-frame
+ * events of a stream. It leaves out what user space already has, so that
+ * the decoder fills it in: the thread's comm, from the entry record of the
+ * send call the thread is in (on that call's socket; a full record of the
+ * same thread, earlier in the buffer), and the device, from the socket's
+ * last full record naming one (RT_FS_DEV). A drop's reason and location
+ * (a[0], a[1]) are never in one: drops come in full records.
+ */
+struct rt_frame_short {
+	__u64 ts;
+	__u64 ts_lo;
+	__u64 sk;
+	__u64 skb;
+	__u64 sending_lo; /* a[2] of the RT_FRAME_STATE */
+	__u32 pid;
+	__u32 tid;
+	__u32 frame;
+	__u32 cpu;
+	__s32 sndbuf;
+	__s32 wmem;
+	__s32 pending;
+	__u32 sock_ino;
+	__u16 kind; /* RT_FRAME_SHORT */
+	__u8 old_state;
+	__u8 new_state;
+	__u8 prec;
+	__u8 cause;
+	__u8 hook;
+	__u8 flags; /* enum rt_short_flag */
+};
+
+enum rt_short_flag {
+	RT_FS_DEV = 1, /* on the device of the socket's last full record that named one */
 };
 
 /*

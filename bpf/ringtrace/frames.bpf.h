@@ -39,6 +39,54 @@ static __always_inline void emit_frame_why(struct sock *sk, struct sock_state *s
 	ev_submit(e);
 }
 
+/*
+ * emit_frame_short sends a frame event in a short record (struct
+ * rt_frame_short) where user space has the names it leaves out: c is the
+ * current thread's call on sk (current_call), whose entry record named the
+ * thread unless it is still held back, and a device must be the one the
+ * socket's last full record named (ss->dev). It returns 0, having sent
+ * nothing, when a full record is due. The caller has claimed the change:
+ * a lost record counts as lost.
+ */
+static __always_inline int emit_frame_short(struct sock *sk, struct sock_state *ss, struct call_state *c, __u32 idx,
+					    __u64 skb, __u8 old, __u8 new, __u8 prec, __u64 ts_lo, __u8 cause,
+					    __u8 hook, struct net_device *dev, __u64 sending_lo, int direct)
+{
+	struct rt_frame_short *e;
+	__u64 id;
+
+	if (!(cfg.events & (1u << RT_FRAME_SHORT)) || !c || c->enter_held || !ss || (dev && ss->dev != (__u64)dev))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&lost, RT_FRAME_SHORT);
+		return 1;
+	}
+	/* Every field is written: the record is not zeroed first. */
+	id = bpf_get_current_pid_tgid();
+	e->ts = bpf_ktime_get_ns();
+	e->ts_lo = prec == RT_BOUNDED ? ts_lo : 0;
+	e->sk = (__u64)sk;
+	e->skb = skb;
+	e->sending_lo = sending_lo;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->frame = idx;
+	e->cpu = bpf_get_smp_processor_id();
+	sock_mem(sk, direct, &e->sndbuf, &e->wmem);
+	e->pending = ss->pending;
+	e->sock_ino = ss->ino;
+	e->kind = RT_FRAME_SHORT;
+	e->old_state = old;
+	e->new_state = new;
+	e->prec = prec;
+	e->cause = cause;
+	e->hook = hook;
+	e->flags = dev ? RT_FS_DEV : 0;
+	ev_submit(e);
+	return 1;
+}
+
 static __always_inline void emit_frame(struct sock *sk, struct sock_state *ss, __u32 idx, __u64 skb, __u8 old,
 				       __u8 new, __u8 prec, __u64 ts_lo, __u8 cause, __u8 hook, struct net_device *dev)
 {
@@ -211,7 +259,9 @@ static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, _
 	 * arm64) comes before dev_queue_xmit: name the socket's bound device. */
 	if (!dev)
 		dev = BPF_CORE_READ((struct packet_sock *)sk, cached_dev);
-	emit_frame(sk, ss, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
+	if (!emit_frame_short(sk, ss, c, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev, 0,
+			      0))
+		emit_frame(sk, ss, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
 }
 
 /* gt_shift is (v > c) << sh without a branch, for v - c < 2^63: the
@@ -341,6 +391,9 @@ static __always_inline void to_available_why(struct sock *sk, struct sock_state 
 		agg_completion(sk, ss, f, old, prec, cause, now);
 		return;
 	}
+	if (!reason && !location &&
+	    emit_frame_short(sk, ss, c, idx, skb, old, RT_ST_AVAILABLE, prec, ts_lo, cause, hook, dev, sending_lo, direct))
+		return;
 	e = ev_reserve(RT_FRAME_STATE, hook);
 	if (!e)
 		return;

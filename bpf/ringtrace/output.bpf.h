@@ -64,7 +64,6 @@ static __always_inline struct rt_event *ev_reserve(__u16 kind, __u8 hook)
 	return e;
 }
 
-/* ev_sock fills the socket fields; ss may be NULL (looked up then). */
 /*
  * The reader's position in the ring buffer as some CPU last read it. It
  * only grows, so the producer's position less this over-estimates what
@@ -83,7 +82,7 @@ volatile __u64 cons_seen;
  * about once per cfg.wakeup_bytes written while the reader keeps up, and
  * for every event while it does not (each then wakes it, as before).
  */
-static __always_inline void ev_submit(struct rt_event *e)
+static __always_inline void ev_submit(void *e)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	__u64 prod = bpf_ringbuf_query(&events, BPF_RB_PROD_POS), cons;
@@ -98,22 +97,29 @@ static __always_inline void ev_submit(struct rt_event *e)
 }
 
 /*
+ * sock_mem reads sk_sndbuf and the bytes in flight (sk_wmem_alloc - 1).
  * direct: sk is a BTF-typed pointer (a tp_btf/fentry argument or a field
  * loaded from one), so fields are plain loads instead of probe-read helper
  * calls. Callers pass a constant: the other branch is compiled out.
  */
+static __always_inline void sock_mem(struct sock *sk, int direct, __s32 *sndbuf, __s32 *wmem)
+{
+	if (direct) {
+		*sndbuf = sk->sk_sndbuf;
+		*wmem = sk->sk_wmem_alloc.refs.counter - 1;
+	} else {
+		*sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
+		*wmem = sk_wmem(sk);
+	}
+}
+
+/* ev_sock fills the socket fields; ss may be NULL (looked up then). */
 static __always_inline void ev_sock_x(struct rt_event *e, struct sock *sk, struct sock_state *ss, int direct)
 {
 	__u64 key = (__u64)sk;
 
 	e->sk = key;
-	if (direct) {
-		e->sndbuf = sk->sk_sndbuf;
-		e->wmem = sk->sk_wmem_alloc.refs.counter - 1;
-	} else {
-		e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
-		e->wmem = sk_wmem(sk);
-	}
+	sock_mem(sk, direct, &e->sndbuf, &e->wmem);
 	if (!ss)
 		ss = bpf_map_lookup_elem(&socks, &key);
 	if (ss) {

@@ -38,6 +38,8 @@ const struct rt_event *__rt_event_anchor __attribute__((unused));
 const struct rt_frame_key *__rt_frame_key_anchor __attribute__((unused));
 const struct rt_frame *__rt_frame_anchor __attribute__((unused));
 const struct rt_sweep *__rt_sweep_anchor __attribute__((unused));
+const struct rt_frame_short *__rt_frame_short_anchor __attribute__((unused));
+const enum rt_short_flag *__rt_short_flag_anchor __attribute__((unused));
 const enum rt_kind *__rt_kind_anchor __attribute__((unused));
 const enum rt_state *__rt_state_anchor __attribute__((unused));
 const enum rt_prec *__rt_prec_anchor __attribute__((unused));

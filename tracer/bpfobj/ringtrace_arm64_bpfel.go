@@ -90,10 +90,12 @@ const (
 	RingtraceVarRtEventAnchor                  = "__rt_event_anchor"
 	RingtraceVarRtFrameAnchor                  = "__rt_frame_anchor"
 	RingtraceVarRtFrameKeyAnchor               = "__rt_frame_key_anchor"
+	RingtraceVarRtFrameShortAnchor             = "__rt_frame_short_anchor"
 	RingtraceVarRtHookAnchor                   = "__rt_hook_anchor"
 	RingtraceVarRtKindAnchor                   = "__rt_kind_anchor"
 	RingtraceVarRtLimitAnchor                  = "__rt_limit_anchor"
 	RingtraceVarRtPrecAnchor                   = "__rt_prec_anchor"
+	RingtraceVarRtShortFlagAnchor              = "__rt_short_flag_anchor"
 	RingtraceVarRtStateAnchor                  = "__rt_state_anchor"
 	RingtraceVarRtSweepAnchor                  = "__rt_sweep_anchor"
 	RingtraceVarRtSweepKindAnchor              = "__rt_sweep_kind_anchor"
@@ -229,23 +231,25 @@ type RingtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RingtraceVariableSpecs struct {
-	RtCauseAnchor     *ebpf.VariableSpec `ebpf:"__rt_cause_anchor"`
-	RtEventAnchor     *ebpf.VariableSpec `ebpf:"__rt_event_anchor"`
-	RtFrameAnchor     *ebpf.VariableSpec `ebpf:"__rt_frame_anchor"`
-	RtFrameKeyAnchor  *ebpf.VariableSpec `ebpf:"__rt_frame_key_anchor"`
-	RtHookAnchor      *ebpf.VariableSpec `ebpf:"__rt_hook_anchor"`
-	RtKindAnchor      *ebpf.VariableSpec `ebpf:"__rt_kind_anchor"`
-	RtLimitAnchor     *ebpf.VariableSpec `ebpf:"__rt_limit_anchor"`
-	RtPrecAnchor      *ebpf.VariableSpec `ebpf:"__rt_prec_anchor"`
-	RtStateAnchor     *ebpf.VariableSpec `ebpf:"__rt_state_anchor"`
-	RtSweepAnchor     *ebpf.VariableSpec `ebpf:"__rt_sweep_anchor"`
-	RtSweepKindAnchor *ebpf.VariableSpec `ebpf:"__rt_sweep_kind_anchor"`
-	RtWaitAnchor      *ebpf.VariableSpec `ebpf:"__rt_wait_anchor"`
-	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
-	ConsSeen          *ebpf.VariableSpec `ebpf:"cons_seen"`
-	GoneCleaned       *ebpf.VariableSpec `ebpf:"gone_cleaned"`
-	GoneCount         *ebpf.VariableSpec `ebpf:"gone_count"`
-	SkbsUsed          *ebpf.VariableSpec `ebpf:"skbs_used"`
+	RtCauseAnchor      *ebpf.VariableSpec `ebpf:"__rt_cause_anchor"`
+	RtEventAnchor      *ebpf.VariableSpec `ebpf:"__rt_event_anchor"`
+	RtFrameAnchor      *ebpf.VariableSpec `ebpf:"__rt_frame_anchor"`
+	RtFrameKeyAnchor   *ebpf.VariableSpec `ebpf:"__rt_frame_key_anchor"`
+	RtFrameShortAnchor *ebpf.VariableSpec `ebpf:"__rt_frame_short_anchor"`
+	RtHookAnchor       *ebpf.VariableSpec `ebpf:"__rt_hook_anchor"`
+	RtKindAnchor       *ebpf.VariableSpec `ebpf:"__rt_kind_anchor"`
+	RtLimitAnchor      *ebpf.VariableSpec `ebpf:"__rt_limit_anchor"`
+	RtPrecAnchor       *ebpf.VariableSpec `ebpf:"__rt_prec_anchor"`
+	RtShortFlagAnchor  *ebpf.VariableSpec `ebpf:"__rt_short_flag_anchor"`
+	RtStateAnchor      *ebpf.VariableSpec `ebpf:"__rt_state_anchor"`
+	RtSweepAnchor      *ebpf.VariableSpec `ebpf:"__rt_sweep_anchor"`
+	RtSweepKindAnchor  *ebpf.VariableSpec `ebpf:"__rt_sweep_kind_anchor"`
+	RtWaitAnchor       *ebpf.VariableSpec `ebpf:"__rt_wait_anchor"`
+	Cfg                *ebpf.VariableSpec `ebpf:"cfg"`
+	ConsSeen           *ebpf.VariableSpec `ebpf:"cons_seen"`
+	GoneCleaned        *ebpf.VariableSpec `ebpf:"gone_cleaned"`
+	GoneCount          *ebpf.VariableSpec `ebpf:"gone_count"`
+	SkbsUsed           *ebpf.VariableSpec `ebpf:"skbs_used"`
 }
 
 // RingtraceObjects contains all objects after they have been loaded into the kernel.
@@ -309,23 +313,25 @@ func (m *RingtraceMaps) Close() error {
 //
 // It can be passed to LoadRingtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RingtraceVariables struct {
-	RtCauseAnchor     *ebpf.Variable `ebpf:"__rt_cause_anchor"`
-	RtEventAnchor     *ebpf.Variable `ebpf:"__rt_event_anchor"`
-	RtFrameAnchor     *ebpf.Variable `ebpf:"__rt_frame_anchor"`
-	RtFrameKeyAnchor  *ebpf.Variable `ebpf:"__rt_frame_key_anchor"`
-	RtHookAnchor      *ebpf.Variable `ebpf:"__rt_hook_anchor"`
-	RtKindAnchor      *ebpf.Variable `ebpf:"__rt_kind_anchor"`
-	RtLimitAnchor     *ebpf.Variable `ebpf:"__rt_limit_anchor"`
-	RtPrecAnchor      *ebpf.Variable `ebpf:"__rt_prec_anchor"`
-	RtStateAnchor     *ebpf.Variable `ebpf:"__rt_state_anchor"`
-	RtSweepAnchor     *ebpf.Variable `ebpf:"__rt_sweep_anchor"`
-	RtSweepKindAnchor *ebpf.Variable `ebpf:"__rt_sweep_kind_anchor"`
-	RtWaitAnchor      *ebpf.Variable `ebpf:"__rt_wait_anchor"`
-	Cfg               *ebpf.Variable `ebpf:"cfg"`
-	ConsSeen          *ebpf.Variable `ebpf:"cons_seen"`
-	GoneCleaned       *ebpf.Variable `ebpf:"gone_cleaned"`
-	GoneCount         *ebpf.Variable `ebpf:"gone_count"`
-	SkbsUsed          *ebpf.Variable `ebpf:"skbs_used"`
+	RtCauseAnchor      *ebpf.Variable `ebpf:"__rt_cause_anchor"`
+	RtEventAnchor      *ebpf.Variable `ebpf:"__rt_event_anchor"`
+	RtFrameAnchor      *ebpf.Variable `ebpf:"__rt_frame_anchor"`
+	RtFrameKeyAnchor   *ebpf.Variable `ebpf:"__rt_frame_key_anchor"`
+	RtFrameShortAnchor *ebpf.Variable `ebpf:"__rt_frame_short_anchor"`
+	RtHookAnchor       *ebpf.Variable `ebpf:"__rt_hook_anchor"`
+	RtKindAnchor       *ebpf.Variable `ebpf:"__rt_kind_anchor"`
+	RtLimitAnchor      *ebpf.Variable `ebpf:"__rt_limit_anchor"`
+	RtPrecAnchor       *ebpf.Variable `ebpf:"__rt_prec_anchor"`
+	RtShortFlagAnchor  *ebpf.Variable `ebpf:"__rt_short_flag_anchor"`
+	RtStateAnchor      *ebpf.Variable `ebpf:"__rt_state_anchor"`
+	RtSweepAnchor      *ebpf.Variable `ebpf:"__rt_sweep_anchor"`
+	RtSweepKindAnchor  *ebpf.Variable `ebpf:"__rt_sweep_kind_anchor"`
+	RtWaitAnchor       *ebpf.Variable `ebpf:"__rt_wait_anchor"`
+	Cfg                *ebpf.Variable `ebpf:"cfg"`
+	ConsSeen           *ebpf.Variable `ebpf:"cons_seen"`
+	GoneCleaned        *ebpf.Variable `ebpf:"gone_cleaned"`
+	GoneCount          *ebpf.Variable `ebpf:"gone_count"`
+	SkbsUsed           *ebpf.Variable `ebpf:"skbs_used"`
 }
 
 // RingtracePrograms contains all programs after they have been loaded into the kernel.

@@ -26,6 +26,13 @@ func TestSteadyStateAllocations(t *testing.T) {
 	for i := range evs {
 		raws[i] = event.Encode(evs[i])
 	}
+	// A frame event in a short record, named from the records before it.
+	short, err := event.EncodeShort(event.Event{Kind: event.FrameState, TS: 19, Sk: 1, SockIno: 9, Frame: 2,
+		Old: event.SendRequest, New: event.Sending, Dev: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raws = append(raws, short)
 	names := event.Names{
 		DropReason: func(uint32) string { return "NOT_SPECIFIED" },
 		Symbol:     func(a uint64) string { return "kfree_skb+0x1" },

@@ -62,6 +62,11 @@ func TestDecoderRejects(t *testing.T) {
 		"kind 0":       make([]byte, event.RawSize),
 		"unknown kind": event.Encode(event.Event{Kind: event.Kind(200)}),
 		"precision":    event.Encode(event.Event{Kind: event.FrameState, Prec: event.Bounded + 1}),
+		"short kind 0": make([]byte, event.ShortSize),
+		"short precision": func() []byte {
+			b, _ := event.EncodeShort(event.Event{Kind: event.FrameState, Prec: event.Bounded + 1})
+			return b
+		}(),
 	}
 	var d event.Decoder
 	for name, b := range bad {

@@ -57,8 +57,10 @@ type Event struct {
 	Dev     string
 }
 
-// Decode reads one ring-buffer record. It fails on short input and on
-// fields no BPF program writes (unknown kinds), so corrupt data is caught.
+// Decode reads one ring-buffer record: a full one (RawSize) or a short
+// one (ShortSize, whose names it leaves empty: see Decoder). It fails on
+// input of another size and on fields no BPF program writes (unknown
+// kinds), so corrupt data is caught.
 func Decode(b []byte) (Event, error) {
 	var e Event
 	if err := decode(b, &e, nil); err != nil {
@@ -71,10 +73,20 @@ func Decode(b []byte) (Event, error) {
 // reuses the strings (comm, dev) it has already seen, so that decoding a
 // stream does not allocate once its task and device names are known. The
 // zero value is ready to use. Not safe for concurrent use.
+//
+// A stream's short records (FrameShort) leave out names its full records
+// gave: a Decoder fills them in, so it must see the stream's records in the
+// order they were written.
 type Decoder struct {
 	strs     map[string]string // interned comm and dev names
 	lastComm string
 	lastDev  string
+	comms    map[uint32]string  // thread -> comm of its last full record
+	devs     map[uint64]devName // socket -> device of its last full record naming one
+	tid      uint32             // the last thread learnt, and its comm
+	tidComm  string
+	sk       uint64 // the last socket learnt, and its device
+	skDev    devName
 }
 
 // maxInterned bounds a Decoder's string table; when it is full the table
@@ -82,10 +94,14 @@ type Decoder struct {
 const maxInterned = 4096
 
 // Decode reads one ring-buffer record into e, with the checks of the
-// package-level Decode. On error e is left unchanged.
+// package-level Decode, a short record with the names the stream's earlier
+// full records gave. On error e is left unchanged.
 func (d *Decoder) Decode(b []byte, e *Event) error { return decode(b, e, d) }
 
 func decode(b []byte, e *Event, d *Decoder) error {
+	if len(b) == ShortSize {
+		return decodeShort(b, e, d)
+	}
 	if len(b) < RawSize {
 		return fmt.Errorf("event record of %d bytes, want %d", len(b), RawSize)
 	}
@@ -110,6 +126,7 @@ func decode(b []byte, e *Event, d *Decoder) error {
 		comm, dev = string(cbytes(r.Comm[:])), string(cbytes(r.Dev[:]))
 	} else {
 		comm, dev = d.intern(cbytes(r.Comm[:]), &d.lastComm), d.intern(cbytes(r.Dev[:]), &d.lastDev)
+		d.learn(Kind(r.Kind), r.Tid, comm, r.Sk, r.Ifindex, dev)
 	}
 	*e = Event{
 		Kind: Kind(r.Kind), TS: r.Ts, TSLo: r.TsLo, Sk: r.Sk, Skb: r.Skb, A: r.A,

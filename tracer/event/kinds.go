@@ -44,8 +44,11 @@ func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]
 	}
-	if k == SendmsgCall {
+	switch k {
+	case SendmsgCall:
 		return "sendmsg_call"
+	case FrameShort:
+		return "frame_short"
 	}
 	return fmt.Sprintf("kind%d", uint16(k))
 }

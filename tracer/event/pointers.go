@@ -41,6 +41,10 @@ const (
 	offSkb  = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.Skb)
 	offA1   = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.A) + 8
 	offA2   = unsafe.Offsetof(bpftypes.RingtraceRtEvent{}.A) + 16
+	// and of struct rt_frame_short
+	offShortKind = unsafe.Offsetof(bpftypes.RingtraceRtFrameShort{}.Kind)
+	offShortSk   = unsafe.Offsetof(bpftypes.RingtraceRtFrameShort{}.Sk)
+	offShortSkb  = unsafe.Offsetof(bpftypes.RingtraceRtFrameShort{}.Skb)
 )
 
 // MapPointers replaces, in raw record b as Decode reads it, each kernel
@@ -49,6 +53,14 @@ const (
 // on a short record or one of a kind no BPF program writes. It does not
 // allocate.
 func MapPointers(b []byte, f func(p Pointer, v uint64) uint64) error {
+	if len(b) == ShortSize {
+		if k := Kind(binary.LittleEndian.Uint16(b[offShortKind:])); k != FrameShort {
+			return fmt.Errorf("short event record with kind %d", uint16(k))
+		}
+		mapField(b[offShortSk:], PointerSocket, f)
+		mapField(b[offShortSkb:], PointerSkb, f)
+		return nil
+	}
 	if len(b) < RawSize {
 		return fmt.Errorf("event record of %d bytes, want %d", len(b), RawSize)
 	}

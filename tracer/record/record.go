@@ -12,10 +12,10 @@
 // Layout (all integers little-endian), documented in docs/recording-format.md:
 //
 //	magic    "RTREC\x00\r\n"              8 bytes
-//	version  uint32                       currently 5 (1 to 4 are read too)
+//	version  uint32                       currently 6 (1 to 5 are read too)
 //	hlen     uint32                       length of the header JSON
 //	header   hlen bytes of JSON           Header
-//	records  repeated: uint32 n, n bytes  one struct rt_event each
+//	records  repeated: uint32 n, n bytes  one struct rt_event, or struct rt_frame_short (version 6), each
 //	trailer  optional: uint32 0xffffffff, uint32 tlen, tlen bytes of JSON (Trailer)
 //
 // A reader rejects unknown magic, versions newer than it knows, headers or
@@ -47,7 +47,12 @@ import (
 const Magic = "RTREC\x00\r\n"
 
 // Version is the format version this package writes and the newest it reads.
-const Version = 5
+const Version = 6
+
+// VersionShortRecord is the first version whose records may be short
+// frame records (event.FrameShort, struct rt_frame_short), whose names the
+// records before them give: an older reader would refuse them by size.
+const VersionShortRecord = 6
 
 // VersionCallRecord is the first version whose records may be one-record
 // calls (event.SendmsgCall: a poll's entry and return in one record,
@@ -107,14 +112,15 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Header describes a recording.
 type Header struct {
-	Tool       string        `json:"tool"`         // "ringtrace <version>"
-	Created    time.Time     `json:"created"`      // wall clock when the trace started
-	Monotonic  uint64        `json:"monotonic_ns"` // CLOCK_MONOTONIC at Created: event times are on this clock
-	RecordSize int           `json:"record_size"`  // sizeof(struct rt_event) when recorded
-	Kernel     *kernel.Facts `json:"kernel"`
-	Plan       *plan.Plan    `json:"plan"`
-	Command    []string      `json:"command,omitempty"`
-	Note       string        `json:"note,omitempty"`
+	Tool            string        `json:"tool"`                        // "ringtrace <version>"
+	Created         time.Time     `json:"created"`                     // wall clock when the trace started
+	Monotonic       uint64        `json:"monotonic_ns"`                // CLOCK_MONOTONIC at Created: event times are on this clock
+	RecordSize      int           `json:"record_size"`                 // sizeof(struct rt_event) when recorded
+	ShortRecordSize int           `json:"short_record_size,omitempty"` // sizeof(struct rt_frame_short) when recorded (version 6 on)
+	Kernel          *kernel.Facts `json:"kernel"`
+	Plan            *plan.Plan    `json:"plan"`
+	Command         []string      `json:"command,omitempty"`
+	Note            string        `json:"note,omitempty"`
 	// KernelAddresses: the records, the kernel facts and the plan keep the
 	// kernel's addresses, the trailer names locations by address. Without
 	// it (the default) they hold pseudonyms and no address.
@@ -164,6 +170,9 @@ func NewWriter(w io.Writer, h Header, o Options) (*Writer, error) {
 	if h.RecordSize == 0 {
 		h.RecordSize = event.RawSize
 	}
+	if h.ShortRecordSize == 0 {
+		h.ShortRecordSize = event.ShortSize
+	}
 	rw := &Writer{o: o, locs: newLocations()}
 	rw.mapper = rw.keepAddress
 	if !h.KernelAddresses {
@@ -200,13 +209,14 @@ func (w *Writer) keepAddress(k event.Pointer, v uint64) uint64 {
 	return v
 }
 
-// Write appends one raw record (struct rt_event). Without kernel addresses
+// Write appends one raw record (struct rt_event or struct rt_frame_short),
+// in the order the ring buffer gave them. Without kernel addresses
 // it writes a copy with pseudonyms for the pointers, and refuses records
 // it cannot read. It does not allocate.
 func (w *Writer) Write(rec []byte) error {
 	if w.ps != nil {
-		if len(rec) != event.RawSize {
-			return fmt.Errorf("record of %d bytes, want %d", len(rec), event.RawSize)
+		if len(rec) != event.RawSize && len(rec) != event.ShortSize {
+			return fmt.Errorf("record of %d bytes, want %d or %d", len(rec), event.RawSize, event.ShortSize)
 		}
 		rec = w.scratch[:copy(w.scratch[:], rec)]
 	}
@@ -281,6 +291,7 @@ type Reader struct {
 	f                       io.Closer
 	n                       uint64
 	crc                     uint32
+	dec                     event.Decoder
 }
 
 // Open opens a recording file.
@@ -329,6 +340,9 @@ func NewReader(in io.Reader) (*Reader, error) {
 	}
 	if r.Header.RecordSize != event.RawSize {
 		return nil, fmt.Errorf("%w: records of %d bytes, this ringtrace decodes %d", ErrFormat, r.Header.RecordSize, event.RawSize)
+	}
+	if n := r.Header.ShortRecordSize; n != 0 && n != event.ShortSize {
+		return nil, fmt.Errorf("%w: short records of %d bytes, this ringtrace decodes %d", ErrFormat, n, event.ShortSize)
 	}
 	r.off = int64(16 + hlen)
 	r.HeaderJSON = hj
@@ -401,14 +415,16 @@ func (r *Reader) readTrailer() error {
 }
 
 // NextEvent decodes the next record. A one-record call (event.SendmsgCall)
-// comes as such: Events splits it into its entry and return.
+// comes as such: Events splits it into its entry and return. A short frame
+// record comes as the frame_state it stands for, with the names the records
+// before it gave.
 func (r *Reader) NextEvent() (event.Event, error) {
 	raw, err := r.Next()
 	if err != nil {
 		return event.Event{}, err
 	}
-	e, err := event.Decode(raw)
-	if err != nil {
+	var e event.Event
+	if err := r.dec.Decode(raw, &e); err != nil {
 		return event.Event{}, fmt.Errorf("%w: record at offset %d: %v", ErrFormat, r.off-int64(len(raw)), err)
 	}
 	return e, nil

@@ -270,3 +270,58 @@ func TestCreatePrivate(t *testing.T) {
 		t.Errorf("recording mode %o, want 600", m)
 	}
 }
+
+// TestShortRecordRoundTrip: a short frame record is written and read back
+// as the frame_state it stands for, its names from the full record before
+// it and its socket under the same pseudonym; a header whose short records
+// have another size is refused.
+func TestShortRecordRoundTrip(t *testing.T) {
+	const sk, skb = 0xffff888012345000, 0xffff888054321000
+	enter := event.Event{Kind: event.SendmsgEnter, TS: 10, Sk: sk, TID: 7, Comm: "sender", Ifindex: 4, Dev: "veth0"}
+	frame := event.Event{Kind: event.FrameState, TS: 11, Sk: sk, Skb: skb, TID: 7, Frame: 2, Old: event.Sending,
+		New: event.Available, Dev: "veth0"}
+	short, err := event.EncodeShort(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(event.Encode(enter)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(short); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := record.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Header.ShortRecordSize != event.ShortSize || r.Version != record.VersionShortRecord {
+		t.Errorf("version %d, short records of %d bytes", r.Version, r.Header.ShortRecordSize)
+	}
+	e1, err := r.NextEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := r.NextEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2.Kind != event.FrameState || e2.Comm != "sender" || e2.Dev != "veth0" || e2.Ifindex != 4 ||
+		e2.Sk != e1.Sk || e2.Sk == sk || e2.Skb == skb || e2.Skb == 0 {
+		t.Errorf("read back %+v after %+v", e2, e1)
+	}
+	odd := bytes.Replace(buf.Bytes(), []byte(`"short_record_size":80`), []byte(`"short_record_size":88`), 1)
+	if bytes.Equal(odd, buf.Bytes()) {
+		t.Fatal("no short_record_size in the header")
+	}
+	if _, err := record.NewReader(bytes.NewReader(odd)); !errors.Is(err, record.ErrFormat) {
+		t.Errorf("short records of 88 bytes: %v", err)
+	}
+}

@@ -86,6 +86,11 @@ func EventMask(kinds []event.Kind) uint32 {
 	if call := uint32(1)<<uint(event.SendmsgEnter) | 1<<uint(event.SendmsgReturn); m&call == call {
 		m |= 1 << uint(event.SendmsgCall)
 	}
+	// Frame events come in short records where the thread's call entry
+	// named it (the decoders fill the names in).
+	if fs := uint32(1)<<uint(event.FrameState) | 1<<uint(event.SendmsgEnter); m&fs == fs {
+		m |= 1 << uint(event.FrameShort)
+	}
 	return m
 }
 

@@ -26,3 +26,23 @@ func TestEventMaskCall(t *testing.T) {
 		}
 	}
 }
+
+// TestEventMaskShort: frame events come in short records exactly when the
+// call entries that name their threads are asked for too.
+func TestEventMaskShort(t *testing.T) {
+	short := uint32(1) << uint(event.FrameShort)
+	for _, tc := range []struct {
+		kinds []event.Kind
+		want  bool
+	}{
+		{[]event.Kind{event.SendmsgEnter, event.FrameState}, true},
+		{event.DefaultKinds(), true},
+		{[]event.Kind{event.FrameState}, false},
+		{[]event.Kind{event.FrameState, event.SendmsgReturn}, false},
+		{[]event.Kind{event.SendmsgEnter}, false},
+	} {
+		if got := session.EventMask(tc.kinds)&short != 0; got != tc.want {
+			t.Errorf("%v: short frame records %v, want %v", tc.kinds, got, tc.want)
+		}
+	}
+}

@@ -248,6 +248,11 @@ func (s *Session) lost() (uint64, map[event.Kind]uint64) {
 		byKind[event.SendmsgReturn] += n
 		total += 2 * n
 	}
+	// A lost short record is a lost frame_state.
+	if n := s.counter("lost", uint32(event.FrameShort)); n > 0 {
+		byKind[event.FrameState] += n
+		total += n
+	}
 	return total, byKind
 }
 

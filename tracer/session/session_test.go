@@ -79,6 +79,13 @@ type collector interface {
 // startTracerSink starts a session with o that feeds col.
 func startTracerSink(t *testing.T, o session.Options, col collector) *tracer {
 	t.Helper()
+	return startTracerRaw(t, o, col, nil)
+}
+
+// startTracerRaw starts a session with o that feeds col, and raw with each
+// record as the ring buffer gives it (nil: none).
+func startTracerRaw(t *testing.T, o session.Options, col collector, raw func([]byte) error) *tracer {
+	t.Helper()
 	needRoot(t)
 	sess, err := session.Open(o)
 	if err != nil {
@@ -86,7 +93,7 @@ func startTracerSink(t *testing.T, o session.Options, col collector) *tracer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &tracer{sess: sess, cancel: cancel, done: make(chan error, 1), col: col, plan: o.Plan}
-	go func() { tr.done <- sess.Run(ctx, tr.col, nil) }()
+	go func() { tr.done <- sess.Run(ctx, tr.col, raw) }()
 	t.Cleanup(func() { tr.stop(t) })
 	return tr
 }
@@ -574,10 +581,11 @@ func startRawTrace(t *testing.T, sweep time.Duration) *rawTrace {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &rawTrace{sess: sess, enter: make(chan event.Event, 1), cancel: cancel, done: make(chan error, 1)}
+	var dec event.Decoder // records come in order: short ones get their names
 	go func() {
 		rt.done <- sess.Run(ctx, &session.Collector{}, func(b []byte) error {
-			e, err := event.Decode(b)
-			if err != nil {
+			var e event.Event
+			if err := dec.Decode(b, &e); err != nil {
 				return err
 			}
 			rt.mu.Lock()

@@ -171,6 +171,30 @@ type RingtraceRtFrameKey struct {
 	Ino uint32
 }
 
+type RingtraceRtFrameShort struct {
+	_         structs.HostLayout
+	Ts        uint64
+	TsLo      uint64
+	Sk        uint64
+	Skb       uint64
+	SendingLo uint64
+	Pid       uint32
+	Tid       uint32
+	Frame     uint32
+	Cpu       uint32
+	Sndbuf    int32
+	Wmem      int32
+	Pending   int32
+	SockIno   uint32
+	Kind      uint16
+	OldState  uint8
+	NewState  uint8
+	Prec      uint8
+	Cause     uint8
+	Hook      uint8
+	Flags     uint8
+}
+
 type RingtraceRtHook uint32
 
 const (
@@ -201,6 +225,7 @@ const (
 	RingtraceRtKindRT_FRAME_PICKED   RingtraceRtKind = 16
 	RingtraceRtKindRT_BLIND          RingtraceRtKind = 17
 	RingtraceRtKindRT_SENDMSG_CALL   RingtraceRtKind = 18
+	RingtraceRtKindRT_FRAME_SHORT    RingtraceRtKind = 19
 )
 
 type RingtraceRtLimit uint32
@@ -229,6 +254,12 @@ type RingtraceRtScan struct {
 	WrongFormat    uint32
 	Scanned        uint32
 }
+
+type RingtraceRtShortFlag uint32
+
+const (
+	RingtraceRtShortFlagRT_FS_DEV RingtraceRtShortFlag = 1
+)
 
 type RingtraceRtSockAgg struct {
 	_                structs.HostLayout
