@@ -11,20 +11,19 @@ import (
 	"github.com/ringtrace/ringtrace/tracer/record"
 )
 
-// TestDecoderMatchesDecode: a Decoder decodes every recorded record, aligned
-// or not, exactly like Decode.
-func TestDecoderMatchesDecode(t *testing.T) {
+// recordedRecords returns the raw records of every recording, by file, in
+// file order.
+func recordedRecords(tb testing.TB) map[string][][]byte {
+	tb.Helper()
 	files, _ := filepath.Glob(filepath.Join(recordingsDir, "*.rtrec"))
 	if len(files) == 0 {
-		t.Fatal("no recordings")
+		tb.Fatal("no recordings")
 	}
-	var d event.Decoder
-	unaligned := make([]byte, event.RawSize+1)[1:]
-	n := 0
+	recs := map[string][][]byte{}
 	for _, f := range files {
 		r, err := record.Open(f)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		for {
 			raw, err := r.Next()
@@ -32,8 +31,23 @@ func TestDecoderMatchesDecode(t *testing.T) {
 				break
 			}
 			if err != nil {
-				t.Fatal(err)
+				tb.Fatalf("%s: %v", f, err)
 			}
+			recs[f] = append(recs[f], append([]byte(nil), raw...))
+		}
+		r.Close()
+	}
+	return recs
+}
+
+// TestDecoderMatchesDecode: a Decoder decodes every recorded record, aligned
+// or not, exactly like Decode.
+func TestDecoderMatchesDecode(t *testing.T) {
+	var d event.Decoder
+	unaligned := make([]byte, event.RawSize+1)[1:]
+	n := 0
+	for f, raws := range recordedRecords(t) {
+		for _, raw := range raws {
 			want, err := event.Decode(raw)
 			if err != nil {
 				t.Fatal(err)
@@ -48,7 +62,6 @@ func TestDecoderMatchesDecode(t *testing.T) {
 			}
 			n++
 		}
-		r.Close()
 	}
 	if n == 0 {
 		t.Fatal("no records")

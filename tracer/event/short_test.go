@@ -1,13 +1,9 @@
 package event_test
 
 import (
-	"errors"
-	"io"
-	"path/filepath"
 	"testing"
 
 	"github.com/ringtrace/ringtrace/tracer/event"
-	"github.com/ringtrace/ringtrace/tracer/record"
 )
 
 // shortWriter turns the frame_state records of a stream that a short
@@ -56,27 +52,11 @@ func (w *shortWriter) rewrite(t *testing.T, raw []byte) ([]byte, bool) {
 // same events as the full records (with a Decoder reading the stream in
 // order).
 func TestShortRecordsDecodeAsFull(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(recordingsDir, "*.rtrec"))
-	if len(files) == 0 {
-		t.Fatal("no recordings")
-	}
 	total := 0
-	for _, f := range files {
-		r, err := record.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for f, raws := range recordedRecords(t) {
 		var d event.Decoder
 		w := newShortWriter()
-		n := 0
-		for i := 0; ; i++ {
-			raw, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		for i, raw := range raws {
 			want, err := event.Decode(raw)
 			if err != nil {
 				t.Fatal(err)
@@ -90,11 +70,9 @@ func TestShortRecordsDecodeAsFull(t *testing.T) {
 				t.Fatalf("%s record %d (short %v): decoded %+v, want %+v", f, i, short, got, want)
 			}
 			if short {
-				n++
+				total++
 			}
 		}
-		r.Close()
-		total += n
 	}
 	if total == 0 {
 		t.Fatal("no frame event could be short")
