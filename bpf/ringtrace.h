@@ -147,7 +147,7 @@ struct rt_event {
 
 /*
  * A frame state change in a short record (RT_FRAME_SHORT): what an
- * RT_FRAME_STATE record says, in 80 bytes instead of 176, for the per-frame
+ * RT_FRAME_STATE record says, in 80 bytes instead of 168, for the per-frame
  * events of a stream. It leaves out what user space already has, so that
  * the decoder fills it in: the thread's comm, from the entry record of the
  * send call the thread is in (on that call's socket; a full record of the

@@ -246,15 +246,16 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 		 * Which side freed it (tx_side_free): once the frame reached a
 		 * receiving device (a veth peer in the same namespace),
 		 * skb->dev is that device, not the one the socket is bound to,
-		 * and the free is the completion. On lo the receiving device is the sending one, and
-		 * the receive runs in the softirq that ends the sender's xmit:
-		 * the receive path has set skb_iif (0 until then), so a drop
-		 * there (UNHANDLED_PROTO) is the frame's completion, not a drop
-		 * tpacket_snd rolls back. On the sending side, a kfree of the very skb the
-		 * sender is handing to its device, in that call, is a drop
-		 * tpacket_snd sees and rolls back; any other kfree there (a
-		 * qdisc dropping at dequeue, in the sender's qdisc run or the
-		 * NET_TX softirq) is a drop the sender is never told of.
+		 * and the free is the completion. On lo the receiving device
+		 * is the sending one, and the receive runs in the softirq that
+		 * ends the sender's xmit: the receive path has set skb_iif (0
+		 * until then), so a drop there (UNHANDLED_PROTO) is the frame's
+		 * completion, not a drop tpacket_snd rolls back. On the sending
+		 * side, a kfree of the very skb the sender is handing to its
+		 * device, in that call, is a drop tpacket_snd sees and rolls
+		 * back; any other kfree there (a qdisc dropping at dequeue, in
+		 * the sender's qdisc run or the NET_TX softirq) is a drop the
+		 * sender is never told of.
 		 */
 		sync_drop = tx_side && c && c->in_xmit && c->xmit_skb == key;
 		if (sync_drop && c) {

@@ -17,7 +17,7 @@ struct scan_ctx {
 	__u32 off;
 	__u32 head;
 	__u32 run_open;
-	__u32 blk; /* the block whose address buf is (0: none read yet) */
+	__u32 blk; /* the block buf is the address of (buf 0: none read yet) */
 	__u32 pad2;
 	__u64 buf;
 	struct rt_scan s;

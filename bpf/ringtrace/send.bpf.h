@@ -285,7 +285,8 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 	 * completion event is a few hundred ns away; and a raw tracepoint
 	 * skips no run but one nested in itself.
 	 */
-	if (use_loop && !cfg.light_scans && !cfg.calls_only && !(cfg.uarg_via_kfree && !cfg.complete_hooked) && ss->pending > 0 && taken > 0) {
+	if (use_loop && !cfg.light_scans && !cfg.calls_only && !(cfg.uarg_via_kfree && !cfg.complete_hooked) &&
+	    ss->pending > 0 && taken > 0) {
 		struct missed_ctx m = {};
 
 		m.sk = sk;

@@ -8,7 +8,7 @@ import (
 )
 
 // FrameShort is a frame_state event in a short record (struct
-// rt_frame_short, 80 bytes where a full record takes 176): the per-frame
+// rt_frame_short, 80 bytes where a full record takes 168): the per-frame
 // events of a stream, written without the names the decoder already has
 // from earlier full records of the same stream — the thread's comm (from
 // the entry record of the send call the thread is in) and the socket's
