@@ -152,8 +152,9 @@ struct rt_event {
  * the decoder fills it in: the thread's comm, from the entry record of the
  * send call the thread is in (on that call's socket; a full record of the
  * same thread, earlier in the buffer), and the device, from the socket's
- * last full record naming one (RT_FS_DEV). A drop's reason and location
- * (a[0], a[1]) are never in one: drops come in full records.
+ * last full record naming its own device (RT_FS_DEV; see ev_dev_x). A
+ * drop's reason and location (a[0], a[1]) are never in one: drops come in
+ * full records.
  */
 struct rt_frame_short {
 	__u64 ts;
@@ -179,7 +180,7 @@ struct rt_frame_short {
 };
 
 enum rt_short_flag {
-	RT_FS_DEV = 1, /* on the device of the socket's last full record that named one */
+	RT_FS_DEV = 1, /* on the socket's own device, named by its last full record that kept it (ev_dev_x) */
 };
 
 /*

@@ -171,7 +171,7 @@ static __always_inline void emit_drop(struct sock *sk, struct sock_state *ss, __
 	e->a[0] = reason;
 	e->a[1] = location;
 	e->aux = async; /* 1: asynchronous */
-	ev_dev(e, ss, dev);
+	ev_dev_x(e, ss, dev, 0);
 	ev_submit(e);
 }
 

@@ -408,7 +408,7 @@ static __always_inline void to_available_why(struct sock *sk, struct sock_state 
 	e->a[0] = reason;
 	e->a[1] = location;
 	e->a[2] = sending_lo;
-	ev_dev(e, ss, dev);
+	ev_dev_x(e, ss, dev, 0);
 	ev_submit(e);
 }
 

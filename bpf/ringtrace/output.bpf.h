@@ -139,8 +139,16 @@ static __always_inline __u64 sock_ino(struct sock *sk)
 	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 }
 
-/* ev_dev names the device, from ss's cache when it is the same one. */
-static __always_inline void ev_dev(struct rt_event *e, struct sock_state *ss, struct net_device *dev)
+/*
+ * ev_dev_x names the device, from ss's cache when it is the same one. keep
+ * (a constant): a device read afresh becomes the cached one. The cache holds
+ * the socket's own device, the one its calls, its sends and the driver's
+ * returns name; a completion or a drop seen at an skb's free names the
+ * device the skb reached (a veth peer), which would evict it at every
+ * frame. User space mirrors the cache for short records
+ * (tracer/event.Decoder.learn): which records keep must stay in step.
+ */
+static __always_inline void ev_dev_x(struct rt_event *e, struct sock_state *ss, struct net_device *dev, int keep)
 {
 	if (!dev)
 		return;
@@ -151,9 +159,14 @@ static __always_inline void ev_dev(struct rt_event *e, struct sock_state *ss, st
 	}
 	e->ifindex = BPF_CORE_READ(dev, ifindex);
 	BPF_CORE_READ_STR_INTO(&e->dev, dev, name);
-	if (ss) {
+	if (keep && ss) {
 		ss->ifindex = e->ifindex;
 		__builtin_memcpy(ss->dev_name, e->dev, RT_IFNAME_LEN);
 		ss->dev = (__u64)dev;
 	}
+}
+
+static __always_inline void ev_dev(struct rt_event *e, struct sock_state *ss, struct net_device *dev)
+{
+	ev_dev_x(e, ss, dev, 1);
 }

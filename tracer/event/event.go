@@ -82,7 +82,7 @@ type Decoder struct {
 	lastComm string
 	lastDev  string
 	comms    map[uint32]string  // thread -> comm of its last full record
-	devs     map[uint64]devName // socket -> device of its last full record naming one
+	devs     map[uint64]devName // socket -> its own device, from its last full record keeping it
 	tid      uint32             // the last thread learnt, and its comm
 	tidComm  string
 	sk       uint64 // the last socket learnt, and its device
@@ -126,7 +126,7 @@ func decode(b []byte, e *Event, d *Decoder) error {
 		comm, dev = string(cbytes(r.Comm[:])), string(cbytes(r.Dev[:]))
 	} else {
 		comm, dev = d.intern(cbytes(r.Comm[:]), &d.lastComm), d.intern(cbytes(r.Dev[:]), &d.lastDev)
-		d.learn(Kind(r.Kind), r.Tid, comm, r.Sk, r.Ifindex, dev)
+		d.learn(Kind(r.Kind), State(r.NewState), r.Tid, comm, r.Sk, r.Ifindex, dev)
 	}
 	*e = Event{
 		Kind: Kind(r.Kind), TS: r.Ts, TSLo: r.TsLo, Sk: r.Sk, Skb: r.Skb, A: r.A,

@@ -20,8 +20,8 @@ const FrameShort = Kind(bpftypes.RingtraceRtKindRT_FRAME_SHORT)
 // ShortSize is the size of a short record (struct rt_frame_short).
 const ShortSize = int(unsafe.Sizeof(bpftypes.RingtraceRtFrameShort{}))
 
-// shortOnDev: the event is on the device of the socket's last full record
-// that named one.
+// shortOnDev: the event is on the socket's own device, as the socket's
+// last full record that kept it named it (keepsSocketDev).
 const shortOnDev = uint8(bpftypes.RingtraceRtShortFlagRT_FS_DEV)
 
 // Bounds of a Decoder's name tables: when one is full it starts over, and a
@@ -31,27 +31,31 @@ const (
 	maxSockets = 1 << 16
 )
 
-// devName is a socket's device as its last full record naming one gave it.
+// devName is a socket's own device as its last full record keeping it gave it.
 type devName struct {
 	ifindex uint32
 	name    string
 }
 
-// namesSocketDev reports whether a full record of kind k names its
-// socket's device through the socket's cache in the kernel (ev_dev with
-// the socket's state), the cache a short record's RT_FS_DEV refers to.
-// Others name the device an skb or a napi is on.
-func namesSocketDev(k Kind) bool {
+// keepsSocketDev reports whether a full record of kind k (a frame_state:
+// to state to) names its socket's own device into the socket's cache in the
+// kernel (ev_dev_x with keep), the cache a short record's RT_FS_DEV refers
+// to: calls, sends and the driver's returns. A completion or a drop names
+// the device its skb reached, which the kernel does not keep; blind
+// windows, napi polls, xmit starts and receives name no socket's device.
+func keepsSocketDev(k Kind, to State) bool {
 	switch k {
-	case SendmsgEnter, SendmsgReturn, SendmsgCall, FrameState, Drop, XmitDone:
+	case SendmsgEnter, SendmsgReturn, SendmsgCall, XmitDone:
 		return true
+	case FrameState:
+		return to != Available
 	}
 	return false
 }
 
 // learn notes the names a full record gives for the short records after
 // it: the thread's comm, and the socket's device.
-func (d *Decoder) learn(k Kind, tid uint32, comm string, sk uint64, ifindex uint32, dev string) {
+func (d *Decoder) learn(k Kind, to State, tid uint32, comm string, sk uint64, ifindex uint32, dev string) {
 	// A blind window names a thread with its process's comm.
 	if tid != 0 && k != Blind && (tid != d.tid || comm != d.tidComm) {
 		if d.comms == nil || len(d.comms) >= maxThreads {
@@ -60,7 +64,7 @@ func (d *Decoder) learn(k Kind, tid uint32, comm string, sk uint64, ifindex uint
 		d.comms[tid] = comm
 		d.tid, d.tidComm = tid, comm
 	}
-	if sk != 0 && dev != "" && namesSocketDev(k) && (sk != d.sk || dev != d.skDev.name || ifindex != d.skDev.ifindex) {
+	if sk != 0 && dev != "" && keepsSocketDev(k, to) && (sk != d.sk || dev != d.skDev.name || ifindex != d.skDev.ifindex) {
 		if d.devs == nil || len(d.devs) >= maxSockets {
 			d.devs = make(map[uint64]devName)
 		}

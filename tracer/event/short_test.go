@@ -9,8 +9,9 @@ import (
 // shortWriter turns the frame_state records of a stream that a short
 // record can say into short records, the way the BPF side chooses them:
 // where the stream has already named the thread (its last full record,
-// blind windows excepted; never an idle task, tid 0, which makes no call) and the device is none or the socket's (its last
-// full record of the kinds that name it through the socket's cache).
+// blind windows excepted; never an idle task, tid 0, which makes no call)
+// and the device is none or the socket's own (its last full record of the
+// kinds that keep it in the socket's cache: calls, sends, driver returns).
 type shortWriter struct {
 	comms map[uint32]string
 	devs  map[uint64]string
@@ -38,8 +39,9 @@ func (w *shortWriter) rewrite(t *testing.T, raw []byte) ([]byte, bool) {
 	if e.Kind != event.Blind {
 		w.comms[e.TID] = e.Comm
 	}
-	switch e.Kind {
-	case event.SendmsgEnter, event.SendmsgCall, event.SendmsgReturn, event.FrameState, event.Drop, event.XmitDone:
+	switch {
+	case e.Kind == event.SendmsgEnter, e.Kind == event.SendmsgCall, e.Kind == event.SendmsgReturn,
+		e.Kind == event.XmitDone, e.Kind == event.FrameState && e.New != event.Available:
 		if e.Dev != "" {
 			w.devs[e.Sk] = e.Dev
 		}
@@ -110,6 +112,12 @@ func TestShortRecordNames(t *testing.T) {
 			onDev, "sender", 6, "veth1", true},
 		{"another socket's device", []event.Event{enter, {Kind: event.XmitDone, Sk: 0x20, TID: 7, Comm: "sender", Ifindex: 6, Dev: "veth1"}},
 			onDev, "sender", 4, "veth0", true},
+		{"a completion names the device its skb reached", []event.Event{enter, {Kind: event.FrameState, Sk: 0x10, TID: 7,
+			Comm: "sender", New: event.Available, Ifindex: 2, Dev: "peer"}}, onDev, "sender", 4, "veth0", true},
+		{"so does a drop", []event.Event{enter, {Kind: event.Drop, Sk: 0x10, TID: 7, Comm: "sender", Ifindex: 2, Dev: "peer"}},
+			onDev, "sender", 4, "veth0", true},
+		{"a send names the socket's device", []event.Event{enter, {Kind: event.FrameState, Sk: 0x10, TID: 7, Comm: "sender",
+			New: event.Sending, Ifindex: 6, Dev: "veth1"}}, onDev, "sender", 6, "veth1", true},
 	} {
 		var d event.Decoder
 		var e event.Event
