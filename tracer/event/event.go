@@ -105,16 +105,8 @@ func decode(b []byte, e *Event, d *Decoder) error {
 	if len(b) < RawSize {
 		return fmt.Errorf("event record of %d bytes, want %d", len(b), RawSize)
 	}
-	// Read the record in place when it is aligned (ring-buffer samples
-	// are), else from a copy.
-	var r *bpftypes.RingtraceRtEvent
-	if p := unsafe.Pointer(unsafe.SliceData(b)); uintptr(p)%unsafe.Alignof(*r) == 0 {
-		r = (*bpftypes.RingtraceRtEvent)(p)
-	} else {
-		var c bpftypes.RingtraceRtEvent
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&c)), RawSize), b)
-		r = &c
-	}
+	var c bpftypes.RingtraceRtEvent
+	r := view(b, &c)
 	if !recorded(Kind(r.Kind)) {
 		return fmt.Errorf("event record with unknown kind %d", r.Kind)
 	}
@@ -174,9 +166,22 @@ func Encode(e Event) []byte {
 	r.OldState, r.NewState, r.Prec, r.Cause, r.Aux, r.Hook = uint8(e.Old), uint8(e.New), uint8(e.Prec), uint8(e.Cause), e.Aux, uint8(e.Hook)
 	putCString(r.Comm[:], e.Comm)
 	putCString(r.Dev[:], e.Dev)
-	out := make([]byte, RawSize)
-	copy(out, unsafe.Slice((*byte)(unsafe.Pointer(&r)), RawSize))
-	return out
+	return bytesOf(&r)
+}
+
+// view is record b as a *T: b itself when it is aligned for T (ring-buffer
+// samples are), else a copy in c. b holds at least a T.
+func view[T any](b []byte, c *T) *T {
+	if p := unsafe.Pointer(unsafe.SliceData(b)); uintptr(p)%unsafe.Alignof(*c) == 0 {
+		return (*T)(p)
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(c)), unsafe.Sizeof(*c)), b)
+	return c
+}
+
+// bytesOf is a copy of v's bytes: the record layout of a bpftypes struct.
+func bytesOf[T any](v *T) []byte {
+	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))...)
 }
 
 // cbytes is the NUL-terminated string in b, without copying.

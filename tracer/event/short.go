@@ -75,14 +75,8 @@ func (d *Decoder) learn(k Kind, to State, tid uint32, comm string, sk uint64, if
 
 // decodeShort reads a short record into e, as the FrameState it stands for.
 func decodeShort(b []byte, e *Event, d *Decoder) error {
-	var r *bpftypes.RingtraceRtFrameShort
-	if p := unsafe.Pointer(unsafe.SliceData(b)); uintptr(p)%unsafe.Alignof(*r) == 0 {
-		r = (*bpftypes.RingtraceRtFrameShort)(p)
-	} else {
-		var c bpftypes.RingtraceRtFrameShort
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&c)), ShortSize), b)
-		r = &c
-	}
+	var c bpftypes.RingtraceRtFrameShort
+	r := view(b, &c)
 	if Kind(r.Kind) != FrameShort {
 		return fmt.Errorf("short event record with kind %d", r.Kind)
 	}
@@ -129,7 +123,5 @@ func EncodeShort(e Event) ([]byte, error) {
 	if e.Dev != "" {
 		r.Flags = shortOnDev
 	}
-	out := make([]byte, ShortSize)
-	copy(out, unsafe.Slice((*byte)(unsafe.Pointer(&r)), ShortSize))
-	return out, nil
+	return bytesOf(&r), nil
 }
