@@ -172,16 +172,18 @@ func (c *collector) test(pkg string, f Frame) {
 // skips, failures at any level (subtests by their full name), and as the
 // detail a panic or else the first failed test's last message (the
 // `x_test.go:N: …` line before its FAIL), so a matrix summary says why.
+// A failure with no such message is named by the last line it printed.
 func parseTestOutput(out string) *TestResult {
 	r := &TestResult{}
-	var msg, why string
+	var msg, last, why string
 	for _, l := range strings.Split(out, "\n") {
+		l = printable(l)
 		trimmed := strings.TrimLeft(l, " ")
 		top := len(trimmed) == len(l)
 		f := strings.Fields(trimmed)
 		switch {
 		case len(f) >= 2 && f[0] == "===" && f[1] == "RUN":
-			msg = ""
+			msg, last = "", ""
 		case len(f) >= 3 && f[0] == "---" && f[1] == "PASS:":
 			if top {
 				r.Passed++
@@ -194,13 +196,19 @@ func parseTestOutput(out string) *TestResult {
 			msg = ""
 		case len(f) >= 3 && f[0] == "---" && f[1] == "FAIL:":
 			r.Failed = append(r.Failed, f[2])
-			if why == "" && msg != "" {
+			switch {
+			case why != "":
+			case msg != "":
 				why = f[2] + ": " + msg
+			case last != "":
+				why = f[2] + ": no test message; its last output: " + last
 			}
 		case strings.HasPrefix(l, "panic: "):
 			r.Detail = l
 		case testMessage.MatchString(trimmed):
 			msg = trimmed
+		case trimmed != "":
+			last = trimmed
 		}
 	}
 	if len(why) > 300 {
@@ -210,6 +218,17 @@ func parseTestOutput(out string) *TestResult {
 		r.Detail = why
 	}
 	return r
+}
+
+// printable replaces what a terminal would act on (escape sequences, a
+// carriage return from a captured screen) so that a detail reads as text.
+func printable(l string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' && r != '\t' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, l)
 }
 
 // testMessage is a t.Log/t.Error line of `go test -v`.

@@ -81,6 +81,9 @@ func TestParseTestOutputNamesWhy(t *testing.T) {
 	if want := "TestB: b_test.go:20: sleeps map[], wakers map[]: want TX-completion waits"; r.Detail != want {
 		t.Errorf("detail %q, want %q", r.Detail, want)
 	}
+	if r := parseTestOutput("=== RUN   TestD\n    screen \x1b[?1049l\r\n--- FAIL: TestD (1.00s)\n"); r.Detail != "TestD: no test message; its last output: screen ?[?1049l?" {
+		t.Errorf("detail of a failure with no message: %q", r.Detail)
+	}
 	if r := parseTestOutput("--- PASS: TestA (0.01s)\n    a_test.go:1: x\n"); r.Detail != "" {
 		t.Errorf("passing output has detail %q", r.Detail)
 	}
