@@ -189,11 +189,7 @@ func (s *Session) Close() error {
 	errs := make([]error, len(s.links))
 	var wg sync.WaitGroup
 	for i, l := range s.links {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = l.Close()
-		}()
+		wg.Go(func() { errs[i] = l.Close() })
 	}
 	wg.Wait()
 	s.links = nil
