@@ -69,7 +69,7 @@ func Script(s Spec, nonce string, done map[string]bool) string {
 		w(`echo 127 >"$T/rc"`)
 		w(`( cd %s && ./%s -test.v -test.count=1 -test.timeout=%s%s; echo $? >"$T/rc" ) 2>&1 | tee "$T/t"`,
 			shq(path.Dir(t.Binary)), shq(path.Base(t.Binary)), testTimeout, args)
-		w(`grep -E '^ *--- (PASS|FAIL|SKIP)|^(ok|PASS|FAIL)( |$)|^panic: ' "$T/t" >"$T/s"`)
+		w(`awk %s "$T/t" >"$T/s"`, shq(testSummary))
 		w(`frame %s "$(cat "$T/rc")" "$T/s"`, shq(testKey(t.Package)))
 	}
 	for i, h := range s.Hooks {
@@ -114,3 +114,13 @@ func runArgs(r ScenarioRun) string {
 func shq(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// testSummary is the awk program that cuts a test binary's `-test.v` output
+// down to what the collector reads (parseTestOutput): the result lines, a
+// panic, and before each FAIL the test's last message and last other output
+// line, so that FAILURES can say why without carrying every log line.
+const testSummary = `/^=== RUN/ { m = ""; l = ""; next }
+/^ *--- FAIL/ { if (m != "") print m; if (l != "") print l; print; m = ""; l = ""; next }
+/^ *--- (PASS|SKIP)|^(ok|PASS|FAIL)( |$)|^panic: / { print; m = ""; l = ""; next }
+/_test\.go:[0-9]+: / { m = $0; next }
+/[^ ]/ { l = $0 }`

@@ -117,6 +117,9 @@ func TestScriptRunsAndReports(t *testing.T) {
 				strings.Join(tr.Skipped, ",") != "TestC" || !strings.Contains(tr.Excluded, "because") {
 				t.Errorf("test result %+v", tr)
 			}
+			if want := "TestB/sub: b_test.go:20: trace: exit status 1: it's broken"; tr.Detail != want {
+				t.Errorf("test detail %q, want %q", tr.Detail, want)
+			}
 		})
 	}
 }
