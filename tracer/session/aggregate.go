@@ -33,7 +33,24 @@ func (s *Session) Aggregates() (map[SockKey]bpftypes.RingtraceRtSockAgg, error) 
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read frame aggregates: %w", err)
 	}
+	for k, a := range out {
+		out[k] = untear(a)
+	}
 	return out, nil
+}
+
+// untear mends what a read of a live socket's aggregates can tear. The
+// kernel copies the per-CPU values one CPU after the other, each a field
+// after the other, while the hooks keep counting: a frame sent and
+// completed while the copy is between sent and the completion counts is
+// seen completed but not sent. Every frame counted complete was sent (sent
+// only drops by a rollback, before its frame is sent again), so the frames
+// sent are at least those completed: the next read counts the ones missed.
+func untear(a bpftypes.RingtraceRtSockAgg) bpftypes.RingtraceRtSockAgg {
+	if done := a.CompletedExact + a.CompletedBounded; int64(a.Sent-done) < 0 {
+		a.Sent = done
+	}
+	return a
 }
 
 // addAgg adds per-CPU aggregates to sum.
