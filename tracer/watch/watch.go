@@ -132,6 +132,10 @@ type sock struct {
 	// machine): only then are its counts final, and the grace period
 	// starts. Gone (the kernel no longer lists it) can be seconds earlier.
 	goneEvent time.Time
+	// shown: the last Snapshot taken while it was gone. It leaves only
+	// once a Snapshot has shown its final counts: a scrape (or a refresh)
+	// that comes later than the grace period still gets them once.
+	shown time.Time
 }
 
 type sleeping struct {
@@ -299,7 +303,18 @@ func (w *Watch) Update(src Source) error {
 	held := w.held
 	w.lost = lost
 	for k, a := range aggs {
-		if s := w.sock(k); !s.closed {
+		s := w.socks[k]
+		if s == nil {
+			// Not seen yet and already closed in the kernel (it closed
+			// between the two reads, or it left the view and its
+			// SockGone was lost): a view started now would have no
+			// comm, pid or device, and nothing would ever end it.
+			if _, open := states[k]; !open {
+				continue
+			}
+			s = w.sock(k)
+		}
+		if !s.closed {
 			s.setAgg(a)
 		}
 	}
@@ -346,8 +361,13 @@ func (w *Watch) Update(src Source) error {
 			// The grace period runs from its SockGone event: a series
 			// dropped before its last events arrive would come back
 			// with partial counts. One whose SockGone was lost goes
-			// after twice the grace period.
-			if gone := s.goneEvent; (!gone.IsZero() && now.Sub(gone) >= w.o.Grace) || (gone.IsZero() && now.Sub(s.Gone) >= 2*w.o.Grace) {
+			// after twice the grace period. Either way a Snapshot must
+			// have shown it since (its final counts).
+			from, wait := s.goneEvent, w.o.Grace
+			if from.IsZero() {
+				from, wait = s.Gone, 2*w.o.Grace
+			}
+			if now.Sub(from) >= wait && !s.shown.Before(from) {
 				delete(w.socks, k)
 			}
 		}
@@ -366,6 +386,9 @@ func (w *Watch) Snapshot() Snapshot {
 	defer w.mu.Unlock()
 	snap := Snapshot{At: w.o.Now(), Lost: w.lost, Sockets: make([]Socket, 0, len(w.socks))}
 	for _, s := range w.socks {
+		if !s.Gone.IsZero() {
+			s.shown = snap.At
+		}
 		c := s.Socket
 		c.Errnos = make(map[string]uint64, len(s.Errnos))
 		for n, v := range s.Errnos {

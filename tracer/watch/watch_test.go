@@ -328,3 +328,63 @@ func TestHolderFromBackgroundWalk(t *testing.T) {
 		t.Errorf("holder %q, want it to start with %q", holder, want)
 	}
 }
+
+// TestFinalCountsShownOnce: a scrape that comes later than the grace period
+// after a socket's SockGone (a stalled machine, a scrape interval longer than
+// the grace) still gets its final counts once; the next one does not.
+func TestFinalCountsShownOnce(t *testing.T) {
+	c := &clock{wall: time.Unix(1000, 0), mono: 10e9}
+	w := newWatch(c, 3*time.Second)
+	a, b := session.SockKey{Sk: 1, Ino: 1}, session.SockKey{Sk: 2, Ino: 2}
+	src := &fakeSource{
+		aggs:   map[session.SockKey]bpftypes.RingtraceRtSockAgg{a: {Sent: 5}, b: {Sent: 1}},
+		states: map[session.SockKey]session.SockState{a: {Frames: 8}, b: {Frames: 8}},
+	}
+	w.Update(src)
+	w.Snapshot()
+	// a closes: final counts, SockGone. b closes with its SockGone lost.
+	w.Closed(a, bpftypes.RingtraceRtSockAgg{Sent: 9, CompletedExact: 9})
+	w.Event(&event.Event{Kind: event.SockGone, Sk: a.Sk, SockIno: a.Ino})
+	delete(src.aggs, a)
+	delete(src.states, a)
+	delete(src.states, b)
+	c.advance(10 * time.Second) // no scrape meanwhile
+	w.Update(src)
+	snap := w.Snapshot()
+	if len(snap.Sockets) != 2 || snap.Sockets[0].Sent != 9 || snap.Sockets[0].Gone.IsZero() {
+		t.Fatalf("first scrape past the grace period: %+v, want both, a with its final 9 frames", snap.Sockets)
+	}
+	c.advance(time.Second)
+	w.Update(src)
+	if snap := w.Snapshot(); len(snap.Sockets) != 1 || snap.Sockets[0].Key != b {
+		t.Fatalf("next scrape: %+v, want only b (its SockGone lost: twice the grace period, from when the kernel stopped listing it)", snap.Sockets)
+	}
+	// b: gone since the Update that no longer found it (t+10 s).
+	c.advance(4 * time.Second)
+	w.Update(src)
+	if n := len(w.Snapshot().Sockets); n != 1 {
+		t.Errorf("%d sockets 5 s after b was found closed, want 1", n)
+	}
+	c.advance(time.Second)
+	w.Update(src)
+	if n := len(w.Snapshot().Sockets); n != 0 {
+		t.Errorf("%d sockets, want 0: b was shown closed, twice the grace period ago", n)
+	}
+}
+
+// TestNoViewFromClosedAggregates: aggregates the kernel still holds for a
+// socket it no longer lists (its SockGone lost, its view already gone) do
+// not bring back a view with no comm, pid or device that nothing ends.
+func TestNoViewFromClosedAggregates(t *testing.T) {
+	c := &clock{wall: time.Unix(1000, 0), mono: 10e9}
+	w := newWatch(c, 3*time.Second)
+	a := session.SockKey{Sk: 1, Ino: 1}
+	src := &fakeSource{aggs: map[session.SockKey]bpftypes.RingtraceRtSockAgg{a: {Sent: 5}}}
+	for range 3 {
+		w.Update(src)
+		c.advance(10 * time.Second)
+	}
+	if snap := w.Snapshot(); len(snap.Sockets) != 0 {
+		t.Errorf("%+v, want no view of a socket the kernel does not list", snap.Sockets)
+	}
+}
