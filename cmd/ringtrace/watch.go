@@ -21,7 +21,7 @@ import (
 func watchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at `HOST:PORT`/metrics (e.g. 127.0.0.1:9717; with trace, needs --summary)"},
-		&cli.DurationFlag{Name: "metrics-grace", Value: watch.DefaultGrace, Usage: "how long a closed socket's series stay once its last events are in (longer than the scrape interval)"},
+		&cli.DurationFlag{Name: "metrics-grace", Value: watch.DefaultGrace, Usage: "how long a closed socket's series stay once its last events are in (longer than the scrape interval; a later scrape still gets its final counts, once)"},
 		&cli.BoolFlag{Name: "metrics-runtime", Usage: "also export ringtrace's own Go runtime and process series"},
 		&cli.BoolFlag{Name: "verify", Usage: "prove the plan at start (as `probe --verify`) and say so in ringtrace_plan_info"},
 	}
