@@ -51,6 +51,17 @@ func newWatch(c *clock, grace time.Duration) *watch.Watch {
 		Now: func() time.Time { return c.wall }, Mono: func() uint64 { return c.mono }})
 }
 
+// scrape is a scrape d after the last: the clock moves on, then the view
+// is brought up to date and copied, as the metrics collector does.
+func scrape(t *testing.T, c *clock, w *watch.Watch, src watch.Source, d time.Duration) []watch.Socket {
+	t.Helper()
+	c.advance(d)
+	if err := w.Update(src); err != nil {
+		t.Fatal(err)
+	}
+	return w.Snapshot().Sockets
+}
+
 // enobufs is a send call's -ENOBUFS return, as the event carries it.
 var enobufs = func() uint64 { v := -int64(unix.ENOBUFS); return uint64(v) }()
 
@@ -179,19 +190,13 @@ func TestGracePeriod(t *testing.T) {
 	if len(snap.Sockets) != 2 || snap.Sockets[0].Sent != 6 || snap.Sockets[0].Gone.IsZero() || snap.Sockets[1].Gone.IsZero() {
 		t.Fatalf("within the grace period: %+v", snap.Sockets)
 	}
-	c.advance(4 * time.Minute)
-	w.Update(src)
-	if n := len(w.Snapshot().Sockets); n != 1 {
+	if n := len(scrape(t, c, w, src, 4*time.Minute)); n != 1 {
 		t.Errorf("%d sockets 5 minutes after a closed, want 1 (b's SockGone was lost)", n)
 	}
-	c.advance(5 * time.Minute)
-	w.Update(src)
-	if n := len(w.Snapshot().Sockets); n != 1 {
+	if n := len(scrape(t, c, w, src, 5*time.Minute)); n != 1 {
 		t.Errorf("%d sockets 9 minutes after b closed, want 1 (b stays twice the grace period)", n)
 	}
-	c.advance(time.Minute)
-	w.Update(src)
-	if n := len(w.Snapshot().Sockets); n != 0 {
+	if n := len(scrape(t, c, w, src, time.Minute)); n != 0 {
 		t.Errorf("%d sockets after both grace periods, want 0", n)
 	}
 	if src.reads != 0 {
@@ -226,9 +231,7 @@ func TestGraceFromSockGone(t *testing.T) {
 	if len(snap.Sockets) != 1 || snap.Sockets[0].Calls != 1 || snap.Sockets[0].Bytes != 1500 {
 		t.Fatalf("within the grace period from its SockGone: %+v, want its one late call counted", snap.Sockets)
 	}
-	c.advance(time.Second)
-	w.Update(src)
-	if n := len(w.Snapshot().Sockets); n != 0 {
+	if n := len(scrape(t, c, w, src, time.Second)); n != 0 {
 		t.Errorf("%d sockets the grace period after its SockGone, want 0", n)
 	}
 }
@@ -348,26 +351,18 @@ func TestFinalCountsShownOnce(t *testing.T) {
 	delete(src.aggs, a)
 	delete(src.states, a)
 	delete(src.states, b)
-	c.advance(10 * time.Second) // no scrape meanwhile
-	w.Update(src)
-	snap := w.Snapshot()
-	if len(snap.Sockets) != 2 || snap.Sockets[0].Sent != 9 || snap.Sockets[0].Gone.IsZero() {
-		t.Fatalf("first scrape past the grace period: %+v, want both, a with its final 9 frames", snap.Sockets)
+	socks := scrape(t, c, w, src, 10*time.Second) // none meanwhile
+	if len(socks) != 2 || socks[0].Sent != 9 || socks[0].Gone.IsZero() {
+		t.Fatalf("first scrape past the grace period: %+v, want both, a with its final 9 frames", socks)
 	}
-	c.advance(time.Second)
-	w.Update(src)
-	if snap := w.Snapshot(); len(snap.Sockets) != 1 || snap.Sockets[0].Key != b {
-		t.Fatalf("next scrape: %+v, want only b (its SockGone lost: twice the grace period, from when the kernel stopped listing it)", snap.Sockets)
+	if socks := scrape(t, c, w, src, time.Second); len(socks) != 1 || socks[0].Key != b {
+		t.Fatalf("next scrape: %+v, want only b (its SockGone lost: twice the grace period, from when the kernel stopped listing it)", socks)
 	}
 	// b: gone since the Update that no longer found it (t+10 s).
-	c.advance(4 * time.Second)
-	w.Update(src)
-	if n := len(w.Snapshot().Sockets); n != 1 {
+	if n := len(scrape(t, c, w, src, 4*time.Second)); n != 1 {
 		t.Errorf("%d sockets 5 s after b was found closed, want 1", n)
 	}
-	c.advance(time.Second)
-	w.Update(src)
-	if n := len(w.Snapshot().Sockets); n != 0 {
+	if n := len(scrape(t, c, w, src, time.Second)); n != 0 {
 		t.Errorf("%d sockets, want 0: b was shown closed, twice the grace period ago", n)
 	}
 }
@@ -381,10 +376,8 @@ func TestNoViewFromClosedAggregates(t *testing.T) {
 	a := session.SockKey{Sk: 1, Ino: 1}
 	src := &fakeSource{aggs: map[session.SockKey]bpftypes.RingtraceRtSockAgg{a: {Sent: 5}}}
 	for range 3 {
-		w.Update(src)
-		c.advance(10 * time.Second)
-	}
-	if snap := w.Snapshot(); len(snap.Sockets) != 0 {
-		t.Errorf("%+v, want no view of a socket the kernel does not list", snap.Sockets)
+		if socks := scrape(t, c, w, src, 10*time.Second); len(socks) != 0 {
+			t.Fatalf("%+v, want no view of a socket the kernel does not list", socks)
+		}
 	}
 }
