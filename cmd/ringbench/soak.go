@@ -73,8 +73,16 @@ func runSoak(c *cli.Context) error {
 	}
 	defer done()
 
+	// The senders run under a name of this soak's own, and the tracer
+	// follows that name only: any other ringtrace sending on this host (a
+	// bench, a probe --verify, another CI run) stays out of the counts.
+	comm := fmt.Sprintf("rsoak%d", os.Getpid()%1000000)
+	sendBin := filepath.Join(dir, comm)
+	if err := os.Symlink(rt, sendBin); err != nil {
+		return fmt.Errorf("sender name: %w", err)
+	}
 	ready := filepath.Join(dir, "ready")
-	args := []string{"trace", "--ready-file", ready, "--comm", "ringtrace"}
+	args := []string{"trace", "--ready-file", ready, "--comm", comm}
 	if iv := c.Duration("sweep-interval"); iv > 0 {
 		args = append(args, "--sweep-interval", iv.String())
 	}
@@ -107,11 +115,11 @@ func runSoak(c *cli.Context) error {
 	}
 	var churn *churner
 	if c.Bool("churn") {
-		churn = startChurn(rt, l)
+		churn = startChurn(sendBin, l)
 		defer churn.stop()
 		fmt.Printf("soak: %s tracer against short-lived senders on %s for %v, sampled every %v\n", mode, l.SenderIf, d, every)
 	} else {
-		sender := exec.Command(rt, "send", "-i", l.SenderIf, "--size", strconv.Itoa(c.Int("size")), "--duration", (d + time.Minute).String(),
+		sender := exec.Command(sendBin, "send", "-i", l.SenderIf, "--size", strconv.Itoa(c.Int("size")), "--duration", (d + time.Minute).String(),
 			"-q", "--cpu", strconv.Itoa(c.Int("cpu")), "--drain", "0", "--qdisc-bypass")
 		if err := nsexec.Do(l.SenderNS, sender.Start); err != nil {
 			return fmt.Errorf("start sender: %w", err)
