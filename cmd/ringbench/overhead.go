@@ -33,6 +33,8 @@ func overheadCommand() *cli.Command {
 			&cli.StringFlag{Name: "bpftrace", Value: "bpftrace", Usage: "bpftrace binary (reference tracer)"},
 			&cli.IntSliceFlag{Name: "sizes", Value: cli.NewIntSlice(64, 1500), Usage: "frame sizes"},
 			&cli.StringSliceFlag{Name: "senders", Value: cli.NewStringSlice("ringtrace", "trafgen"), Usage: "senders to load the link with"},
+			&cli.StringSliceFlag{Name: "paths", Value: cli.NewStringSlice("bypass", "qdisc"), Usage: "the senders' transmit paths: " +
+				"bypass (PACKET_QDISC_BYPASS: the driver straight from sendto) and qdisc (through __dev_queue_xmit, the veth's noqueue)"},
 			&cli.StringSliceFlag{Name: "modes", Value: cli.NewStringSlice("null", "calls", "stream", "record", "summary", "metrics", "bpftrace"), Usage: "tracers to compare with the untraced run"},
 			&cli.IntFlag{Name: "reps", Value: 3, Usage: "interleaved repetitions"},
 			&cli.DurationFlag{Name: "window", Value: 3 * time.Second, Usage: "measured window per run"},
@@ -238,7 +240,7 @@ func fileTail(f *os.File, n int64) ([]byte, error) {
 func vmHWM(pid int) uint64 { return procStatusBytes(pid, "VmHWM:") }
 
 type overheadRow struct {
-	sender, mode string
+	sender, path, mode string
 	size         int
 	pps, ratio   float64
 	tr           *tracerRun
@@ -253,6 +255,15 @@ func runOverhead(c *cli.Context) error {
 	bt, _ := exec.LookPath(c.String("bpftrace"))
 	senders := c.StringSlice("senders")
 	modes := c.StringSlice("modes")
+	paths := c.StringSlice("paths")
+	for _, p := range paths {
+		if p != "bypass" && p != "qdisc" {
+			return inputerr.New("--paths %q: bypass or qdisc", p)
+		}
+	}
+	if len(paths) == 0 {
+		return inputerr.New("--paths: at least one of bypass and qdisc")
+	}
 	if tg == "" {
 		senders = without(senders, "trafgen")
 		fmt.Println("trafgen not installed (apt-get install netsniff-ng): ringtrace send only")
@@ -268,66 +279,76 @@ func runOverhead(c *cli.Context) error {
 	defer done()
 	cpu := c.Int("cpu")
 	others := otherCPUs(cpu)
-	fmt.Printf("sender on CPU %d with PACKET_QDISC_BYPASS (trafgen's default) on veth %s; tracers on CPUs %v; %d interleaved reps of %v\n",
-		cpu, l.SenderIf, others, c.Int("reps"), c.Duration("window"))
-	fmt.Printf("%-9s %-5s %-9s %12s %7s %12s %6s %7s %9s\n", "sender", "size", "mode", "pps", "ratio", "events/s", "lost", "ready", "peak RSS")
+	fmt.Printf("sender on CPU %d on veth %s, paths %v (bypass: PACKET_QDISC_BYPASS, trafgen's default); tracers on CPUs %v; %d interleaved reps of %v\n",
+		cpu, l.SenderIf, paths, others, c.Int("reps"), c.Duration("window"))
+	fmt.Printf("%-9s %-6s %-5s %-9s %12s %7s %12s %6s %7s %9s\n", "sender", "path", "size", "mode", "pps", "ratio", "events/s", "lost", "ready", "peak RSS")
 	var rows []overheadRow
 	for _, size := range c.IntSlice("sizes") {
 		for rep := 0; rep < c.Int("reps"); rep++ {
-			for _, snd := range senders {
-				mk := senderCmd(snd, rt, tg, l.SenderIf, size, cpu)
-				base, err := measure(c.Context, l, mk(), c.Duration("warmup"), c.Duration("window"))
-				if err != nil {
-					return fmt.Errorf("%s untraced: %w", snd, err)
-				}
-				rows = append(rows, overheadRow{snd, "untraced", size, base.pps, 1, nil})
-				fmt.Printf("%-9s %-5d %-9s %12.0f %7.3f\n", snd, size, "untraced", base.pps, 1.0)
-				order := rotate(modes, rep)
-				for _, m := range order {
-					tr, err := startTracer(m, rt, bt, dir, others)
+			for _, path := range paths {
+				for _, snd := range senders {
+					mk := senderCmd(snd, path, rt, tg, l.SenderIf, size, cpu)
+					base, err := measure(c.Context, l, mk(), c.Duration("warmup"), c.Duration("window"))
 					if err != nil {
-						return err
+						return fmt.Errorf("%s (%s) untraced: %w", snd, path, err)
 					}
-					res, err := measure(c.Context, l, mk(), c.Duration("warmup"), c.Duration("window"))
-					serr := tr.stop()
-					if err != nil {
-						return fmt.Errorf("%s under %s: %w", snd, m, err)
+					rows = append(rows, overheadRow{snd, path, "untraced", size, base.pps, 1, nil})
+					fmt.Printf("%-9s %-6s %-5d %-9s %12.0f %7.3f\n", snd, path, size, "untraced", base.pps, 1.0)
+					for _, m := range rotate(modes, rep) {
+						tr, err := startTracer(m, rt, bt, dir, others)
+						if err != nil {
+							return err
+						}
+						res, err := measure(c.Context, l, mk(), c.Duration("warmup"), c.Duration("window"))
+						serr := tr.stop()
+						if err != nil {
+							return fmt.Errorf("%s (%s) under %s: %w", snd, path, m, err)
+						}
+						if serr != nil {
+							return serr
+						}
+						row := overheadRow{snd, path, m, size, res.pps, res.pps / base.pps, tr}
+						rows = append(rows, row)
+						evs := "-"
+						if tr.events > 0 {
+							evs = fmt.Sprintf("%.0f", float64(tr.events)/time.Since(tr.start).Seconds())
+						}
+						fmt.Printf("%-9s %-6s %-5d %-9s %12.0f %7.3f %12s %6d %7s %8.1fM\n", snd, path, size, m, res.pps, row.ratio, evs, tr.lost,
+							tr.ready.Round(time.Millisecond), float64(tr.rss)/(1<<20))
 					}
-					if serr != nil {
-						return serr
-					}
-					row := overheadRow{snd, m, size, res.pps, res.pps / base.pps, tr}
-					rows = append(rows, row)
-					evs := "-"
-					if tr.events > 0 {
-						evs = fmt.Sprintf("%.0f", float64(tr.events)/time.Since(tr.start).Seconds())
-					}
-					fmt.Printf("%-9s %-5d %-9s %12.0f %7.3f %12s %6d %7s %8.1fM\n", snd, size, m, res.pps, row.ratio, evs, tr.lost,
-						tr.ready.Round(time.Millisecond), float64(tr.rss)/(1<<20))
 				}
 			}
 		}
 	}
 	fmt.Println("\nmedian ratios traced/untraced (targets: calls >= 0.97; summary >= 0.88 and within 0.07 of null, ahead of bpftrace;\n  stream (JSON to a file) >= 0.75 with 0 lost; ready <= 0.5 s; RSS <= 64 MiB)")
 	for _, size := range c.IntSlice("sizes") {
-		for _, snd := range senders {
-			for _, m := range modes {
-				var rs []float64
-				var lost uint64
-				for _, r := range rows {
-					if r.size == size && r.sender == snd && r.mode == m {
-						rs = append(rs, r.ratio)
-						lost += r.tr.lost
+		for _, path := range paths {
+			for _, snd := range senders {
+				for _, m := range modes {
+					var rs []float64
+					var lost uint64
+					for _, r := range rows {
+						if r.size == size && r.path == path && r.sender == snd && r.mode == m {
+							rs = append(rs, r.ratio)
+							lost += r.tr.lost
+						}
 					}
+					fmt.Printf("  %-9s %-6s %-5d %-9s %.3f  (lost %d)\n", snd, path, size, m, median(rs), lost)
 				}
-				fmt.Printf("  %-9s %-5d %-9s %.3f  (lost %d)\n", snd, size, m, median(rs), lost)
 			}
 		}
 	}
 	if !c.Bool("bpf-stats") {
 		return nil
 	}
-	return breakdown(c, l, dir, senderCmd(senders[0], rt, tg, l.SenderIf, c.IntSlice("sizes")[0], cpu), modes, rt, others)
+	for _, path := range paths {
+		fmt.Printf("\n%s path:", path)
+		mk := senderCmd(senders[0], path, rt, tg, l.SenderIf, c.IntSlice("sizes")[0], cpu)
+		if err := breakdown(c, l, dir, mk, modes, rt, others); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // breakdown runs each ringtrace mode once more with the kernel's
@@ -365,15 +386,24 @@ func breakdown(c *cli.Context, l *lab.Lab, dir string, mk func() *exec.Cmd, mode
 	return nil
 }
 
-func senderCmd(name, rt, tg, ifname string, size, cpu int) func() *exec.Cmd {
+// senderCmd makes the command of one sender run: name is ringtrace or
+// trafgen, path bypass or qdisc.
+func senderCmd(name, path, rt, tg, ifname string, size, cpu int) func() *exec.Cmd {
 	return func() *exec.Cmd {
 		if name == "trafgen" {
 			pkt := fmt.Sprintf("{ fill(0xff, 6), 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, c16(0x88b5), fill(0x00, %d) }", size-14)
 			cmd := exec.Command(tg, "--dev", ifname, "--cpus", "1", "-Q", "-C", pkt)
+			if path == "qdisc" {
+				cmd.Args = append(cmd.Args, "--qdisc-path")
+			}
 			return cmd
 		}
-		return exec.Command(rt, "send", "-i", ifname, "--size", strconv.Itoa(size), "--duration", "1h", "-q",
-			"--cpu", strconv.Itoa(cpu), "--drain", "0", "--qdisc-bypass")
+		cmd := exec.Command(rt, "send", "-i", ifname, "--size", strconv.Itoa(size), "--duration", "1h", "-q",
+			"--cpu", strconv.Itoa(cpu), "--drain", "0")
+		if path == "bypass" {
+			cmd.Args = append(cmd.Args, "--qdisc-bypass")
+		}
+		return cmd
 	}
 }
 
