@@ -245,6 +245,7 @@ struct rt_config {
 	__u8 complete_hooked; /* tpacket_ubuf_complete is hooked: the kfree only backs it up */
 	__u8 hook_class; /* enum rt_hook of the frame hooks */
 	__u8 claims; /* the kernel has BPF atomic cmpxchg (5.12+): rt_frame.busy is flipped with it */
+	__u8 skb_cache; /* xmit hooks cache skb -> frame (skbs): something reads it (skb events, completions read at a free) */
 	char filter_comm[RT_COMM_LEN];
 	char filter_ifname[RT_IFNAME_LEN];
 	struct rt_stack_range stack_ranges[RT_STACK_RANGES];

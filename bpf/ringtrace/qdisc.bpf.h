@@ -67,10 +67,13 @@ SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(tp_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev)
 {
 	__u64 key = (__u64)skb, sk;
-	struct skb_state *st = bpf_map_lookup_elem(&skbs, &key);
+	struct skb_state *st;
 	struct sock_state *ss;
 	struct rt_event *e;
 
+	if (!skbs_used)
+		return 0;
+	st = bpf_map_lookup_elem(&skbs, &key);
 	if (!st)
 		return 0;
 	sk = st->sk;

@@ -10,9 +10,10 @@
 /*
  * xmit_entry: a ring skb enters dev_queue_xmit (or the bypass path). Inside
  * tpacket_snd the frame's status was just set to SENDING and tx_ring.head
- * still points at it.
+ * still points at it. direct: skb is BTF-typed (tp_btf, fentry), its own
+ * fields are read with plain loads.
  */
-static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_loop)
+static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_loop, int direct)
 {
 	struct sock_state *ss;
 	struct call_state *c;
@@ -21,7 +22,7 @@ static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_l
 	__u64 ph, darg;
 	__u32 idx;
 
-	if (!ring_skb_arg(skb, &sk, &ph, &darg))
+	if (direct ? !ring_skb_arg_direct(skb, &sk, &ph, &darg) : !ring_skb_arg(skb, &sk, &ph, &darg))
 		return;
 	ss = sock_lookup(sk, 0);
 	if (!ss || ring_of((struct packet_sock *)sk, ss, &r))
@@ -29,7 +30,8 @@ static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_l
 	idx = frame_index((struct packet_sock *)sk, (__u32)ss->ino, &r, ph, use_loop);
 	if (idx == RT_NO_FRAME)
 		return;
-	remember_skb(skb, sk, (__u32)ss->ino, ph, idx, darg, r.pg_vec);
+	if (cfg.skb_cache)
+		remember_skb(skb, sk, (__u32)ss->ino, ph, idx, darg, r.pg_vec);
 	c = current_call((__u64)sk);
 	if (c) {
 		c->in_xmit = 1;
@@ -42,7 +44,7 @@ SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
 {
 	if (cfg.sending_via_tp)
-		xmit_entry(skb, RT_H_TRACEPOINT, 1);
+		xmit_entry(skb, RT_H_TRACEPOINT, 1, 1);
 	return 0;
 }
 
@@ -50,7 +52,7 @@ SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tp_net_dev_queue_bounded, struct sk_buff *skb)
 {
 	if (cfg.sending_via_tp)
-		xmit_entry(skb, RT_H_TRACEPOINT, 0);
+		xmit_entry(skb, RT_H_TRACEPOINT, 0, 1);
 	return 0;
 }
 
@@ -77,7 +79,7 @@ static __always_inline void xmit_return(struct sk_buff *skb, __s64 rc, __u8 hook
 	SEC("fentry/" #fn)                                                       \
 	int BPF_PROG(fentry_##name, struct sk_buff *skb)                         \
 	{                                                                        \
-		xmit_entry(skb, RT_H_FENTRY, 0);                                 \
+		xmit_entry(skb, RT_H_FENTRY, 0, 1);                              \
 		return 0;                                                        \
 	}                                                                        \
 	SEC("fexit/" #fn)                                                        \
@@ -89,7 +91,7 @@ static __always_inline void xmit_return(struct sk_buff *skb, __s64 rc, __u8 hook
 	SEC("kprobe/" #fn)                                                       \
 	int BPF_KPROBE(kprobe_##name, struct sk_buff *skb)                       \
 	{                                                                        \
-		xmit_entry(skb, RT_H_KPROBE, 0);                                 \
+		xmit_entry(skb, RT_H_KPROBE, 0, 0);                              \
 		return 0;                                                        \
 	}                                                                        \
 	SEC("kretprobe/" #fn)                                                    \

@@ -241,9 +241,9 @@ func vmHWM(pid int) uint64 { return procStatusBytes(pid, "VmHWM:") }
 
 type overheadRow struct {
 	sender, path, mode string
-	size         int
-	pps, ratio   float64
-	tr           *tracerRun
+	size               int
+	pps, ratio         float64
+	tr                 *tracerRun
 }
 
 func runOverhead(c *cli.Context) error {

@@ -305,6 +305,11 @@ func Build(f *kernel.Facts, want Class) (*Plan, error) {
 	b.sending()
 	b.qdiscAndDriver()
 	b.available()
+	if p.Config.UargViaKfree {
+		// The uarg's kfree reports every completion: net_dev_xmit no
+		// longer reads a frame's status, it only makes xmit_done events.
+		b.onlyFor("tp_net_dev_xmit", "xmit_done")
+	}
 	b.rollback()
 	b.sched()
 	b.softirq()
@@ -330,6 +335,16 @@ func (b *builder) attach(prog string, kind AttachKind, target string) {
 // attachFor adds an attachment that only produces the given events.
 func (b *builder) attachFor(prog string, kind AttachKind, target string, events ...string) {
 	b.p.Attach = append(b.p.Attach, Attachment{Program: prog, Kind: kind, Target: target, For: events})
+}
+
+// onlyFor makes an attachment optional: only a trace asking for one of
+// events attaches it.
+func (b *builder) onlyFor(prog string, events ...string) {
+	for i := range b.p.Attach {
+		if b.p.Attach[i].Program == prog {
+			b.p.Attach[i].For = events
+		}
+	}
 }
 
 // variant picks the bpf_loop or bounded-loop version of a scanning program.

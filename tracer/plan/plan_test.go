@@ -1,6 +1,7 @@
 package plan_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,6 +47,17 @@ func attached(p *plan.Plan) map[string]string {
 		m[a.Program] = string(a.Kind) + " " + a.Target
 	}
 	return m
+}
+
+// netDevXmitOnlyFor reports whether p attaches tp_net_dev_xmit, and for
+// exactly these events (none: always).
+func netDevXmitOnlyFor(p *plan.Plan, events ...string) bool {
+	for _, a := range p.Attach {
+		if a.Program == "tp_net_dev_xmit" {
+			return slices.Equal(a.For, events)
+		}
+	}
+	return false
 }
 
 func TestClassA(t *testing.T) {
@@ -121,6 +133,11 @@ func TestClassCLikeThisHost(t *testing.T) {
 	}
 	if !p.Config.AvailViaTP || !p.Config.SendingViaTP || !p.Config.CallsViaSyscalls {
 		t.Errorf("class C config %+v", p.Config)
+	}
+	// Destructor form: net_dev_xmit reads the status of frames lo and tun
+	// complete inside the driver, whatever events are asked for.
+	if !netDevXmitOnlyFor(p) {
+		t.Errorf("net_dev_xmit is optional in a destructor-form class C plan: %v", p.Attach)
 	}
 	bounded := false
 	for _, r := range p.Rows {
@@ -222,6 +239,10 @@ func TestUargTracepointsOnly(t *testing.T) {
 	}
 	if !exact {
 		t.Errorf("frame -> AVAILABLE is not promised exact at the uarg's kfree: %+v", p.Rows)
+	}
+	// net_dev_xmit reads no status here: only xmit_done events need it.
+	if !netDevXmitOnlyFor(p, "xmit_done") {
+		t.Errorf("net_dev_xmit attached for %v, want only for xmit_done", p.Attach)
 	}
 
 	// A kprobe on the completion function is backed up by the kfree (a

@@ -1,9 +1,11 @@
 package session
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
 
+	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
 	"github.com/ringtrace/ringtrace/tracer/event"
 )
@@ -183,3 +185,27 @@ func (r *runner) Stats() Stats { return r.s.stats }
 
 // ResetStats zeroes the counters.
 func (r *runner) ResetStats() { r.s.stats = Stats{PerKind: map[event.Kind]uint64{}} }
+
+// SkbCache reports whether the session's xmit hooks cache skb -> frame
+// (rt_config.skb_cache), and whether one has done so since it began (the
+// BPF global skbs_used).
+func (s *Session) SkbCache() (on, used bool, err error) {
+	on = needSkbCache(s.o.Plan.Config, EventMask(s.o.Kinds))
+	spec, err := bpfobj.LoadRingtrace()
+	if err != nil {
+		return on, false, err
+	}
+	v := spec.Variables["skbs_used"]
+	if v == nil {
+		return on, false, fmt.Errorf("the BPF object has no skbs_used")
+	}
+	m := s.objs.maps[v.SectionName]
+	if m == nil {
+		return on, false, fmt.Errorf("no map %s", v.SectionName)
+	}
+	buf := make([]byte, m.ValueSize())
+	if err := m.Lookup(uint32(0), buf); err != nil {
+		return on, false, fmt.Errorf("read %s: %w", v.SectionName, err)
+	}
+	return on, binary.NativeEndian.Uint32(buf[v.Offset:]) != 0, nil
+}

@@ -108,9 +108,9 @@ type RingtraceRtConfig struct {
 	CompleteHooked   uint8
 	HookClass        uint8
 	Claims           uint8
+	SkbCache         uint8
 	FilterComm       [16]int8
 	FilterIfname     [16]int8
-	_                [1]byte
 	StackRanges      [16]struct {
 		_      structs.HostLayout
 		Start  uint64
