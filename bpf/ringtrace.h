@@ -58,6 +58,10 @@ enum rt_kind {
 			       * the frames the entry's scan read (1, or 0 with light scans), prec=
 			       * PACKET_QDISC_BYPASS set, ifindex and dev=the device (never delivered as such) */
 	RT_FRAME_SHORT = 19, /* an RT_FRAME_STATE in a struct rt_frame_short record (never delivered as such) */
+	RT_XMIT_PAIR = 20, /* an RT_XMIT_START and its RT_XMIT_DONE in one record, written at the driver's
+			    * return (xmit_one fires both around ndo_start_xmit, on one CPU): the done's fields,
+			    * plus ts_lo=the start's time, a[1]=the start's wmem | pending << 32 (as u32),
+			    * a[2]=the start's sndbuf (never delivered as such) */
 };
 
 /* Frame states: the tp_status values (low three bits). */

@@ -46,6 +46,15 @@ int BPF_PROG(tp_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
 	if (!known_skb(skb, &st))
 		return 0;
 	st->ts_start_xmit = bpf_ktime_get_ns();
+	if (cfg.events & (1u << RT_XMIT_PAIR)) {
+		/* The driver's return writes both events in one record. */
+		struct sock_state *ss = ss_of((struct sock *)st->sk, NULL);
+
+		sock_mem((struct sock *)st->sk, 0, &st->xs_sndbuf, &st->xs_wmem);
+		st->xs_pending = ss ? ss->pending : -1;
+		st->xs_held = 1;
+		return 0;
+	}
 	e = ev_reserve(RT_XMIT_START, RT_H_TRACEPOINT);
 	if (!e)
 		return 0;
@@ -70,6 +79,7 @@ int BPF_PROG(tp_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 	struct skb_state *st;
 	struct sock_state *ss;
 	struct rt_event *e;
+	__u32 held;
 
 	if (!skbs_used)
 		return 0;
@@ -80,12 +90,19 @@ int BPF_PROG(tp_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *de
 	ss = ss_of((struct sock *)sk, NULL);
 	if (!ss)
 		return 0;
-	e = ev_reserve(RT_XMIT_DONE, RT_H_TRACEPOINT);
+	held = st->xs_held;
+	st->xs_held = 0;
+	e = ev_reserve(held ? RT_XMIT_PAIR : RT_XMIT_DONE, RT_H_TRACEPOINT);
 	if (e) {
 		ev_sock(e, (struct sock *)sk, ss);
 		e->frame = st->idx;
 		e->skb = (__u64)skb;
 		e->a[0] = (__u64)(__s64)rc;
+		if (held) {
+			e->ts_lo = st->ts_start_xmit;
+			e->a[1] = (__u64)(__u32)st->xs_wmem | (__u64)(__u32)st->xs_pending << 32;
+			e->a[2] = (__u64)(__u32)st->xs_sndbuf;
+		}
 		ev_dev(e, ss, dev);
 		ev_submit(e);
 	}

@@ -140,10 +140,13 @@ static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, _
  * known_skb finds a ring skb we saw being sent. skb addresses are recycled
  * at once and not every free has a tracepoint, so the entry only counts if
  * the skb still carries the same destructor_arg (it survives orphaning).
+ * skb is BTF-typed (every caller is a tp_btf program): skb_shinfo() comes
+ * from plain loads.
  */
 static __always_inline int known_skb(struct sk_buff *skb, struct skb_state **stp)
 {
 	__u64 key = (__u64)skb;
+	struct skb_shared_info *sh;
 
 	*stp = NULL;
 	if (!skbs_used)
@@ -151,7 +154,8 @@ static __always_inline int known_skb(struct sk_buff *skb, struct skb_state **stp
 	*stp = bpf_map_lookup_elem(&skbs, &key);
 	if (!*stp)
 		return 0;
-	if (shinfo_destructor_arg(skb) != (*stp)->darg) {
+	sh = (void *)(skb->head + skb->end);
+	if ((__u64)BPF_CORE_READ(sh, destructor_arg) != (*stp)->darg) {
 		bpf_map_delete_elem(&skbs, &key);
 		*stp = NULL;
 		return 0;

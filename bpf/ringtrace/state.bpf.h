@@ -231,6 +231,12 @@ struct skb_state {
 	__u64 ts_start_xmit;
 	__u32 idx;
 	__u32 ino; /* its socket's inode */
+	/* An xmit start held for the driver's return (RT_XMIT_PAIR): its
+	 * socket counts, and whether one is held. */
+	__s32 xs_sndbuf;
+	__s32 xs_wmem;
+	__s32 xs_pending;
+	__u32 xs_held;
 };
 
 struct {

@@ -33,7 +33,7 @@ func badRecordings(t *testing.T, dir string) map[string]string {
 	hlen := int(damaged[12]) | int(damaged[13])<<8
 	damaged[16+hlen+4] ^= 0x01 // the event's timestamp: still decodes
 	future := append([]byte(nil), good...)
-	future[8] = 7
+	future[8] = record.Version + 1
 	files := map[string][]byte{
 		"truncated.rtrec":  good[:len(good)/2],
 		"damaged.rtrec":    damaged,

@@ -249,7 +249,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("ParseKind(%q) = %v, %v", n, got, ok)
 		}
 	}
-	for _, k := range []Kind{0, FrameShort + 1, 1000, 65535} {
+	for _, k := range []Kind{0, XmitPair + 1, 1000, 65535} {
 		if got, want := k.String(), fmt.Sprintf("kind%d", k); got != want {
 			t.Errorf("Kind(%d) = %q, want %q", k, got, want)
 		}

@@ -49,6 +49,8 @@ func (k Kind) String() string {
 		return "sendmsg_call"
 	case FrameShort:
 		return "frame_short"
+	case XmitPair:
+		return "xmit_pair"
 	}
 	return fmt.Sprintf("kind%d", uint16(k))
 }

@@ -45,7 +45,7 @@ type devName struct {
 // windows, napi polls, xmit starts and receives name no socket's device.
 func keepsSocketDev(k Kind, to State) bool {
 	switch k {
-	case SendmsgEnter, SendmsgReturn, SendmsgCall, XmitDone:
+	case SendmsgEnter, SendmsgReturn, SendmsgCall, XmitDone, XmitPair:
 		return true
 	case FrameState:
 		return to != Available

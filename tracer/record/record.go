@@ -12,7 +12,7 @@
 // Layout (all integers little-endian), documented in docs/recording-format.md:
 //
 //	magic    "RTREC\x00\r\n"              8 bytes
-//	version  uint32                       currently 6 (1 to 5 are read too)
+//	version  uint32                       currently 7 (1 to 6 are read too)
 //	hlen     uint32                       length of the header JSON
 //	header   hlen bytes of JSON           Header
 //	records  repeated: uint32 n, n bytes  one struct rt_event, or struct rt_frame_short (version 6), each
@@ -47,7 +47,12 @@ import (
 const Magic = "RTREC\x00\r\n"
 
 // Version is the format version this package writes and the newest it reads.
-const Version = 6
+const Version = 7
+
+// VersionXmitPair is the first version whose records may be xmit pairs
+// (event.XmitPair: a driver's xmit start and return in one record, which
+// Events splits); an older reader would refuse them as of unknown kind.
+const VersionXmitPair = 7
 
 // VersionShortRecord is the first version whose records may be short
 // frame records (event.FrameShort, struct rt_frame_short), whose names the
@@ -414,8 +419,8 @@ func (r *Reader) readTrailer() error {
 	return io.EOF
 }
 
-// NextEvent decodes the next record. A one-record call (event.SendmsgCall)
-// comes as such: Events splits it into its entry and return. A short frame
+// NextEvent decodes the next record. A two-event record (event.SendmsgCall,
+// event.XmitPair) comes as such: Events splits it, as Event.Unfold does. A short frame
 // record comes as the frame_state it stands for, with the names the records
 // before it gave.
 func (r *Reader) NextEvent() (event.Event, error) {
@@ -446,10 +451,10 @@ func (r *Reader) Events(max int) ([]event.Event, error) {
 		if max > 0 && len(evs) >= max {
 			return nil, fmt.Errorf("recording has more than %d events: split the trace", max)
 		}
-		if e.Kind == event.SendmsgCall {
-			var enter event.Event
-			e.Unfold(&enter)
-			evs = append(evs, enter)
+		if e.Kind.Folded() {
+			var first event.Event
+			e.Unfold(&first)
+			evs = append(evs, first)
 		}
 		evs = append(evs, e)
 	}

@@ -3,6 +3,7 @@ package record_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -302,7 +303,7 @@ func TestShortRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Header.ShortRecordSize != event.ShortSize || r.Version != record.VersionShortRecord {
+	if r.Header.ShortRecordSize != event.ShortSize || r.Version != record.Version {
 		t.Errorf("version %d, short records of %d bytes", r.Version, r.Header.ShortRecordSize)
 	}
 	e1, err := r.NextEvent()
@@ -323,5 +324,54 @@ func TestShortRecordRoundTrip(t *testing.T) {
 	}
 	if _, err := record.NewReader(bytes.NewReader(odd)); !errors.Is(err, record.ErrFormat) {
 		t.Errorf("short records of 88 bytes: %v", err)
+	}
+}
+
+// TestXmitPairRecord: an xmit pair is read back as its start and return,
+// each at its own time among the other events (a completion inside the
+// driver comes between them), and a recording that holds one says version
+// VersionXmitPair at least.
+func TestXmitPairRecord(t *testing.T) {
+	const sk, skb = 0xffff888012345000, 0xffff888054321000
+	pair := event.Event{Kind: event.XmitPair, TS: 2000, TSLo: 1500, Sk: sk, Skb: skb, TID: 7, Frame: 2,
+		A: [3]uint64{0, 100 | 1<<32, 4096}, SndBuf: 4096, Wmem: 0, Pending: 0, Old: event.Unknown, New: event.Unknown}
+	done := event.Event{Kind: event.FrameState, TS: 1700, Sk: sk, Skb: skb, TID: 7, Frame: 2, Old: event.Sending,
+		New: event.Available, SndBuf: -1, Wmem: -1, Pending: -1}
+	var buf bytes.Buffer
+	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []event.Event{done, pair} { // the pair arrives last: it is written at the return
+		if err := w.Write(event.Encode(e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := record.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Version < record.VersionXmitPair {
+		t.Errorf("version %d holds an xmit pair", r.Version)
+	}
+	evs, err := r.Events(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, fmt.Sprintf("%s@%d", e.Kind, e.TS))
+	}
+	if want := "xmit_start@1500 frame_state@1700 xmit_done@2000"; strings.Join(got, " ") != want {
+		t.Fatalf("events %v, want %s", got, want)
+	}
+	if s := evs[0]; s.Sk != evs[2].Sk || s.Skb != evs[2].Skb || s.Wmem != 100 || s.Pending != 1 || s.SndBuf != 4096 || s.Frame != 2 {
+		t.Errorf("start %+v", s)
+	}
+	if d := evs[2]; d.Wmem != 0 || d.Pending != 0 || d.A != [3]uint64{} || d.TSLo != 0 {
+		t.Errorf("done %+v", d)
 	}
 }

@@ -23,6 +23,7 @@ import (
 // the BPF side's struct rt_config.
 func rtConfig(p *plan.Plan, f Filter, events uint32) (bpftypes.RingtraceRtConfig, error) {
 	c := p.Config
+	events = withXmitPairs(p, events)
 	cfg := bpftypes.RingtraceRtConfig{
 		DestructAddr: c.DestructAddr, UargCompleteAddr: c.UargCompleteAddr, FilterPid: f.PID,
 		MaxScan: c.MaxScan, Events: events,
@@ -61,6 +62,22 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpftypes.RingtraceRtConfig
 		cfg.StackRanges[i].Start, cfg.StackRanges[i].End, cfg.StackRanges[i].Reason = r.Start, r.End, uint32(r.Reason)
 	}
 	return cfg, nil
+}
+
+// withXmitPairs adds the one-record xmit start and return (event.XmitPair)
+// to an event mask that asks for both, where net_dev_xmit's program, which
+// writes the record, is attached.
+func withXmitPairs(p *plan.Plan, events uint32) uint32 {
+	const both = 1<<uint(event.XmitStart) | 1<<uint(event.XmitDone)
+	if events&both != both {
+		return events
+	}
+	for _, a := range p.Attach {
+		if a.Program == "tp_net_dev_xmit" {
+			return events | 1<<uint(event.XmitPair)
+		}
+	}
+	return events
 }
 
 // needSkbCache tells whether the xmit hooks must cache skb -> frame (the

@@ -252,6 +252,12 @@ func (s *Session) lost() (uint64, map[event.Kind]uint64) {
 		byKind[event.SendmsgReturn] += n
 		total += 2 * n
 	}
+	// A lost xmit pair is a lost start and a lost return.
+	if n := s.counter("lost", uint32(event.XmitPair)); n > 0 {
+		byKind[event.XmitStart] += n
+		byKind[event.XmitDone] += n
+		total += 2 * n
+	}
 	// A lost short record is a lost frame_state.
 	if n := s.counter("lost", uint32(event.FrameShort)); n > 0 {
 		byKind[event.FrameState] += n
@@ -379,7 +385,7 @@ func (bt *batcher) add(raw []byte) bool {
 		select {
 		case bt.cur = <-bt.free:
 		default:
-			bt.cur = make([]event.Event, 0, batchSize+1) // +1: a call record is two events
+			bt.cur = make([]event.Event, 0, batchSize+1) // +1: a folded record is two events
 		}
 	}
 	n := len(bt.cur) // < batchSize, cap batchSize+1: a full batch was handed over
@@ -389,7 +395,7 @@ func (bt *batcher) add(raw []byte) bool {
 		bt.decodeErrs++
 		return false
 	}
-	if bt.cur[n].Kind == event.SendmsgCall {
+	if bt.cur[n].Kind.Folded() {
 		bt.cur = bt.cur[:n+2]
 		bt.cur[n+1] = bt.cur[n]
 		bt.cur[n+1].Unfold(&bt.cur[n])

@@ -226,6 +226,7 @@ const (
 	RingtraceRtKindRT_BLIND          RingtraceRtKind = 17
 	RingtraceRtKindRT_SENDMSG_CALL   RingtraceRtKind = 18
 	RingtraceRtKindRT_FRAME_SHORT    RingtraceRtKind = 19
+	RingtraceRtKindRT_XMIT_PAIR      RingtraceRtKind = 20
 )
 
 type RingtraceRtLimit uint32
@@ -315,6 +316,10 @@ type RingtraceSkbState struct {
 	TsStartXmit uint64
 	Idx         uint32
 	Ino         uint32
+	XsSndbuf    int32
+	XsWmem      int32
+	XsPending   int32
+	XsHeld      uint32
 }
 
 type RingtraceSockState struct {
