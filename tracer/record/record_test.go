@@ -115,13 +115,24 @@ func writeRecording(t *testing.T, evs []event.Event) []byte {
 // writeRecordingTrailer ends the recording with tr when it is not nil.
 func writeRecordingTrailer(t *testing.T, evs []event.Event, tr *record.Trailer) []byte {
 	t.Helper()
+	raw := make([][]byte, len(evs))
+	for i, e := range evs {
+		raw[i] = event.Encode(e)
+	}
+	return writeRaw(t, raw, tr)
+}
+
+// writeRaw writes records as they are (full or short) into a recording,
+// ended with tr when it is not nil.
+func writeRaw(t *testing.T, records [][]byte, tr *record.Trailer) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range evs {
-		if err := w.Write(event.Encode(e)); err != nil {
+	for _, b := range records {
+		if err := w.Write(b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -285,21 +296,8 @@ func TestShortRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(event.Encode(enter)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(short); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := record.NewReader(bytes.NewReader(buf.Bytes()))
+	rec := writeRaw(t, [][]byte{event.Encode(enter), short}, nil)
+	r, err := record.NewReader(bytes.NewReader(rec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,8 +316,8 @@ func TestShortRecordRoundTrip(t *testing.T) {
 		e2.Sk != e1.Sk || e2.Sk == sk || e2.Skb == skb || e2.Skb == 0 {
 		t.Errorf("read back %+v after %+v", e2, e1)
 	}
-	odd := bytes.Replace(buf.Bytes(), []byte(`"short_record_size":80`), []byte(`"short_record_size":88`), 1)
-	if bytes.Equal(odd, buf.Bytes()) {
+	odd := bytes.Replace(rec, []byte(`"short_record_size":80`), []byte(`"short_record_size":88`), 1)
+	if bytes.Equal(odd, rec) {
 		t.Fatal("no short_record_size in the header")
 	}
 	if _, err := record.NewReader(bytes.NewReader(odd)); !errors.Is(err, record.ErrFormat) {
@@ -337,20 +335,8 @@ func TestXmitPairRecord(t *testing.T) {
 		A: [3]uint64{0, 100 | 1<<32, 4096}, SndBuf: 4096, Wmem: 0, Pending: 0, Old: event.Unknown, New: event.Unknown}
 	done := event.Event{Kind: event.FrameState, TS: 1700, Sk: sk, Skb: skb, TID: 7, Frame: 2, Old: event.Sending,
 		New: event.Available, SndBuf: -1, Wmem: -1, Pending: -1}
-	var buf bytes.Buffer
-	w, err := record.NewWriter(&buf, record.Header{Tool: "test"}, record.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range []event.Event{done, pair} { // the pair arrives last: it is written at the return
-		if err := w.Write(event.Encode(e)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := record.NewReader(bytes.NewReader(buf.Bytes()))
+	// The pair arrives last: it is written at the driver's return.
+	r, err := record.NewReader(bytes.NewReader(writeRecording(t, []event.Event{done, pair})))
 	if err != nil {
 		t.Fatal(err)
 	}
