@@ -111,8 +111,29 @@ static __always_inline int skb_frame(struct sk_buff *skb, struct sock **skp, __u
 	return 1;
 }
 
-/* remember_skb caches skb -> frame (for later events of this skb) and, the
- * first time a frame is seen, frame address -> index. */
+/*
+ * remember_ph caches frame address -> index the first time a frame is seen,
+ * for the completion hooks that find a frame by address when it is not the
+ * one they predict (on destructor kernels the skb's free has moved the
+ * guess on by the time the destructor runs), and which skb carries it now
+ * (0: none cached in skbs).
+ */
+static __always_inline void remember_ph(__u64 skb, struct sock *sk, __u32 ino, __u64 ph, __u32 idx, __u64 pg_vec)
+{
+	struct ph_state *known = bpf_map_lookup_elem(&ph2idx, &ph);
+
+	if (known && known->sk == (__u64)sk && known->ino == ino && known->idx == idx && known->pg_vec == pg_vec) {
+		if (known->skb != skb)
+			known->skb = skb;
+	} else if (pg_vec) {
+		struct ph_state ps = { .sk = (__u64)sk, .ino = ino, .pg_vec = pg_vec, .skb = skb, .idx = idx };
+
+		bpf_map_update_elem(&ph2idx, &ph, &ps, BPF_ANY);
+	}
+}
+
+/* remember_skb caches skb -> frame (for later events of this skb), and the
+ * frame's address (remember_ph). */
 static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, __u32 ino, __u64 ph, __u32 idx,
 					 __u64 darg, __u64 pg_vec)
 {
@@ -121,19 +142,12 @@ static __always_inline void remember_skb(struct sk_buff *skb, struct sock *sk, _
 	 * attached, narrows it. */
 	struct skb_state st = { .sk = (__u64)sk, .ino = ino, .ph = ph, .idx = idx, .darg = darg,
 				.ts_start_xmit = bpf_ktime_get_ns() };
-	struct ph_state *known = bpf_map_lookup_elem(&ph2idx, &ph);
 
 	if (!skbs_used)
 		skbs_used = 1;
 	if (bpf_map_update_elem(&skbs, &key, &st, BPF_ANY))
 		count(&overflow, OVF_SKBS);
-	if (known && known->sk == (__u64)sk && known->ino == ino && known->idx == idx && known->pg_vec == pg_vec) {
-		known->skb = key;
-	} else if (pg_vec) {
-		struct ph_state ps = { .sk = (__u64)sk, .ino = ino, .pg_vec = pg_vec, .skb = key, .idx = idx };
-
-		bpf_map_update_elem(&ph2idx, &ph, &ps, BPF_ANY);
-	}
+	remember_ph(key, sk, ino, ph, idx, pg_vec);
 }
 
 /*

@@ -32,6 +32,8 @@ static __always_inline void xmit_entry(struct sk_buff *skb, __u8 hook, int use_l
 		return;
 	if (cfg.skb_cache)
 		remember_skb(skb, sk, (__u32)ss->ino, ph, idx, darg, r.pg_vec);
+	else
+		remember_ph(0, sk, (__u32)ss->ino, ph, idx, r.pg_vec);
 	c = current_call((__u64)sk);
 	if (c) {
 		c->in_xmit = 1;
