@@ -99,26 +99,22 @@ struct ubuf_info___ops {
  */
 static __always_inline struct tpacket_uarg *tpacket_uarg_of(struct skb_shared_info *sh, __u64 complete_addr)
 {
-	__u32 flags_off = bpf_core_field_offset(struct skb_shared_info, flags);
-	__u32 arg_off = bpf_core_field_offset(struct skb_shared_info, destructor_arg);
 	struct ubuf_info___ops *ub;
-	__u64 w[6] = {}, arg;
-	__u8 flags;
+	__u64 arg;
 
+	/*
+	 * Before 5.13 skb_shared_info has no flags: its relocation fails and
+	 * the loader poisons the instruction, which must stay behind this
+	 * test. A probe read keeps it there; a bpf_core_field_offset() value
+	 * (tried, to read flags and destructor_arg in one probe read) was
+	 * hoisted above it by clang, and the holders iterator no longer
+	 * loaded on 5.10.
+	 */
 	if (!complete_addr)
 		return NULL;
-	/* flags and destructor_arg in one probe read where both are in the
-	 * first 48 bytes (every uarg kernel so far: 0 and 40), else two. */
-	if (flags_off == 0 && arg_off % 8 == 0 && arg_off <= sizeof(w) - 8) {
-		bpf_probe_read_kernel(w, sizeof(w), sh);
-		flags = (__u8)w[0]; /* little endian: the first byte */
-		arg = w[arg_off / 8];
-	} else {
-		flags = BPF_CORE_READ(sh, flags);
-		arg = (__u64)BPF_CORE_READ(sh, destructor_arg);
-	}
-	if ((flags & RT_ZEROCOPY_FRAG) != RT_ZEROCOPY_FRAG)
+	if ((BPF_CORE_READ(sh, flags) & RT_ZEROCOPY_FRAG) != RT_ZEROCOPY_FRAG)
 		return NULL;
+	arg = (__u64)BPF_CORE_READ(sh, destructor_arg);
 	if (!arg || (arg & 1))
 		return NULL;
 	ub = (void *)arg;
