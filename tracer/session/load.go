@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -69,13 +70,8 @@ func rtConfig(p *plan.Plan, f Filter, events uint32) (bpftypes.RingtraceRtConfig
 // writes the record, is attached.
 func withXmitPairs(p *plan.Plan, events uint32) uint32 {
 	const both = 1<<uint(event.XmitStart) | 1<<uint(event.XmitDone)
-	if events&both != both {
-		return events
-	}
-	for _, a := range p.Attach {
-		if a.Program == "tp_net_dev_xmit" {
-			return events | 1<<uint(event.XmitPair)
-		}
+	if events&both == both && slices.Contains(p.Programs(), "tp_net_dev_xmit") {
+		return events | 1<<uint(event.XmitPair)
 	}
 	return events
 }
