@@ -22,6 +22,7 @@
  *   state.bpf.h        configuration, bpf2go anchors, maps and the state they hold
  *   output.bpf.h       struct rt_event: reserve, fill, submit; loss counters
  *   ring.bpf.h         TX ring geometry, frame addresses and statuses, frame index
+ *   slots.bpf.h        where a frame's entry lives: a socket's range of an array, or a hash
  *   socks.bpf.h        which sockets are traced, their state, the call in progress
  *   frames.bpf.h       SEND_REQUEST -> SENDING -> AVAILABLE, each claimed once
  *   frontier.bpf.h     --detail calls: frames counted by ring head and a completion frontier
@@ -45,6 +46,7 @@
 #include "ringtrace/state.bpf.h"
 #include "ringtrace/output.bpf.h"
 #include "ringtrace/ring.bpf.h"
+#include "ringtrace/slots.bpf.h"
 #include "ringtrace/socks.bpf.h"
 #include "ringtrace/frames.bpf.h"
 #include "ringtrace/frontier.bpf.h"

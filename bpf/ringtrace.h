@@ -250,6 +250,9 @@ struct rt_config {
 	__u8 hook_class; /* enum rt_hook of the frame hooks */
 	__u8 claims; /* the kernel has BPF atomic cmpxchg (5.12+): rt_frame.busy is flipped with it */
 	__u8 skb_cache; /* xmit hooks cache skb -> frame (skbs): something reads it (skb events, completions read at a free) */
+	/* frame entries in the frame_slots array: its size (a power of two), 0: the frames hash only (kernels
+	 * without bpf_loop or cmpxchg, --detail calls) */
+	__u32 frame_slots;
 	char filter_comm[RT_COMM_LEN];
 	char filter_ifname[RT_IFNAME_LEN];
 	struct rt_stack_range stack_ranges[RT_STACK_RANGES];
@@ -282,6 +285,13 @@ struct rt_frame {
 	 * ring scan that read the status it wrote, on two CPUs, both see the
 	 * frame SENDING, and only the one that flips busy reports it. */
 	__u64 busy;
+};
+
+/* A socket that is gone, in the graves map until the sweep has deleted its frame entries. */
+struct rt_grave {
+	__u64 slots; /* its range of frame_slots (sock_state.slots), returned after the clean-up; 0: none */
+	__u32 n; /* its ring's frames */
+	__u32 pad;
 };
 
 /* What a sweep request from user space names (rt_sweep.kind). */

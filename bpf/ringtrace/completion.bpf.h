@@ -280,9 +280,10 @@ static __always_inline void skb_freed(struct sk_buff *skb, int is_kfree, __u64 r
 	 * kfree (right after the status write) reports it exactly. */
 	if (!cfg.uarg_via_kfree) {
 		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx, .ino = st->ino };
-		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+		struct rt_frame *f;
 
 		ss = ss_of((struct sock *)st->sk, NULL);
+		f = frame_find(ss_slots(ss), &k);
 		if (f && ss && f->state == RT_ST_SENDING && (frame_status(st->ph, ss->off) & 7) == RT_ST_AVAILABLE)
 			to_available((struct sock *)st->sk, ss, st->idx, st->ph, key, RT_BOUNDED, f->ts_seen,
 				     RT_C_ORPHANED, RT_H_TRACEPOINT, 0, NULL);

@@ -97,9 +97,20 @@ static __always_inline struct rt_frame *frame_entry(struct sock_state *ss, __u64
 {
 	__u32 ino = ss ? (__u32)ss->ino : 0;
 	struct rt_frame_key k = { .sk = sk, .idx = idx, .ino = ino };
-	struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
 	struct rt_frame init = {};
+	struct rt_frame *f;
 
+	init.ph = ph;
+	init.sock_ino = ino;
+	init.state = RT_ST_UNKNOWN;
+	if (in_slots(ss_slots(ss), idx)) {
+		f = frame_slot(ss_slots(ss), idx);
+		/* Free, or an earlier owner's: this socket's now. */
+		if (f && f->sock_ino != ino)
+			*f = init;
+		return f;
+	}
+	f = bpf_map_lookup_elem(&frames, &k);
 	if (f) {
 		/* An entry left by an earlier socket at this address. */
 		if (f->sock_ino != ino) {
@@ -110,9 +121,6 @@ static __always_inline struct rt_frame *frame_entry(struct sock_state *ss, __u64
 		}
 		return f;
 	}
-	init.ph = ph;
-	init.sock_ino = ino;
-	init.state = RT_ST_UNKNOWN;
 	if (bpf_map_update_elem(&frames, &k, &init, BPF_NOEXIST) && !bpf_map_lookup_elem(&frames, &k)) {
 		count(&overflow, OVF_FRAMES);
 		return NULL;
@@ -262,38 +270,6 @@ static __always_inline void to_sending(struct sock *sk, struct sock_state *ss, _
 	if (!emit_frame_short(sk, ss, c, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev, 0,
 			      0))
 		emit_frame(sk, ss, idx, skb, RT_ST_SEND_REQUEST, RT_ST_SENDING, prec, ts_lo, cause, hook, dev);
-}
-
-/* gt_shift is (v > c) << sh without a branch, for v - c < 2^63: the
- * subtraction's sign bit. */
-#define gt_shift(v, c, sh) ((((__u64)(c) - (v)) >> 63) << (sh))
-
-/*
- * log2_u64 is floor(log2(v)), 0 for 0 (BPF has no count-leading-zeros),
- * for v < 2^63 (a duration in ns). Without branches: with a compare per
- * step the verifier walks each of the 32 paths through the whole rest of
- * the program, which made the summary's sweep 95 k instructions to verify.
- */
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u64 r, sh;
-
-	sh = gt_shift(v, 0xffffffffULL, 5);
-	v >>= sh;
-	r = sh;
-	sh = gt_shift(v, 0xffff, 4);
-	v >>= sh;
-	r |= sh;
-	sh = gt_shift(v, 0xff, 3);
-	v >>= sh;
-	r |= sh;
-	sh = gt_shift(v, 0xf, 2);
-	v >>= sh;
-	r |= sh;
-	sh = gt_shift(v, 0x3, 1);
-	v >>= sh;
-	r |= sh;
-	return (__u32)(r | (v >> 1));
 }
 
 /* agg_completion counts a completion in the socket's aggregates. */

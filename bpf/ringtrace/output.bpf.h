@@ -23,14 +23,15 @@ static __always_inline void count(void *map, __u32 key)
 volatile __u64 gone_count;
 volatile __u64 gone_cleaned;
 
-/* bury leaves a gone socket's frame entries to the sweep. */
+/* bury leaves a gone socket's frame entries, and its slot range, to the
+ * sweep. */
 static __always_inline void bury(__u64 sk, struct sock_state *ss)
 {
 	struct rt_agg_key k = { .sk = sk, .ino = ss->ino };
-	__u32 n = ss->n;
+	struct rt_grave g = { .slots = ss->slots, .n = ss->n };
 
 	__sync_fetch_and_add(&gone_count, 1);
-	if (n && bpf_map_update_elem(&graves, &k, &n, BPF_ANY))
+	if ((g.n || g.slots) && bpf_map_update_elem(&graves, &k, &g, BPF_ANY))
 		count(&overflow, OVF_SOCKS);
 }
 

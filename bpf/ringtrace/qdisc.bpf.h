@@ -139,7 +139,7 @@ int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 	}
 	if (st->sk) {
 		struct rt_frame_key k = { .sk = st->sk, .idx = st->idx, .ino = st->ino };
-		struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+		struct rt_frame *f = frame_find(sk_slots(st->sk), &k);
 
 		if (f)
 			f->ts_seen = bpf_ktime_get_ns();

@@ -206,6 +206,7 @@ struct taken_ctx {
 	struct sock *sk;
 	struct ring r;
 	__u64 ts_enter;
+	__u64 slots; /* the socket's range (sock_state.slots) */
 	__u32 from;
 	__u32 count;
 	__u32 seq;
@@ -226,7 +227,7 @@ static __always_inline long taken_cb_body(__u32 i, void *data)
 	k.idx = c->from + i;
 	if (k.idx >= c->r.n)
 		k.idx -= c->r.n;
-	f = bpf_map_lookup_elem(&frames, &k);
+	f = frame_find(c->slots, &k);
 	if (f && f->call_seq == c->seq && f->state != RT_ST_UNKNOWN)
 		return 0; /* seen in this call */
 	ph = frame_addr(&c->r, k.idx);
@@ -259,6 +260,7 @@ static long taken_cb(__u32 i, void *data)
 struct missed_ctx {
 	struct sock *sk;
 	struct ring r;
+	__u64 slots; /* the socket's range (sock_state.slots) */
 	__s32 want; /* completions still unaccounted for */
 	__u32 from; /* the call's first frame */
 	__u32 count; /* frames it took */
@@ -278,7 +280,7 @@ static long missed_cb(__u32 i, void *data)
 	k.idx = c->from + i;
 	if (k.idx >= c->r.n)
 		k.idx -= c->r.n;
-	f = bpf_map_lookup_elem(&frames, &k);
+	f = frame_find(c->slots, &k);
 	if (!f || f->state != RT_ST_SENDING)
 		return 0;
 	ph = frame_addr(&c->r, k.idx);

@@ -267,6 +267,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		t.count = taken;
 		t.seq = c->seq;
 		t.ino = (__u32)ss->ino;
+		t.slots = ss->slots;
 		t.hook = hook;
 		if (use_loop) {
 			bpf_loop(cfg.max_scan, taken_cb, &t, 0);
@@ -295,6 +296,7 @@ static __always_inline void call_return(__s64 ret, __u8 hook, int use_loop)
 		m.from = c->head_entry;
 		m.count = taken;
 		m.ino = (__u32)ss->ino;
+		m.slots = ss->slots;
 		m.hook = hook;
 		bpf_loop(cfg.max_scan, missed_cb, &m, 0);
 	}

@@ -115,8 +115,14 @@ static __always_inline struct sock_state *sock_lookup_ino(struct sock *sk, int f
 		if (!dev || !str16_eq(name, cfg.filter_ifname))
 			init.tracked = 0;
 	}
-	if (bpf_map_update_elem(&socks, &key, &init, BPF_NOEXIST) && !bpf_map_lookup_elem(&socks, &key))
-		count(&overflow, OVF_SOCKS);
+	if (init.tracked)
+		init.slots = slots_alloc((struct packet_sock *)sk);
+	if (bpf_map_update_elem(&socks, &key, &init, BPF_NOEXIST)) {
+		/* Another CPU started it first (or the map is full). */
+		slots_free(init.slots);
+		if (!bpf_map_lookup_elem(&socks, &key))
+			count(&overflow, OVF_SOCKS);
+	}
 	ss = bpf_map_lookup_elem(&socks, &key);
 	if (ss && ss->tracked)
 		return ss;

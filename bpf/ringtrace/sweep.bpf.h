@@ -64,6 +64,7 @@ static __always_inline void sweep_frame(const struct rt_frame_key *k, struct rt_
  */
 struct sweep_walk {
 	__u64 sk;
+	__u64 slots;
 	__u32 ino;
 	__s32 want; /* SENDING entries still to visit */
 	__u32 sending;
@@ -92,7 +93,7 @@ static long sweep_idx(__u32 i, struct sweep_walk *w)
 	k.idx = w->start + i;
 	if (k.idx >= w->n)
 		k.idx -= w->n;
-	f = bpf_map_lookup_elem(&frames, &k);
+	f = frame_find(w->slots, &k);
 	/* Entries of an earlier socket at this address are not counted. */
 	if (!f || f->state != RT_ST_SENDING || f->sock_ino != w->ino)
 		return 0;
@@ -102,16 +103,18 @@ static long sweep_idx(__u32 i, struct sweep_walk *w)
 	return 0;
 }
 
-/* gc_idx deletes one frame entry of a socket that is gone. */
+/* gc_idx deletes (frees, in a slot range) one frame entry of a socket that
+ * is gone. */
 struct gc_ctx {
 	__u64 sk;
+	__u64 slots;
 	__u32 ino;
 };
 
 static long gc_idx(__u32 i, struct gc_ctx *g)
 {
 	struct rt_frame_key k = { .sk = g->sk, .idx = i, .ino = g->ino };
-	struct rt_frame *f = bpf_map_lookup_elem(&frames, &k);
+	struct rt_frame *f = frame_find(g->slots, &k);
 	struct ph_state *ps;
 	__u64 ph;
 
@@ -121,7 +124,10 @@ static long gc_idx(__u32 i, struct gc_ctx *g)
 	ps = bpf_map_lookup_elem(&ph2idx, &ph);
 	if (ps && ps->sk == g->sk && ps->ino == g->ino)
 		bpf_map_delete_elem(&ph2idx, &ph);
-	bpf_map_delete_elem(&frames, &k);
+	if (in_slots(g->slots, i))
+		f->sock_ino = 0;
+	else
+		bpf_map_delete_elem(&frames, &k);
 	return 0;
 }
 
@@ -183,12 +189,14 @@ static __always_inline void sock_gone(__u64 sk, struct sock_state *ss)
 	bpf_map_delete_elem(&socks, &sk);
 }
 
-/* dig deletes a buried socket's frame entries. */
-static long dig(void *map, const struct rt_agg_key *k, __u32 *n, void *unused)
+/* dig deletes a buried socket's frame entries, then returns its slot
+ * range. */
+static long dig(void *map, const struct rt_agg_key *k, struct rt_grave *gr, void *unused)
 {
-	struct gc_ctx g = { .sk = k->sk, .ino = (__u32)k->ino };
+	struct gc_ctx g = { .sk = k->sk, .slots = gr->slots, .ino = (__u32)k->ino };
 
-	bpf_loop(*n, gc_idx, &g, 0);
+	bpf_loop(gr->n, gc_idx, &g, 0);
+	slots_free(gr->slots);
 	bpf_map_delete_elem(map, k);
 	return 0;
 }
@@ -210,6 +218,7 @@ static long sweep_sock(void *map, const __u64 *sk, struct sock_state *ss, struct
 	if (!ss->tracked || ss->map_sending <= 0 || !ss->n)
 		return 0;
 	w->sk = *sk;
+	w->slots = ss->slots;
 	w->ino = (__u32)ss->ino;
 	w->want = ss->map_sending;
 	w->n = ss->n;
@@ -275,7 +284,7 @@ static __always_inline long sweep_one(__u32 i, struct rt_sweep *req)
 			sock_gone(k.sk, ss);
 		return 0;
 	}
-	f = bpf_map_lookup_elem(&frames, &k);
+	f = frame_find(sk_slots(k.sk), &k);
 	if (f)
 		sweep_frame(&k, f);
 	return 0;

@@ -11,5 +11,5 @@
 // anything under bpf/.
 package bpfobj
 
-//go:generate go tool bpf2go -tags linux -target amd64,arm64 -output-stem ringtrace -type rt_event -type rt_frame_short -type rt_short_flag -type rt_scan -type rt_kind -type rt_state -type rt_prec -type rt_cause -type rt_wait -type rt_hook -type rt_sock_agg -type rt_agg_key -type rt_sweep_kind -type rt_limit -type sock_state Ringtrace ../../bpf/ringtrace.bpf.c -- -I../../bpf -I../../bpf/headers -O2 -g -Wall -Werror
+//go:generate go tool bpf2go -tags linux -target amd64,arm64 -output-stem ringtrace -type rt_event -type rt_frame_short -type rt_short_flag -type rt_scan -type rt_kind -type rt_state -type rt_prec -type rt_cause -type rt_wait -type rt_hook -type rt_sock_agg -type rt_agg_key -type rt_sweep_kind -type rt_grave -type rt_limit -type sock_state Ringtrace ../../bpf/ringtrace.bpf.c -- -I../../bpf -I../../bpf/headers -O2 -g -Wall -Werror
 //go:generate go run ./internal/typesplit -types bpftypes ringtrace_x86_bpfel.go ringtrace_arm64_bpfel.go

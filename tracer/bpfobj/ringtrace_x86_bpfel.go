@@ -22,7 +22,9 @@ const (
 	RingtraceMapCpuTasks                       = "cpu_tasks"
 	RingtraceMapEvents                         = "events"
 	RingtraceMapFlatScan                       = "flat_scan"
+	RingtraceMapFrameSlots                     = "frame_slots"
 	RingtraceMapFrames                         = "frames"
+	RingtraceMapFreeSlots                      = "free_slots"
 	RingtraceMapGraves                         = "graves"
 	RingtraceMapLost                           = "lost"
 	RingtraceMapOverflow                       = "overflow"
@@ -91,6 +93,7 @@ const (
 	RingtraceVarRtFrameAnchor                  = "__rt_frame_anchor"
 	RingtraceVarRtFrameKeyAnchor               = "__rt_frame_key_anchor"
 	RingtraceVarRtFrameShortAnchor             = "__rt_frame_short_anchor"
+	RingtraceVarRtGraveAnchor                  = "__rt_grave_anchor"
 	RingtraceVarRtHookAnchor                   = "__rt_hook_anchor"
 	RingtraceVarRtKindAnchor                   = "__rt_kind_anchor"
 	RingtraceVarRtLimitAnchor                  = "__rt_limit_anchor"
@@ -105,6 +108,7 @@ const (
 	RingtraceVarGoneCleaned                    = "gone_cleaned"
 	RingtraceVarGoneCount                      = "gone_count"
 	RingtraceVarSkbsUsed                       = "skbs_used"
+	RingtraceVarSlotsNext                      = "slots_next"
 )
 
 // LoadRingtrace returns the embedded CollectionSpec for Ringtrace.
@@ -210,21 +214,23 @@ type RingtraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RingtraceMapSpecs struct {
-	AggZero   *ebpf.MapSpec `ebpf:"agg_zero"`
-	Aggs      *ebpf.MapSpec `ebpf:"aggs"`
-	Calls     *ebpf.MapSpec `ebpf:"calls"`
-	CpuTasks  *ebpf.MapSpec `ebpf:"cpu_tasks"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	FlatScan  *ebpf.MapSpec `ebpf:"flat_scan"`
-	Frames    *ebpf.MapSpec `ebpf:"frames"`
-	Graves    *ebpf.MapSpec `ebpf:"graves"`
-	Lost      *ebpf.MapSpec `ebpf:"lost"`
-	Overflow  *ebpf.MapSpec `ebpf:"overflow"`
-	Ph2idx    *ebpf.MapSpec `ebpf:"ph2idx"`
-	Skbs      *ebpf.MapSpec `ebpf:"skbs"`
-	Socks     *ebpf.MapSpec `ebpf:"socks"`
-	SoftirqTs *ebpf.MapSpec `ebpf:"softirq_ts"`
-	SweepReq  *ebpf.MapSpec `ebpf:"sweep_req"`
+	AggZero    *ebpf.MapSpec `ebpf:"agg_zero"`
+	Aggs       *ebpf.MapSpec `ebpf:"aggs"`
+	Calls      *ebpf.MapSpec `ebpf:"calls"`
+	CpuTasks   *ebpf.MapSpec `ebpf:"cpu_tasks"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	FlatScan   *ebpf.MapSpec `ebpf:"flat_scan"`
+	FrameSlots *ebpf.MapSpec `ebpf:"frame_slots"`
+	Frames     *ebpf.MapSpec `ebpf:"frames"`
+	FreeSlots  *ebpf.MapSpec `ebpf:"free_slots"`
+	Graves     *ebpf.MapSpec `ebpf:"graves"`
+	Lost       *ebpf.MapSpec `ebpf:"lost"`
+	Overflow   *ebpf.MapSpec `ebpf:"overflow"`
+	Ph2idx     *ebpf.MapSpec `ebpf:"ph2idx"`
+	Skbs       *ebpf.MapSpec `ebpf:"skbs"`
+	Socks      *ebpf.MapSpec `ebpf:"socks"`
+	SoftirqTs  *ebpf.MapSpec `ebpf:"softirq_ts"`
+	SweepReq   *ebpf.MapSpec `ebpf:"sweep_req"`
 }
 
 // RingtraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -236,6 +242,7 @@ type RingtraceVariableSpecs struct {
 	RtFrameAnchor      *ebpf.VariableSpec `ebpf:"__rt_frame_anchor"`
 	RtFrameKeyAnchor   *ebpf.VariableSpec `ebpf:"__rt_frame_key_anchor"`
 	RtFrameShortAnchor *ebpf.VariableSpec `ebpf:"__rt_frame_short_anchor"`
+	RtGraveAnchor      *ebpf.VariableSpec `ebpf:"__rt_grave_anchor"`
 	RtHookAnchor       *ebpf.VariableSpec `ebpf:"__rt_hook_anchor"`
 	RtKindAnchor       *ebpf.VariableSpec `ebpf:"__rt_kind_anchor"`
 	RtLimitAnchor      *ebpf.VariableSpec `ebpf:"__rt_limit_anchor"`
@@ -250,6 +257,7 @@ type RingtraceVariableSpecs struct {
 	GoneCleaned        *ebpf.VariableSpec `ebpf:"gone_cleaned"`
 	GoneCount          *ebpf.VariableSpec `ebpf:"gone_count"`
 	SkbsUsed           *ebpf.VariableSpec `ebpf:"skbs_used"`
+	SlotsNext          *ebpf.VariableSpec `ebpf:"slots_next"`
 }
 
 // RingtraceObjects contains all objects after they have been loaded into the kernel.
@@ -272,21 +280,23 @@ func (o *RingtraceObjects) Close() error {
 //
 // It can be passed to LoadRingtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RingtraceMaps struct {
-	AggZero   *ebpf.Map `ebpf:"agg_zero"`
-	Aggs      *ebpf.Map `ebpf:"aggs"`
-	Calls     *ebpf.Map `ebpf:"calls"`
-	CpuTasks  *ebpf.Map `ebpf:"cpu_tasks"`
-	Events    *ebpf.Map `ebpf:"events"`
-	FlatScan  *ebpf.Map `ebpf:"flat_scan"`
-	Frames    *ebpf.Map `ebpf:"frames"`
-	Graves    *ebpf.Map `ebpf:"graves"`
-	Lost      *ebpf.Map `ebpf:"lost"`
-	Overflow  *ebpf.Map `ebpf:"overflow"`
-	Ph2idx    *ebpf.Map `ebpf:"ph2idx"`
-	Skbs      *ebpf.Map `ebpf:"skbs"`
-	Socks     *ebpf.Map `ebpf:"socks"`
-	SoftirqTs *ebpf.Map `ebpf:"softirq_ts"`
-	SweepReq  *ebpf.Map `ebpf:"sweep_req"`
+	AggZero    *ebpf.Map `ebpf:"agg_zero"`
+	Aggs       *ebpf.Map `ebpf:"aggs"`
+	Calls      *ebpf.Map `ebpf:"calls"`
+	CpuTasks   *ebpf.Map `ebpf:"cpu_tasks"`
+	Events     *ebpf.Map `ebpf:"events"`
+	FlatScan   *ebpf.Map `ebpf:"flat_scan"`
+	FrameSlots *ebpf.Map `ebpf:"frame_slots"`
+	Frames     *ebpf.Map `ebpf:"frames"`
+	FreeSlots  *ebpf.Map `ebpf:"free_slots"`
+	Graves     *ebpf.Map `ebpf:"graves"`
+	Lost       *ebpf.Map `ebpf:"lost"`
+	Overflow   *ebpf.Map `ebpf:"overflow"`
+	Ph2idx     *ebpf.Map `ebpf:"ph2idx"`
+	Skbs       *ebpf.Map `ebpf:"skbs"`
+	Socks      *ebpf.Map `ebpf:"socks"`
+	SoftirqTs  *ebpf.Map `ebpf:"softirq_ts"`
+	SweepReq   *ebpf.Map `ebpf:"sweep_req"`
 }
 
 func (m *RingtraceMaps) Close() error {
@@ -297,7 +307,9 @@ func (m *RingtraceMaps) Close() error {
 		m.CpuTasks,
 		m.Events,
 		m.FlatScan,
+		m.FrameSlots,
 		m.Frames,
+		m.FreeSlots,
 		m.Graves,
 		m.Lost,
 		m.Overflow,
@@ -318,6 +330,7 @@ type RingtraceVariables struct {
 	RtFrameAnchor      *ebpf.Variable `ebpf:"__rt_frame_anchor"`
 	RtFrameKeyAnchor   *ebpf.Variable `ebpf:"__rt_frame_key_anchor"`
 	RtFrameShortAnchor *ebpf.Variable `ebpf:"__rt_frame_short_anchor"`
+	RtGraveAnchor      *ebpf.Variable `ebpf:"__rt_grave_anchor"`
 	RtHookAnchor       *ebpf.Variable `ebpf:"__rt_hook_anchor"`
 	RtKindAnchor       *ebpf.Variable `ebpf:"__rt_kind_anchor"`
 	RtLimitAnchor      *ebpf.Variable `ebpf:"__rt_limit_anchor"`
@@ -332,6 +345,7 @@ type RingtraceVariables struct {
 	GoneCleaned        *ebpf.Variable `ebpf:"gone_cleaned"`
 	GoneCount          *ebpf.Variable `ebpf:"gone_count"`
 	SkbsUsed           *ebpf.Variable `ebpf:"skbs_used"`
+	SlotsNext          *ebpf.Variable `ebpf:"slots_next"`
 }
 
 // RingtracePrograms contains all programs after they have been loaded into the kernel.

@@ -114,6 +114,27 @@ func (s *Session) StillSending() ([]Sending, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read frame states: %w", err)
 	}
+	// And those in the sockets' ranges of frame_slots.
+	var sk uint64
+	var ss bpftypes.RingtraceSockState
+	sit := s.objs.maps["socks"].Iterate()
+	for sit.Next(&sk, &ss) {
+		if ss.Slots == 0 || ss.MapSending <= 0 {
+			continue
+		}
+		key := SockKey{sk, uint32(ss.Ino)}
+		err := s.slotFrames(ss, func(idx uint32, f *bpftypes.RingtraceRtFrame) {
+			if event.State(f.State) == event.Sending {
+				out = append(out, Sending{Sock: key, Frame: idx, Since: f.TsSending})
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := sit.Err(); err != nil {
+		return nil, fmt.Errorf("read socket states: %w", err)
+	}
 	return out, nil
 }
 

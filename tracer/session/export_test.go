@@ -2,8 +2,11 @@ package session
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/ringtrace/ringtrace/tracer/bpfobj"
 	"github.com/ringtrace/ringtrace/tracer/bpfobj/bpftypes"
@@ -28,47 +31,179 @@ func (s *Session) ForgetCompletion(sk, since uint64, taken int) (uint32, bool, e
 // ForgetCompletionFrom is ForgetCompletion of a frame whose index is from
 // or more.
 func (s *Session) ForgetCompletionFrom(sk, since uint64, taken int, from uint32) (uint32, bool, error) {
-	frames, socks := s.objs.maps["frames"], s.objs.maps["socks"]
-	var (
-		k, pick bpftypes.RingtraceRtFrameKey
-		f, pf   bpftypes.RingtraceRtFrame
-		seen    int
-		found   bool
-		it      = frames.Iterate()
-	)
-	for it.Next(&k, &f) {
-		if k.Sk != sk {
-			continue
-		}
-		st := event.State(f.State)
-		if st == event.Sending || st == event.Available {
-			seen++
-		}
-		if !found && st == event.Available && f.TsSeen > since && k.Idx >= from {
-			pick, pf, found = k, f, true
-		}
-	}
-	if err := it.Err(); err != nil || !found || seen < taken {
-		return 0, false, err
-	}
+	socks := s.objs.maps["socks"]
 	var ss bpftypes.RingtraceSockState
 	if err := socks.Lookup(sk, &ss); err != nil {
 		return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
 	}
-	pf.State, pf.Busy = uint8(event.Sending), 1 // busy: the claim a completion takes
-	if err := frames.Update(pick, pf, 0); err != nil {
-		return 0, false, fmt.Errorf("frame %d: %w", pick.Idx, err)
+	entries, err := s.frameEntries(sk, ss)
+	if err != nil {
+		return 0, false, err
+	}
+	var (
+		pick  frameEntry
+		seen  int
+		found bool
+	)
+	for _, e := range entries {
+		st := event.State(e.val.State)
+		if st == event.Sending || st == event.Available {
+			seen++
+		}
+		if !found && st == event.Available && e.val.TsSeen > since && e.key.Idx >= from {
+			pick, found = e, true
+		}
+	}
+	if !found || seen < taken {
+		return 0, false, nil
+	}
+	pick.val.State, pick.val.Busy = uint8(event.Sending), 1 // busy: the claim a completion takes
+	if err := s.putFrame(pick); err != nil {
+		return 0, false, fmt.Errorf("frame %d: %w", pick.key.Idx, err)
 	}
 	ss.Pending++
 	ss.MapSending++
 	if err := socks.Update(sk, ss, 0); err != nil {
 		return 0, false, fmt.Errorf("socket %#x: %w", sk, err)
 	}
-	return pick.Idx, true, nil
+	return pick.key.Idx, true, nil
+}
+
+// frameEntry is one frame entry of the BPF side: in the socket's range of
+// the frame_slots array (inSlots, at slot) or in the frames hash.
+type frameEntry struct {
+	key     bpftypes.RingtraceRtFrameKey
+	val     bpftypes.RingtraceRtFrame
+	inSlots bool
+	slot    uint32
+}
+
+// frameEntries lists the frame entries of socket sk, whose state is ss.
+func (s *Session) frameEntries(sk uint64, ss bpftypes.RingtraceSockState) ([]frameEntry, error) {
+	var out []frameEntry
+	base, _ := slotRange(ss.Slots)
+	err := s.slotFrames(ss, func(i uint32, f *bpftypes.RingtraceRtFrame) {
+		out = append(out, frameEntry{key: bpftypes.RingtraceRtFrameKey{Sk: sk, Idx: i, Ino: uint32(ss.Ino)}, val: *f, inSlots: true, slot: base + i})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var f bpftypes.RingtraceRtFrame
+	var k bpftypes.RingtraceRtFrameKey
+	it := s.objs.maps["frames"].Iterate()
+	for it.Next(&k, &f) {
+		if k.Sk == sk && uint64(k.Ino) == ss.Ino {
+			out = append(out, frameEntry{key: k, val: f})
+		}
+	}
+	return out, it.Err()
+}
+
+// putFrame writes a frame entry back where it lives.
+func (s *Session) putFrame(e frameEntry) error {
+	if e.inSlots {
+		return s.objs.maps["frame_slots"].Update(e.slot, e.val, 0)
+	}
+	return s.objs.maps["frames"].Update(e.key, e.val, 0)
+}
+
+// SlotRange is slotRange.
+func SlotRange(slots uint64) (base, span uint32) { return slotRange(slots) }
+
+// FrameEntries counts socket sk's frame entries by state, in its slot
+// range and in the frames hash.
+func (s *Session) FrameEntries(sk uint64) (inSlots, inHash map[event.State]int, err error) {
+	ss, err := s.SockState(sk)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries, err := s.frameEntries(sk, ss)
+	inSlots, inHash = map[event.State]int{}, map[event.State]int{}
+	for _, e := range entries {
+		if e.inSlots {
+			inSlots[event.State(e.val.State)]++
+		} else {
+			inHash[event.State(e.val.State)]++
+		}
+	}
+	return inSlots, inHash, err
+}
+
+// FrameSlots is the size of the session's frame_slots array
+// (rt_config.frame_slots): 0 where frame entries are in the frames hash.
+func (s *Session) FrameSlots() uint32 { return frameSlots(s.o.Plan, s.o.MaxFrames) }
+
+// FrameSlotsInUse is how many slots the sockets' ranges hold: those taken
+// from the array (the BPF global slots_next) less those in free ranges
+// (free_slots, popped and pushed back in order).
+func (s *Session) FrameSlotsInUse() (int, error) {
+	next, err := s.global("slots_next", 8)
+	if err != nil {
+		return 0, err
+	}
+	q := s.objs.maps["free_slots"]
+	var free []uint64
+	for {
+		var v uint64
+		if err := q.LookupAndDelete(nil, &v); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				break
+			}
+			return 0, fmt.Errorf("pop free_slots: %w", err)
+		}
+		free = append(free, v)
+	}
+	inUse := int(next)
+	for _, v := range free {
+		_, span := SlotRange(v)
+		inUse -= int(span)
+		if err := q.Update(nil, v, ebpf.UpdateAny); err != nil {
+			return 0, fmt.Errorf("push free_slots: %w", err)
+		}
+	}
+	return inUse, nil
+}
+
+// global reads a BPF global of size bytes (4 or 8) from its section's map.
+func (s *Session) global(name string, size int) (uint64, error) {
+	spec, err := bpfobj.LoadRingtrace()
+	if err != nil {
+		return 0, err
+	}
+	v := spec.Variables[name]
+	if v == nil {
+		return 0, fmt.Errorf("the BPF object has no %s", name)
+	}
+	m := s.objs.maps[v.SectionName]
+	if m == nil {
+		return 0, fmt.Errorf("no map %s", v.SectionName)
+	}
+	buf := make([]byte, m.ValueSize())
+	if err := m.Lookup(uint32(0), buf); err != nil {
+		return 0, fmt.Errorf("read %s: %w", v.SectionName, err)
+	}
+	if size == 4 {
+		return uint64(binary.NativeEndian.Uint32(buf[v.Offset:])), nil
+	}
+	return binary.NativeEndian.Uint64(buf[v.Offset:]), nil
 }
 
 // Sweep runs one sweep now.
 func (s *Session) Sweep() (int, error) { return s.sw.run(nil) }
+
+// SockByIno finds the address of the socket the BPF side tracks whose inode
+// is ino.
+func (s *Session) SockByIno(ino uint64) (uint64, bool) {
+	var sk uint64
+	var ss bpftypes.RingtraceSockState
+	it := s.objs.maps["socks"].Iterate()
+	for it.Next(&sk, &ss) {
+		if ss.Ino == ino {
+			return sk, true
+		}
+	}
+	return 0, false
+}
 
 // SockState returns the BPF side's state of socket sk.
 func (s *Session) SockState(sk uint64) (bpftypes.RingtraceSockState, error) {
@@ -128,16 +263,12 @@ func (s *Session) DescribeSockets() []string {
 	it := s.objs.maps["socks"].Iterate()
 	for it.Next(&sk, &ss) {
 		states := map[uint8]int{}
-		var k bpftypes.RingtraceRtFrameKey
-		var f bpftypes.RingtraceRtFrame
-		fit := s.objs.maps["frames"].Iterate()
-		for fit.Next(&k, &f) {
-			if k.Sk == sk && uint64(k.Ino) == ss.Ino {
-				states[f.State]++
-			}
+		entries, err := s.frameEntries(sk, ss)
+		for _, e := range entries {
+			states[e.val.State]++
 		}
-		out = append(out, fmt.Sprintf("socket %#x ino %d pid %d tracked %d n %d map_sending %d pending %d gone_ts %d: frame states %v",
-			sk, ss.Ino, ss.Pid, ss.Tracked, ss.N, ss.MapSending, ss.Pending, ss.GoneTs, states))
+		out = append(out, fmt.Sprintf("socket %#x ino %d pid %d tracked %d n %d slots %#x map_sending %d pending %d gone_ts %d: frame states %v (%v)",
+			sk, ss.Ino, ss.Pid, ss.Tracked, ss.N, ss.Slots, ss.MapSending, ss.Pending, ss.GoneTs, states, err))
 	}
 	var tid uint32
 	var c bpftypes.RingtraceCallState
@@ -191,21 +322,6 @@ func (r *runner) ResetStats() { r.s.stats = Stats{PerKind: map[event.Kind]uint64
 // BPF global skbs_used).
 func (s *Session) SkbCache() (on, used bool, err error) {
 	on = needSkbCache(s.o.Plan.Config, EventMask(s.o.Kinds))
-	spec, err := bpfobj.LoadRingtrace()
-	if err != nil {
-		return on, false, err
-	}
-	v := spec.Variables["skbs_used"]
-	if v == nil {
-		return on, false, fmt.Errorf("the BPF object has no skbs_used")
-	}
-	m := s.objs.maps[v.SectionName]
-	if m == nil {
-		return on, false, fmt.Errorf("no map %s", v.SectionName)
-	}
-	buf := make([]byte, m.ValueSize())
-	if err := m.Lookup(uint32(0), buf); err != nil {
-		return on, false, fmt.Errorf("read %s: %w", v.SectionName, err)
-	}
-	return on, binary.NativeEndian.Uint32(buf[v.Offset:]) != 0, nil
+	v, err := s.global("skbs_used", 4)
+	return on, v != 0, err
 }

@@ -31,6 +31,14 @@ type sockUse struct {
 // the socket.
 func sendAndClose(t *testing.T, l *lab.Lab, v txring.Version, n, frameSize int) sockUse {
 	t.Helper()
+	r, u := openAndSend(t, l, v, n, frameSize)
+	r.Close()
+	return u
+}
+
+// openAndSend is sendAndClose leaving the socket open.
+func openAndSend(t *testing.T, l *lab.Lab, v txring.Version, n, frameSize int) (*txring.Ring, sockUse) {
+	t.Helper()
 	block := 4096
 	if frameSize > block {
 		block = frameSize
@@ -44,7 +52,12 @@ func sendAndClose(t *testing.T, l *lab.Lab, v txring.Version, n, frameSize int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	ok := false
+	defer func() {
+		if !ok {
+			r.Close()
+		}
+	}()
 	var st unix.Stat_t
 	if err := unix.Fstat(r.FD(), &st); err != nil {
 		t.Fatal(err)
@@ -60,7 +73,8 @@ func sendAndClose(t *testing.T, l *lab.Lab, v txring.Version, n, frameSize int) 
 	if c := r.WaitAvailable(time.Second); c.Available != frames {
 		t.Fatalf("%v: ring %v after the send", v, c)
 	}
-	return sockUse{ino: st.Ino, frames: n}
+	ok = true
+	return r, sockUse{ino: st.Ino, frames: n}
 }
 
 // perSocket counts each socket's SENDING and AVAILABLE events, by inode.
@@ -248,6 +262,77 @@ func socketChurn(t *testing.T, lacking string) {
 	}
 }
 
+// TestFrameSlots: where the kernel has bpf_loop and cmpxchg, a socket's
+// frame entries live in its own range of the frame_slots array, not in the
+// frames hash, and a closed socket's range is taken again. 12 sockets one
+// after the other need 64, 128 or 4 slots each of a 256-slot array: each
+// must get a range, hold all its frames there, and give it back once
+// closed; every frame of each is followed.
+func TestFrameSlots(t *testing.T) {
+	l := newLab(t)
+	o := options(t, plan.Auto)
+	o.MaxFrames = 256
+	tr := startTracerWith(t, o)
+	if tr.sess.FrameSlots() == 0 {
+		t.Skip("frame entries stay in the frames hash on this kernel (no bpf_loop or cmpxchg); TestSocketChurn follows them")
+	}
+	var uses []sockUse
+	bases := map[uint32]int{}
+	for i := 0; i < 12; i++ {
+		n := []int{64, 100, 3}[i%3]
+		r, u := openAndSend(t, l, txring.V2, n, 2048)
+		uses = append(uses, u)
+		sk, ok := tr.sess.SockByIno(u.ino)
+		if !ok {
+			r.Close()
+			t.Fatalf("socket %d (inode %d) has no state", i, u.ino)
+		}
+		ss, err := tr.sess.SockState(sk)
+		if err != nil {
+			r.Close()
+			t.Fatal(err)
+		}
+		base, span := session.SlotRange(ss.Slots)
+		inSlots, inHash, err := tr.sess.FrameEntries(sk)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if span < uint32(n) || span >= 2*uint32(n) && span > 1 {
+			t.Errorf("socket %d (%d frames): slot range %d+%d, want the smallest power of two that holds them", i, n, base, span)
+		}
+		if inSlots[event.Available] != n || len(inSlots) != 1 || len(inHash) != 0 {
+			t.Errorf("socket %d (%d frames sent): entries by state in its slots %v, in the frames hash %v; want %d AVAILABLE in slots only",
+				i, n, inSlots, inHash, n)
+		}
+		bases[base]++
+		// The sweep finds it closed, deletes its entries and returns
+		// its range.
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			used, err := tr.sess.FrameSlotsInUse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if used == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("socket %d closed 3 s ago: %d slots still taken", i, used)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	evs := tr.stop(t)
+	sending, avail, _ := perSocket(evs)
+	for i, u := range uses {
+		if sending[u.ino] != u.frames || avail[u.ino] != u.frames {
+			t.Errorf("socket %d (inode %d): %d SENDING, %d AVAILABLE; want %d each", i, u.ino, sending[u.ino], avail[u.ino], u.frames)
+		}
+	}
+	t.Logf("12 sockets in %d slot ranges: %v (first slot: sockets)", len(bases), bases)
+}
+
 // mapsEmpty waits until the tracer holds no state of any socket: sockets,
 // frames, calls in progress (a live thread's idle call entry is its own),
 // and (where the kernel deletes them itself, with bpf_loop) the
@@ -271,6 +356,16 @@ func mapsEmpty(t *testing.T, tr *tracer, within time.Duration) {
 			}
 			if c > 0 {
 				left[n] = c
+			}
+		}
+		if tr.sess.FrameSlots() > 0 {
+			// Every range of frame_slots returned.
+			c, err := tr.sess.FrameSlotsInUse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c > 0 {
+				left["frame_slots"] = c
 			}
 		}
 		if len(left) == 0 {

@@ -176,13 +176,19 @@ func load(p *plan.Plan, kernelBTF *btf.Spec, cfg bpftypes.RingtraceRtConfig, rin
 	if !p.Config.Claims {
 		withoutAtomics(spec)
 	}
+	if p.Config.CallsOnly {
+		// Frame entries are made only for a WRONG_FORMAT frame at head.
+		maxFrames = min(maxFrames, 4096)
+	}
+	cfg.FrameSlots = frameSlots(p, maxFrames)
 	if err := spec.Variables["cfg"].Set(cfg); err != nil {
 		return nil, fmt.Errorf("set rt_config: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = ringSize
-	if p.Config.CallsOnly {
-		// Frame entries are made only for a WRONG_FORMAT frame at head.
-		maxFrames = min(maxFrames, 4096)
+	spec.Maps["frame_slots"].MaxEntries = max(cfg.FrameSlots, 1)
+	if cfg.FrameSlots > 0 {
+		// User space reads a socket's range from the array's memory.
+		spec.Maps["frame_slots"].Flags |= unix.BPF_F_MMAPABLE
 	}
 	spec.Maps["frames"].MaxEntries = maxFrames
 	spec.Maps["ph2idx"].MaxEntries = maxFrames

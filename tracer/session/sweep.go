@@ -54,11 +54,12 @@ func (w *sweeper) checkSockets(socks []event.FrameRef) error {
 // (no bpf_loop).
 func (w *sweeper) dig() error {
 	var k bpftypes.RingtraceRtAggKey
-	var n uint32
+	var g bpftypes.RingtraceRtGrave
 	var dead []bpftypes.RingtraceRtAggKey
 	it := w.graves.Iterate()
-	for it.Next(&k, &n) {
-		if err := w.deleteFrames(k.Sk, uint32(k.Ino), n); err != nil {
+	for it.Next(&k, &g) {
+		// Without bpf_loop no socket has a slot range (g.Slots is 0).
+		if err := w.deleteFrames(k.Sk, uint32(k.Ino), g.N); err != nil {
 			return err
 		}
 		dead = append(dead, k)

@@ -109,8 +109,10 @@ type RingtraceRtConfig struct {
 	HookClass        uint8
 	Claims           uint8
 	SkbCache         uint8
+	FrameSlots       uint32
 	FilterComm       [16]int8
 	FilterIfname     [16]int8
+	_                [4]byte
 	StackRanges      [16]struct {
 		_      structs.HostLayout
 		Start  uint64
@@ -193,6 +195,13 @@ type RingtraceRtFrameShort struct {
 	Cause     uint8
 	Hook      uint8
 	Flags     uint8
+}
+
+type RingtraceRtGrave struct {
+	_     structs.HostLayout
+	Slots uint64
+	N     uint32
+	Pad   uint32
 }
 
 type RingtraceRtHook uint32
@@ -350,4 +359,5 @@ type RingtraceSockState struct {
 	DoneTotal    uint64
 	FrontierBase uint32
 	Pad2         uint32
+	Slots        uint64
 }
