@@ -212,9 +212,31 @@ func (t *Trace) Start(ctx context.Context, s Sinks) error {
 	}
 	if r.watch != nil {
 		r.stop = append(r.stop, r.watch.Start(ctx, stuckTick(s.StuckAfter)))
+		go warnIteratorLoad(ctx, t.walker, s.Log)
 	}
 	t.run = r
 	return nil
+}
+
+// iteratorLoad is the stuck-frame iterator's load, as warnIteratorLoad
+// waits for it (a *walk.Loader).
+type iteratorLoad interface {
+	Ready() <-chan struct{}
+	Loaded() (time.Duration, error)
+}
+
+// warnIteratorLoad says, as soon as the stuck-frame iterator's load has
+// failed, that stuck frames will be reported without their holders: else
+// only the first stuck frame's walk would show it, perhaps never.
+func warnIteratorLoad(ctx context.Context, l iteratorLoad, w io.Writer) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-l.Ready():
+	}
+	if _, err := l.Loaded(); err != nil {
+		fmt.Fprintf(w, "ringtrace: WARNING: the stuck-frame iterator did not load, stuck frames will be reported without who holds them: %v\n", err)
+	}
 }
 
 // Done is closed when the started trace has ended by itself (its context
