@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -53,13 +52,16 @@ func (s *Session) slotFrames(ss bpftypes.RingtraceSockState, fn func(idx uint32,
 	if _, err := mem.ReadAt(buf, int64(base)*int64(size)); err != nil {
 		return fmt.Errorf("read slots %d+%d: %w", base, span, err)
 	}
-	var f bpftypes.RingtraceRtFrame
-	for i := range span {
-		if err := binary.Read(bytes.NewReader(buf[i*size:(i+1)*size]), binary.NativeEndian, &f); err != nil {
-			return fmt.Errorf("decode slot %d: %w", base+i, err)
-		}
-		if uint64(f.SockIno) == ss.Ino&0xffffffff {
-			fn(i, &f)
+	frames := make([]bpftypes.RingtraceRtFrame, span)
+	if n := binary.Size(frames[0]); n != int(size) {
+		return fmt.Errorf("frame_slots holds %d-byte slots, struct rt_frame decodes %d bytes", size, n)
+	}
+	if _, err := binary.Decode(buf, binary.NativeEndian, frames); err != nil {
+		return fmt.Errorf("decode slots %d+%d: %w", base, span, err)
+	}
+	for i := range frames {
+		if uint64(frames[i].SockIno) == ss.Ino&0xffffffff {
+			fn(uint32(i), &frames[i])
 		}
 	}
 	return nil
